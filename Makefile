@@ -1,0 +1,36 @@
+# oxport — the two commands a user needs are `make demo` and `make test`; each sets up .venv with
+# the pinned environment and builds oxport first.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.installed
+BUILD   := build
+JOBS    ?= 2
+
+.PHONY: demo test build ctest pytest clean
+
+$(STAMP): requirements.txt
+	python3 -m venv .venv
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	touch $(STAMP)
+
+# The extension, installed editable-free into .venv so that imports see the compiled module.
+build: $(STAMP)
+	$(PIP) install --quiet --no-build-isolation --no-deps .
+
+demo: build
+	$(PY) demo/demo.py
+
+# The C core alone, under AddressSanitizer and UndefinedBehaviorSanitizer.
+ctest: $(STAMP)
+	PATH=$(CURDIR)/.venv/bin:$$PATH cmake -S . -B $(BUILD)/asan -G Ninja -DOX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	PATH=$(CURDIR)/.venv/bin:$$PATH cmake --build $(BUILD)/asan -j $(JOBS)
+	cd $(BUILD)/asan && PATH=$(CURDIR)/.venv/bin:$$PATH ctest --output-on-failure -j $(JOBS)
+
+pytest: build
+	$(PY) -m pytest -q
+
+test: ctest pytest
+
+clean:
+	rm -rf $(BUILD) .venv

@@ -1,0 +1,136 @@
+"""oxport.export: the entry point, with torch.onnx.export's arguments (dynamo=True path)."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch.export import ExportedProgram
+
+from . import _core
+from ._capture import capture, decompose, needs_decomposition
+from ._errors import LoweringError, OnnxExporterError, UnsupportedOpError, format_unsupported
+from ._program import ONNXProgram
+from ._walk import walk
+
+DEFAULT_OPSET = 20
+MIN_OPSET, MAX_OPSET = 18, 24
+
+try:
+    from importlib.metadata import version as _version
+    _VERSION = _version("oxport")
+except Exception:  # not installed as a distribution (e.g. running from a source tree)
+    _VERSION = "0.1.0"
+
+
+class _Stages:
+    """Times each stage and prints `[oxport] <stage> <seconds> s` unless quiet."""
+
+    def __init__(self, verbose: bool):
+        self.verbose = verbose
+        self.timings: dict[str, float] = {}
+
+    def run(self, stage: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        result = fn(*args, **kwargs)
+        dt = time.perf_counter() - t0
+        self.timings[stage] = self.timings.get(stage, 0.0) + dt
+        if self.verbose:
+            print(f"[oxport] {stage} {dt:.2f} s", file=sys.stderr, flush=True)
+        return result
+
+
+def _check_arguments(model, args, kwargs, f, input_names, output_names, opset_version, dynamo):
+    """Bad arguments fail here, before any capture, naming the argument."""
+    if dynamo is not True:
+        raise ValueError("dynamo=False: oxport exports through TorchDynamo (torch.export) only; "
+                         "pass dynamo=True or leave it out, or use torch.onnx.export for TorchScript")
+    if not isinstance(model, (torch.nn.Module, ExportedProgram)):
+        raise TypeError(f"model must be a torch.nn.Module or a torch.export.ExportedProgram, "
+                        f"got {type(model).__name__}")
+    if isinstance(args, torch.Tensor):
+        args = (args,)
+    elif isinstance(args, list):
+        args = tuple(args)
+    elif not isinstance(args, tuple):
+        raise TypeError(f"args must be a tuple of inputs or a single tensor, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs must be a dict, got {type(kwargs).__name__}")
+    if f is not None and not isinstance(f, (str, os.PathLike)):
+        raise TypeError(f"f must be a file path, got {type(f).__name__}")
+    for arg_name, names in (("input_names", input_names), ("output_names", output_names)):
+        if names is None:
+            continue
+        if isinstance(names, str) or not isinstance(names, Sequence) \
+                or not all(isinstance(n, str) and n for n in names):
+            raise TypeError(f"{arg_name} must be a list of non-empty strings, got {names!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{arg_name} holds a name twice: {list(names)}")
+    if isinstance(opset_version, bool) or not isinstance(opset_version, int):
+        raise TypeError(f"opset_version must be an int, got {type(opset_version).__name__}")
+    if not MIN_OPSET <= opset_version <= MAX_OPSET:
+        raise ValueError(f"opset_version={opset_version} is not supported: oxport emits opsets "
+                         f"{MIN_OPSET} to {MAX_OPSET}")
+    return args, dict(kwargs or {})
+
+
+def export(
+    model: torch.nn.Module | ExportedProgram,
+    args: tuple[Any, ...] | torch.Tensor = (),
+    f: str | os.PathLike | None = None,
+    *,
+    kwargs: dict[str, Any] | None = None,
+    export_params: bool = True,
+    verbose: bool | None = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    opset_version: int | None = None,
+    dynamo: bool = True,
+    external_data: bool = True,
+    optimize: bool = True,
+    keep_initializers_as_inputs: bool = False,
+) -> ONNXProgram:
+    """Export `model` to ONNX. Takes the arguments of torch.onnx.export(..., dynamo=True).
+
+    Returns an ONNXProgram; when `f` is given the model is also saved there (weights as external
+    data when `external_data` is true, as torch.onnx does). `export_params=False` saves without
+    weights. `verbose=False` silences the per-stage progress lines.
+    """
+    opset = DEFAULT_OPSET if opset_version is None else opset_version
+    args, kwargs = _check_arguments(model, args, kwargs, f, input_names, output_names, opset, dynamo)
+    stages = _Stages(verbose is not False)
+
+    ep, strategy = stages.run("capture", capture, model, args, kwargs)
+    if needs_decomposition(ep, opset):
+        ep = stages.run("decompose", decompose, ep, opset)
+    walked = stages.run("walk", walk, ep, list(input_names) if input_names is not None else None)
+
+    names = None
+    if output_names is not None:
+        if len(output_names) > len(walked.outputs):
+            raise ValueError(f"output_names has {len(output_names)} names but the model has "
+                             f"{len(walked.outputs)} outputs")
+        names = list(output_names) + [None] * (len(walked.outputs) - len(output_names))
+    metadata = {"pkg.oxport.version": _VERSION, "pkg.torch.version": torch.__version__}
+    try:
+        graph = stages.run("lower", _core.lower, opset, walked.inputs, walked.initializers, walked.nodes,
+                           walked.outputs, names, walked.nvalues, metadata)
+    except _core.UnsupportedError as e:
+        items = e.args[1] if len(e.args) > 1 else []
+        raise UnsupportedOpError(format_unsupported(items), items) from None
+    except _core.LoweringError as e:
+        raise LoweringError(str(e)) from None
+    except _core.Error as e:
+        raise OnnxExporterError(str(e)) from None
+
+    program = ONNXProgram(graph, ep, input_names=walked.input_names, capture_strategy=strategy)
+    if optimize:
+        stages.run("optimize", program.optimize)
+    if f is not None:
+        stages.run("save", program.save, f, include_initializers=export_params,
+                   keep_initializers_as_inputs=keep_initializers_as_inputs,
+                   external_data=external_data)
+    program.timings = stages.timings
+    return program

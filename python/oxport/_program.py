@@ -1,0 +1,131 @@
+"""ONNXProgram: the exported model, as torch.onnx.ONNXProgram presents it."""
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils import _pytree
+
+_LARGE_MODEL = 2 * 1024**3   # protobuf's limit: larger models must use external data
+
+
+def _ort_session_initializer(model: str | bytes):
+    """The default session: ONNX Runtime on the CPU, errors only in its log."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class ONNXProgram:
+    """An ONNX model that can be called with torch tensors.
+
+    Mirrors torch.onnx.ONNXProgram: `model_proto`, `optimize()`, `save()`, calling runs ONNX
+    Runtime, `release()` drops the session. The graph lives in the C core (`_graph`).
+    """
+
+    def __init__(self, graph, exported_program, *, input_names: Sequence[str], capture_strategy: str,
+                 timings: dict | None = None):
+        self._graph = graph
+        self.exported_program = exported_program
+        self.capture_strategy = capture_strategy
+        self.timings = dict(timings or {})
+        self._input_names = list(input_names)
+        self._proto = None
+        self._inference_session = None
+        self._tempdir = None
+
+    # ---- the model ----
+
+    @property
+    def model_proto(self):
+        """The model as an onnx.ModelProto (parsed from the core's bytes; cached)."""
+        if self._proto is None:
+            import onnx
+
+            if self._graph.stats()["initializer_bytes"] > _LARGE_MODEL:
+                raise ValueError("the model is over 2 GB, beyond what a ModelProto can hold; "
+                                 "use save(..., external_data=True)")
+            self._proto = onnx.load_from_string(self._graph.serialize())
+        return self._proto
+
+    def _changed(self):
+        self._proto = None
+        self.release()
+
+    def optimize(self) -> None:
+        """Optimize the graph in place, in the C core."""
+        self.pass_stats = self._graph.optimize()
+        self._changed()
+
+    def save(self, destination: str | os.PathLike, *, include_initializers: bool = True,
+             keep_initializers_as_inputs: bool = False, external_data: bool | None = None) -> None:
+        """Save the model to `destination`, atomically (a failed save leaves the old file).
+
+        Weights go to one `<file name>.data` file beside the model when `external_data` is true,
+        or when it is None and the weights exceed 2 GB. The four initializer modes are those of
+        torch.onnx.ONNXProgram.save.
+        """
+        if not isinstance(destination, (str, os.PathLike)):
+            raise TypeError(f"save: destination must be a path, got {type(destination).__name__}")
+        path = os.fspath(destination)
+        if external_data is None:
+            external_data = (include_initializers
+                             and self._graph.stats()["initializer_bytes"] > _LARGE_MODEL)
+        self._graph.save(path=path, include_initializers=bool(include_initializers),
+                         keep_initializers_as_inputs=bool(keep_initializers_as_inputs),
+                         external_data=bool(external_data),
+                         data_location=os.path.basename(path) + ".data" if external_data else None)
+
+    # ---- running ----
+
+    def initialize_inference_session(self, initializer: Callable = _ort_session_initializer) -> None:
+        """Create the ONNX Runtime session with `initializer(model)`, model being bytes, or a
+        path when the model is over 2 GB."""
+        self.release()
+        if self._graph.stats()["initializer_bytes"] > _LARGE_MODEL:
+            import tempfile
+
+            self._tempdir = tempfile.TemporaryDirectory(prefix="oxport-")
+            path = os.path.join(self._tempdir.name, "model.onnx")
+            self.save(path, external_data=True)
+            self._inference_session = initializer(path)
+        else:
+            self._inference_session = initializer(self._graph.serialize())
+
+    def __call__(self, *args, **kwargs) -> tuple[torch.Tensor, ...]:
+        """Run the model in ONNX Runtime with the arguments the torch model takes."""
+        if self._inference_session is None:
+            self.initialize_inference_session()
+        flat = [a for a in _pytree.tree_leaves((args, kwargs)) if a is not None]
+        tensors = [a for a in flat if isinstance(a, torch.Tensor)]
+        if len(tensors) != len(self._input_names):
+            raise ValueError(f"the model takes {len(self._input_names)} tensor inputs "
+                             f"({', '.join(self._input_names)}), got {len(tensors)}")
+        feeds = {name: _to_numpy(t) for name, t in zip(self._input_names, tensors)}
+        outputs = self._inference_session.run(None, feeds)
+        return tuple(torch.from_numpy(np.ascontiguousarray(o)) for o in outputs)
+
+    def release(self) -> None:
+        """Drop the ONNX Runtime session and any temporary files it needed."""
+        self._inference_session = None
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def __repr__(self) -> str:
+        s = self._graph.stats()
+        return (f"ONNXProgram(opset={s['opset']}, nodes={s['nodes']}, "
+                f"initializers={s['initializers']}, inputs={self._input_names})")
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        # numpy has no bfloat16: ONNX Runtime reads the raw bits through ml_dtypes-free uint16.
+        raise TypeError("bfloat16 inputs are not supported by the numpy path of ONNX Runtime")
+    return t.contiguous().numpy()
+

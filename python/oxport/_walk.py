@@ -1,0 +1,256 @@
+"""One walk over the FX graph of an ExportedProgram, producing what oxport._core.lower takes.
+
+Every FX value gets an integer id: user inputs first, then weights, then node outputs. Arguments
+are put in schema order with defaults filled in, so the C lowering reads them by position. Nothing
+here decides which ONNX ops a torch op becomes; that is the C core's job.
+"""
+from __future__ import annotations
+
+import operator
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind, OutputKind
+
+from . import _core
+from ._dtypes import TORCH_TO_ONNX, onnx_dtype
+
+_INT64 = TORCH_TO_ONNX[torch.int64]
+_DROPPED = (torch.device, torch.layout, torch.memory_format)
+
+
+@dataclass
+class Walked:
+    """The arguments of _core.lower, plus what the Python side keeps for ONNXProgram."""
+    inputs: list = field(default_factory=list)        # (id, name, dtype, shape)
+    initializers: list = field(default_factory=list)  # (id, name, dtype, dims, ptr, nbytes, owner)
+    nodes: list = field(default_factory=list)         # (target, name, where, args, ids, metas)
+    outputs: list = field(default_factory=list)       # ids
+    output_names: list = field(default_factory=list)  # FX names of the outputs
+    nvalues: int = 0
+    input_names: list = field(default_factory=list)
+    input_dtypes: list = field(default_factory=list)  # torch dtypes of the ONNX inputs, in order
+    fake_weights: list = field(default_factory=list)  # names of weights with no data
+    dropped_mutations: list = field(default_factory=list)
+
+
+def target_name(target) -> str:
+    """"aten::addmm.default" for OpOverloads; a readable name for anything else."""
+    schema = getattr(target, "_schema", None)
+    if schema is not None:
+        return f"{schema.name}.{target._overloadname or 'default'}"
+    if isinstance(target, torch._ops.HigherOrderOperator):
+        return f"higher_order::{target.name()}"
+    module = getattr(target, "__module__", None) or "python"
+    return f"{module}::{getattr(target, '__name__', repr(target))}"
+
+
+def _shape(shape) -> tuple:
+    return tuple(d if isinstance(d, int) else (int(d) if _is_static(d) else str(d)) for d in shape)
+
+
+def _is_static(d) -> bool:
+    try:
+        return d.node.is_constant() if isinstance(d, torch.SymInt) else True
+    except Exception:
+        return False
+
+
+def _meta(val, where: str):
+    """(onnx dtype, shape) of one FX value; (None, None) when it is not a tensor or number."""
+    if isinstance(val, torch.Tensor):
+        return (onnx_dtype(val.dtype, where), _shape(val.shape))
+    if isinstance(val, (torch.SymInt, int)) and not isinstance(val, bool):
+        return (_INT64, ())
+    if isinstance(val, (torch.SymBool, bool)):
+        return (TORCH_TO_ONNX[torch.bool], ())
+    if isinstance(val, (torch.SymFloat, float)):
+        return (TORCH_TO_ONNX[torch.float32], ())
+    return (None, None)
+
+
+def _where(node) -> str | None:
+    """The module path and source line an FX node came from: "attn.qkv (Linear), model.py:31"."""
+    parts = []
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        path, cls = list(stack.values())[-1]
+        path = path.removeprefix("L['self'].").removeprefix("L__self__.")
+        cls_name = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1]
+        parts.append(f"{path} ({cls_name})" if path else cls_name)
+    trace = node.meta.get("stack_trace")
+    if trace:
+        for line in reversed(trace.strip().splitlines()):
+            line = line.strip()
+            if line.startswith("File "):
+                try:
+                    file_part, line_part = line.split(", line ", 1)
+                    fname = file_part[6:-1].rsplit("/", 1)[-1]
+                    parts.append(f"{fname}:{line_part.split(',', 1)[0]}")
+                except ValueError:
+                    pass
+                break
+    return ", ".join(parts) or None
+
+
+class _Schemas:
+    """Per-overload argument lists, looked up once per target."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def get(self, target):
+        spec = self._cache.get(target)
+        if spec is None:
+            args = target._schema.arguments
+            spec = [(a.name, a.kwarg_only, a.has_default_value(), a.default_value if a.has_default_value() else None)
+                    for a in args]
+            self._cache[target] = spec
+        return spec
+
+
+def walk(ep: ExportedProgram, input_names: list[str] | None = None) -> Walked:
+    w = Walked()
+    sig = ep.graph_signature
+    graph = ep.graph_module.graph
+    ids: dict = {}        # fx.Node -> id, or a tuple of ids for multi-output nodes
+    literals: dict = {}   # fx.Node -> Python value, for non-tensor user inputs torch specialized
+    refs: list = []
+
+    def new_id() -> int:
+        i = w.nvalues
+        w.nvalues += 1
+        refs.append(_core.Ref(i))
+        return i
+
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    specs = sig.input_specs
+    if len(specs) != len(placeholders):
+        raise RuntimeError("exported program: input specs do not match the graph placeholders")
+
+    user = [(n, s) for n, s in zip(placeholders, specs) if s.kind == InputKind.USER_INPUT]
+    tensor_inputs = [(n, s) for n, s in user if isinstance(n.meta.get("val"), torch.Tensor)]
+    if input_names is not None and len(input_names) > len(tensor_inputs):
+        raise ValueError(f"input_names has {len(input_names)} names but the model has "
+                         f"{len(tensor_inputs)} tensor inputs")
+    k = 0
+    for node, spec in user:
+        val = node.meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            literals[node] = val if not isinstance(val, torch.SymInt) else None
+            continue
+        name = input_names[k] if input_names is not None and k < len(input_names) else node.name
+        k += 1
+        i = new_id()
+        ids[node] = i
+        w.inputs.append((i, name, onnx_dtype(val.dtype, f"input {name}"), _shape(val.shape)))
+        w.input_names.append(name)
+        w.input_dtypes.append(val.dtype)
+
+    state = ep.state_dict
+    constants = ep.constants
+    for node, spec in zip(placeholders, specs):
+        if spec.kind == InputKind.USER_INPUT:
+            continue
+        if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+            name = spec.target
+            t = state[name] if name in state else constants.get(name)
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"weight {name}: expected a tensor, got {type(t).__name__}")
+            i = new_id()
+            ids[node] = i
+            w.initializers.append(_weight(i, name, t, w))
+        else:
+            raise NotImplementedError(f"input {node.name}: {spec.kind.name} inputs are not exported")
+
+    schemas = _Schemas()
+
+    def arg(a, where):
+        if isinstance(a, torch.fx.Node):
+            if a in literals:
+                return literals[a]
+            i = ids.get(a)
+            if i is None:
+                raise RuntimeError(f"{where}: argument {a.name} has no value")
+            if isinstance(i, tuple):
+                raise NotImplementedError(f"{where}: argument {a.name} is a tuple of values")
+            return refs[i]
+        if a is None or isinstance(a, (bool, int, float, str)):
+            return a
+        if isinstance(a, (list, tuple)):
+            return [arg(x, where) for x in a]
+        if isinstance(a, torch.dtype):
+            return onnx_dtype(a, where)
+        if isinstance(a, _DROPPED):
+            return None
+        raise TypeError(f"{where}: argument of type {type(a).__name__} cannot be exported")
+
+    for node in graph.nodes:
+        if node.op != "call_function":
+            continue
+        target = node.target
+        if target is operator.getitem:
+            src, index = node.args
+            src_ids = ids.get(src)
+            if isinstance(src_ids, tuple) and isinstance(index, int):
+                ids[node] = src_ids[index]
+                continue
+        name = node.name
+        tname = target_name(target)
+        where = _where(node)
+        if hasattr(target, "_schema"):
+            spec = schemas.get(target)
+            nargs = node.args
+            kwargs = node.kwargs
+            args = []
+            for j, (aname, kwonly, has_default, default) in enumerate(spec):
+                if not kwonly and j < len(nargs):
+                    args.append(arg(nargs[j], name))
+                elif aname in kwargs:
+                    args.append(arg(kwargs[aname], name))
+                else:
+                    args.append(arg(default, name) if has_default else None)
+        else:
+            args = [arg(a, name) for a in node.args]
+        val = node.meta.get("val")
+        if isinstance(val, (tuple, list)):
+            out_ids = tuple(new_id() for _ in val)
+            metas = [_meta(v, name) for v in val]
+            ids[node] = out_ids
+        else:
+            out_ids = (new_id(),)
+            metas = [_meta(val, name)]
+            ids[node] = out_ids[0]
+        w.nodes.append((tname, name, where, args, list(out_ids), metas))
+
+    output_node = next(n for n in reversed(graph.nodes) if n.op == "output")
+    out_args = output_node.args[0]
+    for o, spec in zip(out_args, sig.output_specs):
+        if spec.kind != OutputKind.USER_OUTPUT:
+            w.dropped_mutations.append(f"{spec.kind.name}: {spec.target}")
+            continue
+        if not isinstance(o, torch.fx.Node) or isinstance(ids.get(o), tuple) or o not in ids:
+            raise NotImplementedError(f"output {getattr(o, 'name', o)!r}: only tensor outputs are exported")
+        w.outputs.append(ids[o])
+        w.output_names.append(o.name)
+    if w.dropped_mutations:
+        warnings.warn("oxport: the model mutates state that ONNX cannot carry; dropped: "
+                      + ", ".join(w.dropped_mutations), stacklevel=3)
+    return w
+
+
+def _weight(i: int, name: str, t: torch.Tensor, w: Walked):
+    """(id, name, dtype, dims, ptr, nbytes, owner): the C core borrows the tensor's bytes."""
+    t = t.detach()
+    dtype = onnx_dtype(t.dtype, f"weight {name}")
+    dims = tuple(t.shape)
+    if isinstance(t, torch._subclasses.FakeTensor) or t.device.type == "meta":
+        w.fake_weights.append(name)
+        return (i, name, dtype, dims, 0, t.numel() * t.element_size(), None)
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if not t.is_contiguous():
+        t = t.contiguous()
+    return (i, name, dtype, dims, t.data_ptr(), t.numel() * t.element_size(), t)

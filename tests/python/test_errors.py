@@ -1,0 +1,115 @@
+"""Bad arguments fail before capture, naming the argument; unsupported ops are listed at once."""
+import pytest
+import torch
+
+import models
+import oxport
+import oxport._export
+
+
+@pytest.fixture
+def no_capture(monkeypatch):
+    """Fails the test if capture starts: argument errors must come first."""
+    def capture(*a, **k):
+        raise AssertionError("capture started before the arguments were checked")
+    monkeypatch.setattr(oxport._export, "capture", capture)
+
+
+def test_model_not_a_module(no_capture):
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        oxport.export(lambda x: x, (torch.zeros(1),))
+
+
+@pytest.mark.parametrize("args", [[1, 2], "x", 3, {"x": 1}])
+def test_args_not_tuple_or_tensor(no_capture, args):
+    model, _ = models.mlp()
+    if isinstance(args, list):
+        pytest.skip("a list is accepted as torch.onnx does (converted to a tuple)")
+    with pytest.raises(TypeError, match="args must be a tuple"):
+        oxport.export(model, args)
+
+
+@pytest.mark.parametrize("opset", [7, 17, 25])
+def test_opset_out_of_range(no_capture, opset):
+    model, args = models.mlp()
+    with pytest.raises(ValueError, match=f"opset_version={opset}"):
+        oxport.export(model, args, opset_version=opset)
+
+
+def test_opset_not_int(no_capture):
+    model, args = models.mlp()
+    with pytest.raises(TypeError, match="opset_version"):
+        oxport.export(model, args, opset_version="20")
+
+
+def test_dynamo_false(no_capture):
+    model, args = models.mlp()
+    with pytest.raises(ValueError, match="dynamo=False"):
+        oxport.export(model, args, dynamo=False)
+
+
+@pytest.mark.parametrize("kw", ["input_names", "output_names"])
+def test_names_not_strings(no_capture, kw):
+    model, args = models.mlp()
+    with pytest.raises(TypeError, match=kw):
+        oxport.export(model, args, **{kw: "x"})
+    with pytest.raises(ValueError, match=kw):
+        oxport.export(model, args, **{kw: ["a", "a"]})
+
+
+def test_single_tensor_args_accepted():
+    model, (x,) = models.mlp()
+    program = oxport.export(model, x, verbose=False)
+    torch.testing.assert_close(program(x)[0], model(x))
+
+
+def test_too_many_input_names():
+    model, args = models.mlp()
+    with pytest.raises(ValueError, match="input_names has 2 names"):
+        oxport.export(model, args, input_names=["a", "b"], verbose=False)
+
+
+@torch.library.custom_op("oxport_test::mystery", mutates_args=())
+def mystery(x: torch.Tensor) -> torch.Tensor:
+    return x.clone()
+
+
+@mystery.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("oxport_test::riddle", mutates_args=())
+def riddle(x: torch.Tensor, k: int) -> torch.Tensor:
+    return x * k
+
+
+@riddle.register_fake
+def _(x, k):
+    return torch.empty_like(x)
+
+
+class Unsupported(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        x = mystery(self.fc(x))
+        x = riddle(x, 3)
+        return mystery(x)
+
+
+def test_unsupported_ops_listed_at_once():
+    with pytest.raises(oxport.UnsupportedOpError) as info:
+        oxport.export(Unsupported(), (torch.randn(2, 4),), verbose=False)
+    err = info.value
+    assert isinstance(err, oxport.OnnxExporterError)
+    targets = {u["target"]: u for u in err.unsupported}
+    assert set(targets) == {"oxport_test::mystery.default", "oxport_test::riddle.default"}
+    assert targets["oxport_test::mystery.default"]["count"] == 2
+    assert targets["oxport_test::riddle.default"]["arg_dtypes"] == "float32, int"
+    msg = str(err)
+    assert "2 ops in the model cannot be lowered" in msg
+    assert "test_errors.py:" in msg          # the source line of the first use
+    assert "(2 uses)" in msg

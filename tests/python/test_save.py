@@ -1,0 +1,131 @@
+"""save(): the four initializer modes and external data, checked by onnx's full checker and by
+running the saved file in ONNX Runtime against eager; the writer's bytes equal onnx's."""
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import numpy_helper
+
+import oxport
+
+MODES = [(True, False), (True, True), (False, False), (False, True)]
+
+
+def _session(model_or_path):
+    arg = model_or_path if isinstance(model_or_path, str) else model_or_path.SerializeToString()
+    return ort.InferenceSession(arg, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture
+def exported(model_case):
+    name, model, args, expected = model_case
+    program = oxport.export(model, args, verbose=False)
+    return name, program, args, expected
+
+
+def _feeds(program, args):
+    return {n: a.numpy() for n, a in zip(program._input_names, args)}
+
+
+@pytest.mark.parametrize("include,keep", MODES)
+def test_save_modes(exported, tmp_path, include, keep):
+    name, program, args, expected = exported
+    path = str(tmp_path / f"{name}.onnx")
+    program.save(path, include_initializers=include, keep_initializers_as_inputs=keep)
+    weights = {t.name: numpy_helper.to_array(t) for t in program.model_proto.graph.initializer}
+    feeds = _feeds(program, args)
+    saved = onnx.load(path)
+    input_names = [i.name for i in saved.graph.input]
+    if include:
+        assert {t.name for t in saved.graph.initializer} == set(weights)
+    else:
+        assert len(saved.graph.initializer) == 0
+    assert (set(weights) <= set(input_names)) == keep
+    if not include and not keep:
+        # The documented use of this mode: initializers are attached in a post-processing step.
+        saved.graph.initializer.extend(numpy_helper.from_array(w, n) for n, w in weights.items())
+        onnx.save(saved, path)
+    if not include and keep:
+        feeds.update(weights)           # weights supplied at inference time
+    onnx.checker.check_model(path, full_check=True)
+    (actual,) = _session(path).run(None, feeds)
+    torch.testing.assert_close(torch.from_numpy(actual), expected)
+
+
+def test_external_data(exported, tmp_path):
+    name, program, args, expected = exported
+    path = str(tmp_path / f"{name}.onnx")
+    program.save(path, external_data=True)
+    data = path + ".data"
+    assert os.path.exists(data)
+    model = onnx.load(path, load_external_data=False)
+    for t in model.graph.initializer:
+        assert t.data_location == onnx.TensorProto.EXTERNAL
+        entries = {e.key: e.value for e in t.external_data}
+        assert entries["location"] == f"{name}.onnx.data"    # bare file name, relative
+    onnx.checker.check_model(path, full_check=True)
+    (actual,) = _session(path).run(None, _feeds(program, args))
+    torch.testing.assert_close(torch.from_numpy(actual), expected)
+
+
+def test_export_with_f_saves(tmp_path):
+    import models
+    model, args = models.cnn()
+    path = tmp_path / "cnn.onnx"
+    oxport.export(model, args, f=path, verbose=False)
+    # As torch.onnx: with f, weights go to external data by default.
+    assert os.path.exists(str(path) + ".data")
+    onnx.checker.check_model(str(path), full_check=True)
+    path2 = tmp_path / "cnn_inline.onnx"
+    oxport.export(model, args, f=path2, external_data=False, verbose=False)
+    assert not os.path.exists(str(path2) + ".data")
+    (actual,) = _session(str(path2)).run(None, {"images": args[0].numpy()})
+    torch.testing.assert_close(torch.from_numpy(actual), model(*args))
+
+
+@pytest.mark.parametrize("include,keep", MODES)
+def test_writer_bytes_equal_onnx_serializer(exported, include, keep):
+    """Parse the core's bytes with onnx, serialize again: the bytes are the same."""
+    _, program, _, _ = exported
+    program.optimize()
+    raw = program._graph.serialize(include_initializers=include, keep_initializers_as_inputs=keep)
+    assert onnx.load_from_string(raw).SerializeToString() == raw
+
+
+def test_saved_file_bytes_equal_onnx_serializer(exported, tmp_path):
+    _, program, _, _ = exported
+    for ext in (False, True):
+        path = str(tmp_path / f"m{ext}.onnx")
+        program.save(path, external_data=ext)
+        raw = open(path, "rb").read()
+        assert onnx.load(path, load_external_data=False).SerializeToString() == raw
+
+
+def test_failed_save_leaves_old_file(exported, tmp_path):
+    _, program, _, _ = exported
+    path = str(tmp_path / "model.onnx")
+    program.save(path)
+    before = open(path, "rb").read()
+    os.mkdir(path + ".data")        # the data file cannot be renamed into place
+    with pytest.raises(OSError):
+        program.save(path, external_data=True)
+    assert open(path, "rb").read() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.onnx", "model.onnx.data"]   # no temp files left
+
+
+def test_save_to_missing_folder(exported, tmp_path):
+    _, program, _, _ = exported
+    path = tmp_path / "no" / "such" / "dir" / "m.onnx"
+    with pytest.raises(OSError, match="no"):
+        program.save(path)
+    assert not os.path.exists(tmp_path / "no")
+
+
+def test_save_rejects_non_path(exported):
+    import io
+    _, program, _, _ = exported
+    with pytest.raises(TypeError, match="destination"):
+        program.save(io.BytesIO())
