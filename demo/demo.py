@@ -58,7 +58,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     for name, nodes, inits, size, timings, diff, verdict in rows:
-        times = " ".join(f"{timings[s]:>8.3f}s" if s in timings else f"{'-':>9}" for s in stages)
+        times = " ".join(f"{timings[s] * 1e3:>7.1f}ms" if s in timings else f"{'-':>9}" for s in stages)
         print(f"{name:<12} {nodes:>5} {inits:>5} {size:>8} B  {times}  {diff:>15.3e} {verdict}")
     print(f"\nmodels written to {opts.out}")
     return 1 if failed else 0

@@ -79,41 +79,41 @@ static uint64_t hash_str(const char *s) {
     return h;
 }
 
-static struct ox_name_entry *names_find(const ox_graph *g, const char *s) {
-    if (!g->names_cap) return NULL;
-    uint32_t mask = g->names_cap - 1;
+static struct ox_name_entry *names_find(const ox_name_table *t, const char *s) {
+    if (!t->cap) return NULL;
+    uint32_t mask = t->cap - 1;
     for (uint32_t i = (uint32_t)hash_str(s) & mask;; i = (i + 1) & mask) {
-        if (!g->names[i].name) return NULL;
-        if (strcmp(g->names[i].name, s) == 0) return &g->names[i];
+        if (!t->entries[i].name) return NULL;
+        if (strcmp(t->entries[i].name, s) == 0) return &t->entries[i];
     }
 }
 
-static struct ox_name_entry *names_insert(ox_graph *g, const char *s) {
-    if ((g->names_count + 1) * 2 > g->names_cap) {
-        uint32_t ncap = g->names_cap ? g->names_cap * 2 : 256;
+static struct ox_name_entry *names_insert(ox_graph *g, ox_name_table *t, const char *s) {
+    if ((t->count + 1) * 2 > t->cap) {
+        uint32_t ncap = t->cap ? t->cap * 2 : 256;
         struct ox_name_entry *nt = ox_arena_array(g->arena, ncap, sizeof *nt);
         if (!nt) { ox_graph_status(g); return NULL; }
-        for (uint32_t j = 0; j < g->names_cap; j++) {
-            if (!g->names[j].name) continue;
-            uint32_t k = (uint32_t)hash_str(g->names[j].name) & (ncap - 1);
+        for (uint32_t j = 0; j < t->cap; j++) {
+            if (!t->entries[j].name) continue;
+            uint32_t k = (uint32_t)hash_str(t->entries[j].name) & (ncap - 1);
             while (nt[k].name) k = (k + 1) & (ncap - 1);
-            nt[k] = g->names[j];
+            nt[k] = t->entries[j];
         }
-        g->names = nt;
-        g->names_cap = ncap;
+        t->entries = nt;
+        t->cap = ncap;
     }
-    uint32_t mask = g->names_cap - 1;
+    uint32_t mask = t->cap - 1;
     uint32_t i = (uint32_t)hash_str(s) & mask;
-    while (g->names[i].name) i = (i + 1) & mask;
-    g->names[i].name = s;
-    g->names[i].next_suffix = 1;
-    g->names_count++;
-    return &g->names[i];
+    while (t->entries[i].name) i = (i + 1) & mask;
+    t->entries[i].name = s;
+    t->entries[i].next_suffix = 1;
+    t->count++;
+    return &t->entries[i];
 }
 
-/* Interns a unique name derived from `hint`: the hint itself, else hint_1, hint_2, ... */
-static const char *unique_name(ox_graph *g, const char *hint) {
-    struct ox_name_entry *base = names_find(g, hint);
+/* Interns in t a unique name derived from `hint`: the hint itself, else hint_1, hint_2, ... */
+static const char *unique_in(ox_graph *g, ox_name_table *t, const char *hint) {
+    struct ox_name_entry *base = names_find(t, hint);
     const char *name;
     if (!base) {
         name = ox_arena_strdup(g->arena, hint);
@@ -122,12 +122,16 @@ static const char *unique_name(ox_graph *g, const char *hint) {
         for (;; k++) {
             char *buf = ox_arena_printf(g->arena, "%s_%u", hint, k);
             if (!buf) { ox_graph_status(g); return NULL; }
-            if (!names_find(g, buf)) { name = buf; break; }
+            if (!names_find(t, buf)) { name = buf; break; }
         }
         base->next_suffix = k + 1;   /* base stays valid: no insert happened since the find */
     }
-    if (!name || !names_insert(g, name)) { ox_graph_status(g); return NULL; }
+    if (!name || !names_insert(g, t, name)) { ox_graph_status(g); return NULL; }
     return name;
+}
+
+static const char *unique_name(ox_graph *g, const char *hint) {
+    return unique_in(g, &g->value_names, hint);
 }
 
 /* ---- graph ---- */
@@ -348,8 +352,8 @@ ox_node *ox_graph_add_node(ox_graph *g, const char *op_type, const char *domain,
 }
 
 int ox_node_set_name(ox_graph *g, ox_node *n, const char *name) {
-    if (!n) return ox_graph_status(g);
-    n->name = ox_arena_strdup(g->arena, name);
+    if (!n || !name) return ox_graph_status(g);
+    n->name = unique_in(g, &g->node_names, name);
     return ox_graph_status(g);
 }
 

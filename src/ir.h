@@ -121,6 +121,11 @@ struct ox_node {
     bool dead;             /* removed by a pass; dropped by ox_graph_compact */
 };
 
+typedef struct ox_name_table {
+    struct ox_name_entry *entries;
+    uint32_t cap, count;
+} ox_name_table;
+
 typedef struct ox_metadata_prop {
     const char *key, *value;
 } ox_metadata_prop;
@@ -146,9 +151,9 @@ typedef struct ox_graph {
     ox_metadata_prop *metadata;   /* model metadata_props, in order */
     uint32_t nmetadata, cap_metadata;
 
-    /* name table: every name in use, for unique naming; with each the next suffix to try */
-    struct ox_name_entry *names;
-    uint32_t names_cap, names_count;
+    /* Names in use, for unique naming: values and nodes are separate namespaces in ONNX, and
+     * ONNX Runtime refuses two nodes of the same name. */
+    ox_name_table value_names, node_names;
     uint32_t anon_counter;
 } ox_graph;
 
@@ -185,6 +190,7 @@ int64_t ox_value_numel(const ox_value *v);       /* -1 unless static */
  * NULL for omitted optional inputs. domain NULL is the default domain. */
 ox_node *ox_graph_add_node(ox_graph *g, const char *op_type, const char *domain, int ninputs,
                            ox_value *const *inputs, int noutputs);
+/* Names n; a name another node has is made unique with a suffix. */
 int ox_node_set_name(ox_graph *g, ox_node *n, const char *name);
 int ox_node_set_int(ox_graph *g, ox_node *n, const char *name, int64_t v);
 int ox_node_set_float(ox_graph *g, ox_node *n, const char *name, float v);

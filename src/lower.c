@@ -236,10 +236,14 @@ ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs
     if (stopped(L)) return NULL;
     ox_node *n = ox_graph_add_node(L->g, op_type, NULL, ninputs, inputs, noutputs);
     if (!n) return NULL;
-    /* The first node takes the FX node's name; the rest are suffixed. Node names need not be
-     * unique in ONNX, but unique ones read better in Netron and in error messages. */
-    if (L->emitted++ == 0) n->name = L->node->name;
-    else n->name = ox_arena_printf(L->g->arena, "%s_%d", L->node->name, L->emitted - 1);
+    /* The first node takes the FX node's name, the rest the name with a suffix; ONNX Runtime
+     * refuses two nodes of one name, so ox_node_set_name makes clashes unique. */
+    if (L->emitted++ == 0) ox_node_set_name(L->g, n, L->node->name);
+    else {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s_n%d", L->node->name, L->emitted - 1);
+        ox_node_set_name(L->g, n, buf);
+    }
     n->source = L->node->target;
     /* Until told otherwise an output has its first input's dtype: true of most ONNX ops. */
     ox_value *first = ninputs > 0 ? inputs[0] : NULL;

@@ -508,6 +508,9 @@ static int save_options(PyObject *kwds, ox_save_options *o, const char **path, i
     o->keep_initializers_as_inputs = keep;
     o->external_data = ext;
     o->data_location = loc;
+    /* Small tensors (shapes, axes, scalars) stay inline, as onnx's own external-data conversion
+     * does: shape inference and readers then see them without opening the data file. */
+    o->external_min_bytes = 1024;
     return 0;
 }
 

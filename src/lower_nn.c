@@ -1,0 +1,624 @@
+/*
+ * lower_nn.c — neural-network layers: linear/matmul family, convolution, normalization, pooling,
+ * embedding, activations with parameters (gelu, softmax), dropout at inference, and the two
+ * reductions the decomposed forms of these layers produce (mean.dim, any).
+ *
+ * Layers whose ONNX op needs a batch dim (Conv, MaxPool, ...) take torch's unbatched inputs too:
+ * they are unsqueezed before and squeezed after.
+ */
+#include "lower.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { MAX_SPATIAL = 3, MAX_DIMS = 64 };
+
+static ox_value *typed(ox_value *v, ox_dtype t) {
+    if (v) v->dtype = t;
+    return v;
+}
+
+static ox_value *const_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
+
+/* ox_cast, keeping x's rank and dims on the result (a Cast does not change the shape). */
+static ox_value *cast_keep(ox_lower *L, ox_value *x, ox_dtype t) {
+    ox_value *y = ox_cast(L, x, t);
+    if (y && y != x && y->rank < 0) {
+        y->rank = x->rank;
+        y->dims = x->dims;
+    }
+    return y;
+}
+
+static bool norm_dim(ox_lower *L, int64_t *d, int rank, const char *what) {
+    if (rank < 0) {
+        ox_lower_unsupported(L, "%s: the input's rank is not known", what);
+        return false;
+    }
+    int r = rank ? rank : 1;
+    if (*d < -r || *d >= r) {
+        ox_lower_fail(L, "%s %lld out of range for a rank-%d input", what, (long long)*d, rank);
+        return false;
+    }
+    if (*d < 0) *d += r;
+    return true;
+}
+
+static bool static_dim(const ox_value *v, int k, int64_t *out) {
+    if (!v || k < 0 || k >= v->rank || !v->dims || v->dims[k].param || v->dims[k].value < 0)
+        return false;
+    *out = v->dims[k].value;
+    return true;
+}
+
+/* List argument i as exactly n ints: one value is repeated (int[2] given as 3), none gives dflt. */
+static bool ints_n(ox_lower *L, int i, int n, int64_t *out, int64_t dflt, const char *what) {
+    int64_t buf[MAX_DIMS];
+    int got = ox_arg_ints(L, i, buf, MAX_DIMS);
+    if (got < 0) return false;
+    for (int k = 0; k < n; k++) out[k] = got == 0 ? dflt : got == 1 ? buf[0] : buf[k];
+    if (got > 1 && got != n) {
+        ox_lower_fail(L, "%s has %d values for %d spatial dims", what, got, n);
+        return false;
+    }
+    return true;
+}
+
+/* A tensor of `shape` filled with v in dtype t (the missing weight or bias of a norm layer). */
+static ox_value *filled(ox_lower *L, ox_dtype t, double v, int rank, const int64_t *shape) {
+    return typed(ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, t, v),
+                              ox_const_ints(L, rank, shape))), t);
+}
+
+/* Unbatched inputs (rank nsp + 1) get a batch dim; *batched says whether they had one. */
+static ox_value *batch_in(ox_lower *L, ox_value *x, int nsp, bool *unbatched) {
+    *unbatched = false;
+    if (!x) return NULL;
+    if (x->rank == nsp + 1) {
+        *unbatched = true;
+        return typed(ox_out(ox_op(L, "Unsqueeze", 2, x, const_1d(L, 0))), x->dtype);
+    }
+    if (x->rank >= 0 && x->rank != nsp + 2) {
+        ox_lower_fail(L, "input of rank %d, expected %d or %d", x->rank, nsp + 1, nsp + 2);
+        return NULL;
+    }
+    return x;
+}
+
+static ox_value *batch_out(ox_lower *L, ox_value *y, bool unbatched) {
+    return unbatched ? ox_out(ox_op(L, "Squeeze", 2, y, const_1d(L, 0))) : y;
+}
+
+/* ---- matrix products ---- */
+
+static bool gemm_dtype(ox_dtype t) { return t == OX_FLOAT || t == OX_DOUBLE; }
+
+/* linear(input, weight, bias?): Gemm for 2-D float input, else MatMul with the weight transposed. */
+int lower_linear(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *w = ox_arg_value(L, 1), *b = ox_arg_value_opt(L, 2);
+    if (!x || !w) return ox_bind(L, 0, NULL);
+    ox_dtype t = x->dtype;
+    if (x->rank == 2 && w->rank == 2 && (!b || b->rank <= 2) && gemm_dtype(t)) {
+        ox_node *n = ox_op(L, "Gemm", b ? 3 : 2, x, w, b);
+        if (n) ox_node_set_int(L->g, n, "transB", 1);
+        return ox_bind(L, 0, typed(ox_out(n), t));
+    }
+    /* Transpose without perm reverses the dims: a 2-D weight is transposed, a 1-D one kept. */
+    ox_value *wt = w->rank == 1 ? w : typed(ox_out(ox_op(L, "Transpose", 1, w)), w->dtype);
+    ox_value *y = typed(ox_out(ox_op(L, "MatMul", 2, x, wt)), t);
+    if (b) y = typed(ox_out(ox_op(L, "Add", 2, y, b)), t);
+    return ox_bind(L, 0, y);
+}
+
+/* beta * self + alpha * (a @ b), the MatMul form (any rank, any dtype). */
+static ox_value *scaled_product(ox_lower *L, ox_value *self, ox_value *a, ox_value *b, double beta,
+                                double alpha, ox_dtype t) {
+    ox_value *y = typed(ox_out(ox_op(L, "MatMul", 2, a, b)), t);
+    if (alpha != 1.0) y = typed(ox_out(ox_op(L, "Mul", 2, y, ox_const_scalar(L, t, alpha))), t);
+    if (beta == 0.0) return y;   /* torch ignores self then, NaNs included */
+    if (beta != 1.0) self = typed(ox_out(ox_op(L, "Mul", 2, self, ox_const_scalar(L, t, beta))), t);
+    return typed(ox_out(ox_op(L, "Add", 2, y, self)), t);
+}
+
+/* addmm(self, mat1, mat2, *, beta, alpha) */
+int lower_addmm(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *self = ox_arg_value(L, 0), *a = ox_arg_value(L, 1), *b = ox_arg_value(L, 2);
+    double beta = ox_arg_float(L, 3, 1.0), alpha = ox_arg_float(L, 4, 1.0);
+    if (!self || !a || !b) return ox_bind(L, 0, NULL);
+    if (gemm_dtype(t) && a->rank == 2 && b->rank == 2 && self->rank <= 2) {
+        ox_node *n = beta == 0.0 ? ox_op(L, "Gemm", 2, a, b) : ox_op(L, "Gemm", 3, a, b, self);
+        if (n && alpha != 1.0) ox_node_set_float(L->g, n, "alpha", (float)alpha);
+        if (n && beta != 1.0 && beta != 0.0) ox_node_set_float(L->g, n, "beta", (float)beta);
+        return ox_bind(L, 0, typed(ox_out(n), t));
+    }
+    return ox_bind(L, 0, scaled_product(L, self, a, b, beta, alpha, t));
+}
+
+/* baddbmm(self, batch1, batch2, *, beta, alpha) */
+int lower_baddbmm(ox_lower *L) {
+    ox_value *self = ox_arg_value(L, 0), *a = ox_arg_value(L, 1), *b = ox_arg_value(L, 2);
+    double beta = ox_arg_float(L, 3, 1.0), alpha = ox_arg_float(L, 4, 1.0);
+    return ox_bind(L, 0, scaled_product(L, self, a, b, beta, alpha, ox_out_dtype(L, 0)));
+}
+
+/* mm, bmm, matmul (self, other) */
+int lower_matmul(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *a = ox_cast(L, ox_arg_value(L, 0), t), *b = ox_cast(L, ox_arg_value(L, 1), t);
+    return ox_bind(L, 0, typed(ox_out(ox_op(L, "MatMul", 2, a, b)), t));
+}
+
+/* ---- convolution ---- */
+
+typedef struct conv_args {
+    int stride, padding, dilation, output_padding;   /* argument indices; -1 absent */
+    bool transposed;
+    int64_t groups;
+} conv_args;
+
+/* "same" padding: total d*(k-1), the odd one on the end side as torch does. */
+static bool same_pads(ox_lower *L, ox_value *w, int nsp, const int64_t *dil, int64_t *pads) {
+    for (int k = 0; k < nsp; k++) {
+        int64_t ks;
+        if (!static_dim(w, k + 2, &ks)) {
+            ox_lower_unsupported(L, "padding=\"same\" with a symbolic kernel size");
+            return false;
+        }
+        int64_t total = dil[k] * (ks - 1);
+        pads[k] = total / 2;
+        pads[k + nsp] = total - total / 2;
+    }
+    return true;
+}
+
+static int conv(ox_lower *L, const conv_args *c) {
+    ox_value *x = ox_arg_value(L, 0), *w = ox_arg_value(L, 1), *b = ox_arg_value_opt(L, 2);
+    if (!x || !w) return ox_bind(L, 0, NULL);
+    int nsp = w->rank - 2;
+    if (w->rank < 0) return ox_lower_unsupported(L, "the weight's rank is not known");
+    if (nsp < 1 || nsp > MAX_SPATIAL)
+        return ox_lower_fail(L, "weight of rank %d (expected 3 to 5)", w->rank);
+    int64_t stride[MAX_SPATIAL], pad[MAX_SPATIAL], dil[MAX_SPATIAL], outpad[MAX_SPATIAL];
+    int64_t pads[2 * MAX_SPATIAL];
+    if (!ints_n(L, c->stride, nsp, stride, 1, "stride") || !ints_n(L, c->dilation, nsp, dil, 1, "dilation"))
+        return OX_ELOWER;
+    const ox_arg *pa = ox_arg_at(L, c->padding);
+    if (pa && pa->kind == OX_ARG_STRING) {
+        if (!strcmp(pa->u.s, "valid")) memset(pads, 0, sizeof pads);
+        else if (!strcmp(pa->u.s, "same")) { if (!same_pads(L, w, nsp, dil, pads)) return OX_EUNSUPPORTED; }
+        else return ox_lower_fail(L, "padding \"%s\" (expected \"same\" or \"valid\")", pa->u.s);
+    } else {
+        if (!ints_n(L, c->padding, nsp, pad, 0, "padding")) return OX_ELOWER;
+        for (int k = 0; k < nsp; k++) pads[k] = pads[k + nsp] = pad[k];
+    }
+    bool unbatched;
+    x = batch_in(L, x, nsp, &unbatched);
+    ox_node *n = ox_op(L, c->transposed ? "ConvTranspose" : "Conv", b ? 3 : 2, x, w, b);
+    if (!n) return ox_bind(L, 0, NULL);
+    ox_node_set_ints(L->g, n, "strides", stride, nsp);
+    ox_node_set_ints(L->g, n, "pads", pads, 2 * nsp);
+    ox_node_set_ints(L->g, n, "dilations", dil, nsp);
+    ox_node_set_int(L->g, n, "group", c->groups);
+    if (c->transposed) {
+        if (!ints_n(L, c->output_padding, nsp, outpad, 0, "output_padding")) return OX_ELOWER;
+        ox_node_set_ints(L->g, n, "output_padding", outpad, nsp);
+    }
+    return ox_bind(L, 0, batch_out(L, typed(ox_out(n), x ? x->dtype : OX_UNDEFINED), unbatched));
+}
+
+/* conv1d/2d/3d.default and .padding (input, weight, bias, stride, padding, dilation, groups) */
+int lower_conv(ox_lower *L) {
+    conv_args c = {3, 4, 5, -1, false, ox_arg_int(L, 6, 1)};
+    return conv(L, &c);
+}
+
+/* convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups) */
+int lower_convolution(ox_lower *L) {
+    conv_args c = {3, 4, 5, 7, ox_arg_bool(L, 6, false), ox_arg_int(L, 8, 1)};
+    return conv(L, &c);
+}
+
+/* conv_transpose1d/2d/3d.input (input, weight, bias, stride, padding, output_padding, groups,
+ * dilation) */
+int lower_conv_transpose(ox_lower *L) {
+    conv_args c = {3, 4, 7, 5, true, ox_arg_int(L, 6, 1)};
+    return conv(L, &c);
+}
+
+/* ---- normalization ---- */
+
+/* Binds output i to a zero-filled constant of the shape torch recorded (batch norm's saved
+ * statistics, which inference does not compute: torch returns empty tensors there). */
+static int bind_zeros(ox_lower *L, int i) {
+    const ox_meta *m = ox_out_meta(L, i);
+    int64_t dims[MAX_DIMS];
+    if (!m || m->rank < 0 || m->rank > MAX_DIMS || (m->rank && !m->dims) || m->dtype == OX_UNDEFINED)
+        return ox_lower_unsupported(L, "output %d has no static shape", i);
+    for (int k = 0; k < m->rank; k++) {
+        if (m->dims[k].param || m->dims[k].value < 0)
+            return ox_lower_unsupported(L, "output %d has a symbolic shape", i);
+        dims[k] = m->dims[k].value;
+    }
+    return ox_bind(L, i, ox_const_tensor(L, m->dtype, m->rank, dims, NULL));   /* zeroed */
+}
+
+/* BatchNormalization in inference mode; arguments: weight, bias, mean, var at w_i..w_i+3. */
+static int batch_norm(ox_lower *L, int w_i, double eps) {
+    ox_value *x = ox_arg_value(L, 0);
+    ox_value *mean = ox_arg_value_opt(L, w_i + 2), *var = ox_arg_value_opt(L, w_i + 3);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (!mean || !var)
+        return ox_lower_unsupported(L, "batch_norm without running statistics (running_mean "
+                                    "and running_var are None): it normalizes with batch statistics");
+    if (x->rank >= 0 && x->rank < 2) return ox_lower_fail(L, "input of rank %d (at least 2)", x->rank);
+    int64_t c;
+    if (!static_dim(mean, 0, &c) && !static_dim(x, 1, &c))
+        return ox_lower_unsupported(L, "the channel count is symbolic");
+    ox_dtype t = x->dtype;
+    ox_value *w = ox_arg_value_opt(L, w_i), *b = ox_arg_value_opt(L, w_i + 1);
+    w = w ? ox_cast(L, w, t) : filled(L, t, 1, 1, &c);
+    b = b ? ox_cast(L, b, t) : filled(L, t, 0, 1, &c);
+    ox_node *n = ox_op(L, "BatchNormalization", 5, x, w, b, ox_cast(L, mean, t), ox_cast(L, var, t));
+    if (n) ox_node_set_float(L->g, n, "epsilon", (float)eps);
+    int rc = ox_bind(L, 0, typed(ox_out(n), t));
+    for (int i = 1; rc == OX_OK && i < L->node->noutputs && i < 3; i++) rc = bind_zeros(L, i);
+    return rc;
+}
+
+/* batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn) */
+int lower_batch_norm(ox_lower *L) {
+    if (ox_arg_bool(L, 5, false))
+        return ox_lower_unsupported(L, "batch_norm with training=True (batch statistics); "
+                                    "call model.eval() before exporting");
+    return batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
+}
+
+/* native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps) */
+int lower_native_batch_norm(ox_lower *L) {
+    if (ox_arg_bool(L, 5, false))
+        return ox_lower_unsupported(L, "native_batch_norm with training=True (batch statistics); "
+                                    "call model.eval() before exporting");
+    return batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
+}
+
+/* _native_batch_norm_legit.default / _native_batch_norm_legit_functional(input, weight, bias,
+ * running_mean, running_var, training, momentum, eps): the functional form also returns the running
+ * statistics, unchanged at inference. */
+int lower_batch_norm_legit(ox_lower *L) {
+    if (ox_arg_bool(L, 5, false))
+        return ox_lower_unsupported(L, "batch norm with training=True (batch statistics); "
+                                    "call model.eval() before exporting");
+    int rc = batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
+    for (int i = 3; rc == OX_OK && i < L->node->noutputs && i < 5; i++)
+        rc = ox_bind(L, i, ox_arg_value(L, i));
+    return rc;
+}
+
+/* _native_batch_norm_legit_no_training(input, weight, bias, running_mean, running_var, momentum,
+ * eps) -> (out, save_mean, save_invstd) */
+int lower_batch_norm_no_training(ox_lower *L) {
+    return batch_norm(L, 1, ox_arg_float(L, 6, 1e-5));
+}
+
+/* LayerNormalization over the last len(normalized_shape) dims; outputs mean and rstd too when the
+ * ATen op has them (native_layer_norm). */
+static int layer_norm(ox_lower *L, double eps) {
+    int64_t shape[MAX_DIMS];
+    int n = ox_arg_ints(L, 1, shape, MAX_DIMS);
+    ox_value *x = ox_arg_value(L, 0), *w = ox_arg_value_opt(L, 2), *b = ox_arg_value_opt(L, 3);
+    if (n < 0 || !x) return ox_bind(L, 0, NULL);
+    if (n == 0) return ox_lower_fail(L, "normalized_shape is empty");
+    if (x->rank >= 0 && n > x->rank)
+        return ox_lower_fail(L, "normalized_shape has %d dims, the input only %d", n, x->rank);
+    ox_dtype t = x->dtype;
+    w = w ? ox_cast(L, w, t) : filled(L, t, 1, n, shape);
+    if (b) b = ox_cast(L, b, t);
+    int nout = L->node->noutputs > 1 ? 3 : 1;
+    ox_node *ln = ox_opn(L, "LayerNormalization", nout, b ? 3 : 2, x, w, b);
+    if (!ln) return ox_bind(L, 0, NULL);
+    ox_node_set_int(L->g, ln, "axis", -n);
+    ox_node_set_float(L->g, ln, "epsilon", (float)eps);
+    int rc = ox_bind(L, 0, typed(ln->outputs[0], t));
+    /* Mean and InvStdDev come in the stash type, float (ONNX allows no other but bfloat16). */
+    for (int i = 1; rc == OX_OK && i < nout && i < L->node->noutputs; i++)
+        rc = ox_bind(L, i, ox_cast(L, typed(ln->outputs[i], OX_FLOAT), ox_out_dtype(L, i)));
+    return rc;
+}
+
+/* layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable) */
+int lower_layer_norm(ox_lower *L) { return layer_norm(L, ox_arg_float(L, 4, 1e-5)); }
+
+/* native_layer_norm(input, normalized_shape, weight, bias, eps) -> (out, mean, rstd) */
+int lower_native_layer_norm(ox_lower *L) { return layer_norm(L, ox_arg_float(L, 4, 1e-5)); }
+
+/* ---- pooling ---- */
+
+/* Pool attributes from (kernel_size, stride, padding[, dilation]) at arguments 1.. */
+typedef struct pool_attrs {
+    int64_t kernel[MAX_SPATIAL], stride[MAX_SPATIAL], pads[2 * MAX_SPATIAL], dil[MAX_SPATIAL];
+} pool_attrs;
+
+static bool pool_args(ox_lower *L, int nsp, bool has_dilation, pool_attrs *p) {
+    int64_t pad[MAX_SPATIAL];
+    if (!ints_n(L, 1, nsp, p->kernel, 0, "kernel_size")) return false;
+    for (int k = 0; k < nsp; k++)
+        if (p->kernel[k] <= 0) {
+            ox_lower_fail(L, "kernel_size %lld (must be positive)", (long long)p->kernel[k]);
+            return false;
+        }
+    /* An empty stride means the kernel size. */
+    if (!ints_n(L, 2, nsp, p->stride, 0, "stride") || !ints_n(L, 3, nsp, pad, 0, "padding")) return false;
+    for (int k = 0; k < nsp; k++) {
+        if (p->stride[k] == 0) p->stride[k] = p->kernel[k];
+        p->pads[k] = p->pads[k + nsp] = pad[k];
+    }
+    if (!has_dilation) {
+        for (int k = 0; k < nsp; k++) p->dil[k] = 1;
+        return true;
+    }
+    return ints_n(L, 4, nsp, p->dil, 1, "dilation");
+}
+
+static void set_pool_attrs(ox_lower *L, ox_node *n, int nsp, const pool_attrs *p) {
+    ox_node_set_ints(L->g, n, "kernel_shape", p->kernel, nsp);
+    ox_node_set_ints(L->g, n, "strides", p->stride, nsp);
+    ox_node_set_ints(L->g, n, "pads", p->pads, 2 * nsp);
+}
+
+/* ceil_mode as floor mode with more end padding, for opsets before 22: their ONNX shape inference
+ * keeps a last window that starts in the padding, which torch (and ONNX from opset 22) drops.
+ * Needs static sizes; false (keep ceil_mode) when they are not, when the extra padding would be
+ * counted (count_include_pad), or would reach the kernel size (ONNX Runtime refuses that). */
+static bool ceil_as_floor(const ox_value *x, int nsp, pool_attrs *p, bool pads_counted) {
+    int64_t end[MAX_SPATIAL];
+    for (int k = 0; k < nsp; k++) {
+        int64_t in, s = p->stride[k], pb = p->pads[k], pe = p->pads[k + nsp];
+        if (x->rank < nsp || !static_dim(x, x->rank - nsp + k, &in) || s <= 0) return false;
+        int64_t span = p->dil[k] * (p->kernel[k] - 1) + 1, room = in + pb + pe - span;
+        if (room < 0) return false;
+        int64_t out = (room + s - 1) / s + 1;
+        if ((out - 1) * s >= in + pb) out--;
+        int64_t need = (out - 1) * s + span - in - pb;
+        end[k] = need > 0 ? need : 0;
+        if ((pads_counted && end[k] > pe) || end[k] >= p->kernel[k]) return false;   /* ORT: pad < kernel */
+    }
+    for (int k = 0; k < nsp; k++) p->pads[k + nsp] = end[k];
+    return true;
+}
+
+/* Product of x's last nsp dims as an int64 scalar: the size of one pooling plane. */
+static ox_value *plane_size(ox_lower *L, ox_value *x, int nsp) {
+    int64_t prod = 1, d;
+    bool known = x->rank >= nsp;
+    for (int k = 0; known && k < nsp; k++) {
+        known = static_dim(x, x->rank - nsp + k, &d);
+        if (known) prod *= d;
+    }
+    if (known) return ox_const_tensor(L, OX_INT64, 0, NULL, &prod);
+    ox_node *shape = ox_op(L, "Shape", 1, x);
+    if (shape) ox_node_set_int(L->g, shape, "start", -nsp);
+    ox_node *n = ox_op(L, "ReduceProd", 1, typed(ox_out(shape), OX_INT64));
+    if (n) ox_node_set_int(L->g, n, "keepdims", 0);
+    return typed(ox_out(n), OX_INT64);
+}
+
+/* max_pool{1,2,3}d[_with_indices](self, kernel_size, stride, padding, dilation, ceil_mode).
+ * torch's indices count within each (n, c) plane; ONNX's over the whole tensor: mod plane size. */
+static int max_pool(ox_lower *L, int nsp) {
+    pool_attrs p;
+    ox_value *x0 = ox_arg_value(L, 0);
+    if (!x0 || !pool_args(L, nsp, true, &p)) return ox_bind(L, 0, NULL);
+    bool unbatched, indices = L->node->noutputs > 1, ceil = ox_arg_bool(L, 5, false);
+    if (ceil && L->opset < 22 && ceil_as_floor(x0, nsp, &p, false)) ceil = false;
+    ox_value *x = batch_in(L, x0, nsp, &unbatched);
+    ox_node *n = ox_opn(L, "MaxPool", indices ? 2 : 1, 1, x);
+    if (!n) return ox_bind(L, 0, NULL);
+    set_pool_attrs(L, n, nsp, &p);
+    ox_node_set_ints(L->g, n, "dilations", p.dil, nsp);
+    if (ceil) ox_node_set_int(L->g, n, "ceil_mode", 1);
+    int rc = ox_bind(L, 0, batch_out(L, typed(n->outputs[0], x0->dtype), unbatched));
+    if (rc != OX_OK || !indices) return rc;
+    ox_node *mod = ox_op(L, "Mod", 2, typed(n->outputs[1], OX_INT64), plane_size(L, x0, nsp));
+    return ox_bind(L, 1, batch_out(L, typed(ox_out(mod), OX_INT64), unbatched));
+}
+
+int lower_max_pool1d(ox_lower *L) { return max_pool(L, 1); }
+int lower_max_pool2d(ox_lower *L) { return max_pool(L, 2); }
+int lower_max_pool3d(ox_lower *L) { return max_pool(L, 3); }
+
+/* avg_pool{1,2,3}d(self, kernel_size, stride, padding, ceil_mode, count_include_pad
+ * [, divisor_override]) */
+static int avg_pool(ox_lower *L, int nsp) {
+    pool_attrs p;
+    ox_value *x0 = ox_arg_value(L, 0);
+    if (!ox_arg_is_none(L, 6))
+        return ox_lower_unsupported(L, "avg_pool with divisor_override");
+    if (!x0 || !pool_args(L, nsp, false, &p)) return ox_bind(L, 0, NULL);
+    /* ceil_mode windows that overhang the padding: ONNX Runtime 1.32 clips them before counting,
+     * as torch does. */
+    bool ceil = ox_arg_bool(L, 4, false), include_pad = ox_arg_bool(L, 5, true);
+    if (ceil && L->opset < 22 && ceil_as_floor(x0, nsp, &p, include_pad)) ceil = false;
+    bool unbatched;
+    ox_value *x = batch_in(L, x0, nsp, &unbatched);
+    ox_node *n = ox_op(L, "AveragePool", 1, x);
+    if (!n) return ox_bind(L, 0, NULL);
+    set_pool_attrs(L, n, nsp, &p);
+    if (ceil) ox_node_set_int(L->g, n, "ceil_mode", 1);
+    if (include_pad) ox_node_set_int(L->g, n, "count_include_pad", 1);
+    return ox_bind(L, 0, batch_out(L, typed(ox_out(n), x0->dtype), unbatched));
+}
+
+int lower_avg_pool1d(ox_lower *L) { return avg_pool(L, 1); }
+int lower_avg_pool2d(ox_lower *L) { return avg_pool(L, 2); }
+int lower_avg_pool3d(ox_lower *L) { return avg_pool(L, 3); }
+
+/* adaptive_avg_pool{1,2,3}d(self, output_size): GlobalAveragePool for 1x1, else AveragePool when
+ * every input size is a static multiple of the output size. */
+static int adaptive_avg_pool(ox_lower *L, int nsp) {
+    int64_t out[MAX_SPATIAL];
+    ox_value *x0 = ox_arg_value(L, 0);
+    if (!x0 || !ints_n(L, 1, nsp, out, 1, "output_size")) return ox_bind(L, 0, NULL);
+    bool global = true;
+    for (int k = 0; k < nsp; k++) global &= out[k] == 1;
+    pool_attrs p = {0};
+    for (int k = 0; !global && k < nsp; k++) {
+        int64_t in;
+        if (x0->rank < nsp || !static_dim(x0, x0->rank - nsp + k, &in))
+            return ox_lower_unsupported(L, "adaptive pooling to %lld of a symbolic size", (long long)out[k]);
+        if (out[k] <= 0 || in % out[k])
+            return ox_lower_unsupported(L, "adaptive pooling of size %lld to %lld: windows of unequal size",
+                                        (long long)in, (long long)out[k]);
+        p.kernel[k] = p.stride[k] = in / out[k];
+    }
+    bool unbatched;
+    ox_value *x = batch_in(L, x0, nsp, &unbatched);
+    ox_node *n = ox_op(L, global ? "GlobalAveragePool" : "AveragePool", 1, x);
+    if (n && !global) set_pool_attrs(L, n, nsp, &p);
+    return ox_bind(L, 0, batch_out(L, typed(ox_out(n), x0->dtype), unbatched));
+}
+
+int lower_adaptive_avg_pool1d(ox_lower *L) { return adaptive_avg_pool(L, 1); }
+int lower_adaptive_avg_pool2d(ox_lower *L) { return adaptive_avg_pool(L, 2); }
+int lower_adaptive_avg_pool3d(ox_lower *L) { return adaptive_avg_pool(L, 3); }
+
+/* ---- reductions ---- */
+
+/* op over the dims of argument 1 (None or [] means all), keepdim at argument 2. */
+static ox_value *reduce(ox_lower *L, const char *op, ox_value *x) {
+    int64_t dims[MAX_DIMS];
+    int n = ox_arg_ints(L, 1, dims, MAX_DIMS);
+    if (n < 0 || !x) return NULL;
+    for (int k = 0; k < n; k++)
+        if (!norm_dim(L, &dims[k], x->rank, "dim")) return NULL;
+    ox_node *r = n ? ox_op(L, op, 2, x, ox_const_ints(L, n, dims)) : ox_op(L, op, 1, x);
+    if (r) ox_node_set_int(L->g, r, "keepdims", ox_arg_bool(L, 2, false));
+    return ox_out(r);
+}
+
+/* mean.dim(self, dim?, keepdim, *, dtype) */
+int lower_mean_dim(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    return ox_bind(L, 0, typed(reduce(L, "ReduceMean", cast_keep(L, ox_arg_value(L, 0), t)), t));
+}
+
+/* op over every dim, keepdims 0: sum.default(self, *, dtype), mean.default(self, *, dtype) */
+static int reduce_all(ox_lower *L, const char *op) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_node *r = ox_op(L, op, 1, ox_cast(L, ox_arg_value(L, 0), t));
+    if (r) ox_node_set_int(L->g, r, "keepdims", 0);
+    return ox_bind(L, 0, typed(ox_out(r), t));
+}
+
+int lower_mean(ox_lower *L) { return reduce_all(L, "ReduceMean"); }
+int lower_sum(ox_lower *L) { return reduce_all(L, "ReduceSum"); }
+
+/* sum.dim_IntList(self, dim?, keepdim, *, dtype): bools and ints sum in int64, as torch says. */
+int lower_sum_dim(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    return ox_bind(L, 0, typed(reduce(L, "ReduceSum", cast_keep(L, ox_arg_value(L, 0), t)), t));
+}
+
+/* any.dim / any.dims (self, dim, keepdim), any.default(self): max over x != 0, in int32 since
+ * reductions over bool are not run by every runtime. */
+int lower_any(ox_lower *L) {
+    ox_value *i = cast_keep(L, cast_keep(L, ox_arg_value(L, 0), OX_BOOL), OX_INT32);
+    ox_value *r = ox_nargs(L) > 1 ? reduce(L, "ReduceMax", i) : ox_out(ox_op(L, "ReduceMax", 1, i));
+    if (ox_nargs(L) <= 1 && r) ox_node_set_int(L->g, r->producer, "keepdims", 0);
+    return ox_bind(L, 0, ox_cast(L, typed(r, OX_INT32), ox_out_dtype(L, 0)));
+}
+
+/* ---- lookups and activations ---- */
+
+/* embedding(weight, indices, padding_idx, scale_grad_by_freq, sparse): padding_idx only matters
+ * to gradients. */
+int lower_embedding(ox_lower *L) {
+    ox_value *w = ox_arg_value(L, 0), *idx = ox_arg_value(L, 1);
+    if (idx && idx->dtype != OX_INT32) idx = ox_cast(L, idx, OX_INT64);
+    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Gather", 2, w, idx)), w ? w->dtype : OX_UNDEFINED));
+}
+
+static ox_value *mul(ox_lower *L, ox_value *a, ox_value *b, ox_dtype t) {
+    return typed(ox_out(ox_op(L, "Mul", 2, a, b)), t);
+}
+
+static ox_value *add(ox_lower *L, ox_value *a, ox_value *b, ox_dtype t) {
+    return typed(ox_out(ox_op(L, "Add", 2, a, b)), t);
+}
+
+/* gelu(x) in dtype t: the Gelu op from opset 20, the formula below (and for double, which
+ * ONNX Runtime's Gelu computes in float). */
+static ox_value *gelu(ox_lower *L, ox_value *x, bool tanh_mode, ox_dtype t) {
+    if (L->opset >= 20 && t != OX_DOUBLE) {
+        ox_node *n = ox_op(L, "Gelu", 1, x);
+        if (n && tanh_mode) ox_node_set_string(L->g, n, "approximate", "tanh");
+        return typed(ox_out(n), t);
+    }
+    ox_value *inner;
+    if (tanh_mode) {   /* tanh(sqrt(2/pi) * (x + 0.044715 x^3)) */
+        ox_value *x3 = mul(L, mul(L, x, x, t), x, t);
+        ox_value *poly = add(L, x, mul(L, x3, ox_const_scalar(L, t, 0.044715), t), t);
+        ox_value *arg = mul(L, poly, ox_const_scalar(L, t, sqrt(2.0 / M_PI)), t);
+        inner = typed(ox_out(ox_op(L, "Tanh", 1, arg)), t);
+    } else {           /* erf(x / sqrt(2)) */
+        inner = typed(ox_out(ox_op(L, "Erf", 1, mul(L, x, ox_const_scalar(L, t, M_SQRT1_2), t))), t);
+    }
+    ox_value *one_plus = add(L, inner, ox_const_scalar(L, t, 1.0), t);
+    return mul(L, mul(L, x, ox_const_scalar(L, t, 0.5), t), one_plus, t);
+}
+
+/* gelu(self, *, approximate) */
+int lower_gelu(ox_lower *L) {
+    const char *mode = ox_arg_string(L, 1, "none");
+    ox_value *x = ox_arg_value(L, 0);
+    bool tanh_mode = !strcmp(mode, "tanh");
+    if (!tanh_mode && strcmp(mode, "none"))
+        return ox_lower_fail(L, "approximate=\"%s\" (expected \"none\" or \"tanh\")", mode);
+    if (!x) return ox_bind(L, 0, NULL);
+    /* ONNX Runtime has no double Erf: the exact form computes in float. */
+    if (x->dtype == OX_DOUBLE && !tanh_mode)
+        return ox_bind(L, 0, ox_cast(L, gelu(L, ox_cast(L, x, OX_FLOAT), false, OX_FLOAT), OX_DOUBLE));
+    return ox_bind(L, 0, gelu(L, x, tanh_mode, x->dtype));
+}
+
+/* softmax / log_softmax over argument 1, in the output dtype (the dtype argument, or float for
+ * _softmax's half_to_float). */
+static int softmax(ox_lower *L, const char *op) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *x = cast_keep(L, ox_arg_value(L, 0), t);
+    int64_t dim = ox_arg_int(L, 1, -1);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (x->rank == 0) return ox_lower_unsupported(L, "%s of a 0-d tensor", op);
+    if (x->rank > 0 && !norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    ox_node *n = ox_op(L, op, 1, x);
+    if (n) ox_node_set_int(L->g, n, "axis", dim);
+    return ox_bind(L, 0, typed(ox_out(n), t));
+}
+
+int lower_softmax(ox_lower *L) { return softmax(L, "Softmax"); }
+int lower_log_softmax(ox_lower *L) { return softmax(L, "LogSoftmax"); }
+
+/* dropout(input, p, train): the identity at inference. */
+int lower_dropout(ox_lower *L) {
+    double p = ox_arg_float(L, 1, 0.5);
+    if (ox_arg_bool(L, 2, false) && p > 0)
+        return ox_lower_unsupported(L, "dropout with train=True and p=%g is random; export the model "
+                                    "in eval() mode", p);
+    return ox_bind(L, 0, ox_arg_value(L, 0));
+}
+
+/* native_dropout(input, p, train?) -> (out, mask): train None means training, as in torch. */
+int lower_native_dropout(ox_lower *L) {
+    double p = ox_arg_float(L, 1, 0.5);
+    bool train = ox_arg_is_none(L, 2) || ox_arg_bool(L, 2, true);
+    if (train && p > 0)
+        return ox_lower_unsupported(L, "native_dropout in training mode with p=%g is random; export "
+                                    "the model in eval() mode", p);
+    ox_value *x = ox_arg_value(L, 0);
+    int rc = ox_bind(L, 0, x);
+    if (rc != OX_OK || L->node->noutputs < 2) return rc;
+    ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64);
+    ox_value *mask = ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, OX_BOOL, 1), shape));
+    return ox_bind(L, 1, ox_cast(L, typed(mask, OX_BOOL), ox_out_dtype(L, 1)));
+}
