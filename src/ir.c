@@ -46,6 +46,83 @@ int64_t ox_tensor_numel(const ox_tensor *t) {
     return n;
 }
 
+bool ox_tensor_has_data(const ox_tensor *t) {
+    if (!t) return false;
+    if (t->storage == OX_DATA_PERMUTED) return ox_tensor_has_data(t->base);
+    return t->storage != OX_DATA_ABSENT && (t->data || t->nbytes == 0);
+}
+
+/* Element `e` of a permuted tensor lives at base element sum(idx[i] * base_stride[perm[i]]). The
+ * walk keeps the output index as a counter, so each element costs an add, not a division. */
+static void read_permuted(const ox_tensor *t, size_t first, size_t count, unsigned char *dst) {
+    const ox_tensor *b = t->base;
+    size_t es = ox_dtype_size(t->dtype);
+    int r = t->rank;
+    int64_t bstride[16], stride[16], idx[16];
+    int64_t s = 1;
+    for (int i = r - 1; i >= 0; i--) { bstride[i] = s; s *= b->dims[i]; }
+    for (int i = 0; i < r; i++) stride[i] = bstride[t->perm[i]];
+    size_t rem = first;
+    int64_t src = 0;
+    for (int i = r - 1; i >= 0; i--) {
+        idx[i] = (int64_t)(rem % (size_t)t->dims[i]);
+        rem /= (size_t)t->dims[i];
+        src += idx[i] * stride[i];
+    }
+    const unsigned char *base = b->data;
+    for (size_t e = 0; e < count; e++) {
+        memcpy(dst + e * es, base + (size_t)src * es, es);
+        for (int i = r - 1; i >= 0; i--) {   /* odometer step */
+            src += stride[i];
+            if (++idx[i] < t->dims[i]) break;
+            src -= stride[i] * idx[i];
+            idx[i] = 0;
+        }
+    }
+}
+
+bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst) {
+    if (!ox_tensor_has_data(t) || off > t->nbytes || n > t->nbytes - off) return false;
+    if (!n) return true;
+    if (t->storage != OX_DATA_PERMUTED) {
+        memcpy(dst, (const unsigned char *)t->data + off, n);
+        return true;
+    }
+    if (t->base->storage == OX_DATA_PERMUTED || t->rank > 16) return false;
+    size_t es = ox_dtype_size(t->dtype);
+    unsigned char *out = dst;
+    size_t first = off / es, head = off % es;
+    if (head) {   /* a partial first element */
+        unsigned char tmp[16];
+        read_permuted(t, first, 1, tmp);
+        size_t k = es - head < n ? es - head : n;
+        memcpy(out, tmp + head, k);
+        out += k; n -= k; first++;
+    }
+    size_t whole = n / es;
+    if (whole) read_permuted(t, first, whole, out);
+    out += whole * es; n -= whole * es; first += whole;
+    if (n) {
+        unsigned char tmp[16];
+        read_permuted(t, first, 1, tmp);
+        memcpy(out, tmp, n);
+    }
+    return true;
+}
+
+const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t) {
+    if (!ox_tensor_has_data(t)) return NULL;
+    if (t->storage != OX_DATA_PERMUTED) return t->data;
+    void *p = ox_arena_alloc(g->arena, t->nbytes);
+    if (!p) { ox_graph_status(g); return NULL; }
+    if (!ox_tensor_read(t, 0, t->nbytes, p)) return NULL;
+    t->data = p;
+    t->storage = OX_DATA_OWNED;
+    t->base = NULL;
+    t->perm = NULL;
+    return p;
+}
+
 /* ---- growable arrays in the arena: the old array is abandoned, at most doubling the cost ---- */
 
 static bool grow(ox_graph *g, void *arrp, uint32_t *cap, uint32_t n, size_t elem) {
@@ -252,6 +329,15 @@ ox_value *ox_graph_add_initializer(ox_graph *g, const char *name, ox_dtype dtype
     v->tensor->nbytes = want;
     /* An empty tensor has all its (zero) bytes even when PyTorch gives it no pointer. */
     v->tensor->storage = data || want == 0 ? OX_DATA_BORROWED : OX_DATA_ABSENT;
+    return v;
+}
+
+ox_value *ox_graph_adopt_tensor(ox_graph *g, const char *name, ox_tensor *t) {
+    if (ox_graph_failed(g)) return NULL;
+    /* Anonymous unless named: a pass that replaces a named value hands its name over. */
+    ox_value *v = add_tensor_value(g, name, t->dtype, t->rank, t->dims);
+    if (!v) return NULL;
+    v->tensor = t;   /* the fresh tensor add_tensor_value made stays unused in the arena */
     return v;
 }
 

@@ -40,6 +40,8 @@ const char *ox_dtype_name(ox_dtype t);    /* "float32", "int64", ... (torch's sp
 bool ox_dtype_is_float(ox_dtype t);
 bool ox_dtype_is_int(ox_dtype t);         /* signed or unsigned integer, not bool */
 
+typedef struct ox_graph ox_graph;
+
 /* One dimension: a size, or a named symbol when param is non-NULL. */
 typedef struct ox_dim {
     int64_t value;
@@ -50,6 +52,8 @@ typedef enum ox_storage {
     OX_DATA_ABSENT = 0,   /* fake weights: shape and dtype only */
     OX_DATA_BORROWED,     /* bytes owned by the caller (a PyTorch tensor) */
     OX_DATA_OWNED,        /* bytes in the graph's arena (a constant made by lowering or folding) */
+    OX_DATA_PERMUTED,     /* the bytes of `base` transposed by `perm`: produced while writing,
+                           * never stored, so folding Transpose into a weight copies nothing */
 } ox_storage;
 
 typedef struct ox_tensor {
@@ -59,9 +63,19 @@ typedef struct ox_tensor {
     const void *data;     /* row-major, little-endian; NULL when ABSENT */
     size_t nbytes;
     ox_storage storage;
+    const struct ox_tensor *base;   /* PERMUTED only */
+    const int64_t *perm;            /* PERMUTED only: output dim i is base dim perm[i] */
 } ox_tensor;
 
 int64_t ox_tensor_numel(const ox_tensor *t);   /* -1 on overflow */
+/* Whether t's bytes can be produced (not fake, directly or through its base). */
+bool ox_tensor_has_data(const ox_tensor *t);
+/* Copies bytes [off, off + n) of t's row-major content into dst; false when t has no data or the
+ * range is outside it. Byte ranges need not align with elements. */
+bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst);
+/* t's bytes in memory: data itself, or for PERMUTED tensors a copy made in g's arena (the view is
+ * then replaced by the copy). NULL when t has no data or on OOM. */
+const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t);
 
 typedef enum ox_value_kind {
     OX_VALUE_NODE = 0,     /* produced by a node */
@@ -84,6 +98,7 @@ typedef struct ox_value {
     bool has_meta;         /* dtype and shape came from torch: written as value_info */
     bool is_output;
     bool dead;             /* an initializer removed by a pass; dropped by ox_graph_compact */
+    struct ox_value *replaced_by;   /* set by passes: readers of this value read that one */
 } ox_value;
 
 /* ONNX AttributeProto.AttributeType codes. */
@@ -130,7 +145,7 @@ typedef struct ox_metadata_prop {
     const char *key, *value;
 } ox_metadata_prop;
 
-typedef struct ox_graph {
+struct ox_graph {
     ox_arena *arena;
     ox_error err;
     const char *name;
@@ -155,7 +170,7 @@ typedef struct ox_graph {
      * ONNX Runtime refuses two nodes of the same name. */
     ox_name_table value_names, node_names;
     uint32_t anon_counter;
-} ox_graph;
+};
 
 ox_graph *ox_graph_new(int opset);              /* NULL when out of memory */
 void ox_graph_free(ox_graph *g);                /* NULL is a no-op */
@@ -172,6 +187,8 @@ ox_value *ox_graph_add_input(ox_graph *g, const char *name, ox_dtype dtype, int 
 /* An initializer over bytes the caller owns (BORROWED) or that are absent (data NULL). */
 ox_value *ox_graph_add_initializer(ox_graph *g, const char *name, ox_dtype dtype, int rank,
                                    const int64_t *dims, const void *data, size_t nbytes);
+/* An initializer that takes t itself (t must live in g's arena or outlive g). */
+ox_value *ox_graph_adopt_tensor(ox_graph *g, const char *name, ox_tensor *t);
 /* A constant whose bytes are copied into the arena (OWNED). name NULL: "_const_<n>". */
 ox_value *ox_graph_add_constant(ox_graph *g, const char *name, ox_dtype dtype, int rank,
                                 const int64_t *dims, const void *data);

@@ -55,8 +55,12 @@ const char *ox_lower_target(int i, int *min_opset, int *max_opset) {
     return rows[i].target;
 }
 
+/* 1:1 rows compute in the output dtype torch recorded: sqrt of an int tensor is float. */
 static int lower_unary_row(ox_lower *L) {
-    return ox_bind(L, 0, ox_out(ox_op(L, L->row_op, 1, ox_arg_value(L, 0))));
+    ox_value *x = ox_arg_value(L, 0);
+    ox_dtype out = ox_out_dtype(L, 0);
+    if (out != OX_UNDEFINED) x = ox_cast(L, x, out);
+    return ox_bind(L, 0, ox_out(ox_op(L, L->row_op, 1, x)));
 }
 
 /* ---- failures ---- */
@@ -369,6 +373,7 @@ ox_value *ox_cast(ox_lower *L, ox_value *x, ox_dtype to) {
     if (!n) return NULL;
     ox_node_set_int(L->g, n, "to", to);
     n->outputs[0]->dtype = to;
+    if (x->rank >= 0) ox_value_set_shape(L->g, n->outputs[0], x->rank, x->dims);   /* Cast keeps shape */
     return n->outputs[0];
 }
 

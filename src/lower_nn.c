@@ -57,10 +57,17 @@ static bool ints_n(ox_lower *L, int i, int n, int64_t *out, int64_t dflt, const 
     int64_t buf[MAX_DIMS];
     int got = ox_arg_ints(L, i, buf, MAX_DIMS);
     if (got < 0) return false;
-    for (int k = 0; k < n; k++) out[k] = got == 0 ? dflt : got == 1 ? buf[0] : buf[k];
     if (got > 1 && got != n) {
         ox_lower_fail(L, "%s has %d values for %d spatial dims", what, got, n);
         return false;
+    }
+    for (int k = 0; k < n; k++) {
+        out[k] = got == 0 ? dflt : got == 1 ? buf[0] : buf[k];
+        /* Sizes beyond int32 are no real layer's, and would overflow the size arithmetic. */
+        if (out[k] < -INT32_MAX || out[k] > INT32_MAX) {
+            ox_lower_fail(L, "%s value %lld out of range", what, (long long)out[k]);
+            return false;
+        }
     }
     return true;
 }
@@ -162,7 +169,7 @@ typedef struct conv_args {
 static bool same_pads(ox_lower *L, ox_value *w, int nsp, const int64_t *dil, int64_t *pads) {
     for (int k = 0; k < nsp; k++) {
         int64_t ks;
-        if (!static_dim(w, k + 2, &ks)) {
+        if (!static_dim(w, k + 2, &ks) || ks > INT32_MAX) {
             ox_lower_unsupported(L, "padding=\"same\" with a symbolic kernel size");
             return false;
         }
@@ -367,25 +374,54 @@ static void set_pool_attrs(ox_lower *L, ox_node *n, int nsp, const pool_attrs *p
     ox_node_set_ints(L->g, n, "pads", p->pads, 2 * nsp);
 }
 
-/* ceil_mode as floor mode with more end padding, for opsets before 22: their ONNX shape inference
- * keeps a last window that starts in the padding, which torch (and ONNX from opset 22) drops.
- * Needs static sizes; false (keep ceil_mode) when they are not, when the extra padding would be
- * counted (count_include_pad), or would reach the kernel size (ONNX Runtime refuses that). */
-static bool ceil_as_floor(const ox_value *x, int nsp, pool_attrs *p, bool pads_counted) {
-    int64_t end[MAX_SPATIAL];
+/* Output sizes of a ceil_mode pool over x's static sizes: torch's in want[] (a last window that
+ * would start in the end padding is dropped, as ONNX does from opset 22), ONNX's before opset 22 in
+ * old[] (kept). False when a size is not static. */
+static bool ceil_sizes(const ox_value *x, int nsp, const pool_attrs *p, int64_t *want, int64_t *old) {
     for (int k = 0; k < nsp; k++) {
         int64_t in, s = p->stride[k], pb = p->pads[k], pe = p->pads[k + nsp];
-        if (x->rank < nsp || !static_dim(x, x->rank - nsp + k, &in) || s <= 0) return false;
-        int64_t span = p->dil[k] * (p->kernel[k] - 1) + 1, room = in + pb + pe - span;
+        if (x->rank < nsp || !static_dim(x, x->rank - nsp + k, &in) || in > INT32_MAX || s <= 0)
+            return false;
+        int64_t room = in + pb + pe - (p->dil[k] * (p->kernel[k] - 1) + 1);
         if (room < 0) return false;
-        int64_t out = (room + s - 1) / s + 1;
-        if ((out - 1) * s >= in + pb) out--;
-        int64_t need = (out - 1) * s + span - in - pb;
+        old[k] = want[k] = (room + s - 1) / s + 1;
+        if ((want[k] - 1) * s >= in + pb) want[k]--;
+    }
+    return true;
+}
+
+/* Before opset 22 ONNX's shape inference keeps the window torch drops. ceil_mode then becomes
+ * floor mode with the end padding that gives torch's sizes; when that padding would be counted
+ * (count_include_pad) or reach the kernel size (ONNX Runtime refuses it), ceil_mode stays and
+ * *trim says to slice the output to want[]. Returns whether ceil_mode stays. */
+static bool ceil_mode_for(const ox_lower *L, const ox_value *x, int nsp, pool_attrs *p,
+                          bool pads_counted, int64_t *want, bool *trim) {
+    int64_t old[MAX_SPATIAL], end[MAX_SPATIAL];
+    *trim = false;
+    if (L->opset >= 22 || !ceil_sizes(x, nsp, p, want, old)) return true;
+    bool differ = false, floor_ok = true;
+    for (int k = 0; k < nsp; k++) {
+        int64_t span = p->dil[k] * (p->kernel[k] - 1) + 1;
+        int64_t need = (want[k] - 1) * p->stride[k] + span - x->dims[x->rank - nsp + k].value - p->pads[k];
         end[k] = need > 0 ? need : 0;
-        if ((pads_counted && end[k] > pe) || end[k] >= p->kernel[k]) return false;   /* ORT: pad < kernel */
+        differ |= want[k] != old[k];
+        if ((pads_counted && end[k] > p->pads[k + nsp]) || end[k] >= p->kernel[k]) floor_ok = false;
+    }
+    if (!differ) return true;
+    if (!floor_ok) {
+        *trim = true;
+        return true;
     }
     for (int k = 0; k < nsp; k++) p->pads[k + nsp] = end[k];
-    return true;
+    return false;
+}
+
+/* y[..., :want[0], :want[1], ...] over its last nsp dims (y is batched: rank nsp + 2). */
+static ox_value *trim_spatial(ox_lower *L, ox_value *y, int nsp, const int64_t *want) {
+    int64_t zeros[MAX_SPATIAL] = {0}, axes[MAX_SPATIAL];
+    for (int k = 0; k < nsp; k++) axes[k] = 2 + k;
+    return typed(ox_out(ox_op(L, "Slice", 4, y, ox_const_ints(L, nsp, zeros), ox_const_ints(L, nsp, want),
+                              ox_const_ints(L, nsp, axes))), y ? y->dtype : OX_UNDEFINED);
 }
 
 /* Product of x's last nsp dims as an int64 scalar: the size of one pooling plane. */
@@ -410,17 +446,21 @@ static int max_pool(ox_lower *L, int nsp) {
     pool_attrs p;
     ox_value *x0 = ox_arg_value(L, 0);
     if (!x0 || !pool_args(L, nsp, true, &p)) return ox_bind(L, 0, NULL);
-    bool unbatched, indices = L->node->noutputs > 1, ceil = ox_arg_bool(L, 5, false);
-    if (ceil && L->opset < 22 && ceil_as_floor(x0, nsp, &p, false)) ceil = false;
+    bool unbatched, indices = L->node->noutputs > 1, ceil = ox_arg_bool(L, 5, false), trim = false;
+    int64_t want[MAX_SPATIAL];
+    if (ceil) ceil = ceil_mode_for(L, x0, nsp, &p, false, want, &trim);
     ox_value *x = batch_in(L, x0, nsp, &unbatched);
     ox_node *n = ox_opn(L, "MaxPool", indices ? 2 : 1, 1, x);
     if (!n) return ox_bind(L, 0, NULL);
     set_pool_attrs(L, n, nsp, &p);
     ox_node_set_ints(L->g, n, "dilations", p.dil, nsp);
     if (ceil) ox_node_set_int(L->g, n, "ceil_mode", 1);
-    int rc = ox_bind(L, 0, batch_out(L, typed(n->outputs[0], x0->dtype), unbatched));
+    ox_value *y = typed(n->outputs[0], x0->dtype), *idx = indices ? typed(n->outputs[1], OX_INT64) : NULL;
+    if (trim) y = trim_spatial(L, y, nsp, want);
+    int rc = ox_bind(L, 0, batch_out(L, y, unbatched));
     if (rc != OX_OK || !indices) return rc;
-    ox_node *mod = ox_op(L, "Mod", 2, typed(n->outputs[1], OX_INT64), plane_size(L, x0, nsp));
+    if (trim) idx = trim_spatial(L, idx, nsp, want);
+    ox_node *mod = ox_op(L, "Mod", 2, idx, plane_size(L, x0, nsp));
     return ox_bind(L, 1, batch_out(L, typed(ox_out(mod), OX_INT64), unbatched));
 }
 
@@ -438,8 +478,9 @@ static int avg_pool(ox_lower *L, int nsp) {
     if (!x0 || !pool_args(L, nsp, false, &p)) return ox_bind(L, 0, NULL);
     /* ceil_mode windows that overhang the padding: ONNX Runtime 1.32 clips them before counting,
      * as torch does. */
-    bool ceil = ox_arg_bool(L, 4, false), include_pad = ox_arg_bool(L, 5, true);
-    if (ceil && L->opset < 22 && ceil_as_floor(x0, nsp, &p, include_pad)) ceil = false;
+    bool ceil = ox_arg_bool(L, 4, false), include_pad = ox_arg_bool(L, 5, true), trim = false;
+    int64_t want[MAX_SPATIAL];
+    if (ceil) ceil = ceil_mode_for(L, x0, nsp, &p, include_pad, want, &trim);
     bool unbatched;
     ox_value *x = batch_in(L, x0, nsp, &unbatched);
     ox_node *n = ox_op(L, "AveragePool", 1, x);
@@ -447,7 +488,8 @@ static int avg_pool(ox_lower *L, int nsp) {
     set_pool_attrs(L, n, nsp, &p);
     if (ceil) ox_node_set_int(L->g, n, "ceil_mode", 1);
     if (include_pad) ox_node_set_int(L->g, n, "count_include_pad", 1);
-    return ox_bind(L, 0, batch_out(L, typed(ox_out(n), x0->dtype), unbatched));
+    ox_value *y = typed(ox_out(n), x0->dtype);
+    return ox_bind(L, 0, batch_out(L, trim ? trim_spatial(L, y, nsp, want) : y, unbatched));
 }
 
 int lower_avg_pool1d(ox_lower *L) { return avg_pool(L, 1); }

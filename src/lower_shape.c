@@ -8,6 +8,7 @@
  */
 #include "lower.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -197,7 +198,7 @@ int lower_flatten(ox_lower *L) {
     int rank = x ? x->rank : -1, mrank;
     if (!x) return ox_bind(L, 0, NULL);
     if (!norm_dim(L, &start, rank, "start_dim") || !norm_dim(L, &end, rank, "end_dim"))
-        return OX_EUNSUPPORTED;
+        return OX_ELOWER;
     if (rank >= MAX_DIMS) return ox_lower_unsupported(L, "flatten of a rank-%d input", rank);
     if (start > end) return ox_lower_fail(L, "start_dim %lld is after end_dim %lld",
                                           (long long)start, (long long)end);
@@ -601,15 +602,22 @@ static ox_value *arange_const(ox_lower *L, const ox_arg *b[3], int64_t n, ox_dty
     bool ints = ox_dtype_is_int(t) || t == OX_BOOL;
     for (int k = 0; k < 3; k++) ints &= b[k]->kind == OX_ARG_INT;
     ox_dtype st = ints ? OX_INT64 : t == OX_DOUBLE ? OX_DOUBLE : OX_FLOAT;
+    double v[3];
+    for (int k = 0; k < 3; k++) v[k] = b[k]->kind == OX_ARG_FLOAT ? b[k]->u.f : (double)b[k]->u.i;
+    /* The bounds must give the size torch recorded; then no element overflows. */
+    double count = v[2] != 0 ? ceil((v[1] - v[0]) / v[2]) : -1;
+    if (!(count == (double)n || (n == 0 && count <= 0))) {
+        ox_lower_fail(L, "arange(%g, %g, %g) does not have the %lld elements torch recorded", v[0], v[1],
+                      v[2], (long long)n);
+        return NULL;
+    }
     void *data = ox_arena_array(L->g->arena, (size_t)(n ? n : 1), ox_dtype_size(st));
     if (!data) return NULL;
     for (int64_t i = 0; i < n; i++) {
         if (ints) {
-            ((int64_t *)data)[i] = b[0]->u.i + i * b[2]->u.i;
+            ((int64_t *)data)[i] = (int64_t)((uint64_t)b[0]->u.i + (uint64_t)i * (uint64_t)b[2]->u.i);
             continue;
         }
-        double v[3];
-        for (int k = 0; k < 3; k++) v[k] = b[k]->kind == OX_ARG_FLOAT ? b[k]->u.f : (double)b[k]->u.i;
         double x = v[0] + (double)i * v[2];
         if (st == OX_DOUBLE) ((double *)data)[i] = x;
         else ((float *)data)[i] = (float)x;

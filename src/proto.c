@@ -158,6 +158,29 @@ static void f_bytes(out *o, unsigned field, const void *p, size_t n) {
     put(o, p, n);
 }
 
+/* A tensor's bytes: straight from where they are, or, for a PERMUTED view, produced a chunk at a
+ * time so that the transposed weight never exists whole in memory. */
+static void sink_tensor(sink *s, const ox_tensor *t) {
+    if (t->storage != OX_DATA_PERMUTED) { sink_put(s, t->data, t->nbytes); return; }
+    unsigned char chunk[64 << 10];
+    for (size_t off = 0; off < t->nbytes && !s->failed; off += sizeof chunk) {
+        size_t n = t->nbytes - off < sizeof chunk ? t->nbytes - off : sizeof chunk;
+        if (!ox_tensor_read(t, off, n, chunk)) {
+            ox_error_set(s->err, OX_EINVAL, NULL, "a transposed tensor could not be read");
+            s->failed = true;
+            return;
+        }
+        sink_put(s, chunk, n);
+    }
+}
+
+static void f_tensor_bytes(out *o, unsigned field, const ox_tensor *t) {
+    put_tag(o, field, WT_LEN);
+    put_varint(o, t->nbytes);
+    if (o->s) sink_tensor(o->s, t);
+    else o->n = sat_add(o->n, t->nbytes);
+}
+
 static void f_string(out *o, unsigned field, const char *s) {
     if (!s) s = "";
     f_bytes(o, field, s, strlen(s));
@@ -222,7 +245,7 @@ static void tensor_msg(const ctx *c, out *o, const void *arg) {
     f_varint(o, 2, (uint64_t)t->dtype);
     if (a->name) f_string(o, 8, a->name);
     if (a->off == EXT_INLINE) {
-        f_bytes(o, 9, t->data, t->nbytes);
+        f_tensor_bytes(o, 9, t);
         return;
     }
     char off[24], len[24];
@@ -375,7 +398,7 @@ static ox_code check_node(const ox_node *n, ox_error *err) {
             break;
         }
         case OX_ATTR_TENSOR:
-            if (!a->u.t || (a->u.t->nbytes > 0 && !a->u.t->data) || a->u.t->rank < 0 ||
+            if (!a->u.t || !ox_tensor_has_data(a->u.t) || a->u.t->rank < 0 ||
                 (a->u.t->rank > 0 && !a->u.t->dims))
                 return ox_error_set(err, OX_EINVAL, node_where(n),
                                     "node '%s' (%s): tensor attribute '%s' has no data or no dims",
@@ -450,7 +473,7 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
             const ox_value *v = g->initializers[i];
             if (!is_initializer(v)) continue;
             const ox_tensor *t = v->tensor;
-            if (t->nbytes > 0 && (t->storage == OX_DATA_ABSENT || !t->data))
+            if (!ox_tensor_has_data(t))
                 return ox_error_set(err, OX_EINVAL, v->name,
                                     "initializer '%s' has no data (fake weights): apply real "
                                     "weights or save with include_initializers=false", v->name);
@@ -636,7 +659,7 @@ static ox_code write_data_file(const ctx *c, sink *s) {
         if (c->ext_off[i] == EXT_INLINE) continue;
         const ox_tensor *t = g->initializers[i]->tensor;
         sink_zeros(s, c->ext_off[i] - s->pos);
-        sink_put(s, t->data, t->nbytes);
+        sink_tensor(s, t);
     }
     sink_flush(s);
     return s->failed ? s->err->code : OX_OK;

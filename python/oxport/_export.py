@@ -10,6 +10,7 @@ import torch
 from torch.export import ExportedProgram
 
 from . import _core
+from . import _dynamic
 from ._capture import capture, decompose, needs_decomposition
 from ._errors import LoweringError, OnnxExporterError, UnsupportedOpError, format_unsupported
 from ._program import ONNXProgram
@@ -82,6 +83,8 @@ def export(
     f: str | os.PathLike | None = None,
     *,
     kwargs: dict[str, Any] | None = None,
+    dynamic_shapes: dict[str, Any] | tuple[Any, ...] | list[Any] | None = None,
+    dynamic_axes: Mapping[str, Any] | None = None,
     export_params: bool = True,
     verbose: bool | None = None,
     input_names: Sequence[str] | None = None,
@@ -96,16 +99,28 @@ def export(
 
     Returns an ONNXProgram; when `f` is given the model is also saved there (weights as external
     data when `external_data` is true, as torch.onnx does). `export_params=False` saves without
-    weights. `verbose=False` silences the per-stage progress lines.
+    weights. `verbose=False` silences the per-stage progress lines. `dynamic_shapes` takes what
+    torch.export takes plus strings naming an axis; named axes appear as dim_param in the model.
+    The legacy `dynamic_axes` is converted to dynamic_shapes, with a warning.
     """
     opset = DEFAULT_OPSET if opset_version is None else opset_version
     args, kwargs = _check_arguments(model, args, kwargs, f, input_names, output_names, opset, dynamo)
+    if dynamic_axes is not None:
+        if dynamic_shapes is not None:
+            raise ValueError("pass dynamic_shapes or dynamic_axes, not both")
+        if not isinstance(dynamic_axes, Mapping):
+            raise TypeError(f"dynamic_axes must be a dict, got {type(dynamic_axes).__name__}")
+        dynamic_shapes = _dynamic.from_dynamic_axes(model, args, kwargs, dynamic_axes, input_names)
+    torch_shapes, axis_names = _dynamic.prepare(model, args, kwargs, dynamic_shapes)
     stages = _Stages(verbose is not False)
 
-    ep, strategy = stages.run("capture", capture, model, args, kwargs)
+    ep, strategy = stages.run("capture", capture, model, args, kwargs, torch_shapes)
+    dim_names = (_dynamic.dim_names(model, args, kwargs, dynamic_shapes, axis_names, ep)
+                 if isinstance(model, torch.nn.Module) else {})
     if needs_decomposition(ep, opset):
         ep = stages.run("decompose", decompose, ep, opset)
-    walked = stages.run("walk", walk, ep, list(input_names) if input_names is not None else None)
+    walked = stages.run("walk", walk, ep, list(input_names) if input_names is not None else None,
+                        dim_names)
 
     names = None
     if output_names is not None:

@@ -107,7 +107,8 @@ class ONNXProgram:
                              f"({', '.join(self._input_names)}), got {len(tensors)}")
         feeds = {name: _to_numpy(t) for name, t in zip(self._input_names, tensors)}
         outputs = self._inference_session.run(None, feeds)
-        return tuple(torch.from_numpy(np.ascontiguousarray(o)) for o in outputs)
+        # np.ascontiguousarray would turn 0-d outputs into shape (1,): copy only when needed.
+        return tuple(torch.from_numpy(o if o.flags.c_contiguous else o.copy()) for o in outputs)
 
     def release(self) -> None:
         """Drop the ONNX Runtime session and any temporary files it needed."""

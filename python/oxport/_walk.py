@@ -7,6 +7,7 @@ here decides which ONNX ops a torch op becomes; that is the C core's job.
 from __future__ import annotations
 
 import operator
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -47,8 +48,22 @@ def target_name(target) -> str:
     return f"{module}::{getattr(target, '__name__', repr(target))}"
 
 
-def _shape(shape) -> tuple:
-    return tuple(d if isinstance(d, int) else (int(d) if _is_static(d) else str(d)) for d in shape)
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+
+def _shape(shape, names: dict | None = None) -> tuple:
+    """Dims as ints, or as strings for symbolic ones; symbols the user named (in dynamic_shapes)
+    are written with those names, also inside expressions ("s0 + 1" becomes "seq + 1")."""
+    out = []
+    for d in shape:
+        if isinstance(d, int) or _is_static(d):
+            out.append(int(d))
+            continue
+        text = str(d)
+        if names:
+            text = _SYMBOL.sub(lambda m: names.get(m.group(0), m.group(0)), text)
+        out.append(text)
+    return tuple(out)
 
 
 def _is_static(d) -> bool:
@@ -58,10 +73,10 @@ def _is_static(d) -> bool:
         return False
 
 
-def _meta(val, where: str):
+def _meta(val, where: str, names: dict | None = None):
     """(onnx dtype, shape) of one FX value; (None, None) when it is not a tensor or number."""
     if isinstance(val, torch.Tensor):
-        return (onnx_dtype(val.dtype, where), _shape(val.shape))
+        return (onnx_dtype(val.dtype, where), _shape(val.shape, names))
     if isinstance(val, (torch.SymInt, int)) and not isinstance(val, bool):
         return (_INT64, ())
     if isinstance(val, (torch.SymBool, bool)):
@@ -111,7 +126,9 @@ class _Schemas:
         return spec
 
 
-def walk(ep: ExportedProgram, input_names: list[str] | None = None) -> Walked:
+def walk(ep: ExportedProgram, input_names: list[str] | None = None,
+         dim_names: dict[str, str] | None = None) -> Walked:
+    """dim_names maps torch's symbols ("s0") to the names the user gave them."""
     w = Walked()
     sig = ep.graph_signature
     graph = ep.graph_module.graph
@@ -145,7 +162,7 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None) -> Walked:
         k += 1
         i = new_id()
         ids[node] = i
-        w.inputs.append((i, name, onnx_dtype(val.dtype, f"input {name}"), _shape(val.shape)))
+        w.inputs.append((i, name, onnx_dtype(val.dtype, f"input {name}"), _shape(val.shape, dim_names)))
         w.input_names.append(name)
         w.input_dtypes.append(val.dtype)
 
@@ -217,11 +234,11 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None) -> Walked:
         val = node.meta.get("val")
         if isinstance(val, (tuple, list)):
             out_ids = tuple(new_id() for _ in val)
-            metas = [_meta(v, name) for v in val]
+            metas = [_meta(v, name, dim_names) for v in val]
             ids[node] = out_ids
         else:
             out_ids = (new_id(),)
-            metas = [_meta(val, name)]
+            metas = [_meta(val, name, dim_names)]
             ids[node] = out_ids[0]
         w.nodes.append((tname, name, where, args, list(out_ids), metas))
 

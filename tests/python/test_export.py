@@ -57,6 +57,17 @@ def test_decomposed_forms_lower(model_case):
     torch.testing.assert_close(program(*args)[0], expected)
 
 
+def test_skipping_the_retrace_matches_decomposing(model_case):
+    """The export that skips run_decompositions (every op native) computes what the export of the
+    decomposed program computes."""
+    name, model, args, expected = model_case
+    ep = torch.export.export(model, args)
+    native = oxport.export(ep, args, verbose=False)
+    decomposed = oxport.export(ep.run_decompositions(), args, verbose=False)
+    for a, b in zip(native(*args), decomposed(*args)):
+        torch.testing.assert_close(a, b)
+
+
 def test_input_and_output_names():
     model, args = models.mlp()
     program = oxport.export(model, args, input_names=["x"], output_names=["logits"], verbose=False)
