@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 BUILD   := build
 JOBS    ?= 2
 
-.PHONY: demo test build ctest pytest clean
+.PHONY: demo test build ctest pytest clean bench
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -34,3 +34,9 @@ test: ctest pytest
 
 clean:
 	rm -rf $(BUILD) .venv
+
+# oxport and torch.onnx side by side, each run in a fresh process (15–20 minutes on 2 cores):
+# rewrites bench/results.json, docs/benchmarks.md and docs/bench_depth.png. BENCH_ARGS="--quick" for a
+# short run whose outputs go to bench/out/.
+bench: build
+	$(PY) bench/run.py $(BENCH_ARGS)
