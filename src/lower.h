@@ -11,7 +11,7 @@
  *     if (ox_lower_run(g, &prog, &rep) != OX_OK) ...   // g->err; rep lists unsupported ops
  *
  * Argument encoding (what the Python walker sends):
- *   None → NONE; bool → BOOL; int → INT; float → FLOAT; str → STRING; list/tuple → LIST;
+ *   None → NONE; bool → BOOL; int → INT; float → FLOAT; str → STRING; bytes → BYTES; list/tuple → LIST;
  *   an FX value → VALUE (by id); torch.dtype → INT holding the ONNX dtype code;
  *   device, layout, memory_format → NONE.
  *
@@ -35,6 +35,7 @@
 
 typedef enum ox_arg_kind {
     OX_ARG_NONE = 0, OX_ARG_BOOL, OX_ARG_INT, OX_ARG_FLOAT, OX_ARG_STRING, OX_ARG_VALUE, OX_ARG_LIST,
+    OX_ARG_BYTES,
 } ox_arg_kind;
 
 typedef struct ox_arg {
@@ -43,6 +44,7 @@ typedef struct ox_arg {
         int64_t i;                              /* BOOL (0/1), INT */
         double f;                               /* FLOAT */
         const char *s;                          /* STRING */
+        struct { const void *p; size_t n; } bytes;   /* BYTES (arena copy) */
         uint32_t ref;                           /* VALUE: id in the program's value table */
         struct { struct ox_arg *items; int n; } list;
     } u;

@@ -1,32 +1,715 @@
+/*
+ * pass.c — the optimizer's passes. Passes replace a value by setting value->replaced_by and let
+ * readers catch up as they are visited (forward order sees every producer before its readers), so
+ * no replacement rescans the graph; resolve_all settles the rest at the end of each pass.
+ */
 #include "pass.h"
 
+#include <math.h>
 #include <string.h>
+
+#include "fold.h"
+
+/* ---- replacing values ---- */
+
+static ox_value *resolve(ox_value *v) {
+    while (v && v->replaced_by) v = v->replaced_by;
+    return v;
+}
+
+static void resolve_inputs(ox_node *n) {
+    for (int k = 0; k < n->ninputs; k++) n->inputs[k] = resolve(n->inputs[k]);
+}
+
+static void resolve_all(ox_graph *g) {
+    for (uint32_t i = 0; i < g->nnodes; i++)
+        if (!g->nodes[i]->dead) resolve_inputs(g->nodes[i]);
+    for (uint32_t i = 0; i < g->noutputs; i++) g->outputs[i] = resolve(g->outputs[i]);
+}
+
+/*
+ * Makes readers of `from` read `to`. A graph output keeps its name: `to` takes it over, which is
+ * only possible when `to` is a node's value (or a constant made for this purpose, `fresh`) that is
+ * not itself an input or an output already. Returns false when the replacement cannot be made.
+ */
+static bool replace(ox_value *from, ox_value *to, bool fresh) {
+    if (!to || from == to) return false;
+    if (from->is_output) {
+        if (to->is_output || to->kind == OX_VALUE_INPUT) return false;
+        if (to->kind == OX_VALUE_INITIALIZER && !fresh) return false;
+        to->name = from->name;
+        from->name = NULL;
+        to->is_output = true;
+        from->is_output = false;
+        if (!to->has_meta && from->has_meta) {
+            to->dtype = from->dtype;
+            to->rank = from->rank;
+            to->dims = from->dims;
+            to->has_meta = true;
+        }
+    } else if (fresh && from->name && !to->name) {
+        to->name = from->name;   /* a folded value keeps its name: easier to follow in Netron */
+        from->name = NULL;
+    }
+    from->replaced_by = to;
+    return true;
+}
+
+static bool op_is(const ox_node *n, const char *op) {
+    return !n->domain && strcmp(n->op_type, op) == 0;
+}
+
+static bool is_const(const ox_value *v) {
+    return v && v->kind == OX_VALUE_INITIALIZER && !v->dead && ox_tensor_has_data(v->tensor);
+}
+
+/* Element i of a constant as a double (NaN when the dtype is not numeric). */
+static double elem(const ox_tensor *t, int64_t i) {
+    unsigned char b[16];
+    size_t es = ox_dtype_size(t->dtype);
+    if (!es || es > sizeof b || !ox_tensor_read(t, (size_t)i * es, es, b)) return NAN;
+    switch (t->dtype) {
+    case OX_FLOAT: { float f; memcpy(&f, b, 4); return f; }
+    case OX_DOUBLE: { double d; memcpy(&d, b, 8); return d; }
+    case OX_INT64: { int64_t x; memcpy(&x, b, 8); return (double)x; }
+    case OX_INT32: { int32_t x; memcpy(&x, b, 4); return x; }
+    case OX_INT16: { int16_t x; memcpy(&x, b, 2); return x; }
+    case OX_INT8: { int8_t x; memcpy(&x, b, 1); return x; }
+    case OX_UINT8: case OX_BOOL: return b[0];
+    case OX_FLOAT16: {
+        uint16_t h; memcpy(&h, b, 2);
+        int e = (h >> 10) & 31, m = h & 1023;
+        double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, e - 25);
+        return h & 0x8000 ? -v : v;
+    }
+    case OX_BFLOAT16: {
+        uint16_t h; memcpy(&h, b, 2);
+        uint32_t x = (uint32_t)h << 16; float f; memcpy(&f, &x, 4); return f;
+    }
+    default: return NAN;
+    }
+}
+
+/* ---- Constant nodes → initializers ---- */
+
+/* The tensor a Constant node holds, whatever attribute form it uses; NULL for forms left alone
+ * (sparse_value, strings). */
+static ox_tensor *constant_tensor(ox_graph *g, const ox_node *n) {
+    if (n->nattrs != 1) return NULL;
+    const ox_attr *a = &n->attrs[0];
+    ox_tensor *t = NULL;
+    if (!strcmp(a->name, "value") && a->type == OX_ATTR_TENSOR) return a->u.t;
+    if (!strcmp(a->name, "value_float") && a->type == OX_ATTR_FLOAT) {
+        if ((t = ox_tensor_new(g, OX_FLOAT, 0, NULL))) memcpy((void *)t->data, &a->u.f, 4);
+    } else if (!strcmp(a->name, "value_int") && a->type == OX_ATTR_INT) {
+        if ((t = ox_tensor_new(g, OX_INT64, 0, NULL))) memcpy((void *)t->data, &a->u.i, 8);
+    } else if (!strcmp(a->name, "value_floats") && a->type == OX_ATTR_FLOATS) {
+        int64_t n1 = a->u.floats.n;
+        if ((t = ox_tensor_new(g, OX_FLOAT, 1, &n1)) && n1) memcpy((void *)t->data, a->u.floats.v, (size_t)n1 * 4);
+    } else if (!strcmp(a->name, "value_ints") && a->type == OX_ATTR_INTS) {
+        int64_t n1 = a->u.ints.n;
+        if ((t = ox_tensor_new(g, OX_INT64, 1, &n1)) && n1) memcpy((void *)t->data, a->u.ints.v, (size_t)n1 * 8);
+    }
+    return t;
+}
 
 ox_code ox_pass_lift_constants(ox_graph *g, ox_pass_stats *st) {
     for (uint32_t i = 0; i < g->nnodes; i++) {
         ox_node *n = g->nodes[i];
-        if (n->dead || n->domain || strcmp(n->op_type, "Constant") != 0 || n->noutputs != 1) continue;
-        const ox_attr *a = ox_node_attr(n, "value");
-        if (!a || a->type != OX_ATTR_TENSOR || n->nattrs != 1) continue;   /* value_float etc. stay */
-        const ox_tensor *t = a->u.t;
-        ox_value *out = n->outputs[0];
-        const char *name = ox_value_name(g, out);
-        if (!name) return ox_graph_status(g);
-        /* The initializer takes the output's place: same name, same readers. The output value
-         * gives up its name first so that the initializer can have it. */
-        out->name = NULL;
-        ox_value *init = ox_graph_add_constant(g, name, t->dtype, t->rank, t->dims, t->data);
+        if (n->dead || !op_is(n, "Constant") || n->noutputs != 1) continue;
+        ox_tensor *t = constant_tensor(g, n);
+        if (!t) continue;
+        ox_value *init = ox_graph_adopt_tensor(g, NULL, t);
         if (!init) return ox_graph_status(g);
-        init->name = name;   /* unique_name suffixed it while `name` was still interned */
-        ox_graph_replace_uses(g, out, init);
+        if (!replace(n->outputs[0], init, true)) continue;
         n->dead = true;
         if (st) st->constants_lifted++;
     }
+    resolve_all(g);
     ox_graph_compact(g);
     return ox_graph_status(g);
 }
 
+/* ---- folding ---- */
+
+enum { FOLD_FREE_BYTES = 1024 };   /* a fold may add this much even when it removes nothing */
+
+/* Shape and Size of a static shape, whatever the input's value. */
+static ox_tensor *fold_shape(ox_graph *g, const ox_node *n) {
+    const ox_value *x = n->inputs[0];
+    if (!x || !ox_value_is_static(x)) return NULL;
+    if (op_is(n, "Size")) {
+        int64_t numel = ox_value_numel(x);
+        ox_tensor *t = numel < 0 ? NULL : ox_tensor_new(g, OX_INT64, 0, NULL);
+        if (t) memcpy((void *)t->data, &numel, 8);
+        return t;
+    }
+    int64_t r = x->rank, start = ox_node_attr_int(n, "start", 0), end = ox_node_attr_int(n, "end", r);
+    if (start < 0) start += r;
+    if (end < 0) end += r;
+    start = start < 0 ? 0 : start > r ? r : start;
+    end = end < 0 ? 0 : end > r ? r : end;
+    int64_t len = end > start ? end - start : 0;
+    ox_tensor *t = ox_tensor_new(g, OX_INT64, 1, &len);
+    if (t)
+        for (int64_t k = 0; k < len; k++) ((int64_t *)(void *)t->data)[k] = x->dims[start + k].value;
+    return t;
+}
+
+/* Transpose of a whole weight: a view, transposed when written (nothing copied now). */
+static ox_tensor *fold_transpose_view(ox_graph *g, const ox_node *n) {
+    const ox_tensor *b = n->inputs[0]->tensor;
+    if (b->storage == OX_DATA_PERMUTED || b->rank < 2 || b->rank > 16) return NULL;
+    int64_t *perm = ox_arena_array(g->arena, (size_t)b->rank, sizeof *perm);
+    int64_t *dims = ox_arena_array(g->arena, (size_t)b->rank, sizeof *dims);
+    ox_tensor *t = ox_arena_alloc(g->arena, sizeof *t);
+    if (!perm || !dims || !t) return NULL;
+    const ox_attr *a = ox_node_attr(n, "perm");
+    bool seen[16] = {0};
+    for (int i = 0; i < b->rank; i++) {
+        int64_t p = a ? (i < a->u.ints.n ? a->u.ints.v[i] : -1) : b->rank - 1 - i;
+        if (a && a->u.ints.n != b->rank) return NULL;
+        if (p < 0) p += b->rank;
+        if (p < 0 || p >= b->rank || seen[p]) return NULL;
+        seen[p] = true;
+        perm[i] = p;
+        dims[i] = b->dims[p];
+    }
+    *t = (ox_tensor){.dtype = b->dtype, .rank = b->rank, .dims = dims, .nbytes = b->nbytes,
+                     .storage = OX_DATA_PERMUTED, .base = b, .perm = perm};
+    return t;
+}
+
+ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
+    ox_graph_count_uses(g);
+    for (uint32_t i = 0; i < g->nnodes && !ox_graph_failed(g); i++) {
+        ox_node *n = g->nodes[i];
+        if (n->dead || n->domain || n->noutputs < 1 || n->noutputs > 8) continue;
+        resolve_inputs(n);
+        ox_tensor *out[8] = {0};
+        if ((op_is(n, "Shape") || op_is(n, "Size")) && n->ninputs == 1) {
+            if (!(out[0] = fold_shape(g, n))) continue;
+        } else {
+            bool view = op_is(n, "Transpose") && n->ninputs == 1;
+            bool all_const = n->ninputs > 0 && (view || ox_fold_has_kernel(n->op_type));
+            size_t freed = 0;
+            for (int k = 0; k < n->ninputs && all_const; k++) {
+                ox_value *v = n->inputs[k];
+                if (!v) continue;
+                all_const = is_const(v);
+                if (all_const && v->uses == 1) freed += v->tensor->nbytes;
+            }
+            if (!all_const) continue;
+            if (view && n->inputs[0]->tensor->nbytes > FOLD_FREE_BYTES) {
+                if (!(out[0] = fold_transpose_view(g, n))) continue;
+            } else if (!ox_fold_has_kernel(n->op_type)) {
+                continue;
+            } else {
+                const ox_tensor *in[16];
+                if (n->ninputs > 16) continue;
+                bool ok = true;
+                for (int k = 0; k < n->ninputs && ok; k++) {
+                    in[k] = NULL;
+                    if (!n->inputs[k]) continue;
+                    ok = ox_tensor_bytes(g, n->inputs[k]->tensor) != NULL;
+                    in[k] = n->inputs[k]->tensor;
+                }
+                if (!ok) continue;
+                ox_code rc = ox_fold_eval(g, n, in, out);
+                if (rc == OX_ENOMEM) return ox_graph_status(g);
+                if (rc != OX_OK) {
+                    /* A node the kernel rejects stays as it is: ONNX Runtime will say the same
+                     * thing, with its own words, if the node is wrong. */
+                    if (rc != OX_EUNSUPPORTED) ox_error_clear(&g->err);
+                    continue;
+                }
+                size_t grown = 0;
+                for (int k = 0; k < n->noutputs; k++) grown += out[k] ? out[k]->nbytes : 0;
+                if (grown > freed && grown > FOLD_FREE_BYTES) continue;   /* would grow the file */
+            }
+        }
+        bool done = true;
+        for (int k = 0; k < n->noutputs && done; k++) {
+            if (!out[k]) { done = false; break; }
+            ox_value *c = ox_graph_adopt_tensor(g, NULL, out[k]);
+            if (!c) return ox_graph_status(g);
+            done = replace(n->outputs[k], c, true);
+        }
+        if (!done) continue;
+        for (int k = 0; k < n->ninputs; k++)
+            if (n->inputs[k]) n->inputs[k]->uses--;
+        n->dead = true;
+        if (st) st->folded++;
+    }
+    resolve_all(g);
+    ox_graph_compact(g);
+    return ox_graph_status(g);
+}
+
+/* ---- no-op removal ---- */
+
+/* The node computes its input `in` as output 0: its readers read `in` instead. */
+static bool forward(ox_node *n, ox_value *in, ox_pass_stats *st) {
+    for (int k = 1; k < n->noutputs; k++)
+        if (n->outputs[k]->uses || n->outputs[k]->is_output) return false;   /* e.g. a Dropout mask */
+    if (!in || !replace(n->outputs[0], in, false)) return false;
+    n->dead = true;
+    if (st) st->noops_removed++;
+    return true;
+}
+
+/* Reshape(x, shape) gives x's own shape. */
+static bool reshape_is_noop(const ox_node *n) {
+    const ox_value *x = n->inputs[0], *s = n->ninputs > 1 ? n->inputs[1] : NULL;
+    if (!is_const(s) || s->tensor->dtype != OX_INT64 || s->tensor->rank != 1 || !ox_value_is_static(x))
+        return false;
+    int64_t r = s->tensor->dims[0];
+    if (r != x->rank || r > 64) return false;
+    bool allowzero = ox_node_attr_int(n, "allowzero", 0) != 0;
+    int minus = -1;
+    for (int i = 0; i < r; i++) {
+        int64_t d = (int64_t)elem(s->tensor, i);
+        if (d == 0 && !allowzero) continue;            /* copies x's dim i */
+        if (d == -1 && minus < 0) { minus = i; continue; }
+        if (d != x->dims[i].value) return false;
+    }
+    return true;   /* every other dim equal, so a single -1 can only be x's own size there */
+}
+
+/* Expand(x, shape) gives x's own shape: every shape entry is 1 or x's dim (right-aligned). */
+static bool expand_is_noop(const ox_node *n) {
+    const ox_value *x = n->inputs[0], *s = n->ninputs > 1 ? n->inputs[1] : NULL;
+    if (!is_const(s) || s->tensor->rank != 1 || !ox_value_is_static(x)) return false;
+    int64_t r = s->tensor->dims[0];
+    if (r > x->rank) return false;
+    for (int64_t i = 0; i < r; i++) {
+        int64_t d = (int64_t)elem(s->tensor, i), xd = x->dims[x->rank - r + i].value;
+        if (d != 1 && d != xd) return false;
+    }
+    return true;
+}
+
+/* c is a constant whose every element equals `e`, of x's dtype, whose broadcast cannot change x's
+ * shape (a single element of rank at most x's). */
+static bool is_neutral(const ox_value *c, const ox_value *x, double e) {
+    if (!is_const(c) || !x || c->tensor->dtype != x->dtype || x->dtype == OX_UNDEFINED) return false;
+    if (ox_tensor_numel(c->tensor) != 1 || x->rank < 0 || c->tensor->rank > x->rank) return false;
+    return elem(c->tensor, 0) == e;
+}
+
+static bool transpose_perm(const ox_node *n, int rank, int64_t *perm) {
+    const ox_attr *a = ox_node_attr(n, "perm");
+    if (rank < 0 || rank > 16) return false;
+    if (!a) {
+        for (int i = 0; i < rank; i++) perm[i] = rank - 1 - i;
+        return true;
+    }
+    if (a->type != OX_ATTR_INTS || a->u.ints.n != rank) return false;
+    for (int i = 0; i < rank; i++) {
+        perm[i] = a->u.ints.v[i];
+        if (perm[i] < 0 || perm[i] >= rank) return false;
+    }
+    return true;
+}
+
+static int input_rank(const ox_node *n) {
+    const ox_value *x = n->inputs[0];
+    if (x && x->rank >= 0) return x->rank;
+    return n->outputs[0]->rank;
+}
+
+static void simplify_transpose(ox_graph *g, ox_node *n, ox_pass_stats *st) {
+    int64_t p2[16], p1[16], both[16];
+    int rank = input_rank(n);
+    if (!transpose_perm(n, rank, p2)) return;
+    bool identity = true;
+    for (int i = 0; i < rank; i++) identity &= p2[i] == i;
+    if (identity) { forward(n, n->inputs[0], st); return; }
+    ox_node *prev = n->inputs[0] ? n->inputs[0]->producer : NULL;
+    if (!prev || prev->dead || !op_is(prev, "Transpose") || !transpose_perm(prev, rank, p1)) return;
+    /* y = T(T(x, p1), p2): y dim i is x dim p1[p2[i]]. */
+    identity = true;
+    for (int i = 0; i < rank; i++) {
+        both[i] = p1[p2[i]];
+        identity &= both[i] == i;
+    }
+    if (identity) { forward(n, prev->inputs[0], st); return; }
+    n->inputs[0] = prev->inputs[0];
+    ox_node_set_ints(g, n, "perm", both, rank);
+    if (st) st->noops_removed++;   /* prev is read by one node fewer; DCE drops it if unused */
+}
+
+ox_code ox_pass_simplify(ox_graph *g, ox_pass_stats *st) {
+    ox_graph_count_uses(g);
+    for (uint32_t i = 0; i < g->nnodes && !ox_graph_failed(g); i++) {
+        ox_node *n = g->nodes[i];
+        if (n->dead || n->domain || n->ninputs < 1 || n->noutputs < 1) continue;
+        resolve_inputs(n);
+        ox_value *x = n->inputs[0], *y = n->ninputs > 1 ? n->inputs[1] : NULL;
+        const char *op = n->op_type;
+        if (!strcmp(op, "Identity")) forward(n, x, st);
+        else if (!strcmp(op, "Cast")) {
+            if (x && x->dtype != OX_UNDEFINED && ox_node_attr_int(n, "to", -1) == x->dtype) forward(n, x, st);
+        } else if (!strcmp(op, "Reshape")) {
+            if (reshape_is_noop(n)) forward(n, x, st);
+        } else if (!strcmp(op, "Expand")) {
+            if (expand_is_noop(n)) forward(n, x, st);
+        } else if (!strcmp(op, "Concat")) {
+            if (n->ninputs == 1) forward(n, x, st);
+        } else if (!strcmp(op, "Dropout")) {
+            /* inference unless training_mode is given and not a constant false */
+            ox_value *train = n->ninputs > 2 ? n->inputs[2] : NULL;
+            if (!train || (is_const(train) && elem(train->tensor, 0) == 0)) forward(n, x, st);
+        } else if (!strcmp(op, "Mul")) {
+            if (is_neutral(y, x, 1)) forward(n, x, st);
+            else if (is_neutral(x, y, 1)) forward(n, y, st);
+        } else if (!strcmp(op, "Add")) {
+            if (is_neutral(y, x, 0)) forward(n, x, st);
+            else if (is_neutral(x, y, 0)) forward(n, y, st);
+        } else if (!strcmp(op, "Sub")) {
+            if (is_neutral(y, x, 0)) forward(n, x, st);
+        } else if (!strcmp(op, "Div")) {
+            if (is_neutral(y, x, 1)) forward(n, x, st);
+        } else if (!strcmp(op, "Transpose")) {
+            simplify_transpose(g, n, st);
+        }
+    }
+    resolve_all(g);
+    ox_graph_compact(g);
+    return ox_graph_status(g);
+}
+
+/* ---- dedup: equal initializers, then common subexpressions ---- */
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h;
+}
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ull; }
+    return h;
+}
+
+/* A tensor's key: dtype, shape and a sample of its bytes (whole when small). Equal tensors have
+ * equal keys; a key match is confirmed with a full comparison. */
+static uint64_t tensor_key(const ox_tensor *t) {
+    uint64_t h = mix(1469598103934665603ull, (uint64_t)t->dtype);
+    for (int i = 0; i < t->rank; i++) h = mix(h, (uint64_t)t->dims[i]);
+    h = mix(h, t->nbytes);
+    if (t->storage == OX_DATA_PERMUTED) return mix(mix(h, (uint64_t)(uintptr_t)t->base), 7);
+    if (t->nbytes <= 4096) return hash_bytes(h, t->data, t->nbytes);
+    for (int k = 0; k < 16; k++) {
+        size_t off = (t->nbytes - 64) / 15 * (size_t)k;
+        h = hash_bytes(h, (const unsigned char *)t->data + off, 64);
+    }
+    return h;
+}
+
+static bool tensors_equal(const ox_tensor *a, const ox_tensor *b) {
+    if (a->dtype != b->dtype || a->rank != b->rank || a->nbytes != b->nbytes) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i]) return false;
+    if (a->storage == OX_DATA_PERMUTED || b->storage == OX_DATA_PERMUTED) {
+        if (a->storage != b->storage || a->base != b->base) return false;
+        return memcmp(a->perm, b->perm, (size_t)a->rank * sizeof *a->perm) == 0;
+    }
+    return a->data == b->data || memcmp(a->data, b->data, a->nbytes) == 0;
+}
+
+typedef struct {
+    uint64_t *keys;
+    void **items;
+    uint32_t cap;
+} table;
+
+static bool table_init(ox_graph *g, table *t, uint32_t n) {
+    t->cap = 64;
+    while (t->cap < n * 2 + 1) t->cap *= 2;
+    t->keys = ox_arena_array(g->arena, t->cap, sizeof *t->keys);
+    t->items = ox_arena_array(g->arena, t->cap, sizeof *t->items);
+    return t->keys && t->items;
+}
+
+/* Returns the first item with this key for which eq(item, x) holds, or inserts x and returns NULL. */
+static void *table_find_or_add(table *t, uint64_t key, void *x, bool (*eq)(const void *, const void *)) {
+    uint32_t mask = t->cap - 1;
+    for (uint32_t i = (uint32_t)key & mask;; i = (i + 1) & mask) {
+        if (!t->items[i]) { t->keys[i] = key; t->items[i] = x; return NULL; }
+        if (t->keys[i] == key && eq(t->items[i], x)) return t->items[i];
+    }
+}
+
+static bool init_eq(const void *a, const void *b) {
+    return tensors_equal(((const ox_value *)a)->tensor, ((const ox_value *)b)->tensor);
+}
+
+static bool attrs_equal(const ox_attr *a, const ox_attr *b) {
+    if (strcmp(a->name, b->name) != 0 || a->type != b->type) return false;
+    switch (a->type) {
+    case OX_ATTR_FLOAT: return memcmp(&a->u.f, &b->u.f, sizeof a->u.f) == 0;
+    case OX_ATTR_INT: return a->u.i == b->u.i;
+    case OX_ATTR_STRING: return strcmp(a->u.s, b->u.s) == 0;
+    case OX_ATTR_TENSOR: return tensors_equal(a->u.t, b->u.t);
+    case OX_ATTR_FLOATS:
+        return a->u.floats.n == b->u.floats.n &&
+               (!a->u.floats.n || !memcmp(a->u.floats.v, b->u.floats.v, (size_t)a->u.floats.n * sizeof(float)));
+    case OX_ATTR_INTS:
+        return a->u.ints.n == b->u.ints.n &&
+               (!a->u.ints.n || !memcmp(a->u.ints.v, b->u.ints.v, (size_t)a->u.ints.n * sizeof(int64_t)));
+    case OX_ATTR_STRINGS:
+        if (a->u.strings.n != b->u.strings.n) return false;
+        for (int i = 0; i < a->u.strings.n; i++)
+            if (strcmp(a->u.strings.v[i], b->u.strings.v[i]) != 0) return false;
+        return true;
+    }
+    return false;
+}
+
+static bool node_eq(const void *pa, const void *pb) {
+    const ox_node *a = pa, *b = pb;
+    if (strcmp(a->op_type, b->op_type) != 0 || a->ninputs != b->ninputs ||
+        a->noutputs != b->noutputs || a->nattrs != b->nattrs)
+        return false;
+    if ((a->domain == NULL) != (b->domain == NULL) || (a->domain && strcmp(a->domain, b->domain)))
+        return false;
+    for (int k = 0; k < a->ninputs; k++)
+        if (a->inputs[k] != b->inputs[k]) return false;
+    for (int k = 0; k < a->nattrs; k++) {
+        const ox_attr *other = ox_node_attr(b, a->attrs[k].name);
+        if (!other || !attrs_equal(&a->attrs[k], other)) return false;
+    }
+    return true;
+}
+
+static uint64_t node_key(const ox_node *n) {
+    uint64_t h = hash_bytes(1469598103934665603ull, n->op_type, strlen(n->op_type));
+    if (n->domain) h = hash_bytes(h, n->domain, strlen(n->domain));
+    for (int k = 0; k < n->ninputs; k++) h = mix(h, (uint64_t)(uintptr_t)n->inputs[k]);
+    /* attributes in any order: a sum of their hashes */
+    uint64_t ah = 0;
+    for (int k = 0; k < n->nattrs; k++) {
+        const ox_attr *a = &n->attrs[k];
+        uint64_t x = hash_bytes(mix(0, a->type), a->name, strlen(a->name));
+        if (a->type == OX_ATTR_INT) x = mix(x, (uint64_t)a->u.i);
+        else if (a->type == OX_ATTR_INTS)
+            for (int i = 0; i < a->u.ints.n; i++) x = mix(x, (uint64_t)a->u.ints.v[i]);
+        ah += x;
+    }
+    return mix(h, ah);
+}
+
+/* Ops whose result differs from one evaluation to the next. */
+static bool is_random(const ox_node *n) {
+    return !strncmp(n->op_type, "Random", 6) || !strcmp(n->op_type, "Multinomial") ||
+           !strcmp(n->op_type, "Bernoulli") || !strcmp(n->op_type, "Dropout");
+}
+
+ox_code ox_pass_dedup(ox_graph *g, ox_pass_stats *st) {
+    table t;
+    if (!table_init(g, &t, g->ninitializers)) return ox_graph_status(g);
+    for (uint32_t i = 0; i < g->ninitializers; i++) {
+        ox_value *v = g->initializers[i];
+        if (v->dead || v->is_output || !ox_tensor_has_data(v->tensor)) continue;
+        ox_value *first = table_find_or_add(&t, tensor_key(v->tensor), v, init_eq);
+        if (first && replace(v, first, false)) {
+            v->dead = true;
+            if (st) st->initializers_deduped++;
+        }
+    }
+    if (!table_init(g, &t, g->nnodes)) return ox_graph_status(g);
+    for (uint32_t i = 0; i < g->nnodes; i++) {
+        ox_node *n = g->nodes[i];
+        if (n->dead) continue;
+        resolve_inputs(n);
+        if (n->ninputs == 0 || is_random(n)) continue;
+        ox_node *first = table_find_or_add(&t, node_key(n), n, node_eq);
+        if (!first) continue;
+        bool ok = true;
+        for (int k = 0; k < n->noutputs; k++) ok &= !n->outputs[k]->is_output;
+        if (!ok) continue;
+        for (int k = 0; k < n->noutputs; k++) replace(n->outputs[k], first->outputs[k], false);
+        n->dead = true;
+        if (st) st->cse_removed++;
+    }
+    resolve_all(g);
+    ox_graph_compact(g);
+    return ox_graph_status(g);
+}
+
+/* ---- fusions ---- */
+
+/* The only reader of v is a live node, and v is not a graph output. */
+static bool single_use(const ox_value *v) {
+    return v && v->uses == 1 && !v->is_output;
+}
+
+/* A float32 constant's values, or NULL. */
+static const float *f32(ox_graph *g, ox_value *v, int64_t n) {
+    if (!is_const(v) || v->tensor->dtype != OX_FLOAT || ox_tensor_numel(v->tensor) != n) return NULL;
+    return ox_tensor_bytes(g, v->tensor);
+}
+
+static const char *fused_name(ox_graph *g, const ox_value *base, const char *suffix) {
+    const char *b = base && base->name ? base->name : "fused";
+    return ox_arena_printf(g->arena, "%s_%s", b, suffix);   /* made unique when added */
+}
+
+/* `fused` (just appended) takes the place of `old` in g->nodes, and its float output takes over
+ * old's readers and name; `absorbed` (the other node fused away) and old die. */
+static bool take_place(ox_node *fused, ox_node *old, ox_node *absorbed, ox_graph *g, ox_pass_stats *st) {
+    uint32_t at = old->id, last = fused->id;
+    g->nodes[at] = fused;
+    g->nodes[last] = old;
+    fused->id = at;
+    old->id = last;
+    fused->outputs[0]->dtype = OX_FLOAT;
+    if (!replace(old->outputs[0], fused->outputs[0], true)) return false;
+    old->dead = absorbed->dead = true;
+    if (st) st->fused++;
+    return true;
+}
+
+/*
+ * Conv(x, W, b) → BatchNormalization(scale, B, mean, var, eps) becomes Conv(x, W', b') with
+ *   k = scale / sqrt(var + eps),  W'[o] = W[o] * k[o],  b' = (b - mean) * k + B
+ * (for ConvTranspose the output channel is W's dim 1, per group). Float32 only.
+ */
+static bool fuse_bn(ox_graph *g, ox_node *bn, ox_pass_stats *st) {
+    if (bn->ninputs != 5 || bn->noutputs != 1) return false;
+    ox_value *y = bn->inputs[0];
+    ox_node *conv = y ? y->producer : NULL;
+    if (!conv || conv->dead || !single_use(y) || conv->ninputs < 2) return false;
+    bool transposed = op_is(conv, "ConvTranspose");
+    if (!transposed && !op_is(conv, "Conv")) return false;
+    ox_value *w = conv->inputs[1], *b = conv->ninputs > 2 ? conv->inputs[2] : NULL;
+    if (!is_const(w) || w->tensor->dtype != OX_FLOAT || w->tensor->rank < 3) return false;
+    int64_t group = ox_node_attr_int(conv, "group", 1);
+    const int64_t *wd = w->tensor->dims;
+    int64_t cout = transposed ? wd[1] * group : wd[0];
+    if (group < 1 || (transposed && wd[0] % group)) return false;
+    const float *scale = f32(g, bn->inputs[1], cout), *shift = f32(g, bn->inputs[2], cout);
+    const float *mean = f32(g, bn->inputs[3], cout), *var = f32(g, bn->inputs[4], cout);
+    const float *bias = b ? f32(g, b, cout) : NULL;
+    const float *wv = ox_tensor_bytes(g, w->tensor);
+    if (!scale || !shift || !mean || !var || (b && !bias) || !wv) return false;
+    const ox_attr *eps_a = ox_node_attr(bn, "epsilon");
+    double eps = eps_a && eps_a->type == OX_ATTR_FLOAT ? eps_a->u.f : 1e-5;
+
+    ox_tensor *nw = ox_tensor_new(g, OX_FLOAT, w->tensor->rank, wd);
+    ox_tensor *nb = ox_tensor_new(g, OX_FLOAT, 1, &cout);
+    double *k = ox_arena_array(g->arena, (size_t)cout, sizeof *k);
+    if (!nw || !nb || !k) { ox_graph_status(g); return false; }
+    for (int64_t o = 0; o < cout; o++) {
+        k[o] = scale[o] / sqrt((double)var[o] + eps);
+        ((float *)(void *)nb->data)[o] = (float)(((bias ? bias[o] : 0.0) - mean[o]) * k[o] + shift[o]);
+    }
+    int64_t numel = ox_tensor_numel(w->tensor), inner = 1;
+    for (int i = transposed ? 2 : 1; i < w->tensor->rank; i++) inner *= wd[i];
+    float *out = (float *)(void *)nw->data;
+    for (int64_t e = 0; e < numel; e++) {
+        int64_t o;
+        if (!transposed) o = e / inner;
+        else {   /* W is [Cin, Cout/group, k...]: input channel ci belongs to group ci / (Cin/group) */
+            int64_t ci = e / (wd[1] * inner), co = (e / inner) % wd[1];
+            o = ci / (wd[0] / group) * wd[1] + co;
+        }
+        out[e] = (float)(wv[e] * k[o]);
+    }
+    ox_value *wn = ox_graph_adopt_tensor(g, fused_name(g, w, "bn_fused"), nw);
+    ox_value *bnv = ox_graph_adopt_tensor(g, fused_name(g, w, "bn_fused_bias"), nb);
+    if (!wn || !bnv) return false;
+    /* Conv's output moves to the BN's place: the Conv now computes what the BN did. */
+    ox_value *ins[3] = {conv->inputs[0], wn, bnv};
+    ox_node *fused = ox_graph_add_node(g, conv->op_type, NULL, 3, ins, 1);
+    if (!fused) return false;
+    fused->attrs = conv->attrs;
+    fused->nattrs = conv->nattrs;
+    fused->cap_attrs = conv->cap_attrs;
+    fused->name = conv->name;
+    fused->source = conv->source;
+    return take_place(fused, bn, conv, g, st);
+}
+
+/* MatMul(A, B) + C with A 2-D, B a 2-D constant, C a constant of B's last dim: Gemm(A, B, C). */
+static bool fuse_gemm(ox_graph *g, ox_node *add, ox_pass_stats *st) {
+    if (add->ninputs != 2) return false;
+    for (int side = 0; side < 2; side++) {
+        ox_value *mm_out = add->inputs[side], *c = add->inputs[1 - side];
+        ox_node *mm = mm_out ? mm_out->producer : NULL;
+        if (!mm || mm->dead || !op_is(mm, "MatMul") || !single_use(mm_out)) continue;
+        ox_value *a = mm->inputs[0], *b = mm->inputs[1];
+        if (!a || a->rank != 2 || !is_const(b) || b->tensor->rank != 2 || !is_const(c)) continue;
+        if (a->dtype != OX_FLOAT || b->tensor->dtype != OX_FLOAT || c->tensor->dtype != OX_FLOAT) continue;
+        int64_t n = b->tensor->dims[1];
+        if (!(c->tensor->rank == 1 && c->tensor->dims[0] == n) &&
+            !(c->tensor->rank == 2 && c->tensor->dims[0] == 1 && c->tensor->dims[1] == n))
+            continue;
+        ox_value *ins[3] = {a, b, c};
+        ox_node *gemm = ox_graph_add_node(g, "Gemm", NULL, 3, ins, 1);
+        if (!gemm) return false;
+        gemm->name = mm->name;
+        gemm->source = mm->source;
+        return take_place(gemm, add, mm, g, st);
+    }
+    return false;
+}
+
+/* Pad(x, pads, 0) with zero padding on the batch and channel dims → Conv's own pads. */
+static bool fuse_pad(ox_graph *g, ox_node *conv, ox_pass_stats *st) {
+    ox_value *p = conv->inputs[0];
+    ox_node *pad = p ? p->producer : NULL;
+    if (!pad || pad->dead || !op_is(pad, "Pad") || !single_use(p) || pad->ninputs < 2) return false;
+    const ox_attr *mode = ox_node_attr(pad, "mode");
+    if (mode && (mode->type != OX_ATTR_STRING || strcmp(mode->u.s, "constant") != 0)) return false;
+    if (pad->ninputs > 2 && pad->inputs[2] &&
+        (!is_const(pad->inputs[2]) || elem(pad->inputs[2]->tensor, 0) != 0)) return false;
+    if (pad->ninputs > 3 && pad->inputs[3]) return false;   /* axes */
+    const ox_attr *ap = ox_node_attr(conv, "auto_pad");
+    if (ap && ap->type == OX_ATTR_STRING && strcmp(ap->u.s, "NOTSET") != 0) return false;
+    ox_value *pv = pad->inputs[1];
+    if (!is_const(pv) || pv->tensor->dtype != OX_INT64 || pv->tensor->rank != 1) return false;
+    int64_t n2 = pv->tensor->dims[0], r = n2 / 2, sp = r - 2;
+    if (n2 % 2 || r < 3 || r > 10) return false;
+    int64_t pads[20], cur[20] = {0};
+    for (int64_t i = 0; i < n2; i++) pads[i] = (int64_t)elem(pv->tensor, i);
+    if (pads[0] || pads[1] || pads[r] || pads[r + 1]) return false;
+    const ox_attr *cp = ox_node_attr(conv, "pads");
+    if (cp && (cp->type != OX_ATTR_INTS || cp->u.ints.n != 2 * sp)) return false;
+    for (int64_t i = 0; i < sp; i++) {
+        int64_t b = pads[2 + i], e = pads[r + 2 + i];
+        if (b < 0 || e < 0) return false;
+        cur[i] = (cp ? cp->u.ints.v[i] : 0) + b;
+        cur[sp + i] = (cp ? cp->u.ints.v[sp + i] : 0) + e;
+    }
+    ox_node_set_ints(g, conv, "pads", cur, (int)(2 * sp));
+    conv->inputs[0] = pad->inputs[0];
+    pad->dead = true;
+    if (st) st->fused++;
+    return true;
+}
+
+ox_code ox_pass_fuse(ox_graph *g, ox_pass_stats *st) {
+    ox_graph_count_uses(g);
+    uint32_t n0 = g->nnodes;   /* fusions append nodes and swap them into place */
+    for (uint32_t i = 0; i < n0 && !ox_graph_failed(g); i++) {
+        ox_node *n = g->nodes[i];
+        if (n->dead || n->domain) continue;
+        resolve_inputs(n);
+        if (op_is(n, "BatchNormalization")) fuse_bn(g, n, st);
+        else if (op_is(n, "Add")) fuse_gemm(g, n, st);
+        else if (op_is(n, "Conv")) fuse_pad(g, n, st);
+    }
+    resolve_all(g);
+    ox_graph_compact(g);
+    return ox_graph_status(g);
+}
+
+/* ---- dead code ---- */
+
 ox_code ox_pass_dce(ox_graph *g, ox_pass_stats *st) {
+    resolve_all(g);
     ox_graph_count_uses(g);
     /* Reverse topological order: when a node is reached, every reader of its outputs has been
      * decided, so one sweep finds every dead node. */
@@ -44,7 +727,7 @@ ox_code ox_pass_dce(ox_graph *g, ox_pass_stats *st) {
     }
     for (uint32_t i = 0; i < g->ninitializers; i++) {
         ox_value *v = g->initializers[i];
-        if (v->uses == 0 && !v->is_output) {
+        if (!v->dead && v->uses == 0 && !v->is_output) {
             v->dead = true;
             if (st) st->initializers_removed++;
         }
@@ -56,6 +739,11 @@ ox_code ox_pass_dce(ox_graph *g, ox_pass_stats *st) {
 ox_code ox_optimize(ox_graph *g, ox_pass_stats *st) {
     if (st) st->nodes_before = g->nnodes;
     ox_code rc = ox_pass_lift_constants(g, st);
+    if (rc == OX_OK) rc = ox_pass_simplify(g, st);
+    if (rc == OX_OK) rc = ox_pass_fold(g, st);
+    if (rc == OX_OK) rc = ox_pass_simplify(g, st);
+    if (rc == OX_OK) rc = ox_pass_dedup(g, st);
+    if (rc == OX_OK) rc = ox_pass_fuse(g, st);
     if (rc == OX_OK) rc = ox_pass_dce(g, st);
     if (st) st->nodes_after = g->nnodes;
     return rc;

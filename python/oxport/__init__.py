@@ -5,10 +5,13 @@
     onnx_program.save("model.onnx")
     outputs = onnx_program(x)
 """
-from ._errors import (CaptureError, LoweringError, OnnxExporterError, OnnxRuntimeError,
-                      UnsupportedOpError)
+from ._errors import (CaptureError, LoweringError, OnnxExporterError, OnnxExporterWarning,
+                      OnnxRuntimeError, UnsupportedOpError)
 from ._export import export
+from ._options import DiagnosticOptions, ExportOptions, dynamo_export
 from ._program import ONNXProgram
+from ._registry import OnnxRegistry, Value, op
 
-__all__ = ["export", "ONNXProgram", "OnnxExporterError", "CaptureError", "UnsupportedOpError",
+__all__ = ["export", "dynamo_export", "ExportOptions", "DiagnosticOptions", "OnnxExporterWarning",
+           "ONNXProgram", "OnnxRegistry", "Value", "op", "OnnxExporterError", "CaptureError", "UnsupportedOpError",
            "LoweringError", "OnnxRuntimeError"]

@@ -20,10 +20,11 @@ def capture(model, args: tuple, kwargs: dict | None, dynamic_shapes=None) -> tup
     return ep, "torch.export(strict=False)"
 
 
-def needs_decomposition(ep: ExportedProgram, opset: int) -> list[str]:
-    """The overloads in the graph that the C core does not lower (or that mutate: they need
-    functionalization). Empty means the re-trace of run_decompositions can be skipped."""
-    supported = _core.supported_targets(opset)
+def needs_decomposition(ep: ExportedProgram, opset: int, custom=frozenset()) -> list[str]:
+    """The overloads in the graph that the C core does not lower and no custom translation
+    covers (or that mutate: they need functionalization). Empty means the re-trace of
+    run_decompositions can be skipped."""
+    supported = _core.supported_targets(opset) | set(custom)
     missing = []
     for node in ep.graph.nodes:
         if node.op != "call_function" or not hasattr(node.target, "_schema"):
@@ -34,9 +35,10 @@ def needs_decomposition(ep: ExportedProgram, opset: int) -> list[str]:
     return sorted(set(missing))
 
 
-def decompose(ep: ExportedProgram, opset: int) -> ExportedProgram:
-    """run_decompositions with PyTorch's core-ATen table minus every op oxport lowers natively."""
-    supported = _core.supported_targets(opset)
+def decompose(ep: ExportedProgram, opset: int, custom=frozenset()) -> ExportedProgram:
+    """run_decompositions with PyTorch's core-ATen table minus every op oxport lowers natively
+    or has a custom translation for."""
+    supported = _core.supported_targets(opset) | set(custom)
     table = torch.export.default_decompositions()
     for op in list(table.keys()):
         if target_name(op) in supported:

@@ -6,6 +6,11 @@ class OnnxExporterError(RuntimeError):
     """An export failed. Subclasses say at which stage."""
 
 
+class OnnxExporterWarning(UserWarning):
+    """Something the export dropped or changed that the user should know (e.g. a buffer mutation
+    ONNX cannot carry). DiagnosticOptions(warnings_as_errors=True) makes it raise."""
+
+
 class CaptureError(OnnxExporterError):
     """torch.export could not capture the model."""
 

@@ -1,18 +1,22 @@
 """oxport.export: the entry point, with torch.onnx.export's arguments (dynamo=True path)."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import time
+import warnings
 from typing import Any, Mapping, Sequence
 
 import torch
 from torch.export import ExportedProgram
 
 from . import _core
-from . import _dynamic
+from . import _dynamic, _registry
 from ._capture import capture, decompose, needs_decomposition
-from ._errors import LoweringError, OnnxExporterError, UnsupportedOpError, format_unsupported
+from ._errors import (LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError,
+                      format_unsupported)
 from ._program import ONNXProgram
 from ._walk import walk
 
@@ -94,6 +98,9 @@ def export(
     external_data: bool = True,
     optimize: bool = True,
     keep_initializers_as_inputs: bool = False,
+    custom_translation_table: dict | None = None,
+    _translations: dict | None = None,
+    _diagnostics=None,
 ) -> ONNXProgram:
     """Export `model` to ONNX. Takes the arguments of torch.onnx.export(..., dynamo=True).
 
@@ -112,15 +119,45 @@ def export(
             raise TypeError(f"dynamic_axes must be a dict, got {type(dynamic_axes).__name__}")
         dynamic_shapes = _dynamic.from_dynamic_axes(model, args, kwargs, dynamic_axes, input_names)
     torch_shapes, axis_names = _dynamic.prepare(model, args, kwargs, dynamic_shapes)
+    translations = dict(_translations or {})
+    translations.update(_registry.table_to_translations(custom_translation_table))
+    with _diagnostics_scope(_diagnostics):
+        return _export(model, args, kwargs, f, opset, (dynamic_shapes, torch_shapes, axis_names),
+                       translations, input_names, output_names, export_params, verbose,
+                       external_data, optimize, keep_initializers_as_inputs)
+
+
+@contextlib.contextmanager
+def _diagnostics_scope(options):
+    """DiagnosticOptions in effect: the "oxport" logger's level, warnings raised as errors."""
+    if options is None:
+        yield
+        return
+    logger = logging.getLogger("oxport")
+    level = logger.level
+    logger.setLevel(options.verbosity_level)
+    try:
+        with warnings.catch_warnings():
+            if options.warnings_as_errors:
+                warnings.simplefilter("error", OnnxExporterWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export(model, args, kwargs, f, opset, shapes, translations, input_names, output_names,
+            export_params, verbose, external_data, optimize, keep_initializers_as_inputs):
+    """The stages, once the arguments are checked. shapes: (as given, for torch.export, names)."""
+    dynamic_shapes, torch_shapes, axis_names = shapes
     stages = _Stages(verbose is not False)
 
     ep, strategy = stages.run("capture", capture, model, args, kwargs, torch_shapes)
     dim_names = (_dynamic.dim_names(model, args, kwargs, dynamic_shapes, axis_names, ep)
                  if isinstance(model, torch.nn.Module) else {})
-    if needs_decomposition(ep, opset):
-        ep = stages.run("decompose", decompose, ep, opset)
+    if needs_decomposition(ep, opset, translations):
+        ep = stages.run("decompose", decompose, ep, opset, translations)
     walked = stages.run("walk", walk, ep, list(input_names) if input_names is not None else None,
-                        dim_names)
+                        dim_names, translations)
 
     names = None
     if output_names is not None:

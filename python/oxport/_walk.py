@@ -15,7 +15,8 @@ import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
-from . import _core
+from . import _core, _registry
+from ._errors import LoweringError, OnnxExporterWarning
 from ._dtypes import TORCH_TO_ONNX, onnx_dtype
 
 _INT64 = TORCH_TO_ONNX[torch.int64]
@@ -127,8 +128,9 @@ class _Schemas:
 
 
 def walk(ep: ExportedProgram, input_names: list[str] | None = None,
-         dim_names: dict[str, str] | None = None) -> Walked:
-    """dim_names maps torch's symbols ("s0") to the names the user gave them."""
+         dim_names: dict[str, str] | None = None, translations: dict | None = None) -> Walked:
+    """dim_names maps torch's symbols ("s0") to the names the user gave them; translations maps
+    targets to custom translation functions (run here, their nodes sent to C)."""
     w = Walked()
     sig = ep.graph_signature
     graph = ep.graph_module.graph
@@ -204,6 +206,22 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
             return None
         raise TypeError(f"{where}: argument of type {type(a).__name__} cannot be exported")
 
+    def user_arg(a):
+        """An argument as a translation sees it: FX values become Value handles."""
+        if isinstance(a, torch.fx.Node):
+            if a in literals:
+                return literals[a]
+            i = ids.get(a)
+            if i is None or isinstance(i, tuple):
+                raise NotImplementedError(f"argument {a.name} cannot be passed to a translation")
+            val = a.meta.get("val")
+            is_t = isinstance(val, torch.Tensor)
+            return _registry.Value(ref=refs[i], dtype=val.dtype if is_t else None,
+                                   shape=tuple(val.shape) if is_t else None)
+        if isinstance(a, (list, tuple)):
+            return type(a)(user_arg(x) for x in a)
+        return a
+
     for node in graph.nodes:
         if node.op != "call_function":
             continue
@@ -217,7 +235,18 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
         name = node.name
         tname = target_name(target)
         where = _where(node)
-        if hasattr(target, "_schema"):
+        fn = translations.get(tname) if translations else None
+        if fn is not None:
+            uargs = [user_arg(a) for a in node.args]
+            ukwargs = {k: user_arg(v) for k, v in node.kwargs.items()}
+            try:
+                args = _registry.record(fn, uargs, ukwargs, f"{tname} (node {name})")
+            except Exception as e:
+                raise LoweringError(f"{tname} (node {name}{', at ' + where if where else ''}): the custom "
+                                    f"translation {getattr(fn, '__name__', fn)!r} failed: "
+                                    f"{type(e).__name__}: {e}") from e
+            tname = _registry.CUSTOM_TARGET
+        elif hasattr(target, "_schema"):
             spec = schemas.get(target)
             nargs = node.args
             kwargs = node.kwargs
@@ -254,7 +283,7 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
         w.output_names.append(o.name)
     if w.dropped_mutations:
         warnings.warn("oxport: the model mutates state that ONNX cannot carry; dropped: "
-                      + ", ".join(w.dropped_mutations), stacklevel=3)
+                      + ", ".join(w.dropped_mutations), OnnxExporterWarning, stacklevel=3)
     return w
 
 

@@ -223,6 +223,16 @@ static int arg_from(conv *c, PyObject *o, ox_arg *a, int depth) {
         if (!(a->u.s = ox_arena_strdup(c->g->arena, s))) { PyErr_NoMemory(); return -1; }
         return 0;
     }
+    if (PyBytes_Check(o)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(o);
+        void *copy = ox_arena_alloc(c->g->arena, (size_t)n);
+        if (!copy) { PyErr_NoMemory(); return -1; }
+        memcpy(copy, PyBytes_AS_STRING(o), (size_t)n);
+        a->kind = OX_ARG_BYTES;
+        a->u.bytes.p = copy;
+        a->u.bytes.n = (size_t)n;
+        return 0;
+    }
     if (Py_IS_TYPE(o, c->st->RefType)) {
         uint32_t id = ((RefObject *)o)->id;
         if (id >= c->nvalues) {
@@ -485,9 +495,12 @@ static PyObject *graph_optimize(PyObject *self, PyObject *unused) {
     rc = ox_optimize(go->g, &st);
     Py_END_ALLOW_THREADS
     if (rc != OX_OK) return raise_error(get_state(PyType_GetModule(Py_TYPE(self))), &go->g->err);
-    return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I}", "nodes_before", st.nodes_before, "nodes_after",
-                         st.nodes_after, "constants_lifted", st.constants_lifted, "nodes_removed",
-                         st.nodes_removed, "initializers_removed", st.initializers_removed);
+    return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "nodes_before", st.nodes_before,
+                         "nodes_after", st.nodes_after, "constants_lifted", st.constants_lifted,
+                         "folded", st.folded, "noops_removed", st.noops_removed, "cse_removed",
+                         st.cse_removed, "initializers_deduped", st.initializers_deduped, "fused",
+                         st.fused, "nodes_removed", st.nodes_removed, "initializers_removed",
+                         st.initializers_removed);
 }
 
 static int save_options(PyObject *kwds, ox_save_options *o, const char **path, int want_path) {

@@ -9,10 +9,10 @@ static void test_dce(void) {
     ox_graph *g = ox_graph_new(20);
     ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 1, d4);
     ox_value *unused_in = ox_graph_add_input(g, "unused", OX_FLOAT, 1, d4);
-    float w[4] = {1, 2, 3, 4};
+    float w[4] = {1, 2, 3, 4}, w2[4] = {5, 6, 7, 8};
     int64_t wd[1] = {4};
     ox_value *used_w = ox_graph_add_initializer(g, "w", OX_FLOAT, 1, wd, w, sizeof w);
-    ox_graph_add_initializer(g, "dead_w", OX_FLOAT, 1, wd, w, sizeof w);
+    ox_graph_add_initializer(g, "dead_w", OX_FLOAT, 1, wd, w2, sizeof w2);
     ox_value *ab[2] = {x, used_w};
     ox_node *add = ox_graph_add_node(g, "Add", NULL, 2, ab, 1);
     ox_node *dead1 = ox_graph_add_node(g, "Relu", NULL, 1, &x, 1);            /* read by dead2 only */
@@ -67,8 +67,194 @@ static void test_lift_constants(void) {
     ox_graph_free(g);
 }
 
+static ox_value *node1(ox_graph *g, const char *op, ox_value *a, ox_value *b) {
+    ox_value *in[2] = {a, b};
+    ox_node *n = ox_graph_add_node(g, op, NULL, b ? 2 : 1, in, 1);
+    return n ? n->outputs[0] : NULL;
+}
+
+static void test_simplify(void) {
+    ox_graph *g = ox_graph_new(20);
+    ox_dim d[2] = {{.value = 2}, {.value = 3}};
+    ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, d);
+    float one = 1.0f, zero = 0.0f;
+    ox_value *c1 = ox_graph_add_constant(g, "one", OX_FLOAT, 0, NULL, &one);
+    ox_value *c0 = ox_graph_add_constant(g, "zero", OX_FLOAT, 0, NULL, &zero);
+    ox_value *v = node1(g, "Identity", x, NULL);
+    v = node1(g, "Mul", v, c1);
+    v = node1(g, "Add", c0, v);
+    ox_node *cast = ox_graph_add_node(g, "Cast", NULL, 1, &v, 1);
+    ox_node_set_int(g, cast, "to", OX_FLOAT);
+    v = cast->outputs[0];
+    v->dtype = OX_FLOAT;
+    ox_node *t1 = ox_graph_add_node(g, "Transpose", NULL, 1, &v, 1);
+    ox_node_set_ints(g, t1, "perm", (const int64_t[]){1, 0}, 2);
+    t1->outputs[0]->rank = 2;
+    ox_node *t2 = ox_graph_add_node(g, "Transpose", NULL, 1, t1->outputs, 1);   /* default perm */
+    ox_value *r = node1(g, "Relu", t2->outputs[0], NULL);
+    ox_value_set_name(g, r, "y");
+    ox_graph_add_output(g, r);
+    ox_pass_stats st = {0};
+    CHECK(ox_optimize(g, &st) == OX_OK);
+    CHECK_EQ_INT(g->nnodes, 1);                /* only Relu is left, reading x */
+    CHECK_STR(g->nodes[0]->op_type, "Relu");
+    CHECK(g->nodes[0]->inputs[0] == x);
+    CHECK_STR(g->outputs[0]->name, "y");
+    CHECK_EQ_INT(g->ninitializers, 0);
+    ox_graph_free(g);
+
+    /* x * 1 where the constant would broadcast x up: not a no-op */
+    g = ox_graph_new(20);
+    ox_dim d1[1] = {{.value = 3}};
+    x = ox_graph_add_input(g, "x", OX_FLOAT, 1, d1);
+    float ones[6] = {1, 1, 1, 1, 1, 1};
+    int64_t cd[2] = {2, 3};
+    ox_value *c = ox_graph_add_constant(g, "ones", OX_FLOAT, 2, cd, ones);
+    ox_graph_add_output(g, node1(g, "Mul", x, c));
+    CHECK(ox_optimize(g, &st) == OX_OK);
+    CHECK_EQ_INT(g->nnodes, 1);
+    ox_graph_free(g);
+}
+
+static void test_identity_output_keeps_name(void) {
+    /* Identity between a graph input and a graph output must stay: the input cannot be renamed. */
+    ox_graph *g = ox_graph_new(20);
+    ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 1, d4);
+    ox_value *y = node1(g, "Identity", x, NULL);
+    ox_value_set_name(g, y, "y");
+    ox_graph_add_output(g, y);
+    /* Identity after a node: the node's value takes the output's name */
+    ox_value *r = node1(g, "Relu", x, NULL);
+    ox_value *z = node1(g, "Identity", r, NULL);
+    ox_value_set_name(g, z, "z");
+    ox_graph_add_output(g, z);
+    CHECK(ox_optimize(g, NULL) == OX_OK);
+    CHECK_EQ_INT(g->nnodes, 2);
+    CHECK_STR(g->outputs[0]->name, "y");
+    CHECK_STR(g->outputs[1]->name, "z");
+    CHECK(g->outputs[1]->producer && !strcmp(g->outputs[1]->producer->op_type, "Relu"));
+    ox_graph_free(g);
+}
+
+static void test_fold_shape_and_transpose_view(void) {
+    ox_graph *g = ox_graph_new(20);
+    ox_dim d[2] = {{.value = 2}, {.value = 3}};
+    ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, d);
+    ox_value *s = node1(g, "Shape", x, NULL);
+    ox_value *y = node1(g, "Reshape", x, s);           /* reshape to its own shape: gone too */
+    /* a weight big enough to be folded into a view */
+    enum { R = 24, C = 20 };
+    float w[R * C];
+    for (int i = 0; i < R * C; i++) w[i] = (float)i;
+    int64_t wd[2] = {R, C};
+    ox_value *wv = ox_graph_add_initializer(g, "w", OX_FLOAT, 2, wd, w, sizeof w);
+    ox_node *t = ox_graph_add_node(g, "Transpose", NULL, 1, &wv, 1);
+    ox_node_set_ints(g, t, "perm", (const int64_t[]){1, 0}, 2);
+    ox_graph_add_output(g, node1(g, "MatMul", y, node1(g, "Identity", t->outputs[0], NULL)));
+    ox_pass_stats st = {0};
+    CHECK(ox_optimize(g, &st) == OX_OK);
+    CHECK_EQ_INT(g->nnodes, 1);
+    CHECK_STR(g->nodes[0]->op_type, "MatMul");
+    CHECK(g->nodes[0]->inputs[0] == x);
+    ox_value *wt = g->nodes[0]->inputs[1];
+    CHECK(wt->kind == OX_VALUE_INITIALIZER && wt->tensor->storage == OX_DATA_PERMUTED);
+    CHECK(wt->tensor->dims[0] == C && wt->tensor->dims[1] == R);
+    float back[R * C];
+    CHECK(ox_tensor_read(wt->tensor, 0, sizeof back, back));
+    int bad = 0;
+    for (int i = 0; i < C; i++)
+        for (int j = 0; j < R; j++) bad += back[i * R + j] != w[j * C + i];
+    CHECK_EQ_INT(bad, 0);
+    float part[3];   /* an unaligned range */
+    CHECK(ox_tensor_read(wt->tensor, 2, 8, part));
+    CHECK(ox_tensor_read(wt->tensor, sizeof back, 0, part));
+    CHECK(!ox_tensor_read(wt->tensor, sizeof back - 2, 8, part));
+    CHECK_EQ_INT(g->ninitializers, 1);        /* the view; the original is no longer read */
+    ox_graph_free(g);
+}
+
+static void test_dedup(void) {
+    ox_graph *g = ox_graph_new(20);
+    ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 1, d4);
+    float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4}, c[4] = {1, 2, 3, 5};
+    int64_t wd[1] = {4};
+    ox_value *wa = ox_graph_add_initializer(g, "a", OX_FLOAT, 1, wd, a, sizeof a);
+    ox_value *wb = ox_graph_add_initializer(g, "b", OX_FLOAT, 1, wd, b, sizeof b);
+    ox_value *wc = ox_graph_add_initializer(g, "c", OX_FLOAT, 1, wd, c, sizeof c);
+    ox_value *p = node1(g, "Add", x, wa), *q = node1(g, "Add", x, wb), *r = node1(g, "Add", x, wc);
+    ox_value *s1 = node1(g, "Mul", p, q);
+    ox_graph_add_output(g, s1);
+    ox_graph_add_output(g, r);
+    ox_pass_stats st = {0};
+    CHECK(ox_optimize(g, &st) == OX_OK);
+    CHECK_EQ_INT(st.initializers_deduped, 1);
+    CHECK_EQ_INT(st.cse_removed, 1);
+    CHECK_EQ_INT(g->nnodes, 3);               /* Add(x,a), Add(x,c), Mul */
+    CHECK_EQ_INT(g->ninitializers, 2);
+    ox_node *mul = g->nodes[2];
+    CHECK(mul->inputs[0] == mul->inputs[1]);
+    ox_graph_free(g);
+}
+
+static void test_fuse(void) {
+    ox_graph *g = ox_graph_new(20);
+    ox_dim d[4] = {{.value = 1}, {.value = 1}, {.value = 2}, {.value = 2}};
+    ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 4, d);
+    /* Pad(0) on the spatial dims, then Conv 1x1 with 2 output channels, then BatchNormalization */
+    int64_t pads[8] = {0, 0, 1, 1, 0, 0, 1, 1}, pd[1] = {8};
+    ox_value *pv = ox_graph_add_constant(g, "pads", OX_INT64, 1, pd, pads);
+    ox_value *p = node1(g, "Pad", x, pv);
+    float w[2] = {2, 3}, b[2] = {1, 1};
+    int64_t wd[4] = {2, 1, 1, 1}, bd[1] = {2};
+    ox_value *wv = ox_graph_add_initializer(g, "conv.weight", OX_FLOAT, 4, wd, w, sizeof w);
+    ox_value *bv = ox_graph_add_initializer(g, "conv.bias", OX_FLOAT, 1, bd, b, sizeof b);
+    ox_value *cin[3] = {p, wv, bv};
+    ox_node *conv = ox_graph_add_node(g, "Conv", NULL, 3, cin, 1);
+    float scale[2] = {1, 2}, shift[2] = {0, 1}, mean[2] = {1, 0}, var[2] = {3, 0};
+    ox_value *bnin[5] = {conv->outputs[0],
+        ox_graph_add_initializer(g, "bn.weight", OX_FLOAT, 1, bd, scale, sizeof scale),
+        ox_graph_add_initializer(g, "bn.bias", OX_FLOAT, 1, bd, shift, sizeof shift),
+        ox_graph_add_initializer(g, "bn.running_mean", OX_FLOAT, 1, bd, mean, sizeof mean),
+        ox_graph_add_initializer(g, "bn.running_var", OX_FLOAT, 1, bd, var, sizeof var)};
+    ox_node *bn = ox_graph_add_node(g, "BatchNormalization", NULL, 5, bnin, 1);
+    ox_node_set_float(g, bn, "epsilon", 1.0f);
+    ox_value_set_name(g, bn->outputs[0], "y");
+    /* then MatMul + Add on a 2-D value */
+    ox_dim d2[2] = {{.value = 3}, {.value = 2}};
+    ox_value *a = ox_graph_add_input(g, "a", OX_FLOAT, 2, d2);
+    float m[4] = {1, 2, 3, 4}, c[2] = {5, 6};
+    int64_t md[2] = {2, 2};
+    ox_value *mm = node1(g, "MatMul", a, ox_graph_add_initializer(g, "m", OX_FLOAT, 2, md, m, sizeof m));
+    ox_value *z = node1(g, "Add", mm, ox_graph_add_initializer(g, "c", OX_FLOAT, 1, bd, c, sizeof c));
+    ox_graph_add_output(g, bn->outputs[0]);
+    ox_graph_add_output(g, z);
+    ox_pass_stats st = {0};
+    CHECK(ox_optimize(g, &st) == OX_OK);
+    CHECK_EQ_INT(st.fused, 3);
+    CHECK_EQ_INT(g->nnodes, 2);
+    ox_node *fc = g->nodes[0], *gemm = g->nodes[1];
+    CHECK_STR(fc->op_type, "Conv");
+    CHECK(fc->inputs[0] == x);
+    const ox_attr *pa = ox_node_attr(fc, "pads");
+    CHECK(pa && pa->u.ints.n == 4 && pa->u.ints.v[0] == 1 && pa->u.ints.v[3] == 1);
+    const float *nw = fc->inputs[1]->tensor->data, *nb = fc->inputs[2]->tensor->data;
+    CHECK(nw[0] == 1.0f && nw[1] == 6.0f);          /* k = {0.5, 2} */
+    CHECK(nb[0] == 0.0f && nb[1] == 3.0f);
+    CHECK(strcmp(fc->inputs[1]->name, "conv.weight") != 0);   /* a new, unique name */
+    CHECK_STR(g->outputs[0]->name, "y");
+    CHECK_STR(gemm->op_type, "Gemm");
+    CHECK(gemm->inputs[0] == a);
+    CHECK(w[0] == 2.0f);                             /* the borrowed weight is untouched */
+    ox_graph_free(g);
+}
+
 int main(void) {
+    test_fuse();
     test_dce();
     test_lift_constants();
+    test_simplify();
+    test_identity_output_keeps_name();
+    test_fold_shape_and_transpose_view();
+    test_dedup();
     return CHECK_DONE();
 }

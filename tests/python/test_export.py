@@ -138,3 +138,30 @@ def test_optimize_removes_dead_code():
     after = program.model_proto.graph.node
     assert len(after) < before
     assert not any(i.name.startswith("unused") for i in program.model_proto.graph.initializer)
+
+
+def test_optimize_keeps_outputs_and_shrinks(model_case):
+    """The optimized graph computes what the unoptimized one does, with no more nodes, and no
+    Identity or Constant node is left."""
+    name, model, args, expected = model_case
+    program = oxport.export(model, args, optimize=False, verbose=False)
+    before = program(*args)
+    n_before = len(program.model_proto.graph.node)
+    program.optimize()
+    after = program(*args)
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
+    ops = [n.op_type for n in program.model_proto.graph.node]
+    assert len(ops) <= n_before
+    assert "Identity" not in ops and "Constant" not in ops
+    onnx.checker.check_model(program.model_proto, full_check=True)
+
+
+def test_cnn_batchnorm_folded_into_conv():
+    model, args = models.cnn()
+    program = oxport.export(model, args, verbose=False)
+    ops = [n.op_type for n in program.model_proto.graph.node]
+    assert "BatchNormalization" not in ops
+    assert ops.count("Conv") == 2
+    names = [i.name for i in program.model_proto.graph.initializer]
+    assert len(names) == len(set(names))

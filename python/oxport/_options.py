@@ -1,0 +1,58 @@
+"""ExportOptions, DiagnosticOptions and dynamo_export: torch.onnx's older entry point."""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ._registry import OnnxRegistry
+
+
+@dataclass
+class DiagnosticOptions:
+    """verbosity_level: the logging level of the "oxport" logger during export.
+    warnings_as_errors: an export warning (OnnxExporterWarning) raises instead."""
+    verbosity_level: int = logging.INFO
+    warnings_as_errors: bool = False
+
+
+class ExportOptions:
+    """Options of dynamo_export, as torch.onnx.ExportOptions."""
+
+    def __init__(self, *, dynamic_shapes: Any = None, fake_context: Any = None,
+                 onnx_registry: OnnxRegistry | None = None,
+                 diagnostic_options: DiagnosticOptions | None = None):
+        if onnx_registry is not None and not isinstance(onnx_registry, OnnxRegistry):
+            raise TypeError(f"onnx_registry must be an oxport.OnnxRegistry, got {type(onnx_registry).__name__}")
+        if diagnostic_options is not None and not isinstance(diagnostic_options, DiagnosticOptions):
+            raise TypeError("diagnostic_options must be an oxport.DiagnosticOptions")
+        self.dynamic_shapes = dynamic_shapes
+        self.fake_context = fake_context
+        self.onnx_registry = onnx_registry or OnnxRegistry()
+        self.diagnostic_options = diagnostic_options or DiagnosticOptions()
+
+
+def dynamo_export(model, /, *model_args, export_options: ExportOptions | None = None, **model_kwargs):
+    """Deprecated as in torch.onnx: use oxport.export(model, args, kwargs=..., dynamo=True)."""
+    from ._export import export
+
+    warnings.warn("oxport.dynamo_export is deprecated, as torch.onnx.dynamo_export is: use "
+                  "oxport.export(model, args, kwargs=kwargs) instead", DeprecationWarning, stacklevel=2)
+    options = export_options or ExportOptions()
+    if not isinstance(options, ExportOptions):
+        raise TypeError(f"export_options must be an oxport.ExportOptions, got {type(options).__name__}")
+    dynamic_shapes = options.dynamic_shapes
+    if dynamic_shapes is True:
+        # torch.onnx's ExportOptions(dynamic_shapes=True): every input dim dynamic.
+        dynamic_shapes = tuple({d: torch.export.Dim.AUTO for d in range(a.dim())}
+                               if isinstance(a, torch.Tensor) else None for a in model_args)
+    elif dynamic_shapes is False:
+        dynamic_shapes = None
+    registry = options.onnx_registry
+    return export(model, model_args, kwargs=model_kwargs or None, dynamic_shapes=dynamic_shapes,
+                  opset_version=registry.opset_version,
+                  custom_translation_table=None, _translations=registry._translations(),
+                  _diagnostics=options.diagnostic_options)

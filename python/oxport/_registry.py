@@ -1,0 +1,287 @@
+"""OnnxRegistry and custom translations.
+
+A translation is a Python function called with the torch op's arguments (tensors as `Value`
+handles, everything else as given) that builds ONNX nodes through `oxport.op`:
+
+    from oxport import op
+
+    def custom_gelu(x, approximate="none"):
+        return op.Mul(x, op.Sigmoid(op.Mul(x, op.constant(1.702))))
+
+    oxport.export(model, args, custom_translation_table={torch.ops.aten.gelu.default: custom_gelu})
+
+The walker runs the translation once per use and hands the recorded nodes to the C core, which
+emits them (the `oxport::custom_nodes` row of lower.def). A translation replaces a built-in
+lowering or supplies an op oxport lacks, e.g. one made with torch.library.custom_op.
+"""
+from __future__ import annotations
+
+import contextvars
+import re
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import _core
+from ._dtypes import TORCH_TO_ONNX
+
+CUSTOM_TARGET = "oxport::custom_nodes.default"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Value:
+    """An ONNX value inside a translation: a graph value (`ref`) or an output of a node the
+    translation made (`index`)."""
+    __slots__ = ("ref", "index", "dtype", "shape")
+
+    def __init__(self, ref=None, index=None, dtype=None, shape=None):
+        self.ref, self.index, self.dtype, self.shape = ref, index, dtype, shape
+
+    def _encode(self):
+        return self.ref if self.ref is not None else self.index
+
+    def __repr__(self):
+        what = f"graph value {self.ref.id}" if self.ref is not None else f"node output {self.index}"
+        return f"Value({what}, dtype={self.dtype}, shape={self.shape})"
+
+
+class _Recorder:
+    def __init__(self):
+        self.nodes: list = []
+        self.nlocals = 0
+
+
+_recorder: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("oxport_recorder", default=None)
+
+
+def _attr(name: str, value) -> list:
+    if isinstance(value, bool) or isinstance(value, (int, np.integer)):
+        return [name, "int", int(value)]
+    if isinstance(value, (float, np.floating)):
+        return [name, "float", float(value)]
+    if isinstance(value, str):
+        return [name, "string", value]
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return [name, "tensor", _tensor_payload(value)]
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+            return [name, "ints", [int(v) for v in value]]
+        if all(isinstance(v, (int, float, np.number)) for v in value):
+            return [name, "floats", [float(v) for v in value]]
+    raise TypeError(f"attribute {name}={value!r}: expected an int, float, str, a list of numbers "
+                    f"or a tensor")
+
+
+def _tensor_payload(value) -> list:
+    t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+    t = t.detach().cpu().contiguous()
+    if t.dtype not in TORCH_TO_ONNX:
+        raise TypeError(f"a constant of dtype {t.dtype} has no ONNX equivalent")
+    raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+    return [TORCH_TO_ONNX[t.dtype], list(t.shape), raw]
+
+
+class _Ops:
+    """`oxport.op.<OpType>(*inputs, **attributes)` adds an ONNX node to the translation being
+    recorded and returns its output (a tuple when `_outputs` > 1). `_domain` sets the node's domain.
+    Python numbers, numpy arrays and torch tensors given as inputs become constants."""
+
+    def __getattr__(self, op_type: str):
+        if op_type.startswith("_"):
+            raise AttributeError(op_type)
+
+        def make(*inputs, _outputs: int = 1, _domain: str = "", **attrs):
+            return _add_node(op_type, _domain, inputs, attrs, _outputs)
+        make.__name__ = op_type
+        return make
+
+    def constant(self, value, dtype: torch.dtype | None = None) -> Value:
+        """A constant tensor (from a number, a list, a numpy array or a torch tensor)."""
+        t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+        if dtype is not None:
+            t = t.to(dtype)
+        (out,) = (_add_node("Constant", "", (), {"value": t}, 1),)
+        out.dtype, out.shape = t.dtype, tuple(t.shape)
+        return out
+
+
+op = _Ops()
+
+
+def _add_node(op_type, domain, inputs, attrs, noutputs):
+    rec = _recorder.get()
+    if rec is None:
+        raise RuntimeError(f"oxport.op.{op_type} used outside a translation: it only records nodes "
+                           f"while oxport.export runs a custom translation")
+    if not isinstance(noutputs, int) or noutputs < 1:
+        raise ValueError(f"{op_type}: _outputs must be a positive int")
+    encoded = []
+    for x in inputs:
+        if x is None:
+            encoded.append(None)
+        elif isinstance(x, Value):
+            encoded.append(x._encode())
+        elif isinstance(x, (int, float, bool, np.ndarray, np.number, torch.Tensor, list)):
+            encoded.append(op.constant(x)._encode())
+        else:
+            raise TypeError(f"{op_type}: input of type {type(x).__name__} is not a value")
+    attr_list = [_attr(k, v) for k, v in attrs.items()]
+    rec.nodes.append([op_type, domain, encoded, attr_list, noutputs])
+    outs = tuple(Value(index=rec.nlocals + k) for k in range(noutputs))
+    rec.nlocals += noutputs
+    return outs[0] if noutputs == 1 else outs
+
+
+def _inline_onnxscript(fn, args: Sequence, kwargs: dict):
+    """Inlines an onnxscript function: its FunctionProto's nodes are recorded with the function's
+    inputs bound to the op's tensors and its attributes (ref_attr_name) to the op's other
+    arguments."""
+    import inspect
+
+    import onnx
+    from onnx import helper, numpy_helper
+
+    fp = fn.to_function_proto()
+    params = inspect.signature(fn.function).parameters
+    bound = dict(zip(params, args))
+    bound.update(kwargs)
+    attr_defaults = {a.name: helper.get_attribute_value(a) for a in fp.attribute_proto}
+    env: dict[str, Value] = {}
+    for name in fp.input:
+        if name not in bound:
+            raise TypeError(f"onnxscript function {fp.name}: input {name!r} was not given")
+        env[name] = bound[name]
+
+    def attr_value(a):
+        if a.ref_attr_name:
+            if a.ref_attr_name in bound:
+                return bound[a.ref_attr_name]
+            if a.ref_attr_name in attr_defaults:
+                return attr_defaults[a.ref_attr_name]
+            raise TypeError(f"onnxscript function {fp.name}: attribute {a.ref_attr_name!r} was not given")
+        v = helper.get_attribute_value(a)
+        if isinstance(v, onnx.TensorProto):
+            return numpy_helper.to_array(v)
+        if isinstance(v, bytes):
+            return v.decode()
+        if isinstance(v, list) and v and isinstance(v[0], bytes):
+            raise TypeError(f"{a.name}: string-list attributes are not supported")
+        return v
+
+    for node in fp.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise NotImplementedError(f"onnxscript function {fp.name}: node {node.op_type} of domain "
+                                      f"{node.domain!r} (nested functions are not inlined)")
+        inputs = [env[i] if i else None for i in node.input]
+        attrs = {a.name: attr_value(a) for a in node.attribute}
+        outs = _add_node(node.op_type, "", inputs, attrs, len(node.output))
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        env.update(zip(node.output, outs))
+    results = tuple(env[o] for o in fp.output)
+    return results[0] if len(results) == 1 else results
+
+
+def record(fn: Callable, args: Sequence, kwargs: dict, where: str) -> list:
+    """Runs translation `fn` (a Python function using oxport.op, or an onnxscript function, which
+    is inlined); returns the args of the custom_nodes row: [nodes, results]."""
+    rec = _Recorder()
+    token = _recorder.set(rec)
+    try:
+        if hasattr(fn, "to_function_proto") and hasattr(fn, "function"):
+            result = _inline_onnxscript(fn, args, kwargs)
+        else:
+            result = fn(*args, **kwargs)
+    finally:
+        _recorder.reset(token)
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    encoded = []
+    for r in results:
+        if not isinstance(r, Value):
+            raise TypeError(f"{where}: the translation {getattr(fn, '__name__', fn)!r} returned "
+                            f"{type(r).__name__}; it must return values made with oxport.op")
+        encoded.append(r._encode())
+    return [rec.nodes, encoded]
+
+
+def qualified_name(namespace: str, op_name: str, overload: str | None) -> str:
+    if not isinstance(namespace, str) or not _NAME.match(namespace or ""):
+        raise ValueError(f"namespace {namespace!r} must be a name like 'aten' or 'mylib' "
+                         f"(the op is namespace::op_name)")
+    if not isinstance(op_name, str) or not _NAME.match(op_name or ""):
+        raise ValueError(f"op_name {op_name!r} must be a name like 'add' (the op is namespace::op_name)")
+    if overload is not None and (not isinstance(overload, str) or not _NAME.match(overload)):
+        raise ValueError(f"overload {overload!r} must be a name like 'Tensor' or None")
+    return f"{namespace}::{op_name}.{overload or 'default'}"
+
+
+class BuiltinLowering:
+    """A lowering written in oxport's C core (a row of src/lower.def)."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def __repr__(self):
+        return f"<oxport built-in lowering of {self.target}>"
+
+
+class OnnxRegistry:
+    """The translations oxport knows: the built-in C lowerings plus registered Python ones."""
+
+    def __init__(self, opset_version: int = 20):
+        self._opset_version = opset_version
+        self._custom: dict[str, list[Callable]] = {}
+
+    @property
+    def opset_version(self) -> int:
+        return self._opset_version
+
+    def register_op(self, function: Callable, namespace: str, op_name: str, overload: str | None = None,
+                    is_complex: bool = False) -> None:
+        """Register `function` as the translation of namespace::op_name.overload."""
+        if not callable(function):
+            raise TypeError(f"function must be callable, got {type(function).__name__}")
+        if is_complex:
+            raise NotImplementedError("complex translations are not supported by oxport yet")
+        self._custom.setdefault(qualified_name(namespace, op_name, overload), []).append(function)
+
+    def is_registered_op(self, namespace: str, op_name: str, overload: str | None = None) -> bool:
+        name = qualified_name(namespace, op_name, overload)
+        return name in self._custom or name in _core.supported_targets(self._opset_version)
+
+    def get_op_functions(self, namespace: str, op_name: str, overload: str | None = None) -> list | None:
+        """Built-in lowering first, then custom functions in registration order; None if none."""
+        name = qualified_name(namespace, op_name, overload)
+        found: list = []
+        if name in _core.supported_targets(self._opset_version):
+            found.append(BuiltinLowering(name))
+        found.extend(self._custom.get(name, []))
+        return found or None
+
+    def _translations(self) -> dict[str, Callable]:
+        """target → the translation used: the last one registered."""
+        return {name: fns[-1] for name, fns in self._custom.items() if fns}
+
+
+def table_to_translations(table) -> dict[str, Callable]:
+    """custom_translation_table {op overload: function or [functions]} → {target: function}."""
+    from ._walk import target_name
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise TypeError(f"custom_translation_table must be a dict, got {type(table).__name__}")
+    out = {}
+    for key, fns in table.items():
+        if isinstance(key, torch._ops.OpOverloadPacket):
+            key = key.default
+        if not isinstance(key, torch._ops.OpOverload):
+            raise TypeError(f"custom_translation_table key {key!r} must be a torch op overload, "
+                            f"e.g. torch.ops.aten.add.Tensor")
+        fn = fns[-1] if isinstance(fns, (list, tuple)) and fns else fns
+        if not callable(fn):
+            raise TypeError(f"custom_translation_table[{key}] must be a function or a list of them")
+        out[target_name(key)] = fn
+    return out
+
+
+__all__ = ["OnnxRegistry", "Value", "op", "BuiltinLowering"]
