@@ -112,7 +112,9 @@ bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst) {
 
 const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t) {
     if (!ox_tensor_has_data(t)) return NULL;
+    t->consumed = true;
     if (t->storage != OX_DATA_PERMUTED) return t->data;
+    ((ox_tensor *)t->base)->consumed = true;
     void *p = ox_arena_alloc(g->arena, t->nbytes);
     if (!p) { ox_graph_status(g); return NULL; }
     if (!ox_tensor_read(t, 0, t->nbytes, p)) return NULL;

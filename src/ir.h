@@ -63,6 +63,8 @@ typedef struct ox_tensor {
     const void *data;     /* row-major, little-endian; NULL when ABSENT */
     size_t nbytes;
     ox_storage storage;
+    bool consumed;        /* a pass read these bytes into other constants (fold, fusion, dedup):
+                           * replacing them afterwards would leave those stale */
     const struct ox_tensor *base;   /* PERMUTED only */
     const int64_t *perm;            /* PERMUTED only: output dim i is base dim perm[i] */
 } ox_tensor;
@@ -73,8 +75,9 @@ bool ox_tensor_has_data(const ox_tensor *t);
 /* Copies bytes [off, off + n) of t's row-major content into dst; false when t has no data or the
  * range is outside it. Byte ranges need not align with elements. */
 bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst);
-/* t's bytes in memory: data itself, or for PERMUTED tensors a copy made in g's arena (the view is
- * then replaced by the copy). NULL when t has no data or on OOM. */
+/* t's bytes in memory, for a pass that computes from them (t is marked consumed): data itself, or
+ * for PERMUTED tensors a copy made in g's arena (the view is then replaced by the copy). NULL when t
+ * has no data or on OOM. */
 const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t);
 
 typedef enum ox_value_kind {

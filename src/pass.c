@@ -515,6 +515,7 @@ ox_code ox_pass_dedup(ox_graph *g, ox_pass_stats *st) {
         ox_value *first = table_find_or_add(&t, tensor_key(v->tensor), v, init_eq);
         if (first && replace(v, first, false)) {
             v->dead = true;
+            v->tensor->consumed = first->tensor->consumed = true;   /* now one weight stands for both */
             if (st) st->initializers_deduped++;
         }
     }

@@ -475,8 +475,8 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
             const ox_tensor *t = v->tensor;
             if (!ox_tensor_has_data(t))
                 return ox_error_set(err, OX_EINVAL, v->name,
-                                    "initializer '%s' has no data (fake weights): apply real "
-                                    "weights or save with include_initializers=false", v->name);
+                                    "initializer '%s' has no data (fake weights): supply them with "
+                                    "ONNXProgram.apply_weights() or save with include_initializers=False", v->name);
         }
     }
 

@@ -8,10 +8,11 @@
 from ._errors import (CaptureError, LoweringError, OnnxExporterError, OnnxExporterWarning,
                       OnnxRuntimeError, UnsupportedOpError)
 from ._export import export
+from ._fake import enable_fake_mode
 from ._options import DiagnosticOptions, ExportOptions, dynamo_export
 from ._program import ONNXProgram
 from ._registry import OnnxRegistry, Value, op
 
-__all__ = ["export", "dynamo_export", "ExportOptions", "DiagnosticOptions", "OnnxExporterWarning",
+__all__ = ["export", "enable_fake_mode", "dynamo_export", "ExportOptions", "DiagnosticOptions", "OnnxExporterWarning",
            "ONNXProgram", "OnnxRegistry", "Value", "op", "OnnxExporterError", "CaptureError", "UnsupportedOpError",
            "LoweringError", "OnnxRuntimeError"]

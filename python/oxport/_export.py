@@ -177,7 +177,8 @@ def _export(model, args, kwargs, f, opset, shapes, translations, input_names, ou
     except _core.Error as e:
         raise OnnxExporterError(str(e)) from None
 
-    program = ONNXProgram(graph, ep, input_names=walked.input_names, capture_strategy=strategy)
+    program = ONNXProgram(graph, ep, input_names=walked.input_names, capture_strategy=strategy,
+                          weights=[(w[1], w[2], w[3]) for w in walked.initializers])
     if optimize:
         stages.run("optimize", program.optimize)
     if f is not None:

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils import _pytree
 
+from ._dtypes import ONNX_TO_TORCH
+
 _LARGE_MODEL = 2 * 1024**3   # protobuf's limit: larger models must use external data
 
 
@@ -28,8 +30,11 @@ class ONNXProgram:
     """
 
     def __init__(self, graph, exported_program, *, input_names: Sequence[str], capture_strategy: str,
-                 timings: dict | None = None):
+                 timings: dict | None = None, weights: Sequence[tuple] = ()):
         self._graph = graph
+        # name -> (index in the core's weight list, torch dtype, shape)
+        self._weights = {name: (i, ONNX_TO_TORCH[dtype], tuple(dims))
+                         for i, (name, dtype, dims) in enumerate(weights)}
         self.exported_program = exported_program
         self.capture_strategy = capture_strategy
         self.timings = dict(timings or {})
@@ -80,6 +85,73 @@ class ONNXProgram:
                          external_data=bool(external_data),
                          data_location=os.path.basename(path) + ".data" if external_data else None)
 
+    def apply_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Replace weights by name (fake ones included) with the tensors of `state_dict`.
+
+        A name the model does not have warns; a dtype or shape that differs raises ValueError naming
+        the weight. Apply weights before optimize(): a weight the optimizer folded into other
+        constants (e.g. BatchNorm into Conv) can no longer be replaced, and says so.
+        """
+        import warnings
+
+        from ._errors import OnnxExporterWarning
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
+        checked = []
+        for name, tensor in state_dict.items():
+            entry = self._weights.get(name)
+            if entry is None:
+                warnings.warn(f"apply_weights: the model has no weight named {name!r}; skipped",
+                              OnnxExporterWarning, stacklevel=2)
+                continue
+            index, dtype, shape = entry
+            if not isinstance(tensor, torch.Tensor):
+                raise TypeError(f"apply_weights: {name!r} is a {type(tensor).__name__}, not a tensor")
+            if tensor.dtype != dtype or tuple(tensor.shape) != shape:
+                raise ValueError(f"apply_weights: {name!r} is {tensor.dtype} {list(tensor.shape)}, the "
+                                 f"model's weight is {dtype} {list(shape)}")
+            t = tensor.detach().cpu().contiguous()
+            if isinstance(t, torch._subclasses.FakeTensor) or t.device.type == "meta":
+                raise ValueError(f"apply_weights: {name!r} is a fake tensor; real weights are needed")
+            checked.append((index, t))
+        for index, t in checked:   # all checked first: a bad entry changes nothing
+            self._graph.set_weight(index, t.data_ptr(), t.numel() * t.element_size(), t)
+        self._changed()
+
+    def compute_values(self, value_names: Sequence[str], args=(), kwargs=None) -> list[torch.Tensor]:
+        """The values of the ONNX graph named `value_names` (any intermediate value included), for
+        these inputs, computed by ONNX Runtime."""
+        import difflib
+
+        import onnx
+        import onnxruntime as ort
+
+        if isinstance(value_names, str):
+            value_names = [value_names]
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model_proto)
+        graph = model.graph
+        known = {v.name: v for v in list(graph.value_info) + list(graph.output) + list(graph.input)}
+        for n in graph.node:
+            for o in n.output:
+                known.setdefault(o, None)
+        for init in graph.initializer:
+            known.setdefault(init.name, None)
+        missing = [v for v in value_names if v not in known]
+        if missing:
+            hints = {m: difflib.get_close_matches(m, list(known), n=3) for m in missing}
+            raise ValueError("compute_values: no value named " + "; ".join(
+                f"{m!r}" + (f" (close: {', '.join(hints[m])})" if hints[m] else "") for m in missing))
+        outputs = {o.name for o in graph.output}
+        for name in value_names:
+            if name not in outputs:
+                info = known[name]
+                graph.output.append(info if info is not None else onnx.ValueInfoProto(name=name))
+                outputs.add(name)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        results = session.run(list(value_names), self._feeds(args, kwargs or {}))
+        return [torch.from_numpy(r if r.flags.c_contiguous else r.copy()) for r in results]
+
     # ---- running ----
 
     def initialize_inference_session(self, initializer: Callable = _ort_session_initializer) -> None:
@@ -100,15 +172,17 @@ class ONNXProgram:
         """Run the model in ONNX Runtime with the arguments the torch model takes."""
         if self._inference_session is None:
             self.initialize_inference_session()
+        outputs = self._inference_session.run(None, self._feeds(args, kwargs))
+        # np.ascontiguousarray would turn 0-d outputs into shape (1,): copy only when needed.
+        return tuple(torch.from_numpy(o if o.flags.c_contiguous else o.copy()) for o in outputs)
+
+    def _feeds(self, args, kwargs) -> dict:
         flat = [a for a in _pytree.tree_leaves((args, kwargs)) if a is not None]
         tensors = [a for a in flat if isinstance(a, torch.Tensor)]
         if len(tensors) != len(self._input_names):
             raise ValueError(f"the model takes {len(self._input_names)} tensor inputs "
                              f"({', '.join(self._input_names)}), got {len(tensors)}")
-        feeds = {name: _to_numpy(t) for name, t in zip(self._input_names, tensors)}
-        outputs = self._inference_session.run(None, feeds)
-        # np.ascontiguousarray would turn 0-d outputs into shape (1,): copy only when needed.
-        return tuple(torch.from_numpy(o if o.flags.c_contiguous else o.copy()) for o in outputs)
+        return {name: _to_numpy(t) for name, t in zip(self._input_names, tensors)}
 
     def release(self) -> None:
         """Drop the ONNX Runtime session and any temporary files it needed."""

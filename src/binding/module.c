@@ -93,6 +93,8 @@ typedef struct {
     PyObject_HEAD
     ox_graph *g;
     PyObject *owners;     /* list: keeps every borrowed weight's owner alive */
+    ox_value **weights;   /* the weights as Python gave them, in order, even once passes drop them */
+    uint32_t nweights;
 } GraphObject;
 
 static int graph_traverse(PyObject *self, visitproc visit, void *arg) {
@@ -420,6 +422,11 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
         if (ptr && PyList_Append(owners, owner) < 0) goto error;
     }
 
+    uint32_t nweights = (uint32_t)PyList_GET_SIZE(inits);
+    ox_value **weights = nweights ? ox_arena_array(g->arena, nweights, sizeof *weights) : NULL;
+    if (nweights && !weights) { PyErr_NoMemory(); goto error; }
+    for (uint32_t i = 0; i < nweights; i++) weights[i] = g->initializers[i];
+
     p.nnodes = (uint32_t)PyList_GET_SIZE(nodes);
     p.nodes = p.nnodes ? ox_arena_array(g->arena, p.nnodes, sizeof *p.nodes) : NULL;
     if (p.nnodes && !p.nodes) { PyErr_NoMemory(); goto error; }
@@ -472,6 +479,8 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
     if (!self) goto error;
     self->g = g;
     self->owners = owners;
+    self->weights = weights;
+    self->nweights = nweights;
     PyObject_GC_Track((PyObject *)self);
     return (PyObject *)self;
 
@@ -625,7 +634,34 @@ static PyObject *graph_has_fake_weights(PyObject *self, PyObject *unused) {
     Py_RETURN_FALSE;
 }
 
+/* set_weight(index, ptr, nbytes, owner): weight `index` (in the order lower() was given them) now
+ * borrows nbytes at ptr, kept alive through owner. Python has checked dtype and shape; the size is
+ * checked again here. Returns None (new reference). */
+static PyObject *graph_set_weight(PyObject *self, PyObject *args) {
+    GraphObject *go = graph_check(self);
+    unsigned long index;
+    unsigned long long ptr;
+    Py_ssize_t nbytes;
+    PyObject *owner;
+    if (!go || !PyArg_ParseTuple(args, "kKnO:set_weight", &index, &ptr, &nbytes, &owner)) return NULL;
+    if (index >= go->nweights) return PyErr_Format(PyExc_IndexError, "weight index %lu out of range", index);
+    ox_value *v = go->weights[index];
+    ox_tensor *t = v->tensor;
+    if (nbytes < 0 || (size_t)nbytes != t->nbytes || (!ptr && nbytes))
+        return PyErr_Format(PyExc_ValueError, "weight '%s': %zd bytes given, it holds %zu",
+                            v->name ? v->name : "", nbytes, t->nbytes);
+    if (t->consumed)
+        return PyErr_Format(PyExc_ValueError, "weight '%s' was folded into other constants by "
+                            "optimize(): apply weights before optimizing (export with optimize=False, "
+                            "apply_weights, then optimize())", v->name ? v->name : "");
+    if (PyList_Append(go->owners, owner) < 0) return NULL;
+    t->data = (const void *)(uintptr_t)ptr;
+    t->storage = OX_DATA_BORROWED;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef graph_methods[] = {
+    {"set_weight", graph_set_weight, METH_VARARGS, "Point a weight at new bytes."},
     {"optimize", graph_optimize, METH_NOARGS, "Run the C passes in place; returns their statistics."},
     {"serialize", (PyCFunction)(void (*)(void))graph_serialize, METH_VARARGS | METH_KEYWORDS,
      "ModelProto bytes."},

@@ -458,8 +458,8 @@ static void test_initializer_modes(void) {
         CHECK_EQ_INT(rc, modes[i].rc);
         if (rc != OX_OK) {
             CHECK_EQ_INT(size, 0);
-            CHECK_STR(err.msg, "initializer 'fake.bias' has no data (fake weights): apply real "
-                               "weights or save with include_initializers=false");
+            CHECK_STR(err.msg, "initializer 'fake.bias' has no data (fake weights): supply them with "
+                               "ONNXProgram.apply_weights() or save with include_initializers=False");
             CHECK_STR(err.where, "fake.bias");
             free(buf);
             continue;

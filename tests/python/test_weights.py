@@ -1,0 +1,97 @@
+"""apply_weights, compute_values and enable_fake_mode, as torch.onnx documents them."""
+import onnx
+import pytest
+import torch
+import torchvision
+
+import models
+import oxport
+
+
+def _doubled(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2)
+    return model
+
+
+def test_apply_weights_replaces_by_name():
+    model, args = models.mlp()
+    program = oxport.export(model, args, optimize=False, verbose=False)
+    other = _doubled(models.mlp()[0])
+    program.apply_weights(dict(other.state_dict()))
+    torch.testing.assert_close(program(*args)[0], other(*args))
+    program.optimize()                      # views of the new weights fold as usual
+    torch.testing.assert_close(program(*args)[0], other(*args))
+
+
+def test_apply_weights_unknown_name_warns():
+    model, args = models.mlp()
+    program = oxport.export(model, args, verbose=False)
+    with pytest.warns(oxport.OnnxExporterWarning, match="no weight named 'nope'"):
+        program.apply_weights({"nope": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.zeros(8, 8, dtype=torch.float64), r"'fc0.weight' is torch.float64 \[8, 8\]"),
+    (torch.zeros(4, 8), r"'fc0.weight' is torch.float32 \[4, 8\], the model's weight is torch.float32 \[8, 8\]"),
+])
+def test_apply_weights_mismatch_raises_and_changes_nothing(bad, match):
+    model, args = models.mlp()
+    program = oxport.export(model, args, optimize=False, verbose=False)
+    other = _doubled(models.mlp()[0]).state_dict()
+    with pytest.raises(ValueError, match=match):
+        program.apply_weights({"fc1.weight": other["fc1.weight"], "fc0.weight": bad})
+    torch.testing.assert_close(program(*args)[0], model(*args))   # fc1 was not applied either
+
+
+def test_apply_weights_after_folding_is_refused():
+    model, args = models.cnn()
+    program = oxport.export(model, args, verbose=False)     # BatchNorm folded into Conv
+    with pytest.raises(ValueError, match="folded into other constants"):
+        program.apply_weights({"conv1.weight": torch.zeros(16, 3, 3, 3)})
+
+
+def test_compute_values_intermediate():
+    model, args = models.mlp()
+    program = oxport.export(model, args, verbose=False)
+    (hidden, out) = program.compute_values(["sigmoid", program.model_proto.graph.output[0].name], args)
+    torch.testing.assert_close(hidden, torch.sigmoid(model.fc0(args[0])))
+    torch.testing.assert_close(out, model(*args))
+
+
+def test_compute_values_unknown_name_lists_close_matches():
+    model, args = models.mlp()
+    program = oxport.export(model, args, verbose=False)
+    with pytest.raises(ValueError, match="'sigmod' \\(close: sigmoid"):
+        program.compute_values(["sigmod"], args)
+
+
+def test_fake_mode_export_then_real_weights(tmp_path):
+    with oxport.enable_fake_mode():
+        model = models.MLPModel()
+        x = torch.rand(97, 8)
+    program = oxport.export(model, (x,), optimize=False, verbose=False)
+    # without weights the architecture saves; with include_initializers it cannot
+    program.save(tmp_path / "arch.onnx", include_initializers=False, keep_initializers_as_inputs=True)
+    onnx.checker.check_model(str(tmp_path / "arch.onnx"), full_check=True)
+    with pytest.raises(ValueError, match="apply_weights"):
+        program.save(tmp_path / "full.onnx")
+    assert not (tmp_path / "full.onnx").exists()
+    real, (xr,) = models.mlp()
+    program.apply_weights(dict(real.state_dict()))
+    program.optimize()
+    program.save(tmp_path / "full.onnx")
+    torch.testing.assert_close(program(xr)[0], real(xr))
+
+
+def test_fake_mode_torchvision():
+    with oxport.enable_fake_mode():
+        model = torchvision.models.resnet18(weights=None).eval()
+        x = torch.randn(1, 3, 64, 64)
+    program = oxport.export(model, (x,), optimize=False, verbose=False)
+    real = torchvision.models.resnet18(weights=None).eval()
+    program.apply_weights(dict(real.state_dict()))
+    program.optimize()
+    xr = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(program(xr)[0], real(xr), rtol=1e-3, atol=1e-4)
