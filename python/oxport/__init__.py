@@ -12,7 +12,8 @@ from ._fake import enable_fake_mode
 from ._options import DiagnosticOptions, ExportOptions, dynamo_export
 from ._program import ONNXProgram
 from ._registry import OnnxRegistry, Value, op
+from ._verify import VerificationInfo
 
 __all__ = ["export", "enable_fake_mode", "dynamo_export", "ExportOptions", "DiagnosticOptions", "OnnxExporterWarning",
-           "ONNXProgram", "OnnxRegistry", "Value", "op", "OnnxExporterError", "CaptureError", "UnsupportedOpError",
+           "ONNXProgram", "VerificationInfo", "OnnxRegistry", "Value", "op", "OnnxExporterError", "CaptureError", "UnsupportedOpError",
            "LoweringError", "OnnxRuntimeError"]

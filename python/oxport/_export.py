@@ -18,6 +18,8 @@ from ._capture import capture, decompose, needs_decomposition
 from ._errors import (LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError,
                       format_unsupported)
 from ._program import ONNXProgram
+from ._report import Report
+from ._verify import verify as verify_outputs
 from ._walk import walk
 
 DEFAULT_OPSET = 20
@@ -31,16 +33,22 @@ except Exception:  # not installed as a distribution (e.g. running from a source
 
 
 class _Stages:
-    """Times each stage and prints `[oxport] <stage> <seconds> s` unless quiet."""
+    """Times each stage, prints `[oxport] <stage> <seconds> s` unless quiet, and tells the report."""
 
-    def __init__(self, verbose: bool):
+    def __init__(self, verbose: bool, report: Report):
         self.verbose = verbose
+        self.report = report
         self.timings: dict[str, float] = {}
 
     def run(self, stage: str, fn, *args, **kwargs):
         t0 = time.perf_counter()
-        result = fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException:
+            self.report.stage(stage, "failed", time.perf_counter() - t0)
+            raise
         dt = time.perf_counter() - t0
+        self.report.stage(stage, "ok", dt)
         self.timings[stage] = self.timings.get(stage, 0.0) + dt
         if self.verbose:
             print(f"[oxport] {stage} {dt:.2f} s", file=sys.stderr, flush=True)
@@ -99,6 +107,11 @@ def export(
     optimize: bool = True,
     keep_initializers_as_inputs: bool = False,
     custom_translation_table: dict | None = None,
+    report: bool = False,
+    verify: bool = False,
+    profile: bool = False,
+    dump_exported_program: bool = False,
+    artifacts_dir: str | os.PathLike = ".",
     _translations: dict | None = None,
     _diagnostics=None,
 ) -> ONNXProgram:
@@ -109,6 +122,11 @@ def export(
     weights. `verbose=False` silences the per-stage progress lines. `dynamic_shapes` takes what
     torch.export takes plus strings naming an axis; named axes appear as dim_param in the model.
     The legacy `dynamic_axes` is converted to dynamic_shapes, with a warning.
+
+    `report=True` writes `onnx_export_<timestamp>_<status>.md` to `artifacts_dir`, on success and on
+    failure (the error then names the file). `verify=True` runs ONNX Runtime on the example inputs
+    and compares with eager (`program.verification`). `profile=True` adds a profile of the export
+    to the report; `dump_exported_program=True` saves the ExportedProgram as a .pt2 file.
     """
     opset = DEFAULT_OPSET if opset_version is None else opset_version
     args, kwargs = _check_arguments(model, args, kwargs, f, input_names, output_names, opset, dynamo)
@@ -121,10 +139,49 @@ def export(
     torch_shapes, axis_names = _dynamic.prepare(model, args, kwargs, dynamic_shapes)
     translations = dict(_translations or {})
     translations.update(_registry.table_to_translations(custom_translation_table))
-    with _diagnostics_scope(_diagnostics):
-        return _export(model, args, kwargs, f, opset, (dynamic_shapes, torch_shapes, axis_names),
-                       translations, input_names, output_names, export_params, verbose,
-                       external_data, optimize, keep_initializers_as_inputs)
+    rep = Report(report, artifacts_dir)
+    options = dict(f=f, opset=opset, shapes=(dynamic_shapes, torch_shapes, axis_names),
+                   translations=translations, input_names=input_names, output_names=output_names,
+                   export_params=export_params, verbose=verbose, external_data=external_data,
+                   optimize=optimize, keep_initializers_as_inputs=keep_initializers_as_inputs,
+                   verify=verify, dump_exported_program=dump_exported_program,
+                   artifacts_dir=artifacts_dir)
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+    try:
+        with _diagnostics_scope(_diagnostics):
+            if profiler:
+                profiler.enable()
+            try:
+                program = _export(model, args, kwargs, rep, **options)
+            finally:
+                if profiler:
+                    profiler.disable()
+                    rep.profile = _profile_text(profiler)
+    except Exception as e:
+        if report:
+            rep.error = f"{type(e).__name__}: {e}"
+            rep.unsupported = getattr(e, "unsupported", [])
+            path = rep.write("failure")
+            note = f"The export report: {path}"
+            if isinstance(e, OnnxExporterError) and e.args:
+                e.args = (f"{e.args[0]}\n{note}",) + e.args[1:]
+            else:
+                e.add_note(note)
+        raise
+    if report:
+        program.report_path = rep.write("success")
+    return program
+
+
+def _profile_text(profiler) -> str:
+    import io
+    import pstats
+    buf = io.StringIO()
+    pstats.Stats(profiler, stream=buf).sort_stats("cumulative").print_stats(30)
+    return buf.getvalue()
 
 
 @contextlib.contextmanager
@@ -145,17 +202,23 @@ def _diagnostics_scope(options):
         logger.setLevel(level)
 
 
-def _export(model, args, kwargs, f, opset, shapes, translations, input_names, output_names,
-            export_params, verbose, external_data, optimize, keep_initializers_as_inputs):
+def _export(model, args, kwargs, rep, *, f, opset, shapes, translations, input_names, output_names,
+            export_params, verbose, external_data, optimize, keep_initializers_as_inputs, verify,
+            dump_exported_program, artifacts_dir):
     """The stages, once the arguments are checked. shapes: (as given, for torch.export, names)."""
     dynamic_shapes, torch_shapes, axis_names = shapes
-    stages = _Stages(verbose is not False)
+    stages = _Stages(verbose is not False, rep)
 
-    ep, strategy = stages.run("capture", capture, model, args, kwargs, torch_shapes)
+    ep, strategy = stages.run("capture", capture, model, args, kwargs, torch_shapes, rep.capture_attempts)
+    rep.strategy = strategy
+    if dump_exported_program:
+        os.makedirs(artifacts_dir, exist_ok=True)
+        torch.export.save(ep, os.path.join(artifacts_dir, f"exported_program_{time.strftime('%Y%m%d_%H%M%S')}.pt2"))
     dim_names = (_dynamic.dim_names(model, args, kwargs, dynamic_shapes, axis_names, ep)
                  if isinstance(model, torch.nn.Module) else {})
     if needs_decomposition(ep, opset, translations):
         ep = stages.run("decompose", decompose, ep, opset, translations)
+    rep.note_program(ep)
     walked = stages.run("walk", walk, ep, list(input_names) if input_names is not None else None,
                         dim_names, translations)
 
@@ -181,6 +244,11 @@ def _export(model, args, kwargs, f, opset, shapes, translations, input_names, ou
                           weights=[(w[1], w[2], w[3]) for w in walked.initializers])
     if optimize:
         stages.run("optimize", program.optimize)
+    if rep.enabled:
+        rep.note_graph(graph)
+    if verify:
+        program.verification = stages.run("verify", verify_outputs, program, model, args, kwargs)
+        rep.verification = program.verification
     if f is not None:
         stages.run("save", program.save, f, include_initializers=export_params,
                    keep_initializers_as_inputs=keep_initializers_as_inputs,

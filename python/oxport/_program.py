@@ -42,6 +42,9 @@ class ONNXProgram:
         self._proto = None
         self._inference_session = None
         self._tempdir = None
+        self.verification = None   # list[VerificationInfo] when exported with verify=True
+        self.report_path = None    # the markdown report when exported with report=True
+        self.pass_stats = None     # what optimize() did
 
     # ---- the model ----
 
