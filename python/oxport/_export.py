@@ -11,16 +11,20 @@ from typing import Any, Mapping, Sequence
 
 import torch
 from torch.export import ExportedProgram
+from torch.utils import _pytree
 
 from . import _core
 from . import _dynamic, _registry
 from ._capture import capture, decompose, needs_decomposition
 from ._errors import (LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError,
                       format_unsupported)
+from ._dtypes import TORCH_TO_ONNX
 from ._program import ONNXProgram
 from ._report import Report
 from ._verify import verify as verify_outputs
 from ._walk import walk
+
+logger = logging.getLogger("oxport")
 
 DEFAULT_OPSET = 20
 MIN_OPSET, MAX_OPSET = 18, 24
@@ -52,6 +56,7 @@ class _Stages:
         self.timings[stage] = self.timings.get(stage, 0.0) + dt
         if self.verbose:
             print(f"[oxport] {stage} {dt:.2f} s", file=sys.stderr, flush=True)
+        logger.info("%s took %.3f s", stage, dt)
         return result
 
 
@@ -81,6 +86,10 @@ def _check_arguments(model, args, kwargs, f, input_names, output_names, opset_ve
             raise TypeError(f"{arg_name} must be a list of non-empty strings, got {names!r}")
         if len(set(names)) != len(names):
             raise ValueError(f"{arg_name} holds a name twice: {list(names)}")
+    for i, leaf in enumerate(_pytree.tree_leaves((args, kwargs or {}))):
+        if isinstance(leaf, torch.Tensor) and leaf.dtype not in TORCH_TO_ONNX:
+            raise TypeError(f"input {i} (in args/kwargs order) has dtype {leaf.dtype}, which ONNX "
+                            f"cannot carry")
     if isinstance(opset_version, bool) or not isinstance(opset_version, int):
         raise TypeError(f"opset_version must be an int, got {type(opset_version).__name__}")
     if not MIN_OPSET <= opset_version <= MAX_OPSET:
@@ -216,7 +225,9 @@ def _export(model, args, kwargs, rep, *, f, opset, shapes, translations, input_n
         torch.export.save(ep, os.path.join(artifacts_dir, f"exported_program_{time.strftime('%Y%m%d_%H%M%S')}.pt2"))
     dim_names = (_dynamic.dim_names(model, args, kwargs, dynamic_shapes, axis_names, ep)
                  if isinstance(model, torch.nn.Module) else {})
-    if needs_decomposition(ep, opset, translations):
+    missing = needs_decomposition(ep, opset, translations)
+    if missing:
+        logger.info("decomposing because of: %s", ", ".join(missing))
         ep = stages.run("decompose", decompose, ep, opset, translations)
     rep.note_program(ep)
     walked = stages.run("walk", walk, ep, list(input_names) if input_names is not None else None,
@@ -244,6 +255,7 @@ def _export(model, args, kwargs, rep, *, f, opset, shapes, translations, input_n
                           weights=[(w[1], w[2], w[3]) for w in walked.initializers])
     if optimize:
         stages.run("optimize", program.optimize)
+        logger.debug("optimizer: %s", program.pass_stats)
     if rep.enabled:
         rep.note_graph(graph)
     if verify:

@@ -9,6 +9,7 @@ import torch
 from torch.utils import _pytree
 
 from ._dtypes import ONNX_TO_TORCH
+from ._errors import OnnxRuntimeError
 
 _LARGE_MODEL = 2 * 1024**3   # protobuf's limit: larger models must use external data
 
@@ -159,23 +160,34 @@ class ONNXProgram:
 
     def initialize_inference_session(self, initializer: Callable = _ort_session_initializer) -> None:
         """Create the ONNX Runtime session with `initializer(model)`, model being bytes, or a
-        path when the model is over 2 GB."""
+        path when the model is over 2 GB. ONNX Runtime's refusal raises OnnxRuntimeError."""
         self.release()
-        if self._graph.stats()["initializer_bytes"] > _LARGE_MODEL:
-            import tempfile
+        try:
+            if self._graph.stats()["initializer_bytes"] > _LARGE_MODEL:
+                import tempfile
 
-            self._tempdir = tempfile.TemporaryDirectory(prefix="oxport-")
-            path = os.path.join(self._tempdir.name, "model.onnx")
-            self.save(path, external_data=True)
-            self._inference_session = initializer(path)
-        else:
-            self._inference_session = initializer(self._graph.serialize())
+                self._tempdir = tempfile.TemporaryDirectory(prefix="oxport-")
+                path = os.path.join(self._tempdir.name, "model.onnx")
+                self.save(path, external_data=True)
+                self._inference_session = initializer(path)
+            else:
+                self._inference_session = initializer(self._graph.serialize())
+        except Exception as e:
+            if type(e).__module__.startswith("onnxruntime"):
+                raise OnnxRuntimeError(f"ONNX Runtime could not load the exported model: {e}") from e
+            raise
 
     def __call__(self, *args, **kwargs) -> tuple[torch.Tensor, ...]:
         """Run the model in ONNX Runtime with the arguments the torch model takes."""
         if self._inference_session is None:
             self.initialize_inference_session()
-        outputs = self._inference_session.run(None, self._feeds(args, kwargs))
+        feeds = self._feeds(args, kwargs)
+        try:
+            outputs = self._inference_session.run(None, feeds)
+        except Exception as e:
+            if type(e).__module__.startswith("onnxruntime"):
+                raise OnnxRuntimeError(f"ONNX Runtime failed running the exported model: {e}") from e
+            raise
         # np.ascontiguousarray would turn 0-d outputs into shape (1,): copy only when needed.
         return tuple(torch.from_numpy(o if o.flags.c_contiguous else o.copy()) for o in outputs)
 

@@ -117,3 +117,37 @@ def test_unsupported_ops_listed_at_once():
     assert "2 ops in the model cannot be lowered" in msg
     assert "test_errors.py:" in msg          # the source line of the first use
     assert "(2 uses)" in msg
+
+
+def test_unsupported_input_dtype_fails_before_capture(no_capture):
+    model, _ = models.mlp()
+    with pytest.raises(TypeError, match=r"input 0 .* dtype torch.float8_e4m3fn"):
+        oxport.export(model, (torch.zeros(2, 8, dtype=torch.float8_e4m3fn),))
+
+
+def test_runtime_failure_is_onnx_runtime_error():
+    import onnxruntime as ort
+
+    model, args = models.mlp()
+    program = oxport.export(model, args, verbose=False)
+
+    def refuses(model_bytes):
+        return ort.InferenceSession(b"not a model", providers=["CPUExecutionProvider"])
+    with pytest.raises(oxport.OnnxRuntimeError, match="could not load"):
+        program.initialize_inference_session(refuses)
+    program.release()
+    with pytest.raises(oxport.OnnxRuntimeError, match="failed running"):
+        program(torch.zeros(3, 5))     # wrong inner size: ONNX Runtime refuses the input
+
+
+def test_verbosity_controls_logging(caplog):
+    model, args = models.mlp()
+    options = oxport.ExportOptions(diagnostic_options=oxport.DiagnosticOptions(verbosity_level=20))
+    with caplog.at_level(20, logger="oxport"), pytest.warns(DeprecationWarning):
+        oxport.dynamo_export(model, *args, export_options=options)
+    assert any("capture took" in r.message for r in caplog.records)
+    caplog.clear()
+    options = oxport.ExportOptions(diagnostic_options=oxport.DiagnosticOptions(verbosity_level=40))
+    with pytest.warns(DeprecationWarning):
+        oxport.dynamo_export(model, *args, export_options=options)
+    assert not [r for r in caplog.records if r.name == "oxport"]
