@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 BUILD   := build
 JOBS    ?= 2
 
-.PHONY: demo test build ctest pytest clean bench
+.PHONY: demo test build ctest pytest clean bench fuzz
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -40,3 +40,8 @@ clean:
 # short run whose outputs go to bench/out/.
 bench: build
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The reader's libFuzzer target (needs clang), run for OX_FUZZ_SECONDS (default 600).
+fuzz: $(STAMP)
+	PATH=$(CURDIR)/.venv/bin:$$PATH cmake -S . -B $(BUILD)/fuzz -G Ninja -DOX_FUZZ=ON -DCMAKE_C_COMPILER=clang
+	PATH=$(CURDIR)/.venv/bin:$$PATH ninja -C $(BUILD)/fuzz fuzz

@@ -219,6 +219,28 @@ int lower_flatten(ox_lower *L) {
     return ox_bind(L, 0, reshape_to(L, x, concat(L, parts[1] ? 2 : 1, parts), false));
 }
 
+/* unflatten.int(self, dim, sizes): dim becomes sizes (one may be -1). */
+int lower_unflatten(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t dim = ox_arg_int(L, 1, 0), dims[MAX_DIMS];
+    int rank = x ? x->rank : -1, mrank;
+    if (!x) return ox_bind(L, 0, NULL);
+    if (!norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
+    if (meta_static(L, 0, dims, &mrank)) {
+        bool has_zero = false;
+        for (int k = 0; k < mrank; k++) has_zero |= dims[k] == 0;
+        return ox_bind(L, 0, reshape_to(L, x, ox_const_ints(L, mrank, dims), has_zero));
+    }
+    /* Shape(x)[:dim] ++ sizes ++ Shape(x)[dim+1:]. */
+    bool has_zero = false;
+    ox_value *parts[3];
+    int np = 0;
+    if (dim > 0) parts[np++] = shape_of(L, x, 0, dim);
+    parts[np++] = size_list(L, 2, false, &has_zero);
+    if (dim + 1 < rank) parts[np++] = shape_of(L, x, dim + 1, INT64_MAX);
+    return ox_bind(L, 0, reshape_to(L, x, concat(L, np, parts), true));
+}
+
 /* ---- permutations ---- */
 
 static ox_value *transpose(ox_lower *L, ox_value *x, int rank, const int64_t *perm) {

@@ -1,0 +1,198 @@
+/*
+ * lower_index.c — gathering and scanning along a dim: index.Tensor (advanced indexing with
+ * integer tensors), gather, cumsum, diff.
+ *
+ * index.Tensor follows NumPy's rule, which torch keeps: the index tensors broadcast together; when
+ * the indexed dims are adjacent the broadcast dims replace them in place, otherwise they go first.
+ * One index is a Gather on its axis; several become one GatherND over the indexed dims moved to the
+ * front, with a Transpose back when the rule puts the broadcast dims later.
+ */
+#include "lower.h"
+
+#include <stdint.h>
+#include <string.h>
+
+enum { MAX_DIMS = 64 };
+
+static ox_value *typed(ox_value *v, ox_dtype t) {
+    if (v) v->dtype = t;
+    return v;
+}
+
+static ox_value *const_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
+
+static bool norm_dim(ox_lower *L, int64_t *d, int rank, const char *what) {
+    if (rank < 0) {
+        ox_lower_unsupported(L, "%s: the input's rank is not known", what);
+        return false;
+    }
+    int r = rank ? rank : 1;
+    if (*d < -r || *d >= r) {
+        ox_lower_fail(L, "%s %lld out of range for a rank-%d input", what, (long long)*d, rank);
+        return false;
+    }
+    if (*d < 0) *d += r;
+    return true;
+}
+
+static ox_value *transpose(ox_lower *L, ox_value *x, int rank, const int64_t *perm) {
+    bool identity = true;
+    for (int k = 0; k < rank; k++) identity &= perm[k] == k;
+    if (identity) return x;
+    ox_node *n = ox_op(L, "Transpose", 1, x);
+    if (n) ox_node_set_ints(L->g, n, "perm", perm, rank);
+    return typed(ox_out(n), x ? x->dtype : OX_UNDEFINED);
+}
+
+/* x[start:end] along axis (end INT64_MAX: to the end). */
+static ox_value *slice_axis(ox_lower *L, ox_value *x, int64_t axis, int64_t start, int64_t end) {
+    ox_value *v = ox_out(ox_op(L, "Slice", 4, x, const_1d(L, start), const_1d(L, end), const_1d(L, axis)));
+    return typed(v, x ? x->dtype : OX_UNDEFINED);
+}
+
+/* ---- index.Tensor ---- */
+
+/* idx + size where idx < 0, for GatherND (whose negative indices not every runtime accepts). */
+static ox_value *wrap_negative(ox_lower *L, ox_value *x, int64_t axis, ox_value *idx) {
+    ox_value *size;
+    if (x->dims && !x->dims[axis].param && x->dims[axis].value >= 0) {
+        size = ox_const_scalar(L, OX_INT64, (double)x->dims[axis].value);
+    } else {
+        ox_node *s = ox_op(L, "Shape", 1, x);
+        if (s) ox_node_set_int(L->g, s, "start", axis), ox_node_set_int(L->g, s, "end", axis + 1);
+        size = typed(ox_out(s), OX_INT64);
+    }
+    ox_value *neg = ox_out(ox_op(L, "Less", 2, idx, ox_const_scalar(L, OX_INT64, 0)));
+    ox_value *up = typed(ox_out(ox_op(L, "Add", 2, idx, size)), OX_INT64);
+    return typed(ox_out(ox_op(L, "Where", 3, neg, up, idx)), OX_INT64);
+}
+
+/* index.Tensor(self, indices: Tensor?[]). */
+int lower_index(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    const ox_arg *list = ox_arg_at(L, 1);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (!list || list->kind != OX_ARG_LIST)
+        return ox_lower_fail(L, "argument 1: a list of index tensors is required");
+    int n = list->u.list.n, rank = x->rank;
+    if (rank < 0) return ox_lower_unsupported(L, "the input's rank is not known");
+    if (n > rank) return ox_lower_fail(L, "%d indices for a rank-%d tensor", n, rank);
+    ox_value *idx[MAX_DIMS];
+    int64_t axes[MAX_DIMS];
+    int nidx = 0, bcast_rank = 0;
+    for (int k = 0; k < n; k++) {
+        const ox_arg *e = &list->u.list.items[k];
+        if (e->kind == OX_ARG_NONE) continue;
+        if (e->kind != OX_ARG_VALUE) return ox_lower_unsupported(L, "index %d is not a tensor", k);
+        ox_value *v = e->u.ref < L->prog->nvalues ? L->prog->table[e->u.ref] : NULL;
+        if (!v) return ox_lower_fail(L, "index %d refers to a value that was never produced", k);
+        if (v->dtype == OX_BOOL || v->dtype == OX_UINT8)
+            return ox_lower_unsupported(L, "boolean mask index %d: the result's size depends on the data", k);
+        if (!ox_dtype_is_int(v->dtype)) return ox_lower_unsupported(L, "index %d of dtype %s", k, ox_dtype_name(v->dtype));
+        if (v->rank < 0) return ox_lower_unsupported(L, "index %d has an unknown rank", k);
+        if (v->rank > bcast_rank) bcast_rank = v->rank;
+        axes[nidx] = k;
+        idx[nidx++] = ox_cast(L, v, OX_INT64);
+    }
+    if (nidx == 0) return ox_bind(L, 0, x);
+    if (nidx == 1) {
+        /* Gather puts idx's dims in place of the axis: exactly the one-index rule. */
+        ox_node *g = ox_op(L, "Gather", 2, x, idx[0]);
+        if (g) ox_node_set_int(L->g, g, "axis", axes[0]);
+        return ox_bind(L, 0, typed(ox_out(g), x->dtype));
+    }
+    if (rank + bcast_rank > MAX_DIMS) return ox_lower_fail(L, "too many dims");
+    bool adjacent = axes[nidx - 1] - axes[0] == nidx - 1;
+    /* Indexed dims first, the others after in order. */
+    int64_t perm[MAX_DIMS];
+    int np = 0;
+    bool indexed[MAX_DIMS] = {false};
+    for (int k = 0; k < nidx; k++) perm[np++] = axes[k], indexed[axes[k]] = true;
+    for (int k = 0; k < rank; k++) if (!indexed[k]) perm[np++] = k;
+    ox_value *xt = transpose(L, x, rank, perm);
+    /* Broadcast the indices to one shape (Add of all gives it), stack them on a new last axis. */
+    ox_value *sum = NULL, *parts[MAX_DIMS];
+    for (int k = 0; k < nidx; k++) {
+        idx[k] = wrap_negative(L, x, axes[k], idx[k]);
+        sum = k == 0 ? idx[k] : typed(ox_out(ox_op(L, "Add", 2, sum, idx[k])), OX_INT64);
+    }
+    ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, sum)), OX_INT64);
+    for (int k = 0; k < nidx; k++) {
+        ox_value *e = typed(ox_out(ox_op(L, "Expand", 2, idx[k], shape)), OX_INT64);
+        parts[k] = typed(ox_out(ox_op(L, "Unsqueeze", 2, e, const_1d(L, -1))), OX_INT64);
+    }
+    ox_node *c = ox_op_array(L, "Concat", 1, nidx, parts);
+    if (c) ox_node_set_int(L->g, c, "axis", -1);
+    ox_value *y = typed(ox_out(ox_op(L, "GatherND", 2, xt, typed(ox_out(c), OX_INT64))), x->dtype);
+    /* y: broadcast dims, then the rest. Adjacent indexed dims not at the front go back in place. */
+    int before = adjacent ? (int)axes[0] : 0, out_rank = bcast_rank + rank - nidx;
+    if (before) {
+        np = 0;
+        for (int k = 0; k < before; k++) perm[np++] = bcast_rank + k;
+        for (int k = 0; k < bcast_rank; k++) perm[np++] = k;
+        for (int k = bcast_rank + before; k < out_rank; k++) perm[np++] = k;
+        y = transpose(L, y, out_rank, perm);
+    }
+    return ox_bind(L, 0, y);
+}
+
+/* gather(self, dim, index, sparse_grad). */
+int lower_gather(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *idx = ox_cast(L, ox_arg_value(L, 2), OX_INT64);
+    int64_t dim = ox_arg_int(L, 1, 0);
+    if (!x || !idx) return ox_bind(L, 0, NULL);
+    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (x->rank == 0) {
+        /* A 0-d gather reads the one element (index 0). */
+        return ox_bind(L, 0, x);
+    }
+    ox_node *g = ox_op(L, "GatherElements", 2, x, idx);
+    if (g) ox_node_set_int(L->g, g, "axis", dim);
+    return ox_bind(L, 0, typed(ox_out(g), x->dtype));
+}
+
+/* ---- scans ---- */
+
+/* cumsum(self, dim, *, dtype): bool and integer inputs sum in int64, as torch does. */
+int lower_cumsum(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t dim = ox_arg_int(L, 1, 0);
+    ox_dtype t = ox_out_dtype(L, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (t == OX_UNDEFINED) return ox_lower_fail(L, "the output dtype is not known");
+    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (t != OX_FLOAT && t != OX_DOUBLE && t != OX_FLOAT16 && t != OX_BFLOAT16 && t != OX_INT32 &&
+        t != OX_INT64)
+        return ox_lower_unsupported(L, "cumsum to %s", ox_dtype_name(t));
+    ox_value *xc = ox_cast(L, x, t);
+    if (x->rank == 0) return ox_bind(L, 0, xc);
+    ox_value *axis = ox_const_tensor(L, OX_INT64, 0, NULL, &dim);
+    return ox_bind(L, 0, typed(ox_out(ox_op(L, "CumSum", 2, xc, axis)), t));
+}
+
+/* diff(self, n, dim, prepend, append): n first differences; bool tensors differ by xor. */
+int lower_diff(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *pre = ox_arg_value_opt(L, 3), *app = ox_arg_value_opt(L, 4);
+    int64_t n = ox_arg_int(L, 1, 1), dim = ox_arg_int(L, 2, -1);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (x->rank == 0) return ox_lower_fail(L, "diff of a 0-d tensor");
+    if (n < 0) return ox_lower_fail(L, "order n=%lld must be non-negative", (long long)n);
+    if (n > 16) return ox_lower_unsupported(L, "order n=%lld (at most 16 is lowered)", (long long)n);
+    ox_dtype t = x->dtype;
+    if (pre || app) {
+        ox_value *parts[3];
+        int np = 0;
+        if (pre) parts[np++] = ox_cast(L, pre, t);
+        parts[np++] = x;
+        if (app) parts[np++] = ox_cast(L, app, t);
+        ox_node *c = ox_op_array(L, "Concat", 1, np, parts);
+        if (c) ox_node_set_int(L->g, c, "axis", dim);
+        x = typed(ox_out(c), t);
+    }
+    for (int64_t k = 0; k < n; k++) {
+        ox_value *hi = slice_axis(L, x, dim, 1, INT64_MAX), *lo = slice_axis(L, x, dim, 0, -1);
+        x = typed(ox_out(ox_op(L, t == OX_BOOL ? "Xor" : "Sub", 2, hi, lo)), t);
+    }
+    return ox_bind(L, 0, x);
+}
