@@ -338,6 +338,20 @@ ox_value *ox_arg_scalar(ox_lower *L, int i, ox_dtype dtype) {
     }
 }
 
+bool ox_norm_dim(ox_lower *L, int64_t *d, int rank, const char *what) {
+    if (rank < 0) {
+        ox_lower_unsupported(L, "%s: the input's rank is not known", what);
+        return false;
+    }
+    int r = rank ? rank : 1;
+    if (*d < -r || *d >= r) {
+        ox_lower_fail(L, "%s %lld out of range for a rank-%d input", what, (long long)*d, rank);
+        return false;
+    }
+    if (*d < 0) *d += r;
+    return true;
+}
+
 const ox_meta *ox_out_meta(const ox_lower *L, int i) {
     return i >= 0 && i < L->node->noutputs ? &L->node->meta[i] : NULL;
 }

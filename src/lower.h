@@ -133,6 +133,10 @@ int ox_arg_ints(ox_lower *L, int i, int64_t *out, int max);
 /* A scalar argument (Python number, or a 0-d tensor value) as a value of dtype `like`. */
 ox_value *ox_arg_scalar(ox_lower *L, int i, ox_dtype dtype);
 
+/* Normalizes dim *d for an input of this rank (0-d inputs accept 0 and -1, as in torch); reports
+ * an unknown rank or an out-of-range dim, naming `what`, and returns false. */
+bool ox_norm_dim(ox_lower *L, int64_t *d, int rank, const char *what);
+
 /* Output metadata torch recorded. */
 const ox_meta *ox_out_meta(const ox_lower *L, int i);
 ox_dtype ox_out_dtype(const ox_lower *L, int i);

@@ -21,19 +21,6 @@ static ox_value *typed(ox_value *v, ox_dtype t) {
 
 static ox_value *const_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
 
-static bool norm_dim(ox_lower *L, int64_t *d, int rank, const char *what) {
-    if (rank < 0) {
-        ox_lower_unsupported(L, "%s: the input's rank is not known", what);
-        return false;
-    }
-    int r = rank ? rank : 1;
-    if (*d < -r || *d >= r) {
-        ox_lower_fail(L, "%s %lld out of range for a rank-%d input", what, (long long)*d, rank);
-        return false;
-    }
-    if (*d < 0) *d += r;
-    return true;
-}
 
 static ox_value *transpose(ox_lower *L, ox_value *x, int rank, const int64_t *perm) {
     bool identity = true;
@@ -141,7 +128,7 @@ int lower_gather(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *idx = ox_cast(L, ox_arg_value(L, 2), OX_INT64);
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x || !idx) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     if (x->rank == 0) {
         /* A 0-d gather reads the one element (index 0). */
         return ox_bind(L, 0, x);
@@ -160,7 +147,7 @@ int lower_cumsum(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     if (t == OX_UNDEFINED) return ox_lower_fail(L, "the output dtype is not known");
-    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     if (t != OX_FLOAT && t != OX_DOUBLE && t != OX_FLOAT16 && t != OX_BFLOAT16 && t != OX_INT32 &&
         t != OX_INT64)
         return ox_lower_unsupported(L, "cumsum to %s", ox_dtype_name(t));
@@ -175,7 +162,7 @@ int lower_diff(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *pre = ox_arg_value_opt(L, 3), *app = ox_arg_value_opt(L, 4);
     int64_t n = ox_arg_int(L, 1, 1), dim = ox_arg_int(L, 2, -1);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     if (x->rank == 0) return ox_lower_fail(L, "diff of a 0-d tensor");
     if (n < 0) return ox_lower_fail(L, "order n=%lld must be non-negative", (long long)n);
     if (n > 16) return ox_lower_unsupported(L, "order n=%lld (at most 16 is lowered)", (long long)n);

@@ -31,19 +31,6 @@ static ox_value *cast_keep(ox_lower *L, ox_value *x, ox_dtype t) {
     return y;
 }
 
-static bool norm_dim(ox_lower *L, int64_t *d, int rank, const char *what) {
-    if (rank < 0) {
-        ox_lower_unsupported(L, "%s: the input's rank is not known", what);
-        return false;
-    }
-    int r = rank ? rank : 1;
-    if (*d < -r || *d >= r) {
-        ox_lower_fail(L, "%s %lld out of range for a rank-%d input", what, (long long)*d, rank);
-        return false;
-    }
-    if (*d < 0) *d += r;
-    return true;
-}
 
 static bool static_dim(const ox_value *v, int k, int64_t *out) {
     if (!v || k < 0 || k >= v->rank || !v->dims || v->dims[k].param || v->dims[k].value < 0)
@@ -533,7 +520,7 @@ static ox_value *reduce(ox_lower *L, const char *op, ox_value *x) {
     int n = ox_arg_ints(L, 1, dims, MAX_DIMS);
     if (n < 0 || !x) return NULL;
     for (int k = 0; k < n; k++)
-        if (!norm_dim(L, &dims[k], x->rank, "dim")) return NULL;
+        if (!ox_norm_dim(L, &dims[k], x->rank, "dim")) return NULL;
     ox_node *r = n ? ox_op(L, op, 2, x, ox_const_ints(L, n, dims)) : ox_op(L, op, 1, x);
     if (r) ox_node_set_int(L->g, r, "keepdims", ox_arg_bool(L, 2, false));
     return ox_out(r);
@@ -632,7 +619,7 @@ static int softmax(ox_lower *L, const char *op) {
     int64_t dim = ox_arg_int(L, 1, -1);
     if (!x) return ox_bind(L, 0, NULL);
     if (x->rank == 0) return ox_lower_unsupported(L, "%s of a 0-d tensor", op);
-    if (x->rank > 0 && !norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (x->rank > 0 && !ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     ox_node *n = ox_op(L, op, 1, x);
     if (n) ox_node_set_int(L->g, n, "axis", dim);
     return ox_bind(L, 0, typed(ox_out(n), t));

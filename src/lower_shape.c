@@ -19,20 +19,6 @@ static ox_value *typed(ox_value *v, ox_dtype t) {
     return v;
 }
 
-/* Normalizes dim d for a tensor of rank `rank` (0-d tensors accept 0 and -1, as in torch). */
-static bool norm_dim(ox_lower *L, int64_t *d, int rank, const char *what) {
-    if (rank < 0) {
-        ox_lower_unsupported(L, "%s: the input's rank is not known", what);
-        return false;
-    }
-    int r = rank ? rank : 1;
-    if (*d < -r || *d >= r) {
-        ox_lower_fail(L, "%s %lld out of range for a rank-%d input", what, (long long)*d, rank);
-        return false;
-    }
-    if (*d < 0) *d += r;
-    return true;
-}
 
 /* The input's rank, else the output's when the op keeps the rank (meta rank otherwise). */
 static int rank_or_meta(const ox_lower *L, const ox_value *x) {
@@ -157,7 +143,7 @@ int lower_sym_size(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     if (x->rank == 0) return ox_lower_fail(L, "size of a 0-d tensor");
     if (x->dims && !x->dims[dim].param && x->dims[dim].value >= 0)
         return ox_bind(L, 0, const_i64(L, x->dims[dim].value));
@@ -197,7 +183,7 @@ int lower_flatten(ox_lower *L) {
     int64_t start = ox_arg_int(L, 1, 0), end = ox_arg_int(L, 2, -1), dims[MAX_DIMS];
     int rank = x ? x->rank : -1, mrank;
     if (!x) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &start, rank, "start_dim") || !norm_dim(L, &end, rank, "end_dim"))
+    if (!ox_norm_dim(L, &start, rank, "start_dim") || !ox_norm_dim(L, &end, rank, "end_dim"))
         return OX_ELOWER;
     if (rank >= MAX_DIMS) return ox_lower_unsupported(L, "flatten of a rank-%d input", rank);
     if (start > end) return ox_lower_fail(L, "start_dim %lld is after end_dim %lld",
@@ -225,7 +211,7 @@ int lower_unflatten(ox_lower *L) {
     int64_t dim = ox_arg_int(L, 1, 0), dims[MAX_DIMS];
     int rank = x ? x->rank : -1, mrank;
     if (!x) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
     if (meta_static(L, 0, dims, &mrank)) {
         bool has_zero = false;
         for (int k = 0; k < mrank; k++) has_zero |= dims[k] == 0;
@@ -259,7 +245,7 @@ int lower_permute(ox_lower *L) {
         return ox_lower_fail(L, "dims has %d entries for a rank-%d input", n, x->rank);
     bool seen[MAX_DIMS] = {false};
     for (int k = 0; k < n; k++) {
-        if (!norm_dim(L, &perm[k], n, "dims entry")) return OX_ELOWER;
+        if (!ox_norm_dim(L, &perm[k], n, "dims entry")) return OX_ELOWER;
         if (seen[perm[k]]) return ox_lower_fail(L, "dims repeats %lld", (long long)perm[k]);
         seen[perm[k]] = true;
     }
@@ -274,7 +260,7 @@ int lower_transpose(ox_lower *L) {
     int64_t d0 = ox_arg_int(L, 1, 0), d1 = ox_arg_int(L, 2, 1), perm[MAX_DIMS];
     if (!x) return ox_bind(L, 0, NULL);
     if (rank > MAX_DIMS) return ox_lower_unsupported(L, "rank %d input", rank);
-    if (!norm_dim(L, &d0, rank, "dim0") || !norm_dim(L, &d1, rank, "dim1")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &d0, rank, "dim0") || !ox_norm_dim(L, &d1, rank, "dim1")) return OX_ELOWER;
     if (d0 == d1 || rank < 2) return ox_bind(L, 0, x);
     for (int k = 0; k < rank; k++) perm[k] = k;
     perm[d0] = d1;
@@ -312,7 +298,7 @@ int lower_select(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int64_t dim = ox_arg_int(L, 1, 0), idx = INT64_MIN;
     if (!x) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     if (x->rank == 0) return ox_lower_fail(L, "select on a 0-d tensor");
     ox_value *index = index_arg(L, 2, 0, false, &idx);
     const ox_dim *d = x->dims ? &x->dims[dim] : NULL;
@@ -331,7 +317,7 @@ int lower_slice(ox_lower *L) {
     int64_t dim = ox_arg_int(L, 1, 0), step = ox_arg_int(L, 4, 1);
     int64_t start = INT64_MIN, end = INT64_MIN;
     if (!x) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     if (step <= 0) return ox_lower_fail(L, "step %lld: slices need a positive step", (long long)step);
     ox_value *starts = index_arg(L, 2, 0, true, &start);
     ox_value *ends = index_arg(L, 3, INT64_MAX, true, &end);
@@ -374,7 +360,7 @@ int lower_cat(ox_lower *L) {
     int rank = m ? m->rank : -1;
     int64_t dim = ox_arg_int(L, 1, 0);
     ox_value **vals;
-    if (!norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
     int n = tensor_list(L, &vals, rank);
     if (n < 0) return ox_bind(L, 0, NULL);
     if (n == 0) {   /* every input was an empty 1-D tensor */
@@ -393,7 +379,7 @@ int lower_stack(ox_lower *L) {
     int rank = m ? m->rank : -1;
     int64_t dim = ox_arg_int(L, 1, 0);
     ox_value **vals;
-    if (!norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
     int n = tensor_list(L, &vals, -1);
     if (n <= 0) return ox_bind(L, 0, NULL);
     ox_value *axes = const_1d(L, dim);
@@ -437,7 +423,7 @@ int lower_split(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int64_t dim = ox_arg_int(L, 2, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     return split_outputs(L, x, dim, false);
 }
 
@@ -446,7 +432,7 @@ int lower_unbind(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     return split_outputs(L, x, dim, true);
 }
 
@@ -473,7 +459,7 @@ static int squeeze_dims(ox_lower *L, ox_value *x, int64_t *dims, int n) {
     if (rank == 0) return ox_bind(L, 0, x);
     if (!x->dims) return ox_lower_unsupported(L, "the input's shape is not known");
     for (int k = 0; k < n; k++) {
-        if (!norm_dim(L, &dims[k], rank, "dim")) return OX_ELOWER;
+        if (!ox_norm_dim(L, &dims[k], rank, "dim")) return OX_ELOWER;
         const ox_dim *d = &x->dims[dims[k]];
         if (d->param || d->value < 0) { is_unknown[k] = true; unknown++; }
         else if (d->value == 1) known++;
