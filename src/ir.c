@@ -81,6 +81,100 @@ static void read_permuted(const ox_tensor *t, size_t first, size_t count, unsign
     }
 }
 
+/* Most views are a matrix transpose in disguise: a weight [A, B] read as [B, A], perhaps under
+ * leading batch dims. Dims that stay adjacent and in order merge, unit dims drop out; when what
+ * is left is perm [1, 0] or [0, 2, 1], the view is `batch` matrices of `rows` x `cols` (output
+ * shape) whose element (j, i) is base element (i, j). */
+typedef struct { size_t batch, rows, cols; } transpose2d;
+
+static bool as_transpose2d(const ox_tensor *t, transpose2d *m) {
+    int64_t sz[16], p[16];
+    int r = 0;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->dims[i] == 1) continue;
+        if (r && t->perm[i] == p[r - 1] + 1) {
+            p[r - 1] = t->perm[i];
+            sz[r - 1] *= t->dims[i];
+            continue;
+        }
+        p[r] = t->perm[i];
+        sz[r++] = t->dims[i];
+    }
+    /* p holds the last base dim of each group; rank the groups by it */
+    if (r == 2 && p[0] > p[1]) {
+        *m = (transpose2d){1, (size_t)sz[0], (size_t)sz[1]};
+        return true;
+    }
+    if (r == 3 && p[0] < p[2] && p[2] < p[1]) {
+        *m = (transpose2d){(size_t)sz[0], (size_t)sz[1], (size_t)sz[2]};
+        return true;
+    }
+    return false;
+}
+
+/* Output rows [row, row + nrows) of the matrix at src, copied in 32 x 32 tiles so that both sides
+ * stay in cache. Either side may be unaligned: the fixed-size memcpy compiles to one move. */
+#define TILE 32
+#define TRANSPOSE_TILES(ES)                                                                 \
+    do {                                                                                    \
+        for (size_t j0 = 0; j0 < nrows; j0 += TILE) {                                       \
+            size_t j1 = j0 + TILE < nrows ? j0 + TILE : nrows;                              \
+            for (size_t i0 = 0; i0 < m->cols; i0 += TILE) {                                 \
+                size_t i1 = i0 + TILE < m->cols ? i0 + TILE : m->cols;                      \
+                for (size_t j = j0; j < j1; j++)                                            \
+                    for (size_t i = i0; i < i1; i++)                                        \
+                        memcpy(dst + (j * m->cols + i) * (ES),                              \
+                               src + (i * m->rows + row + j) * (ES), (ES));                 \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+static void transpose_rows(const transpose2d *m, size_t es, const unsigned char *src, size_t row,
+                           size_t nrows, unsigned char *dst) {
+    switch (es) {
+    case 1: TRANSPOSE_TILES(1); break;
+    case 2: TRANSPOSE_TILES(2); break;
+    case 4: TRANSPOSE_TILES(4); break;
+    case 8: TRANSPOSE_TILES(8); break;
+    default: TRANSPOSE_TILES(es);
+    }
+}
+#undef TRANSPOSE_TILES
+#undef TILE
+
+/* Elements [first, first + count) of a view that as_transpose2d recognised: whole output rows go
+ * through the tiled copy, a partial row at either end through the general walk. */
+static void read_transposed(const ox_tensor *t, const transpose2d *m, size_t first, size_t count,
+                            unsigned char *dst) {
+    size_t es = ox_dtype_size(t->dtype);
+    size_t cols = m->cols, mat = m->rows * m->cols;
+    while (count) {
+        size_t in_row = first % cols;
+        if (in_row || count < cols) {
+            size_t k = cols - in_row < count ? cols - in_row : count;
+            read_permuted(t, first, k, dst);
+            first += k; count -= k; dst += k * es;
+            continue;
+        }
+        size_t b = first / mat, row = (first % mat) / cols;
+        size_t nrows = count / cols;
+        if (nrows > m->rows - row) nrows = m->rows - row;
+        const unsigned char *src = (const unsigned char *)t->base->data + b * mat * es;
+        transpose_rows(m, es, src, row, nrows, dst);
+        first += nrows * cols; count -= nrows * cols; dst += nrows * cols * es;
+    }
+}
+
+size_t ox_tensor_read_chunk(const ox_tensor *t) {
+    size_t chunk = 64 << 10;
+    transpose2d m;
+    if (t->storage == OX_DATA_PERMUTED && t->rank <= 16 && as_transpose2d(t, &m)) {
+        size_t rows = 64 * m.cols * ox_dtype_size(t->dtype);   /* 64 output rows at a time */
+        if (rows > chunk) chunk = rows;
+    }
+    return chunk < t->nbytes ? chunk : t->nbytes;
+}
+
 bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst) {
     if (!ox_tensor_has_data(t) || off > t->nbytes || n > t->nbytes - off) return false;
     if (!n) return true;
@@ -100,7 +194,9 @@ bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst) {
         out += k; n -= k; first++;
     }
     size_t whole = n / es;
-    if (whole) read_permuted(t, first, whole, out);
+    transpose2d m;
+    if (whole && as_transpose2d(t, &m)) read_transposed(t, &m, first, whole, out);
+    else if (whole) read_permuted(t, first, whole, out);
     out += whole * es; n -= whole * es; first += whole;
     if (n) {
         unsigned char tmp[16];

@@ -75,6 +75,9 @@ bool ox_tensor_has_data(const ox_tensor *t);
 /* Copies bytes [off, off + n) of t's row-major content into dst; false when t has no data or the
  * range is outside it. Byte ranges need not align with elements. */
 bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst);
+/* A good size, in bytes, for the pieces in which to read t whole: for a transposed view, a band of
+ * output rows, so that each piece is one pass of the tiled copy. At most t->nbytes. */
+size_t ox_tensor_read_chunk(const ox_tensor *t);
 /* t's bytes in memory, for a pass that computes from them (t is marked consumed): data itself, or
  * for PERMUTED tensors a copy made in g's arena (the view is then replaced by the copy). NULL when t
  * has no data or on OOM. */

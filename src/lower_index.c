@@ -1,6 +1,6 @@
 /*
  * lower_index.c — gathering and scanning along a dim: index.Tensor (advanced indexing with
- * integer tensors), gather, cumsum, diff.
+ * integer tensors), gather, cumsum, diff, and the slice/select scatters.
  *
  * index.Tensor follows NumPy's rule, which torch keeps: the index tensors broadcast together; when
  * the indexed dims are adjacent the broadcast dims replace them in place, otherwise they go first.
@@ -182,4 +182,77 @@ int lower_diff(ox_lower *L) {
         x = typed(ox_out(ox_op(L, t == OX_BOOL ? "Xor" : "Sub", 2, hi, lo)), t);
     }
     return ox_bind(L, 0, x);
+}
+
+/* ---- slice_scatter, select_scatter: what functionalization makes of an in-place write to a view ---- */
+
+/* The size of x's dim d as a 0-d int64: a constant when static. */
+static ox_value *dim_size(ox_lower *L, ox_value *x, int64_t d) {
+    if (x->dims && !x->dims[d].param && x->dims[d].value >= 0)
+        return ox_const_scalar(L, OX_INT64, (double)x->dims[d].value);
+    ox_node *s = ox_op(L, "Shape", 1, x);
+    if (s) ox_node_set_int(L->g, s, "start", d), ox_node_set_int(L->g, s, "end", d + 1);
+    ox_value *one = typed(ox_out(s), OX_INT64);
+    return typed(ox_out(ox_op(L, "Squeeze", 2, one, const_1d(L, 0))), OX_INT64);
+}
+
+/* ScatterElements(x, idx, src) along dim, where idx (1-D, one index per position of src along dim)
+ * is broadcast over src's other dims. */
+static int scatter_along(ox_lower *L, ox_value *x, ox_value *src, int64_t dim, ox_value *idx) {
+    int64_t shape[MAX_DIMS];
+    for (int k = 0; k < x->rank; k++) shape[k] = k == dim ? -1 : 1;
+    ox_value *shaped = typed(ox_reshape(L, idx, x->rank, shape), OX_INT64);
+    ox_value *full = typed(ox_out(ox_op(L, "Expand", 2, shaped, typed(ox_out(ox_op(L, "Shape", 1, src)), OX_INT64))),
+                           OX_INT64);
+    ox_node *n = ox_op(L, "ScatterElements", 3, x, full, ox_cast(L, src, x->dtype));
+    if (n) ox_node_set_int(L->g, n, "axis", dim);
+    return ox_bind(L, 0, typed(ox_out(n), x->dtype));
+}
+
+/* slice_scatter(self, src, dim, start?, end?, step): src written over self[start:end:step]. The
+ * indices are Range(start, start + step * len, step) with len src's size along dim, so a start
+ * that is a symbolic size (a KV cache's write position) works as well as a constant. */
+int lower_slice_scatter(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *src = ox_arg_value(L, 1);
+    int64_t dim = ox_arg_int(L, 2, 0), step = ox_arg_int(L, 5, 1);
+    if (!x || !src) return ox_bind(L, 0, NULL);
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (x->rank > MAX_DIMS || src->rank != x->rank)
+        return ox_lower_fail(L, "src has rank %d, self rank %d", src->rank, x->rank);
+    if (step <= 0) return ox_lower_fail(L, "step %lld: slices need a positive step", (long long)step);
+    ox_value *start;
+    const ox_arg *a = ox_arg_at(L, 3);
+    if (a && a->kind == OX_ARG_VALUE) {
+        start = ox_cast(L, ox_arg_value(L, 3), OX_INT64);
+    } else {
+        int64_t s = ox_arg_int(L, 3, 0);
+        if (s < 0) {   /* from the end: needs the size */
+            if (!x->dims || x->dims[dim].param || x->dims[dim].value < 0)
+                return ox_lower_unsupported(L, "a negative start on a dynamic dim");
+            s += x->dims[dim].value;
+            if (s < 0) s = 0;
+        }
+        start = ox_const_scalar(L, OX_INT64, (double)s);
+    }
+    ox_value *stepv = ox_const_scalar(L, OX_INT64, (double)step);
+    ox_value *span = typed(ox_out(ox_op(L, "Mul", 2, dim_size(L, src, dim), stepv)), OX_INT64);
+    ox_value *limit = typed(ox_out(ox_op(L, "Add", 2, start, span)), OX_INT64);
+    ox_value *idx = typed(ox_out(ox_op(L, "Range", 3, start, limit, stepv)), OX_INT64);
+    return scatter_along(L, x, src, dim, idx);
+}
+
+/* select_scatter(self, src, dim, index): src (self without dim) written at self[..., index, ...]. */
+int lower_select_scatter(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *src = ox_arg_value(L, 1);
+    int64_t dim = ox_arg_int(L, 2, 0);
+    if (!x || !src) return ox_bind(L, 0, NULL);
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (x->rank > MAX_DIMS || src->rank != x->rank - 1)
+        return ox_lower_fail(L, "src has rank %d, self rank %d", src->rank, x->rank);
+    const ox_arg *a = ox_arg_at(L, 3);
+    ox_value *idx = a && a->kind == OX_ARG_VALUE ? ox_cast(L, ox_arg_value(L, 3), OX_INT64)
+                                                 : ox_const_scalar(L, OX_INT64, (double)ox_arg_int(L, 3, 0));
+    idx = wrap_negative(L, x, dim, idx);
+    ox_value *wide = typed(ox_out(ox_op(L, "Unsqueeze", 2, src, const_1d(L, dim))), src->dtype);
+    return scatter_along(L, x, wide, dim, typed(ox_reshape(L, idx, 1, (int64_t[]){1}), OX_INT64));
 }

@@ -162,16 +162,23 @@ static void f_bytes(out *o, unsigned field, const void *p, size_t n) {
  * time so that the transposed weight never exists whole in memory. */
 static void sink_tensor(sink *s, const ox_tensor *t) {
     if (t->storage != OX_DATA_PERMUTED) { sink_put(s, t->data, t->nbytes); return; }
-    unsigned char chunk[64 << 10];
-    for (size_t off = 0; off < t->nbytes && !s->failed; off += sizeof chunk) {
-        size_t n = t->nbytes - off < sizeof chunk ? t->nbytes - off : sizeof chunk;
+    size_t size = ox_tensor_read_chunk(t);
+    unsigned char *chunk = malloc(size ? size : 1);
+    if (!chunk) {
+        ox_error_set(s->err, OX_ENOMEM, NULL, "no memory for a %zu-byte write buffer", size);
+        s->failed = true;
+        return;
+    }
+    for (size_t off = 0; off < t->nbytes && !s->failed; off += size) {
+        size_t n = t->nbytes - off < size ? t->nbytes - off : size;
         if (!ox_tensor_read(t, off, n, chunk)) {
             ox_error_set(s->err, OX_EINVAL, NULL, "a transposed tensor could not be read");
             s->failed = true;
-            return;
+            break;
         }
         sink_put(s, chunk, n);
     }
+    free(chunk);
 }
 
 static void f_tensor_bytes(out *o, unsigned field, const ox_tensor *t) {

@@ -1,6 +1,8 @@
 """Capture: torch.export, then decomposition of only what the C core does not lower natively."""
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch.export import ExportedProgram
 
@@ -40,6 +42,81 @@ def capture(model, args: tuple, kwargs: dict | None, dynamic_shapes=None,
             failures.append((name, f"{type(e).__name__}: {e}"))
     lines = "\n".join(f"  - {name}: {text.splitlines()[0] if text else ''}" for name, text in failures)
     raise CaptureError(f"torch.export could not capture the model; every strategy failed:\n{lines}")
+
+
+def _aliases(node) -> bool:
+    """Whether node's value may share storage with another value: a placeholder (input, weight,
+    buffer), a view (its schema returns an alias), or an element of a view op's tuple."""
+    if node.op != "call_function":
+        return True
+    target = node.target
+    if target is operator.getitem:
+        return _aliases(node.args[0])
+    schema = getattr(target, "_schema", None)
+    if schema is None:
+        return True
+    return any(r.alias_info is not None for r in schema.returns)
+
+
+def _functional_twin(target):
+    """aten.relu.default for aten.relu_.default: the out-of-place overload of an in-place op that
+    writes only its first argument and returns it; None for anything else."""
+    schema = getattr(target, "_schema", None)
+    if schema is None or not schema.is_mutable or not schema.name.startswith("aten::"):
+        return None
+    name = schema.name[len("aten::"):]
+    written = [a for a in schema.arguments if a.alias_info is not None and a.alias_info.is_write]
+    if not name.endswith("_") or name.endswith("__") or len(written) != 1 or written[0] is not schema.arguments[0]:
+        return None
+    packet = getattr(torch.ops.aten, name[:-1], None)
+    twin = getattr(packet, target._overloadname, None) if packet is not None else None
+    twin_schema = getattr(twin, "_schema", None)
+    if twin_schema is None or twin_schema.is_mutable or len(twin_schema.arguments) != len(schema.arguments):
+        return None
+    return twin
+
+
+def _same_dtype(node) -> bool:
+    """Whether every tensor argument has the dtype of the one written: then the out-of-place op,
+    which promotes, gives what the in-place op, which keeps self's dtype, gives."""
+    val = lambda a: a.meta.get("val") if isinstance(a, torch.fx.Node) else None
+    want = getattr(val(node.args[0]), "dtype", None)
+    if want is None:
+        return False
+    args = list(node.args[1:]) + list(node.kwargs.values())
+    return all(not isinstance(getattr(val(a), "dtype", None), torch.dtype) or val(a).dtype == want
+               for a in args)
+
+
+def functionalize_inplace(ep: ExportedProgram) -> ExportedProgram:
+    """Rewrite `y = op_(x, ...)` as `y = op(x, ...)` where no one else can see the write: x is a
+    fresh value (not an input, weight or view), no view of x exists, and the graph's output does
+    not name x after the write. Later readers of x then read y. The program comes back as a new
+    ExportedProgram over a copied graph (weights shared); the one given is left as it was.
+    In-place ops that fail the test stay, and make the export run run_decompositions."""
+    if not any(_functional_twin(n.target) for n in ep.graph.nodes if n.op == "call_function"):
+        return ep
+    graph = torch.fx.Graph()
+    graph.output(graph.graph_copy(ep.graph, {}))
+    order = {node: i for i, node in enumerate(graph.nodes)}
+    changed = False
+    for node in list(graph.nodes):
+        twin = _functional_twin(node.target) if node.op == "call_function" else None
+        if twin is None or not isinstance(node.args[0], torch.fx.Node):
+            continue
+        x = node.args[0]
+        earlier = [u for u in x.users if order[u] < order[node]]
+        later = [u for u in x.users if order[u] > order[node]]
+        if _aliases(x) or any(_aliases(u) for u in earlier) or any(u.op == "output" for u in later) \
+                or not _same_dtype(node):
+            continue
+        node.target = twin
+        for user in later:
+            user.replace_input_with(x, node)
+        changed = True
+    if not changed:
+        return ep
+    return ep._update(torch.fx.GraphModule(ep.graph_module, graph), ep.graph_signature)
 
 
 def needs_decomposition(ep: ExportedProgram, opset: int, custom=frozenset()) -> list[str]:

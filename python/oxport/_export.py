@@ -15,7 +15,7 @@ from torch.utils import _pytree
 
 from . import _core
 from . import _dynamic, _registry
-from ._capture import capture, decompose, needs_decomposition
+from ._capture import capture, decompose, functionalize_inplace, needs_decomposition
 from ._errors import (LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError,
                       format_unsupported)
 from ._dtypes import TORCH_TO_ONNX
@@ -225,6 +225,7 @@ def _export(model, args, kwargs, rep, *, f, opset, shapes, translations, input_n
         torch.export.save(ep, os.path.join(artifacts_dir, f"exported_program_{time.strftime('%Y%m%d_%H%M%S')}.pt2"))
     dim_names = (_dynamic.dim_names(model, args, kwargs, dynamic_shapes, axis_names, ep)
                  if isinstance(model, torch.nn.Module) else {})
+    ep = functionalize_inplace(ep)
     missing = needs_decomposition(ep, opset, translations)
     if missing:
         logger.info("decomposing because of: %s", ", ".join(missing))
