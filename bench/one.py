@@ -197,7 +197,28 @@ def first_line(e: BaseException) -> str:
     return line
 
 
-def measure(exporter: str, model_name: str, reps: int, budget_s: float) -> dict:
+def check_unoptimized(model, args, folder: str, optimized: list[torch.Tensor]) -> dict:
+    """oxport only, untimed: the same model exported with optimize=False, run in ONNX Runtime, and
+    its outputs compared with the optimized model's. The difference is also given relative to the
+    output scale (the largest |output| of the unoptimized model)."""
+    import oxport
+
+    path = os.path.join(folder, "unoptimized.onnx")
+    oxport.export(model, args, optimize=False, verbose=False).save(path)
+    plain = run_onnxruntime(path, args, 1, 0.0)["outputs"]
+    scale = max((p.double().abs().max().item() for p in plain if p.numel()), default=0.0)
+    diff = max_abs_diff(optimized, plain)
+    return {"unoptimized_nodes": _nodes(path),
+            "opt_vs_unopt_diff": diff, "opt_vs_unopt_rel": diff / scale if scale else diff}
+
+
+def _nodes(path: str) -> int:
+    import onnx
+
+    return len(onnx.load(path, load_external_data=False).graph.node)
+
+
+def measure(exporter: str, model_name: str, reps: int, budget_s: float, check: bool = False) -> dict:
     import_exporter, export = EXPORTERS[exporter]
     import_torch_export()
     import_exporter()
@@ -228,11 +249,15 @@ def measure(exporter: str, model_name: str, reps: int, budget_s: float) -> dict:
             ort = run_onnxruntime(path, args, reps, budget_s)
             with torch.no_grad():
                 expected = model(*args)
-            record["max_abs_diff"] = max_abs_diff(ort.pop("outputs"), expected)
+            outputs = ort.pop("outputs")
+            record["max_abs_diff"] = max_abs_diff(outputs, expected)
             record.update(ort)
+            record["peak_rss_with_ort_mb"] = peak_rss_mb()
+            if check and exporter == "oxport":
+                record.update(check_unoptimized(model, args, folder, outputs))
         except Exception as e:
             record["ort_error"] = first_line(e)
-    record["peak_rss_with_ort_mb"] = peak_rss_mb()
+    record.setdefault("peak_rss_with_ort_mb", peak_rss_mb())
     return record
 
 
@@ -243,8 +268,11 @@ def main() -> int:
     ap.add_argument("--latency-runs", type=int, default=20, help="timed ONNX Runtime runs, at most")
     ap.add_argument("--latency-budget", type=float, default=5.0,
                     help="seconds after which fewer timed runs are made (never fewer than 3)")
+    ap.add_argument("--check-unoptimized", action="store_true",
+                    help="oxport: also export with optimize=False and compare the two in ONNX Runtime")
     opts = ap.parse_args()
-    record = measure(opts.exporter, opts.model, opts.latency_runs, opts.latency_budget)
+    record = measure(opts.exporter, opts.model, opts.latency_runs, opts.latency_budget,
+                     opts.check_unoptimized)
     print(MARKER + json.dumps(record), flush=True)
     return 0
 

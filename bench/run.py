@@ -36,9 +36,12 @@ PLOT_NAME = "bench_depth.png"
 
 # ---- running ----
 
-def run_child(exporter: str, model: str, timeout: float) -> dict:
-    """One measurement in a fresh interpreter. Whatever goes wrong becomes a failed record."""
+def run_child(exporter: str, model: str, timeout: float, check: bool = False) -> dict:
+    """One measurement in a fresh interpreter. Whatever goes wrong becomes a failed record. With
+    `check`, oxport's child also compares its optimized model with an unoptimized export."""
     cmd = [sys.executable, os.path.join(BENCH, "one.py"), "--exporter", exporter, "--model", model]
+    if check:
+        cmd.append("--check-unoptimized")
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     t0 = time.perf_counter()
     try:
@@ -63,7 +66,7 @@ def run_all(models: list[str], runs: int, timeout: float) -> list[dict]:
     for model in models:
         for i in range(runs):
             for exporter in EXPORTERS:
-                r = run_child(exporter, model, timeout)
+                r = run_child(exporter, model, timeout, check=i == 0)
                 r["run"] = i
                 records.append(r)
                 done = (f"{r['end_to_end_s']:.2f} s export" if r["status"] == "ok"
@@ -92,7 +95,8 @@ def summarize(records: list[dict]) -> dict:
     for model, by_exporter in out.items():
         for exporter, rs in by_exporter.items():
             ok = [flatten(r) for r in rs if r["status"] == "ok"]
-            summary = {k: statistics.median(f[k] for f in ok) for k in ok[0]} if ok else {}
+            keys = {k for f in ok for k in f}   # some figures come from the first run only
+            summary = {k: statistics.median(f[k] for f in ok if k in f) for k in sorted(keys)}
             summary.update(runs_ok=len(ok), runs_failed=len(rs) - len(ok))
             reasons = sorted({r.get("reason") or r.get("ort_error") for r in rs} - {None})
             if reasons:
@@ -275,6 +279,22 @@ def write_page(results: dict, path: str, plotted: bool) -> None:
             m = by.get(exporter, {})
             cells = [cell(m, f"stage.{s}", fmt_s) for s in PAGE_STAGES] + [cell(m, "end_to_end_s", fmt_s)]
             lines.append(f"| {name} | {exporter} | " + " | ".join(cells) + " |")
+    lines += ["", "## Optimizer", "",
+              "Nodes in the saved model; the time of the optimizer alone (torch.onnx: "
+              "`ONNXProgram.optimize()`, onnxscript's optimizer; oxport: the C passes inside "
+              "`export(optimize=True)`); and, for oxport, its optimized model's ONNX Runtime outputs "
+              "against those of the same model exported with `optimize=False` (first run only): the max "
+              "abs difference, and that difference over the output scale (the largest |output|).", "",
+              "| model | torch.onnx nodes | oxport nodes | oxport unoptimized | torch.onnx optimize | "
+              "oxport optimize | ratio | opt − unopt | relative |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, by in med.items():
+        to, ox = by.get("torch.onnx", {}), by.get("oxport", {})
+        lines.append(f"| {name} | {cell(to, 'nodes', fmt_count)} | {cell(ox, 'nodes', fmt_count)} | "
+                     f"{cell(ox, 'unoptimized_nodes', fmt_count)} | {cell(to, 'stage.optimize', fmt_s)} | "
+                     f"{cell(ox, 'stage.optimize', fmt_s)} | "
+                     f"{ratio(ox.get('stage.optimize'), to.get('stage.optimize'))} | "
+                     f"{cell(ox, 'opt_vs_unopt_diff', fmt_diff)} | {cell(ox, 'opt_vs_unopt_rel', fmt_diff)} |")
     if any(f"depth{d}" in med for d in zoo.DEPTHS):
         lines += ["", "## Depth sweep", "",
                   "The same block, `x + GELU(LayerNorm(Linear(x)))` with hidden size 256, repeated "

@@ -1133,7 +1133,7 @@ static ox_code check_input(ox_graph *g, const ox_node *n, int i, const ox_tensor
     int64_t numel = ox_tensor_numel(t);
     if (numel < 0) return bad(g, n, "input %d has a negative or overflowing shape", i);
     if (!need_data) return OX_OK;
-    if (t->storage == OX_DATA_PERMUTED || !ox_tensor_has_data(t)) return OX_EUNSUPPORTED;
+    if (ox_tensor_is_view(t) || !ox_tensor_has_data(t)) return OX_EUNSUPPORTED;
     if ((uint64_t)numel > SIZE_MAX / es || t->nbytes != (size_t)numel * es || (numel && !t->data)) {
         char buf[256];
         return bad(g, n, "input %d holds %zu bytes, its %s shape %s needs %llu", i, t->nbytes,

@@ -48,7 +48,7 @@ int64_t ox_tensor_numel(const ox_tensor *t) {
 
 bool ox_tensor_has_data(const ox_tensor *t) {
     if (!t) return false;
-    if (t->storage == OX_DATA_PERMUTED) return ox_tensor_has_data(t->base);
+    if (ox_tensor_is_view(t)) return ox_tensor_has_data(t->base);
     return t->storage != OX_DATA_ABSENT && (t->data || t->nbytes == 0);
 }
 
@@ -175,32 +175,55 @@ size_t ox_tensor_read_chunk(const ox_tensor *t) {
     return chunk < t->nbytes ? chunk : t->nbytes;
 }
 
+/* Elements [first, first + count) of a SCALED view, a run of equal factors at a time. */
+static void read_scaled(const ox_tensor *t, size_t first, size_t count, unsigned char *dst) {
+    const float *b = t->base->data;
+    size_t run = (size_t)t->run;
+    while (count) {
+        size_t r = first / run, k = run - first % run < count ? run - first % run : count;
+        double f = t->scale[r];
+        for (size_t e = 0; e < k; e++) {
+            float v = (float)(b[first + e] * f);
+            memcpy(dst + e * sizeof v, &v, sizeof v);
+        }
+        first += k; count -= k; dst += k * sizeof(float);
+    }
+}
+
+/* Whole elements [first, first + count) of a view. */
+static void read_view(const ox_tensor *t, size_t first, size_t count, unsigned char *dst) {
+    transpose2d m;
+    if (t->storage == OX_DATA_SCALED) read_scaled(t, first, count, dst);
+    else if (as_transpose2d(t, &m)) read_transposed(t, &m, first, count, dst);
+    else read_permuted(t, first, count, dst);
+}
+
 bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst) {
     if (!ox_tensor_has_data(t) || off > t->nbytes || n > t->nbytes - off) return false;
     if (!n) return true;
-    if (t->storage != OX_DATA_PERMUTED) {
+    if (!ox_tensor_is_view(t)) {
         memcpy(dst, (const unsigned char *)t->data + off, n);
         return true;
     }
-    if (t->base->storage == OX_DATA_PERMUTED || t->rank > 16) return false;
+    if (ox_tensor_is_view(t->base) || t->rank > 16) return false;
+    if (t->storage == OX_DATA_SCALED && (t->dtype != OX_FLOAT || t->base->dtype != OX_FLOAT || t->run < 1))
+        return false;
     size_t es = ox_dtype_size(t->dtype);
     unsigned char *out = dst;
     size_t first = off / es, head = off % es;
     if (head) {   /* a partial first element */
         unsigned char tmp[16];
-        read_permuted(t, first, 1, tmp);
+        read_view(t, first, 1, tmp);
         size_t k = es - head < n ? es - head : n;
         memcpy(out, tmp + head, k);
         out += k; n -= k; first++;
     }
     size_t whole = n / es;
-    transpose2d m;
-    if (whole && as_transpose2d(t, &m)) read_transposed(t, &m, first, whole, out);
-    else if (whole) read_permuted(t, first, whole, out);
+    if (whole) read_view(t, first, whole, out);
     out += whole * es; n -= whole * es; first += whole;
     if (n) {
         unsigned char tmp[16];
-        read_permuted(t, first, 1, tmp);
+        read_view(t, first, 1, tmp);
         memcpy(out, tmp, n);
     }
     return true;
@@ -209,7 +232,7 @@ bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst) {
 const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t) {
     if (!ox_tensor_has_data(t)) return NULL;
     t->consumed = true;
-    if (t->storage != OX_DATA_PERMUTED) return t->data;
+    if (!ox_tensor_is_view(t)) return t->data;
     ((ox_tensor *)t->base)->consumed = true;
     void *p = ox_arena_alloc(g->arena, t->nbytes);
     if (!p) { ox_graph_status(g); return NULL; }
@@ -218,6 +241,7 @@ const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t) {
     t->storage = OX_DATA_OWNED;
     t->base = NULL;
     t->perm = NULL;
+    t->scale = NULL;
     return p;
 }
 

@@ -54,7 +54,12 @@ typedef enum ox_storage {
     OX_DATA_OWNED,        /* bytes in the graph's arena (a constant made by lowering or folding) */
     OX_DATA_PERMUTED,     /* the bytes of `base` transposed by `perm`: produced while writing,
                            * never stored, so folding Transpose into a weight copies nothing */
+    OX_DATA_SCALED,       /* float32 `base` with element e multiplied by scale[e / run], rounded to
+                           * float: BatchNorm folded into a Conv weight, computed while writing */
 } ox_storage;
+
+/* PERMUTED and SCALED tensors are views: their bytes are computed from `base` when read. */
+#define ox_tensor_is_view(t) ((t)->storage == OX_DATA_PERMUTED || (t)->storage == OX_DATA_SCALED)
 
 typedef struct ox_tensor {
     ox_dtype dtype;
@@ -65,8 +70,10 @@ typedef struct ox_tensor {
     ox_storage storage;
     bool consumed;        /* a pass read these bytes into other constants (fold, fusion, dedup):
                            * replacing them afterwards would leave those stale */
-    const struct ox_tensor *base;   /* PERMUTED only */
+    const struct ox_tensor *base;   /* views only; never itself a view */
     const int64_t *perm;            /* PERMUTED only: output dim i is base dim perm[i] */
+    const double *scale;            /* SCALED only: numel / run factors */
+    int64_t run;                    /* SCALED only: consecutive elements that share a factor */
 } ox_tensor;
 
 int64_t ox_tensor_numel(const ox_tensor *t);   /* -1 on overflow */

@@ -159,7 +159,7 @@ static ox_tensor *fold_shape(ox_graph *g, const ox_node *n) {
 /* Transpose of a whole weight: a view, transposed when written (nothing copied now). */
 static ox_tensor *fold_transpose_view(ox_graph *g, const ox_node *n) {
     const ox_tensor *b = n->inputs[0]->tensor;
-    if (b->storage == OX_DATA_PERMUTED || b->rank < 2 || b->rank > 16) return NULL;
+    if (ox_tensor_is_view(b) || b->rank < 2 || b->rank > 16) return NULL;
     int64_t *perm = ox_arena_array(g->arena, (size_t)b->rank, sizeof *perm);
     int64_t *dims = ox_arena_array(g->arena, (size_t)b->rank, sizeof *dims);
     ox_tensor *t = ox_arena_alloc(g->arena, sizeof *t);
@@ -398,7 +398,7 @@ static uint64_t tensor_key(const ox_tensor *t) {
     uint64_t h = mix(1469598103934665603ull, (uint64_t)t->dtype);
     for (int i = 0; i < t->rank; i++) h = mix(h, (uint64_t)t->dims[i]);
     h = mix(h, t->nbytes);
-    if (t->storage == OX_DATA_PERMUTED) return mix(mix(h, (uint64_t)(uintptr_t)t->base), 7);
+    if (ox_tensor_is_view(t)) return mix(mix(h, (uint64_t)(uintptr_t)t->base), (uint64_t)t->storage);
     if (t->nbytes <= 4096) return hash_bytes(h, t->data, t->nbytes);
     for (int k = 0; k < 16; k++) {
         size_t off = (t->nbytes - 64) / 15 * (size_t)k;
@@ -411,8 +411,10 @@ static bool tensors_equal(const ox_tensor *a, const ox_tensor *b) {
     if (a->dtype != b->dtype || a->rank != b->rank || a->nbytes != b->nbytes) return false;
     for (int i = 0; i < a->rank; i++)
         if (a->dims[i] != b->dims[i]) return false;
-    if (a->storage == OX_DATA_PERMUTED || b->storage == OX_DATA_PERMUTED) {
+    if (ox_tensor_is_view(a) || ox_tensor_is_view(b)) {
         if (a->storage != b->storage || a->base != b->base) return false;
+        if (a->storage == OX_DATA_SCALED)
+            return a->run == b->run && memcmp(a->scale, b->scale, a->nbytes / 4 / (size_t)a->run * sizeof *a->scale) == 0;
         return memcmp(a->perm, b->perm, (size_t)a->rank * sizeof *a->perm) == 0;
     }
     return a->data == b->data || memcmp(a->data, b->data, a->nbytes) == 0;
@@ -593,30 +595,42 @@ static bool fuse_bn(ox_graph *g, ox_node *bn, ox_pass_stats *st) {
     const float *scale = f32(g, bn->inputs[1], cout), *shift = f32(g, bn->inputs[2], cout);
     const float *mean = f32(g, bn->inputs[3], cout), *var = f32(g, bn->inputs[4], cout);
     const float *bias = b ? f32(g, b, cout) : NULL;
-    const float *wv = ox_tensor_bytes(g, w->tensor);
-    if (!scale || !shift || !mean || !var || (b && !bias) || !wv) return false;
+    if (!scale || !shift || !mean || !var || (b && !bias) || !ox_tensor_has_data(w->tensor)) return false;
     const ox_attr *eps_a = ox_node_attr(bn, "epsilon");
     double eps = eps_a && eps_a->type == OX_ATTR_FLOAT ? eps_a->u.f : 1e-5;
 
-    ox_tensor *nw = ox_tensor_new(g, OX_FLOAT, w->tensor->rank, wd);
+    /* W is [Cout, ...], or for ConvTranspose [Cin, Cout/group, ...] where input channel ci belongs
+     * to group ci / (Cin/group): a run of `inner` weights per (row, channel) shares one factor. */
+    int64_t inner = 1;
+    for (int i = transposed ? 2 : 1; i < w->tensor->rank; i++) inner *= wd[i];
+    int64_t rows = transposed ? wd[0] : 1, per_row = transposed ? wd[1] : cout;
     ox_tensor *nb = ox_tensor_new(g, OX_FLOAT, 1, &cout);
     double *k = ox_arena_array(g->arena, (size_t)cout, sizeof *k);
-    if (!nw || !nb || !k) { ox_graph_status(g); return false; }
+    double *run_k = transposed ? ox_arena_array(g->arena, (size_t)(rows * per_row), sizeof *run_k) : k;
+    if (!nb || !k || !run_k) { ox_graph_status(g); return false; }
     for (int64_t o = 0; o < cout; o++) {
         k[o] = scale[o] / sqrt((double)var[o] + eps);
         ((float *)(void *)nb->data)[o] = (float)(((bias ? bias[o] : 0.0) - mean[o]) * k[o] + shift[o]);
     }
-    int64_t numel = ox_tensor_numel(w->tensor), inner = 1;
-    for (int i = transposed ? 2 : 1; i < w->tensor->rank; i++) inner *= wd[i];
-    float *out = (float *)(void *)nw->data;
-    for (int64_t e = 0; e < numel; e++) {
-        int64_t o;
-        if (!transposed) o = e / inner;
-        else {   /* W is [Cin, Cout/group, k...]: input channel ci belongs to group ci / (Cin/group) */
-            int64_t ci = e / (wd[1] * inner), co = (e / inner) % wd[1];
-            o = ci / (wd[0] / group) * wd[1] + co;
-        }
-        out[e] = (float)(wv[e] * k[o]);
+    if (transposed)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < per_row; c++) run_k[r * per_row + c] = k[r / (wd[0] / group) * wd[1] + c];
+
+    /* W' is a view: W scaled while the model is written, so the pass reads no weight bytes */
+    ox_tensor *nw;
+    if (!ox_tensor_is_view(w->tensor)) {
+        nw = ox_arena_alloc(g->arena, sizeof *nw);
+        if (!nw) { ox_graph_status(g); return false; }
+        *nw = (ox_tensor){.dtype = OX_FLOAT, .rank = w->tensor->rank, .dims = wd, .nbytes = w->tensor->nbytes,
+                          .storage = OX_DATA_SCALED, .base = w->tensor, .scale = run_k, .run = inner};
+        w->tensor->consumed = true;
+    } else {   /* a view of a view is not kept: compute W' now */
+        const float *wv = ox_tensor_bytes(g, w->tensor);
+        nw = ox_tensor_new(g, OX_FLOAT, w->tensor->rank, wd);
+        if (!wv || !nw) { ox_graph_status(g); return false; }
+        float *out = (float *)(void *)nw->data;
+        size_t numel = w->tensor->nbytes / sizeof(float);
+        for (size_t e = 0; e < numel; e++) out[e] = (float)(wv[e] * run_k[e / (size_t)inner]);
     }
     ox_value *wn = ox_graph_adopt_tensor(g, fused_name(g, w, "bn_fused"), nw);
     ox_value *bnv = ox_graph_adopt_tensor(g, fused_name(g, w, "bn_fused_bias"), nb);

@@ -158,10 +158,10 @@ static void f_bytes(out *o, unsigned field, const void *p, size_t n) {
     put(o, p, n);
 }
 
-/* A tensor's bytes: straight from where they are, or, for a PERMUTED view, produced a chunk at a
+/* A tensor's bytes: straight from where they are, or, for a view, produced a chunk at a
  * time so that the transposed weight never exists whole in memory. */
 static void sink_tensor(sink *s, const ox_tensor *t) {
-    if (t->storage != OX_DATA_PERMUTED) { sink_put(s, t->data, t->nbytes); return; }
+    if (!ox_tensor_is_view(t)) { sink_put(s, t->data, t->nbytes); return; }
     size_t size = ox_tensor_read_chunk(t);
     unsigned char *chunk = malloc(size ? size : 1);
     if (!chunk) {

@@ -170,6 +170,36 @@ static void check_view(ox_dtype dt, int r, const int64_t *bdims, const int64_t *
     free(data); free(want); free(got);
 }
 
+/* A SCALED view: run-wise factors, read whole and in odd pieces, and materialized. */
+static void test_scaled_reads(void) {
+    float base[12];
+    for (int i = 0; i < 12; i++) base[i] = (float)i + 0.25f;
+    double k[4] = {2, -1, 0.5, 3};
+    int64_t dims[3] = {4, 3, 1};
+    ox_tensor b = {.dtype = OX_FLOAT, .rank = 3, .dims = dims, .data = base, .nbytes = sizeof base,
+                   .storage = OX_DATA_BORROWED};
+    ox_tensor t = {.dtype = OX_FLOAT, .rank = 3, .dims = dims, .nbytes = sizeof base,
+                   .storage = OX_DATA_SCALED, .base = &b, .scale = k, .run = 3};
+    float want[12], got[12];
+    for (int i = 0; i < 12; i++) want[i] = (float)(base[i] * k[i / 3]);
+    CHECK(ox_tensor_read(&t, 0, sizeof got, got) && memcmp(got, want, sizeof got) == 0);
+    for (size_t off = 0; off < sizeof want; off += 5) {
+        memset(got, 0, sizeof got);
+        CHECK(ox_tensor_read(&t, off, sizeof want - off, got));
+        CHECK(memcmp(got, (unsigned char *)want + off, sizeof want - off) == 0);
+    }
+    ox_tensor absent = b;
+    absent.storage = OX_DATA_ABSENT;
+    absent.data = NULL;
+    t.base = &absent;
+    CHECK(!ox_tensor_has_data(&t) && !ox_tensor_read(&t, 0, 4, got));
+    t.base = &b;
+    ox_graph *g = ox_graph_new(20);
+    const float *m = ox_tensor_bytes(g, &t);
+    CHECK(m && memcmp(m, want, sizeof want) == 0 && t.storage == OX_DATA_OWNED && b.consumed);
+    ox_graph_free(g);
+}
+
 static void test_permuted_reads(void) {
     const ox_dtype dts[5] = {OX_FLOAT, OX_FLOAT16, OX_INT64, OX_UINT8, OX_BOOL};
     int64_t d2[2] = {37, 70}, p2[2] = {1, 0};
@@ -197,5 +227,6 @@ int main(void) {
     test_oom_is_reported();
     test_dtypes();
     test_permuted_reads();
+    test_scaled_reads();
     return CHECK_DONE();
 }

@@ -237,7 +237,11 @@ static void test_fuse(void) {
     CHECK(fc->inputs[0] == x);
     const ox_attr *pa = ox_node_attr(fc, "pads");
     CHECK(pa && pa->u.ints.n == 4 && pa->u.ints.v[0] == 1 && pa->u.ints.v[3] == 1);
-    const float *nw = fc->inputs[1]->tensor->data, *nb = fc->inputs[2]->tensor->data;
+    const ox_tensor *wt = fc->inputs[1]->tensor;
+    CHECK(wt->storage == OX_DATA_SCALED && wt->base->data == w);   /* a view: nothing computed yet */
+    float nw[2] = {0};
+    CHECK(ox_tensor_read(wt, 0, sizeof nw, nw));
+    const float *nb = fc->inputs[2]->tensor->data;
     CHECK(nw[0] == 1.0f && nw[1] == 6.0f);          /* k = {0.5, 2} */
     CHECK(nb[0] == 0.0f && nb[1] == 3.0f);
     CHECK(strcmp(fc->inputs[1]->name, "conv.weight") != 0);   /* a new, unique name */
