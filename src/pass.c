@@ -201,6 +201,9 @@ ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
             }
             if (!all_const) continue;
             if (view && n->inputs[0]->tensor->nbytes > FOLD_FREE_BYTES) {
+                /* a weight read elsewhere too (a tied embedding) would be written twice: the
+                 * Transpose stays, and ONNX Runtime folds it when the session starts */
+                if (freed < n->inputs[0]->tensor->nbytes || n->inputs[0]->is_output) continue;
                 if (!(out[0] = fold_transpose_view(g, n))) continue;
             } else if (!ox_fold_has_kernel(n->op_type)) {
                 continue;

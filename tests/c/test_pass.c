@@ -171,6 +171,22 @@ static void test_fold_shape_and_transpose_view(void) {
     CHECK(!ox_tensor_read(wt->tensor, sizeof back - 2, 8, part));
     CHECK_EQ_INT(g->ninitializers, 1);        /* the view; the original is no longer read */
     ox_graph_free(g);
+
+    /* a tied weight (read as it is by a Gather and transposed by a MatMul): a folded Transpose would
+     * write it twice, so the node stays */
+    g = ox_graph_new(20);
+    ox_dim di[1] = {{.value = 2}};
+    ox_value *ids = ox_graph_add_input(g, "ids", OX_INT64, 1, di);
+    wv = ox_graph_add_initializer(g, "wte", OX_FLOAT, 2, wd, w, sizeof w);
+    ox_value *emb = node1(g, "Gather", wv, ids);
+    t = ox_graph_add_node(g, "Transpose", NULL, 1, &wv, 1);
+    ox_node_set_ints(g, t, "perm", (const int64_t[]){1, 0}, 2);
+    ox_graph_add_output(g, node1(g, "MatMul", emb, t->outputs[0]));
+    CHECK(ox_optimize(g, &st) == OX_OK);
+    CHECK_EQ_INT(g->nnodes, 3);
+    CHECK_EQ_INT(g->ninitializers, 1);
+    CHECK(g->initializers[0]->tensor->storage == OX_DATA_BORROWED);
+    ox_graph_free(g);
 }
 
 static void test_dedup(void) {
