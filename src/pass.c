@@ -708,6 +708,93 @@ static bool fuse_pad(ox_graph *g, ox_node *conv, ox_pass_stats *st) {
     return true;
 }
 
+/* The live producer of v when it is `op`, else NULL. */
+static ox_node *made_by(const ox_value *v, const char *op) {
+    ox_node *n = v ? v->producer : NULL;
+    return n && !n->dead && op_is(n, op) ? n : NULL;
+}
+
+/* The one-element float constant v holds, or NAN. */
+static double scalar(const ox_value *v) {
+    return is_const(v) && ox_tensor_numel(v->tensor) == 1 ? elem(v->tensor, 0) : NAN;
+}
+
+/* The input of Mul(a, b) that is not `side`, or NULL when neither is. */
+static ox_value *other_input(const ox_node *mul, const ox_value *side) {
+    if (mul->ninputs != 2) return NULL;
+    return mul->inputs[0] == side ? mul->inputs[1] : mul->inputs[1] == side ? mul->inputs[0] : NULL;
+}
+
+/* r = 1 / sqrt(mean(x * x, last axis, keepdims) + eps): x when m = Mul(x, r) is that, else NULL. */
+static ox_value *rms_input(ox_node *m, double *eps) {
+    for (int side = 0; side < 2; side++) {
+        ox_value *x = m->inputs[side], *r = m->inputs[1 - side];
+        ox_node *rec = made_by(r, "Reciprocal"), *sq = rec ? made_by(rec->inputs[0], "Sqrt") : NULL;
+        ox_node *add = sq ? made_by(sq->inputs[0], "Add") : NULL;
+        if (!add || add->ninputs != 2 || !x || x->rank < 1) continue;
+        int mi = isnan(scalar(add->inputs[1])) ? 1 : 0;   /* the side that is not eps */
+        double e = scalar(add->inputs[1 - mi]);
+        ox_node *mean = made_by(add->inputs[mi], "ReduceMean");
+        if (isnan(e) || !mean || mean->ninputs != 2 || ox_node_attr_int(mean, "keepdims", 1) != 1) continue;
+        const ox_value *axes = mean->inputs[1];
+        if (!is_const(axes) || ox_tensor_numel(axes->tensor) != 1) continue;
+        double ax = elem(axes->tensor, 0);
+        if (ax != -1 && ax != x->rank - 1) continue;
+        ox_node *p = mean->inputs[0] ? mean->inputs[0]->producer : NULL;
+        if (!p || p->dead || p->ninputs != 2 || p->inputs[0] != x) continue;
+        if (!(op_is(p, "Mul") && p->inputs[1] == x) && !(op_is(p, "Pow") && scalar(p->inputs[1]) == 2)) continue;
+        *eps = e;
+        return x;
+    }
+    return NULL;
+}
+
+/* Opset 23: the chain above is RMSNormalization, with the weight of `scaled` = Mul(w, m) where
+ * w is a 1-D initializer of the last dim; without one (scaled NULL), a scale of ones. */
+static bool fuse_rms(ox_graph *g, ox_node *m, ox_node *scaled, ox_pass_stats *st) {
+    double eps;
+    if (m->dead || m->ninputs != 2) return false;
+    ox_value *x = rms_input(m, &eps);
+    if (!x || !ox_dtype_is_float(x->dtype) || x->dtype == OX_DOUBLE || !x->dims) return false;
+    const ox_dim *last = &x->dims[x->rank - 1];
+    ox_value *w = NULL;
+    if (scaled) {
+        w = other_input(scaled, m->outputs[0]);
+        if (!single_use(m->outputs[0]) || !w || w->kind != OX_VALUE_INITIALIZER || w->dtype != x->dtype ||
+            w->rank != 1 || last->param || w->dims[0].value != last->value)
+            return false;
+    } else {
+        if (last->param || last->value < 1 || x->dtype != OX_FLOAT) return false;
+        float *ones = ox_arena_array(g->arena, (size_t)last->value, sizeof *ones);
+        if (!ones) { ox_graph_status(g); return false; }
+        for (int64_t i = 0; i < last->value; i++) ones[i] = 1.0f;
+        if (!(w = ox_graph_add_constant(g, NULL, OX_FLOAT, 1, &last->value, ones))) return false;
+    }
+    ox_value *ins[2] = {x, w};
+    ox_node *rms = ox_graph_add_node(g, "RMSNormalization", NULL, 2, ins, 1);
+    if (!rms) return false;
+    ox_node_set_int(g, rms, "axis", -1);
+    ox_node_set_float(g, rms, "epsilon", (float)eps);
+    ox_node_set_int(g, rms, "stash_type", 1);
+    ox_node *old = scaled ? scaled : m;
+    rms->name = old->name;
+    rms->source = m->source;
+    if (!take_place(rms, old, m, g, st)) return false;
+    rms->outputs[0]->dtype = x->dtype;
+    return true;
+}
+
+/* Mul(w, y) with y made by a Mul: the weighted RMSNormalization, if the rest matches. */
+static bool fuse_rms_weighted(ox_graph *g, ox_node *n, ox_pass_stats *st) {
+    if (n->ninputs != 2) return false;
+    for (int side = 0; side < 2; side++) {
+        ox_node *m = made_by(n->inputs[side], "Mul");
+        if (m && n->inputs[1 - side] && n->inputs[1 - side]->kind == OX_VALUE_INITIALIZER)
+            return fuse_rms(g, m, n, st);
+    }
+    return false;
+}
+
 ox_code ox_pass_fuse(ox_graph *g, ox_pass_stats *st) {
     ox_graph_count_uses(g);
     uint32_t n0 = g->nnodes;   /* fusions append nodes and swap them into place */
@@ -718,6 +805,12 @@ ox_code ox_pass_fuse(ox_graph *g, ox_pass_stats *st) {
         if (op_is(n, "BatchNormalization")) fuse_bn(g, n, st);
         else if (op_is(n, "Add")) fuse_gemm(g, n, st);
         else if (op_is(n, "Conv")) fuse_pad(g, n, st);
+        else if (op_is(n, "Mul") && g->opset >= 23) fuse_rms_weighted(g, n, st);
+    }
+    /* RMS norms without a weight: those with one were fused above, their inner Mul is dead */
+    for (uint32_t i = 0; i < n0 && g->opset >= 23 && !ox_graph_failed(g); i++) {
+        ox_node *n = g->nodes[i];
+        if (!n->dead && op_is(n, "Mul")) fuse_rms(g, n, NULL, st);
     }
     resolve_all(g);
     ox_graph_compact(g);
