@@ -342,6 +342,53 @@ static void simplify_transpose(ox_graph *g, ox_node *n, ox_pass_stats *st) {
     if (st) st->noops_removed++;   /* prev is read by one node fewer; DCE drops it if unused */
 }
 
+/* Whether every element of v is >= 0, as far as a short walk up its producers can tell: a
+ * non-negative constant, Shape, Size, a Range from a non-negative start with a positive step, and
+ * what moves, gathers or adds such values. NaN is not >= 0: only integer tensors qualify. */
+static bool nonneg(const ox_value *v, int depth) {
+    if (!v || depth > 16 || !ox_dtype_is_int(v->dtype)) return false;
+    if (v->kind == OX_VALUE_INITIALIZER) {
+        int64_t n = is_const(v) ? ox_tensor_numel(v->tensor) : -1;
+        if (n < 0 || n > 4096) return false;
+        for (int64_t i = 0; i < n; i++)
+            if (!(elem(v->tensor, i) >= 0)) return false;
+        return true;
+    }
+    const ox_node *p = v->producer;
+    if (!p || p->dead || p->domain || p->ninputs < 1) return false;
+    const char *op = p->op_type;
+    if (!strcmp(op, "Shape") || !strcmp(op, "Size")) return true;
+    if (!strcmp(op, "Range"))
+        return p->ninputs == 3 && nonneg(p->inputs[0], depth + 1) && is_const(p->inputs[2]) &&
+               ox_tensor_numel(p->inputs[2]->tensor) == 1 && elem(p->inputs[2]->tensor, 0) > 0;
+    static const char *const moves[] = {"Unsqueeze", "Squeeze", "Reshape", "Expand", "Transpose", "Identity",
+                                        "Flatten", "Slice", "Gather", "GatherND", "GatherElements", "Tile",
+                                        "CumSum", "Abs", "Relu"};
+    for (size_t k = 0; k < sizeof moves / sizeof *moves; k++)
+        if (!strcmp(op, moves[k])) return !strcmp(op, "Abs") || nonneg(p->inputs[0], depth + 1);
+    if (!strcmp(op, "Cast")) {   /* a wider or equal integer type keeps the sign */
+        int64_t to = ox_node_attr_int(p, "to", -1);
+        return (to == OX_INT64 || (to == OX_INT32 && p->inputs[0]->dtype == OX_INT32)) && nonneg(p->inputs[0], depth + 1);
+    }
+    bool all = !strcmp(op, "Add") || !strcmp(op, "Mul") || !strcmp(op, "Concat") || !strcmp(op, "Max") ||
+               !strcmp(op, "Min");
+    if (!strcmp(op, "Where")) all = p->ninputs == 3;
+    if (!all) return false;
+    for (int k = !strcmp(op, "Where") ? 1 : 0; k < p->ninputs; k++)
+        if (!nonneg(p->inputs[k], depth + 1)) return false;
+    return true;
+}
+
+/* Where(Less(i, 0), ..., i) with i never negative (a negative-index wrap around an arange): i. */
+static void simplify_where(ox_node *n, ox_pass_stats *st) {
+    if (n->ninputs != 3) return;
+    const ox_node *c = n->inputs[0] ? n->inputs[0]->producer : NULL;
+    if (!c || c->dead || !op_is(c, "Less") || c->ninputs != 2 || c->inputs[0] != n->inputs[2]) return;
+    const ox_value *zero = c->inputs[1];
+    if (!is_const(zero) || ox_tensor_numel(zero->tensor) != 1 || elem(zero->tensor, 0) != 0) return;
+    if (nonneg(n->inputs[2], 0) && n->inputs[2]->dtype == n->outputs[0]->dtype) forward(n, n->inputs[2], st);
+}
+
 ox_code ox_pass_simplify(ox_graph *g, ox_pass_stats *st) {
     ox_graph_count_uses(g);
     for (uint32_t i = 0; i < g->nnodes && !ox_graph_failed(g); i++) {
@@ -375,6 +422,8 @@ ox_code ox_pass_simplify(ox_graph *g, ox_pass_stats *st) {
             if (is_neutral(y, x, 1)) forward(n, x, st);
         } else if (!strcmp(op, "Transpose")) {
             simplify_transpose(g, n, st);
+        } else if (!strcmp(op, "Where")) {
+            simplify_where(n, st);
         }
     }
     resolve_all(g);

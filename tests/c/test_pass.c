@@ -268,6 +268,36 @@ static void test_fuse(void) {
     ox_graph_free(g);
 }
 
+/* The negative-index wrap Where(Less(i, 0), Add(i, n), i) goes when i is an arange from 0 (through
+ * Unsqueeze), and stays when i could be negative. */
+static void test_nonneg_wrap(void) {
+    for (int start = 0; start >= -1; start--) {
+        ox_graph *g = ox_graph_new(18);
+        ox_dim d[1] = {{.param = "n"}};
+        ox_value *x = ox_graph_add_input(g, "x", OX_INT64, 1, d);
+        int64_t s0 = start, one = 1, zero = 0, axes = 0;
+        ox_value *n = node1(g, "Shape", x, NULL);
+        ox_value *lim = node1(g, "Squeeze", n, NULL);
+        ox_value *rin[3] = {ox_graph_add_constant(g, NULL, OX_INT64, 0, NULL, &s0), lim,
+                            ox_graph_add_constant(g, NULL, OX_INT64, 0, NULL, &one)};
+        ox_node *range = ox_graph_add_node(g, "Range", NULL, 3, rin, 1);
+        int64_t ad = 1;
+        ox_value *i = node1(g, "Unsqueeze", range->outputs[0], ox_graph_add_constant(g, NULL, OX_INT64, 1, &ad, &axes));
+        ox_value *neg = node1(g, "Less", i, ox_graph_add_constant(g, NULL, OX_INT64, 0, NULL, &zero));
+        neg->dtype = OX_BOOL;
+        ox_value *up = node1(g, "Add", i, n);
+        ox_value *win[3] = {neg, up, i};
+        ox_node *w = ox_graph_add_node(g, "Where", NULL, 3, win, 1);
+        ox_graph_add_output(g, w->outputs[0]);
+        i->dtype = range->outputs[0]->dtype = up->dtype = w->outputs[0]->dtype = lim->dtype = n->dtype = OX_INT64;
+        CHECK(ox_optimize(g, NULL) == OX_OK);
+        bool has_where = false;
+        for (uint32_t k = 0; k < g->nnodes; k++) has_where |= strcmp(g->nodes[k]->op_type, "Where") == 0;
+        CHECK(has_where == (start < 0));
+        ox_graph_free(g);
+    }
+}
+
 int main(void) {
     test_fuse();
     test_dce();
@@ -276,5 +306,6 @@ int main(void) {
     test_identity_output_keeps_name();
     test_fold_shape_and_transpose_view();
     test_dedup();
+    test_nonneg_wrap();
     return CHECK_DONE();
 }
