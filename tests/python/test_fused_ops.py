@@ -76,3 +76,37 @@ def test_a_norm_over_another_axis_is_left_alone():
     program = oxport.export(M(), (x,), opset_version=23, verbose=False)
     assert "RMSNormalization" not in _ops(program)
     torch.testing.assert_close(program(x)[0], M()(x))
+
+
+def _group_norm(groups, channels, affine=True):
+    m = torch.nn.GroupNorm(groups, channels, affine=affine).eval()
+    if affine:
+        torch.nn.init.normal_(m.weight)
+        torch.nn.init.normal_(m.bias)
+    return m
+
+
+@pytest.mark.parametrize("opset", [18, 20, 21, 23])
+@pytest.mark.parametrize("case", ["2d", "1d_no_affine", "half"])
+def test_group_norm(opset, case):
+    torch.manual_seed(0)
+    model, x = {"2d": (_group_norm(2, 8), torch.randn(2, 8, 5, 5)),
+                "1d_no_affine": (_group_norm(4, 8, affine=False), torch.randn(3, 8, 7)),
+                "half": (_group_norm(2, 4).half(), torch.randn(1, 4, 3, 3).half())}[case]
+    program = oxport.export(model, (x,), opset_version=opset, verbose=False)
+    assert (_ops(program)["GroupNormalization"] == 1) == (opset >= 21)
+    with torch.no_grad():
+        torch.testing.assert_close(program(x)[0], model(x), rtol=1e-3, atol=1e-3)
+
+
+def test_group_norm_statistics():
+    """native_group_norm's mean and rstd outputs, where a model reads them."""
+    class Stats(torch.nn.Module):
+        def forward(self, x):
+            return torch.ops.aten.native_group_norm.default(x, None, None, 2, 6, 12, 3, 1e-5)
+
+    x = torch.randn(2, 6, 3, 4)
+    for opset in (18, 21):
+        program = oxport.export(Stats(), (x,), opset_version=opset, verbose=False)
+        for got, want in zip(program(x), Stats()(x)):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
