@@ -882,7 +882,7 @@ static ox_code k_pow(ox_graph *g, const ox_node *n, const ox_tensor *const *in, 
     return OX_OK;
 }
 
-enum { U_NEG, U_ABS, U_SQRT, U_RECIPROCAL, U_EXP, U_LOG, U_FLOOR, U_CEIL, U_NOT };
+enum { U_NEG, U_ABS, U_SQRT, U_RECIPROCAL, U_EXP, U_LOG, U_FLOOR, U_CEIL, U_NOT, U_COS, U_SIN };
 
 static ox_code k_unary(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                        int op) {
@@ -903,6 +903,8 @@ static ox_code k_unary(ox_graph *g, const ox_node *n, const ox_tensor *const *in
         case U_FLOOR: v.f = floor(v.f); break;
         case U_CEIL: v.f = ceil(v.f); break;
         case U_NOT: v.u = !v.u; break;
+        case U_COS: v.f = cos(v.f); break;
+        case U_SIN: v.f = sin(v.f); break;
         default: break;
         }
         store(t, e, v);
@@ -1106,6 +1108,8 @@ static const kernel kernels[] = {
     {"Floor", 1, 1, F_FLOAT, false, k_unary, U_FLOOR},
     {"Ceil", 1, 1, F_FLOAT, false, k_unary, U_CEIL},
     {"Not", 1, 1, F_BOOL, false, k_unary, U_NOT},
+    {"Cos", 1, 1, F_FLOAT, false, k_unary, U_COS},
+    {"Sin", 1, 1, F_FLOAT, false, k_unary, U_SIN},
 
     {"ReduceSum", 1, 2, F_NUM, false, k_reduce, R_SUM},
     {"ReduceProd", 1, 2, F_NUM, false, k_reduce, R_PROD},

@@ -1,6 +1,7 @@
 #include "ir.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- dtypes ---- */
@@ -672,6 +673,54 @@ void ox_graph_compact(ox_graph *g) {
         if (!v->dead) g->initializers[w++] = v;
     }
     g->ninitializers = w;
+}
+
+ox_code ox_graph_toposort(ox_graph *g) {
+    ox_graph_compact(g);
+    uint32_t n = g->nnodes;
+    if (n == 0) return ox_graph_status(g);
+    struct frame { ox_node *node; int next; } *stack = malloc((size_t)n * sizeof *stack);
+    unsigned char *state = calloc(n, 1);   /* 0 unseen, 1 on the stack, 2 placed */
+    ox_node **order = malloc((size_t)n * sizeof *order);
+    if (!stack || !state || !order) {
+        free(stack); free(state); free(order);
+        return ox_error_set(&g->err, OX_ENOMEM, NULL, "no memory to order %u nodes", n);
+    }
+    uint32_t placed = 0;
+    ox_code rc = OX_OK;
+    for (uint32_t i = 0; i < n && rc == OX_OK; i++) {
+        if (state[i]) continue;
+        uint32_t top = 0;
+        stack[top++] = (struct frame){g->nodes[i], 0};
+        state[i] = 1;
+        while (top && rc == OX_OK) {   /* producers first, depth first, without recursion */
+            struct frame *f = &stack[top - 1];
+            if (f->next < f->node->ninputs) {
+                const ox_value *v = f->node->inputs[f->next++];
+                ox_node *p = v ? v->producer : NULL;
+                if (!p || p->id >= n || g->nodes[p->id] != p || state[p->id] == 2) continue;
+                if (state[p->id] == 1) {
+                    rc = ox_error_set(&g->err, OX_EINVAL, f->node->name, "the graph has a cycle through %s",
+                                      f->node->op_type);
+                    break;
+                }
+                state[p->id] = 1;
+                stack[top++] = (struct frame){p, 0};
+            } else {
+                state[f->node->id] = 2;
+                order[placed++] = f->node;
+                top--;
+            }
+        }
+    }
+    if (rc == OX_OK) {
+        for (uint32_t i = 0; i < n; i++) {
+            g->nodes[i] = order[i];
+            order[i]->id = i;
+        }
+    }
+    free(stack); free(state); free(order);
+    return rc;
 }
 
 void ox_graph_replace_uses(ox_graph *g, ox_value *from, ox_value *to) {

@@ -236,6 +236,10 @@ int64_t ox_node_attr_int(const ox_node *n, const char *name, int64_t dflt);
 /* Passes' helpers. */
 void ox_graph_count_uses(ox_graph *g);           /* recomputes value->uses */
 void ox_graph_compact(ox_graph *g);              /* drops dead nodes, renumbers ids */
+/* Compacts, then reorders g->nodes so that each node follows the producers of its inputs, keeping
+ * the present order wherever it already holds (for passes that append nodes other nodes read).
+ * OX_EINVAL when the nodes form a cycle. */
+ox_code ox_graph_toposort(ox_graph *g);
 /* Replace every use of `from` (node inputs and graph outputs) by `to`. */
 void ox_graph_replace_uses(ox_graph *g, ox_value *from, ox_value *to);
 

@@ -844,15 +844,146 @@ static bool fuse_rms_weighted(ox_graph *g, ox_node *n, ox_pass_stats *st) {
     return false;
 }
 
+/* s = Slice(x, [start], [end], [last axis], [1]): the end may be anything from `end` up ("to the
+ * end") when open_end. */
+static bool slice_last(const ox_node *s, const ox_value *x, int64_t start, int64_t end, bool open_end) {
+    if (!s || s->ninputs < 4 || s->inputs[0] != x) return false;
+    double b = scalar(s->inputs[1]), e = scalar(s->inputs[2]), ax = scalar(s->inputs[3]);
+    double step = s->ninputs > 4 && s->inputs[4] ? scalar(s->inputs[4]) : 1;
+    return b == start && (open_end ? e >= end : e == end) && (ax == -1 || ax == x->rank - 1) && step == 1;
+}
+
+/* Whether e's last dim (of size d) is two equal halves, as in HF's cat((freqs, freqs), -1): a
+ * Concat of one value with itself, or a constant whose halves match. */
+static bool halves_equal(ox_graph *g, ox_value *e, int64_t d) {
+    if (!e || !e->dims || e->rank < 1 || e->dims[e->rank - 1].param || e->dims[e->rank - 1].value != d) return false;
+    ox_node *cat = made_by(e, "Concat");
+    if (cat) {
+        int64_t axis = ox_node_attr_int(cat, "axis", 0);
+        return cat->ninputs == 2 && cat->inputs[0] == cat->inputs[1] && (axis == -1 || axis == e->rank - 1);
+    }
+    if (!is_const(e) || ox_dtype_size(e->dtype) == 0) return false;
+    const unsigned char *b = ox_tensor_bytes(g, e->tensor);
+    size_t half = (size_t)(d / 2) * ox_dtype_size(e->dtype), rows = e->tensor->nbytes / (2 * half);
+    for (size_t r = 0; b && r < rows; r++)
+        if (memcmp(b + 2 * r * half, b + (2 * r + 1) * half, half) != 0) return false;
+    return b != NULL;
+}
+
+/* Unsqueeze(v, [1]): v. */
+static ox_value *unsqueezed_at_1(const ox_value *u) {
+    ox_node *n = made_by(u, "Unsqueeze");
+    return n && n->ninputs == 2 && scalar(n->inputs[1]) == 1 ? n->inputs[0] : NULL;
+}
+
+static ox_value *new_node1(ox_graph *g, const char *op, int nin, ox_value **in, ox_dtype t) {
+    ox_node *n = ox_graph_add_node(g, op, NULL, nin, in, 1);
+    if (!n) return NULL;
+    n->outputs[0]->dtype = t;
+    return n->outputs[0];
+}
+
+/*
+ * Opset 23: HF's apply_rotary_pos_emb on q or k ([B, H, S, D]),
+ *     x * unsqueeze(cos(e), 1) + cat(-x[..., D/2:], x[..., :D/2]) * unsqueeze(sin(e), 1)
+ * with e = [B', S, D] in equal halves, is RotaryEmbedding(x, cos(e)[..., :D/2], sin(...)), the
+ * caches expanded to x's batch (ONNX Runtime does not broadcast them). The cache nodes are
+ * appended, so the pass reorders the graph afterwards.
+ */
+static bool fuse_rope(ox_graph *g, ox_node *add, ox_pass_stats *st) {
+    if (add->ninputs != 2) return false;
+    for (int side = 0; side < 4; side++) {
+        ox_node *m1 = made_by(add->inputs[side & 1], "Mul"), *m2 = made_by(add->inputs[1 - (side & 1)], "Mul");
+        if (!m1 || !m2 || m2->ninputs != 2 || !single_use(m1->outputs[0]) || !single_use(m2->outputs[0])) continue;
+        int r = side >> 1;   /* the input of m2 that is the rotated x */
+        ox_node *cat = made_by(m2->inputs[r], "Concat");
+        if (!cat || cat->ninputs != 2) continue;
+        ox_node *neg = made_by(cat->inputs[0], "Neg"), *lo = made_by(cat->inputs[1], "Slice");
+        ox_node *hi = neg ? made_by(neg->inputs[0], "Slice") : NULL;
+        ox_value *x = lo ? lo->inputs[0] : NULL;
+        if (!hi || !x || x->rank != 4 || !x->dims || x->dims[3].param || x->dims[3].value < 2 || x->dims[3].value % 2)
+            continue;
+        if (x->dtype != OX_FLOAT && x->dtype != OX_FLOAT16 && x->dtype != OX_BFLOAT16) continue;
+        int64_t d = x->dims[3].value, h = d / 2, axis = ox_node_attr_int(cat, "axis", 0);
+        if ((axis != -1 && axis != 3) || !slice_last(lo, x, 0, h, false) || !slice_last(hi, x, h, d, true)) continue;
+        /* the factors: unsqueeze(cos(e), 1) and unsqueeze(sin(e), 1) of one e in equal halves; or
+         * constants in equal halves, [B', S, D] unsqueezed, or already folded to [B', 1, S, D] */
+        ox_value *c4 = other_input(m1, x), *s4 = m2->inputs[1 - r];
+        ox_value *cu = unsqueezed_at_1(c4), *su = unsqueezed_at_1(s4);
+        bool folded = !cu && !su && is_const(c4) && is_const(s4) && c4->rank == 4 && s4->rank == 4 &&
+                      c4->tensor->dims[1] == 1 && s4->tensor->dims[1] == 1;
+        if (folded) cu = c4, su = s4;
+        if (!cu || !su || cu->dtype != x->dtype || su->dtype != x->dtype || (!folded && (cu->rank != 3 || su->rank != 3)))
+            continue;
+        ox_node *cn = made_by(cu, "Cos"), *sn = made_by(su, "Sin");
+        ox_value *e = cn && sn && cn->inputs[0] == sn->inputs[0] ? cn->inputs[0] : NULL;
+        if (e ? !halves_equal(g, e, d) : !(is_const(cu) && is_const(su) && halves_equal(g, cu, d) && halves_equal(g, su, d)))
+            continue;
+
+        int64_t starts = 0, ends = h, axes = -1, one = 1;
+        ox_value *first_half[3] = {ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &starts),
+                                   ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &ends),
+                                   ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &axes)};
+        ox_value *caches[2];
+        if (e) {   /* one Slice of e feeds both */
+            ox_value *sl[4] = {e, first_half[0], first_half[1], first_half[2]};
+            ox_value *eh = new_node1(g, "Slice", 4, sl, x->dtype);
+            caches[0] = new_node1(g, "Cos", 1, &eh, x->dtype);
+            caches[1] = new_node1(g, "Sin", 1, &eh, x->dtype);
+        } else {
+            for (int k = 0; k < 2; k++) {
+                ox_value *v = k ? su : cu;
+                if (folded) {   /* [B', 1, S, D] -> [B', S, D] */
+                    ox_value *sq[2] = {v, ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &one)};
+                    v = new_node1(g, "Squeeze", 2, sq, x->dtype);
+                }
+                ox_value *sl[4] = {v, first_half[0], first_half[1], first_half[2]};
+                caches[k] = new_node1(g, "Slice", 4, sl, x->dtype);
+            }
+        }
+        /* [B, S, D/2] from x's dims 0 and 2: a constant when static */
+        ox_value *shape;
+        if (!x->dims[0].param && !x->dims[2].param) {
+            int64_t bsh[3] = {x->dims[0].value, x->dims[2].value, h}, three = 3;
+            shape = ox_graph_add_constant(g, NULL, OX_INT64, 1, &three, bsh);
+        } else {
+            int64_t idx[2] = {0, 2}, two = 2;
+            ox_value *sx = new_node1(g, "Shape", 1, &x, OX_INT64);
+            ox_value *gi[2] = {sx, ox_graph_add_constant(g, NULL, OX_INT64, 1, &two, idx)};
+            ox_value *bs = new_node1(g, "Gather", 2, gi, OX_INT64);
+            ox_value *ci[2] = {bs, ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &h)};
+            ox_node *c = ox_graph_add_node(g, "Concat", NULL, 2, ci, 1);
+            if (c) ox_node_set_int(g, c, "axis", 0), c->outputs[0]->dtype = OX_INT64;
+            shape = c ? c->outputs[0] : NULL;
+        }
+        for (int k = 0; k < 2; k++) {
+            ox_value *ex[2] = {caches[k], shape};
+            caches[k] = new_node1(g, "Expand", 2, ex, x->dtype);
+        }
+        ox_value *ins[3] = {x, caches[0], caches[1]};
+        ox_node *rope = ox_graph_failed(g) ? NULL : ox_graph_add_node(g, "RotaryEmbedding", NULL, 3, ins, 1);
+        if (!rope) return false;
+        rope->name = add->name;
+        rope->source = add->source;
+        if (!take_place(rope, add, m1, g, st)) return false;
+        rope->outputs[0]->dtype = x->dtype;
+        return true;
+    }
+    return false;
+}
+
 ox_code ox_pass_fuse(ox_graph *g, ox_pass_stats *st) {
     ox_graph_count_uses(g);
     uint32_t n0 = g->nnodes;   /* fusions append nodes and swap them into place */
+    uint32_t ropes = 0;        /* ... and fuse_rope appends nodes the fused node reads */
     for (uint32_t i = 0; i < n0 && !ox_graph_failed(g); i++) {
         ox_node *n = g->nodes[i];
         if (n->dead || n->domain) continue;
         resolve_inputs(n);
         if (op_is(n, "BatchNormalization")) fuse_bn(g, n, st);
-        else if (op_is(n, "Add")) fuse_gemm(g, n, st);
+        else if (op_is(n, "Add")) {
+            if (!fuse_gemm(g, n, st) && g->opset >= 23 && fuse_rope(g, n, st)) ropes++;
+        }
         else if (op_is(n, "Conv")) fuse_pad(g, n, st);
         else if (op_is(n, "Mul") && g->opset >= 23) fuse_rms_weighted(g, n, st);
     }
@@ -862,6 +993,7 @@ ox_code ox_pass_fuse(ox_graph *g, ox_pass_stats *st) {
         if (!n->dead && op_is(n, "Mul")) fuse_rms(g, n, NULL, st);
     }
     resolve_all(g);
+    if (ropes) return ox_graph_toposort(g);
     ox_graph_compact(g);
     return ox_graph_status(g);
 }
@@ -904,6 +1036,9 @@ ox_code ox_optimize(ox_graph *g, ox_pass_stats *st) {
     if (rc == OX_OK) rc = ox_pass_simplify(g, st);
     if (rc == OX_OK) rc = ox_pass_dedup(g, st);
     if (rc == OX_OK) rc = ox_pass_fuse(g, st);
+    /* what fusions left: caches to fold, the same cache built for q and k and in every layer */
+    if (rc == OX_OK) rc = ox_pass_fold(g, st);
+    if (rc == OX_OK) rc = ox_pass_dedup(g, st);
     if (rc == OX_OK) rc = ox_pass_dce(g, st);
     if (st) st->nodes_after = g->nnodes;
     return rc;

@@ -25,7 +25,7 @@ from oxport import _core
 KERNEL_OPS = frozenset(
     """Identity Cast Shape Size Gather Concat Reshape Squeeze Unsqueeze Slice Transpose Expand Where
     Range Add Sub Mul Div Mod Min Max Pow Equal Less LessOrEqual Greater GreaterOrEqual And Or Xor
-    Neg Abs Sqrt Reciprocal Exp Log Floor Ceil Not ReduceSum ReduceProd ReduceMax ReduceMin""".split()
+    Neg Abs Sqrt Reciprocal Exp Log Floor Ceil Not Cos Sin ReduceSum ReduceProd ReduceMax ReduceMin""".split()
 )
 
 NODE_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node")

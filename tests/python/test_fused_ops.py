@@ -110,3 +110,55 @@ def test_group_norm_statistics():
         program = oxport.export(Stats(), (x,), opset_version=opset, verbose=False)
         for got, want in zip(program(x), Stats()(x)):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=500, use_cache=False)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_llama_at_opset_23_uses_rotary_rms_and_attention(dynamic):
+    model = _tiny_llama()
+    ids = torch.randint(0, 500, (2, 7))
+    shapes = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")},) if dynamic else None
+    program = oxport.export(model, (ids,), opset_version=23, dynamic_shapes=shapes, verbose=False)
+    ops = _ops(program)
+    assert ops["RotaryEmbedding"] == 4 and ops["RMSNormalization"] == 5 and ops["Attention"] == 2
+    assert "Neg" not in ops and ("Cos" in ops) == dynamic      # static caches are constants
+    for x in [ids] + ([torch.randint(0, 500, (3, 5)), torch.randint(0, 500, (1, 9))] if dynamic else []):
+        with torch.no_grad():
+            want = model(x).logits
+        torch.testing.assert_close(program(x)[0], want, rtol=1e-4, atol=1e-4)
+
+
+def test_rotation_with_unequal_halves_is_left_alone():
+    """cos over angles whose halves differ is not what RotaryEmbedding computes: no fusion."""
+    class M(torch.nn.Module):
+        def forward(self, q, e):
+            c, s = e.cos().unsqueeze(1), e.sin().unsqueeze(1)
+            rot = torch.cat((-q[..., 4:], q[..., :4]), dim=-1)
+            return q * c + rot * s
+
+    q, e = torch.randn(2, 3, 5, 8), torch.randn(2, 5, 8)
+    program = oxport.export(M(), (q, e), opset_version=23, verbose=False)
+    assert "RotaryEmbedding" not in _ops(program)
+    torch.testing.assert_close(program(q, e)[0], M()(q, e))
+
+
+def test_rotation_with_equal_halves_from_an_input():
+    class M(torch.nn.Module):
+        def forward(self, q, f):
+            e = torch.cat((f, f), dim=-1)
+            c, s = e.cos().unsqueeze(1), e.sin().unsqueeze(1)
+            rot = torch.cat((-q[..., 4:], q[..., :4]), dim=-1)
+            return q * c + rot * s
+
+    q, f = torch.randn(2, 3, 5, 8), torch.randn(1, 5, 4)
+    program = oxport.export(M(), (q, f), opset_version=23, verbose=False)
+    assert _ops(program)["RotaryEmbedding"] == 1
+    torch.testing.assert_close(program(q, f)[0], M()(q, f), rtol=1e-5, atol=1e-5)
