@@ -303,7 +303,10 @@ def write_page(results: dict, path: str, plotted: bool) -> None:
         if plotted:
             lines += ["", f"![export time against depth]({PLOT_NAME})", "",
                       f"[The plot]({PLOT_NAME}): solid lines end to end, dashed lines after capture."]
-    lines += ["", "## Per model", ""]
+    lines += ["", "## Large models", "",
+              "The 2.5 GB Llama export with external data and the fake-mode Llama-2-7B export are measured "
+              "by `make large` (`bench/large.py`); their figures are in [large.md](large.md).",
+              "", "## Per model", ""]
     for name, by in med.items():
         lines += model_section(name, by)
     with open(path, "w") as f:
