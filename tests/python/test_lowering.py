@@ -25,6 +25,12 @@ def ints(*shape, high=5):
     return torch.randint(-high, high, shape)
 
 
+def _put_columns(x, cols, v):   # x[:, cols] = v: an index_put whose index starts at dim 1
+    y = x.clone()
+    y[:, cols] = v
+    return y
+
+
 def _case(fn, *args):
     return fn, args
 
@@ -109,6 +115,23 @@ CASES = {
                                         torch.linalg.vector_norm(x, float("inf"), dim=(0, 2), keepdim=True),
                                         torch.linalg.vector_norm(x, 3.0, dim=-1), torch.linalg.vector_norm(x, 0, dim=1), x.norm(dim=1)),
                              r(2, 3, 4)),
+    "topk_sort": _case(lambda x, i, b: (x.topk(3), x.topk(2, dim=0, largest=False), x.sort(), x.sort(0, descending=True),
+                                        x.argsort(1), torch.sort(i, stable=True), i.argsort(descending=True), b.sort(),
+                                        torch.argsort(x, dim=-1, stable=True)),
+                       r(4, 6), ints(3, 8, high=3), r(5) > 0),
+    "nonzero": _case(lambda x: (torch.nonzero(x > 0), (x > 0).nonzero()), r(4, 5)),
+    "scatter_family": _case(lambda x, i, s: (x.scatter(1, i, s), x.scatter(1, i, 2.5), x.scatter_add(1, i, s),
+                                            x.scatter(1, i, s, reduce="add"), x.scatter_reduce(1, i, s, "amax"),
+                                            x.scatter_reduce(1, i, s, "prod", include_self=False),
+                                            x.scatter_reduce(1, i, s, "sum", include_self=False), x.scatter(1, i[:, :2], s)),
+                            r(3, 5), torch.tensor([[0, 1, 4], [2, 2, 0], [1, 3, 3]]), r(3, 4)),
+    "index_family": _case(lambda x, i, v, w: (x.index_select(1, i), x.index_add(0, torch.tensor([2, 0]), w), x.index_add(1, i, v, alpha=2.0),
+                                              x.index_copy(1, torch.tensor([3, 1, 0]), v), x.index_fill(1, i, -1.0),
+                                              torch.index_put(x, (torch.tensor([0, 2]),), w[:, :]),
+                                              torch.index_put(x, (torch.tensor([0, 2, 0]), torch.tensor([1, 1, 1])), torch.tensor(1.0), accumulate=True),
+                                              torch.index_put(x, (torch.tensor([-1]),), torch.tensor(7.0)),
+                                              _put_columns(x, torch.tensor([4, 0]), v[:, :2]), _put_columns(x, torch.tensor([1]), 5.0)),
+                          r(3, 5), torch.tensor([3, 1, 0]), r(3, 3), r(2, 5)),
     "slice_select_scatter": _case(lambda x, s, t: (torch.slice_scatter(x, s, 1, 1, 5, 2), torch.slice_scatter(x, s, -1, -4, None, 2),
                                                   torch.select_scatter(x, t, 1, -2), torch.select_scatter(x, t, 1, 0)),
                                   r(3, 6), r(3, 2), r(3)),
