@@ -33,6 +33,7 @@ static ox_value *shape_of(ox_lower *L, ox_value *v) {
 
 /* src cut down to index's shape where it is larger (static shapes only); NULL after a failure. */
 static ox_value *fit_src(ox_lower *L, ox_value *src, ox_value *index) {
+    if (!src || !index) return NULL;
     bool same = src->rank == index->rank && static_shape(src) && static_shape(index);
     for (int k = 0; same && k < src->rank; k++) same = src->dims[k].value == index->dims[k].value;
     if (same) return src;
