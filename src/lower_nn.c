@@ -519,6 +519,11 @@ static ox_value *reduce(ox_lower *L, const char *op, ox_value *x) {
     int64_t dims[MAX_DIMS];
     int n = ox_arg_ints(L, 1, dims, MAX_DIMS);
     if (n < 0 || !x) return NULL;
+    if (x->rank == 0) {   /* torch takes dim 0 or -1 of a 0-d tensor and reduces nothing */
+        for (int k = 0; k < n; k++)
+            if (dims[k] != 0 && dims[k] != -1) { ox_lower_fail(L, "dim %lld of a 0-d tensor", (long long)dims[k]); return NULL; }
+        return x;
+    }
     for (int k = 0; k < n; k++)
         if (!ox_norm_dim(L, &dims[k], x->rank, "dim")) return NULL;
     ox_node *r = n ? ox_op(L, op, 2, x, ox_const_ints(L, n, dims)) : ox_op(L, op, 1, x);

@@ -115,6 +115,9 @@ CASES = {
                                         torch.linalg.vector_norm(x, float("inf"), dim=(0, 2), keepdim=True),
                                         torch.linalg.vector_norm(x, 3.0, dim=-1), torch.linalg.vector_norm(x, 0, dim=1), x.norm(dim=1)),
                              r(2, 3, 4)),
+    "reductions_of_0d": _case(lambda x, i: (x.sum(0), x.mean(-1, keepdim=True), x.amax(0), x.max(0), x.argmax(0), x.prod(0),
+                                            x.var(0), i.sum(0), i.all(0), x.logsumexp(0), x.topk(1), x.sort()),
+                              torch.tensor(3.0), torch.tensor(2)),
     "trig": _case(lambda x, i: (x.tan(), (x / 4).asin(), (x / 4).acos(), x.atan(), x.sinh(), x.cosh(), x.asinh(),
                                 (x.abs() + 1).acosh(), (x / 4).atanh(), i.atan()),
                   r(3, 4), ints(3, 4)),
@@ -179,7 +182,7 @@ def test_row_matches_eager(name):
     actual = program(*args)
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
-        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5, check_dtype=True)
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5, check_dtype=True, equal_nan=True)
 
 
 UNSUPPORTED = {
