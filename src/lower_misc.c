@@ -1,7 +1,7 @@
 /*
  * lower_misc.c — ops with a direct ONNX form that fit no family: einsum (Einsum), pixel_shuffle
- * (DepthToSpace in CRD order, which is torch's) and pixel_unshuffle (its inverse, spelled with
- * Reshape and Transpose since SpaceToDepth inverts the other order).
+ * (DepthToSpace in CRD order, which is torch's), pixel_unshuffle (its inverse, spelled with
+ * Reshape and Transpose since SpaceToDepth inverts the other order), grid_sample (GridSample).
  */
 #include "lower.h"
 
@@ -75,4 +75,31 @@ int lower_pixel_unshuffle(ox_lower *L) {
     ox_node *t = ox_op(L, "Transpose", 1, v);
     if (t) ox_node_set_ints(L->g, t, "perm", (const int64_t[]){0, 1, 3, 5, 2, 4}, 6);
     return ox_bind(L, 0, typed(ox_reshape(L, typed(ox_out(t), x->dtype), 4, four), x->dtype));
+}
+
+/* grid_sampler / grid_sampler_2d / grid_sampler_3d (input, grid, interpolation_mode,
+ * padding_mode, align_corners): ONNX GridSample. Modes are ints in ATen: 0 bilinear, 1 nearest,
+ * 2 bicubic; padding 0 zeros, 1 border, 2 reflection. Opset 20 renamed the modes (linear, cubic)
+ * and added the volumetric case. */
+int lower_grid_sampler(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *grid = ox_arg_value(L, 1);
+    int64_t mode = ox_arg_int(L, 2, 0), padding = ox_arg_int(L, 3, 0);
+    bool align = ox_arg_bool(L, 4, false);
+    if (!x || !grid) return ox_bind(L, 0, NULL);
+    bool v20 = L->g->opset >= 20;
+    if (x->rank != 4 && !(x->rank == 5 && v20))
+        return ox_lower_unsupported(L, "grid_sample of a rank-%d input at opset %d", x->rank, L->g->opset);
+    static const char *const modes16[] = {"bilinear", "nearest", "bicubic"};
+    static const char *const modes20[] = {"linear", "nearest", "cubic"};
+    static const char *const pads[] = {"zeros", "border", "reflection"};
+    if (mode < 0 || mode > 2 || padding < 0 || padding > 2)
+        return ox_lower_fail(L, "interpolation_mode %lld, padding_mode %lld", (long long)mode, (long long)padding);
+    if (x->rank == 5 && mode == 2) return ox_lower_unsupported(L, "bicubic sampling of a volume");
+    ox_node *n = ox_op(L, "GridSample", 2, x, ox_cast(L, grid, x->dtype));
+    if (n) {
+        ox_node_set_string(L->g, n, "mode", v20 ? modes20[mode] : modes16[mode]);
+        ox_node_set_string(L->g, n, "padding_mode", pads[padding]);
+        ox_node_set_int(L->g, n, "align_corners", align);
+    }
+    return ox_bind(L, 0, typed(ox_out(n), x->dtype));
 }

@@ -162,3 +162,19 @@ def test_rotation_with_equal_halves_from_an_input():
     program = oxport.export(M(), (q, f), opset_version=23, verbose=False)
     assert _ops(program)["RotaryEmbedding"] == 1
     torch.testing.assert_close(program(q, f)[0], M()(q, f), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [18, 20])
+def test_grid_sample(opset):
+    torch.manual_seed(0)
+    x, g = torch.randn(2, 3, 5, 6), torch.rand(2, 4, 7, 2) * 2.4 - 1.2
+
+    class M(torch.nn.Module):
+        def forward(self, x, g):
+            return tuple(F.grid_sample(x, g, mode=m, padding_mode=p, align_corners=a)
+                         for m in ("bilinear", "nearest", "bicubic") for p in ("zeros", "border", "reflection")
+                         for a in (False, True))
+
+    program = oxport.export(M(), (x, g), opset_version=opset, verbose=False)
+    for got, want in zip(program(x, g), M()(x, g)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
