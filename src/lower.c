@@ -4,6 +4,8 @@
  */
 #include "lower.h"
 
+#include "inline.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -72,6 +74,12 @@ static int lower_unary_row(ox_lower *L) {
  *   arg 0: [[op_type, domain, inputs, attrs, noutputs], ...]   in order; an input is a tensor
  *          (a graph value), an int k (output k of the nodes so far, counted across nodes), or None
  *   arg 1: [result, ...]   one per ATen output, a tensor or an int k as above
+ *   arg 2: [FunctionProto bytes, ...], optional: functions the nodes may call (an onnxscript
+ *          translation records one call of its function, plus the functions that one calls).
+ *          A node whose (domain, op_type) names one of them is inlined (inline.h), its attrs
+ *          being the call's attributes.
+ *   arg 3: the torch op translated ("mylib::op.default"), optional: messages and node sources
+ *          name it rather than this row.
  * attrs: [[name, kind, value], ...] with kind "int", "float", "string", "ints", "floats", or
  * "tensor" (value [dtype, dims, bytes]).
  */
@@ -125,7 +133,25 @@ static ox_value *custom_ref(ox_lower *L, const ox_arg *a, ox_value **locals, int
     return NULL;
 }
 
-static int lower_custom_nodes(ox_lower *L) {
+/* A node calling function f: its attrs, decoded by custom_attr onto a node that never joins the
+ * graph, are the call's attributes. */
+static int custom_call(ox_lower *L, const ox_function *f, ox_function **lib, int nlib,
+                       const ox_arg *attrs, ox_value **in, int nin, ox_value **out, int nout) {
+    ox_node site = {0};
+    for (int k = 0; k < attrs->u.list.n; k++) {
+        int rc = custom_attr(L, &site, &attrs->u.list.items[k]);
+        if (rc != OX_OK) return rc;
+    }
+    ox_inline_call call = {.fn = f, .inputs = in, .ninputs = nin, .attrs = site.attrs,
+                           .nattrs = site.nattrs, .prefix = L->node->name, .source = L->node->target};
+    ox_error err = {0};
+    if (ox_function_inline(L->g, &call, (const ox_function *const *)lib, nlib, out, nout, &err) == OX_OK)
+        return OX_OK;
+    if (err.code == OX_ENOMEM) return ox_graph_status(L->g);
+    return ox_lower_fail(L, "%s", err.msg);
+}
+
+static int emit_custom_nodes(ox_lower *L, ox_function **lib, int nlib) {
     const ox_arg *nodes = ox_arg_at(L, 0), *results = ox_arg_at(L, 1);
     if (!nodes || nodes->kind != OX_ARG_LIST || !results || results->kind != OX_ARG_LIST)
         return ox_lower_fail(L, "custom translation: malformed node list");
@@ -158,6 +184,14 @@ static int lower_custom_nodes(ox_lower *L) {
             if (r->kind != OX_ARG_NONE && !in[k]) return ox_graph_status(L->g) ? ox_graph_status(L->g) : OX_ELOWER;
         }
         int nout = (int)spec->u.list.items[4].u.i;
+        const ox_function *f = ox_function_find((const ox_function *const *)lib, nlib,
+                                                dom->kind == OX_ARG_STRING ? dom->u.s : NULL, op->u.s);
+        if (f) {
+            int rc = custom_call(L, f, lib, nlib, attrs, in, ins->u.list.n, locals + made, nout);
+            if (rc != OX_OK) return rc;
+            made += nout;
+            continue;
+        }
         ox_node *n = ox_op_array(L, op->u.s, nout, ins->u.list.n, in);
         if (!n) return ox_bind(L, 0, NULL);
         if (dom->kind == OX_ARG_STRING && *dom->u.s) n->domain = ox_arena_strdup(L->g->arena, dom->u.s);
@@ -175,6 +209,32 @@ static int lower_custom_nodes(ox_lower *L) {
         if (rc != OX_OK) return rc;
     }
     return OX_OK;
+}
+
+static int lower_custom_nodes(ox_lower *L) {
+    const ox_aten_node *row_node = L->node;
+    ox_aten_node named = *row_node;
+    if ((named.target = ox_arg_string(L, 3, NULL))) L->node = &named;
+    int rc = OX_OK;
+    const ox_arg *fns = ox_arg_at(L, 2);
+    if (fns && fns->kind != OX_ARG_LIST && fns->kind != OX_ARG_NONE)
+        rc = ox_lower_fail(L, "custom translation: malformed function list");
+    int nlib = fns && fns->kind == OX_ARG_LIST ? fns->u.list.n : 0;
+    ox_function **lib = nlib ? calloc((size_t)nlib, sizeof *lib) : NULL;
+    if (nlib && !lib) rc = ox_error_set(&L->g->err, OX_ENOMEM, NULL, "out of memory reading functions");
+    for (int i = 0; i < nlib && rc == OX_OK; i++) {
+        const ox_arg *b = &fns->u.list.items[i];
+        ox_error err = {0};
+        if (b->kind != OX_ARG_BYTES)
+            rc = ox_lower_fail(L, "custom translation: function %d is not FunctionProto bytes", i);
+        else if (ox_function_read(b->u.bytes.p, b->u.bytes.n, &lib[i], &err) != OX_OK)
+            rc = ox_lower_fail(L, "custom translation: function %d cannot be read: %s", i, err.msg);
+    }
+    if (rc == OX_OK) rc = emit_custom_nodes(L, lib, nlib);
+    for (int i = 0; lib && i < nlib; i++) ox_function_free(lib[i]);
+    free(lib);
+    L->node = row_node;
+    return rc;
 }
 
 /* ---- failures ---- */

@@ -10,14 +10,20 @@ handles, everything else as given) that builds ONNX nodes through `oxport.op`:
 
     oxport.export(model, args, custom_translation_table={torch.ops.aten.gelu.default: custom_gelu})
 
+A translation may also be an onnxscript function (`@onnxscript.script()`): the op's tensors are its
+inputs and its other arguments the call's attributes.
+
 The walker runs the translation once per use and hands the recorded nodes to the C core, which
-emits them (the `oxport::custom_nodes` row of lower.def). A translation replaces a built-in
-lowering or supplies an op oxport lacks, e.g. one made with torch.library.custom_op.
+emits them (the `oxport::custom_nodes` row of src/lower.c); an onnxscript function is recorded as
+one call and travels as its FunctionProto, which the C core inlines (src/inline.c). A translation
+replaces a built-in lowering or supplies an op oxport lacks, e.g. one made with
+torch.library.custom_op.
 """
 from __future__ import annotations
 
 import contextvars
 import re
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -50,6 +56,7 @@ class _Recorder:
     def __init__(self):
         self.nodes: list = []
         self.nlocals = 0
+        self.functions: list[bytes] = []   # FunctionProtos the nodes may call
 
 
 _recorder: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("oxport_recorder", default=None)
@@ -133,63 +140,57 @@ def _add_node(op_type, domain, inputs, attrs, noutputs):
     return outs[0] if noutputs == 1 else outs
 
 
-def _inline_onnxscript(fn, args: Sequence, kwargs: dict):
-    """Inlines an onnxscript function: its FunctionProto's nodes are recorded with the function's
-    inputs bound to the op's tensors and its attributes (ref_attr_name) to the op's other
-    arguments."""
+_protos_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # fn -> _function_protos(fn)
+
+
+def _function_protos(fn) -> tuple:
+    """(FunctionProto, [serialized FunctionProto, ...]) of an onnxscript function: itself first,
+    then every function it calls, directly or not, for the C core to inline."""
+    protos = _protos_cache.get(fn)
+    if protos is None:
+        fp = fn.to_function_proto()
+        # The functions fn calls, transitively (to_model_proto would list them too, but refuses
+        # functions with required attributes).
+        called = fn.function_ir.get_called_functions().values()
+        protos = (fp, [fp.SerializeToString()] + [f.to_function_proto().SerializeToString() for f in called])
+        _protos_cache[fn] = protos
+    return protos
+
+
+def _call_onnxscript(fn, args: Sequence, kwargs: dict):
+    """Records one call of onnxscript function `fn`: the op's arguments bound to the function's
+    parameters by position and name, tensors becoming its inputs and the rest the call's
+    attributes (an argument left None takes the function's default). The C core reads the
+    FunctionProto and inlines it (src/inline.c)."""
     import inspect
 
-    import onnx
-    from onnx import helper, numpy_helper
-
-    fp = fn.to_function_proto()
-    params = inspect.signature(fn.function).parameters
-    bound = dict(zip(params, args))
-    bound.update(kwargs)
-    attr_defaults = {a.name: helper.get_attribute_value(a) for a in fp.attribute_proto}
-    env: dict[str, Value] = {}
-    for name in fp.input:
-        if name not in bound:
-            raise TypeError(f"onnxscript function {fp.name}: input {name!r} was not given")
-        env[name] = bound[name]
-
-    def attr_value(a):
-        if a.ref_attr_name:
-            if a.ref_attr_name in bound:
-                return bound[a.ref_attr_name]
-            if a.ref_attr_name in attr_defaults:
-                return attr_defaults[a.ref_attr_name]
-            raise TypeError(f"onnxscript function {fp.name}: attribute {a.ref_attr_name!r} was not given")
-        v = helper.get_attribute_value(a)
-        if isinstance(v, onnx.TensorProto):
-            return numpy_helper.to_array(v)
-        if isinstance(v, bytes):
-            return v.decode()
-        if isinstance(v, list) and v and isinstance(v[0], bytes):
-            raise TypeError(f"{a.name}: string-list attributes are not supported")
-        return v
-
-    for node in fp.node:
-        if node.domain not in ("", "ai.onnx"):
-            raise NotImplementedError(f"onnxscript function {fp.name}: node {node.op_type} of domain "
-                                      f"{node.domain!r} (nested functions are not inlined)")
-        inputs = [env[i] if i else None for i in node.input]
-        attrs = {a.name: attr_value(a) for a in node.attribute}
-        outs = _add_node(node.op_type, "", inputs, attrs, len(node.output))
-        outs = outs if isinstance(outs, tuple) else (outs,)
-        env.update(zip(node.output, outs))
-    results = tuple(env[o] for o in fp.output)
-    return results[0] if len(results) == 1 else results
+    fp, functions = _function_protos(fn)
+    try:
+        bound = inspect.signature(fn.function).bind(*args, **kwargs).arguments
+    except TypeError as e:
+        raise TypeError(f"onnxscript function {fp.name}: the op's arguments do not fit its "
+                        f"parameters: {e}") from None
+    attr_names = set(fp.attribute) | {a.name for a in fp.attribute_proto}
+    inputs = [bound.get(name) for name in fp.input]
+    while inputs and inputs[-1] is None:    # trailing optional inputs left out
+        inputs.pop()
+    attrs = {name: value for name, value in bound.items() if name in attr_names and value is not None}
+    rec = _recorder.get()
+    for proto in functions:
+        if proto not in rec.functions:
+            rec.functions.append(proto)
+    return _add_node(fp.name, fp.domain, inputs, attrs, len(fp.output))
 
 
-def record(fn: Callable, args: Sequence, kwargs: dict, where: str) -> list:
-    """Runs translation `fn` (a Python function using oxport.op, or an onnxscript function, which
-    is inlined); returns the args of the custom_nodes row: [nodes, results]."""
+def record(fn: Callable, args: Sequence, kwargs: dict, target: str, node: str) -> list:
+    """Runs translation `fn` of op `target` at FX node `node` (a Python function using oxport.op,
+    or an onnxscript function, which the C core inlines); returns the args of the custom_nodes row:
+    [nodes, results, functions, target]."""
     rec = _Recorder()
     token = _recorder.set(rec)
     try:
         if hasattr(fn, "to_function_proto") and hasattr(fn, "function"):
-            result = _inline_onnxscript(fn, args, kwargs)
+            result = _call_onnxscript(fn, args, kwargs)
         else:
             result = fn(*args, **kwargs)
     finally:
@@ -198,10 +199,10 @@ def record(fn: Callable, args: Sequence, kwargs: dict, where: str) -> list:
     encoded = []
     for r in results:
         if not isinstance(r, Value):
-            raise TypeError(f"{where}: the translation {getattr(fn, '__name__', fn)!r} returned "
-                            f"{type(r).__name__}; it must return values made with oxport.op")
+            raise TypeError(f"{target} (node {node}): the translation {getattr(fn, '__name__', fn)!r} "
+                            f"returned {type(r).__name__}; it must return values made with oxport.op")
         encoded.append(r._encode())
-    return [rec.nodes, encoded]
+    return [rec.nodes, encoded, rec.functions, target]
 
 
 def qualified_name(namespace: str, op_name: str, overload: str | None) -> str:

@@ -240,7 +240,7 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
             uargs = [user_arg(a) for a in node.args]
             ukwargs = {k: user_arg(v) for k, v in node.kwargs.items()}
             try:
-                args = _registry.record(fn, uargs, ukwargs, f"{tname} (node {name})")
+                args = _registry.record(fn, uargs, ukwargs, tname, name)
             except Exception as e:
                 raise LoweringError(f"{tname} (node {name}{', at ' + where if where else ''}): the custom "
                                     f"translation {getattr(fn, '__name__', fn)!r} failed: "

@@ -119,6 +119,29 @@ def test_unsupported_ops_listed_at_once():
     assert "(2 uses)" in msg
 
 
+def test_error_classes():
+    """One base class (a RuntimeError, as torch.onnx's), one subclass per stage, none a subclass of
+    another: `except oxport.CaptureError` never catches a lowering failure."""
+    stages = [oxport.CaptureError, oxport.UnsupportedOpError, oxport.LoweringError, oxport.OnnxRuntimeError]
+    assert issubclass(oxport.OnnxExporterError, RuntimeError)
+    for cls in stages:
+        assert issubclass(cls, oxport.OnnxExporterError)
+        assert not any(issubclass(cls, other) for other in stages if other is not cls)
+    assert issubclass(oxport.OnnxExporterWarning, UserWarning)
+
+
+def test_lowering_failure_in_c_is_lowering_error():
+    """A failure the C core reports on a known op (here: a translation whose nodes refer to a value
+    that does not exist) is a LoweringError naming the op, the node and its source line."""
+    def dangling(x):
+        return oxport.op.Relu(oxport.Value(index=5))
+    with pytest.raises(oxport.LoweringError, match=r"oxport_test::mystery.default \(node mystery, at "
+                       r".*test_errors.py:\d+\): custom translation: a node input or result refers to nothing"):
+        oxport.export(Unsupported(), (torch.randn(2, 4),), verbose=False,
+                      custom_translation_table={torch.ops.oxport_test.mystery.default: dangling,
+                                                torch.ops.oxport_test.riddle.default: lambda x, k: x})
+
+
 def test_unsupported_input_dtype_fails_before_capture(no_capture):
     model, _ = models.mlp()
     with pytest.raises(TypeError, match=r"input 0 .* dtype torch.float8_e4m3fn"):

@@ -43,13 +43,104 @@ def test_custom_op_with_builder():
 
 
 def test_custom_op_with_onnxscript_function():
-    onnxscript = pytest.importorskip("onnxscript")
+    """The function travels to C as its FunctionProto and is inlined there: the model holds its
+    nodes, no function and no call of one. alpha=3.0 comes from the call site (the default is 2.0)."""
     from tests_onnxscript_fn import scaled_relu_fn   # module-level source: onnxscript parses it
     model, x = UsesCustomOp(), torch.randn(5, 4)
     program = oxport.export(model, (x,), verbose=False,
                             custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: scaled_relu_fn})
+    proto = program.model_proto
+    assert not proto.functions and [o.domain for o in proto.opset_import] == [""]
+    ops = [n.op_type for n in proto.graph.node]
+    assert "Relu" in ops and "Mul" in ops and "scaled_relu_fn" not in ops
     torch.testing.assert_close(program(x)[0], model(x))
-    assert onnxscript is not None
+
+
+@torch.library.custom_op("oxport_reg::relu_and_neg", mutates_args=())
+def relu_and_neg_op(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.relu(x), -x
+
+
+@relu_and_neg_op.register_fake
+def _(x):
+    return torch.empty_like(x), torch.empty_like(x)
+
+
+class TwoCalls(torch.nn.Module):
+    """scaled_relu twice (two instantiations of one function) and a two-output custom op."""
+    def forward(self, x):
+        a, b = relu_and_neg_op(scaled_relu(x, 3.0))
+        return scaled_relu(a - b, 0.5), b
+
+
+def test_onnxscript_names_unique_and_two_outputs():
+    from tests_onnxscript_fn import relu_and_neg, scaled_relu_fn
+    model, x = TwoCalls(), torch.randn(4, 3)
+    table = {torch.ops.oxport_reg.scaled_relu.default: scaled_relu_fn,
+             torch.ops.oxport_reg.relu_and_neg.default: relu_and_neg}
+    program = oxport.export(model, (x,), verbose=False, optimize=False, custom_translation_table=table)
+    graph = program.model_proto.graph
+    node_names = [n.name for n in graph.node]
+    values = [o for n in graph.node for o in n.output] + [i.name for i in graph.input] + \
+        [i.name for i in graph.initializer]
+    assert len(set(node_names)) == len(node_names) and len(set(values)) == len(values)
+    assert sum(n.op_type == "CastLike" for n in graph.node) == 2                # two instantiations
+    assert any(n.startswith("scaled_relu/") for n in node_names)               # named after the call
+    assert any(n.startswith("scaled_relu_1/") for n in node_names)
+    for got, want in zip(program(x), model(x)):
+        torch.testing.assert_close(got, want)
+
+
+def test_onnxscript_nested_functions():
+    """A function calling functions of its domain, an attribute passed down two calls (alpha has
+    no default in relu_then_times): all inlined, the domain never reaches the model."""
+    from tests_onnxscript_fn import scaled_relu_nested
+    model, x = UsesCustomOp(), torch.randn(5, 4)
+    program = oxport.export(model, (x,), verbose=False,
+                            custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: scaled_relu_nested})
+    proto = program.model_proto
+    assert not proto.functions
+    assert all(n.domain == "" for n in proto.graph.node)
+    assert [o.domain for o in proto.opset_import] == [""]
+    torch.testing.assert_close(program(x)[0], model(x))
+
+
+def test_onnxscript_newer_opset_refused():
+    """A function importing opset 22 does not go into an opset-20 model; at opset 22 it does."""
+    from tests_onnxscript_fn import scaled_relu_opset22
+    model, x = UsesCustomOp(), torch.randn(5, 4)
+    table = {torch.ops.oxport_reg.scaled_relu.default: scaled_relu_opset22}
+    with pytest.raises(oxport.LoweringError, match=r"oxport_reg::scaled_relu.default \(node scaled_relu.*"
+                       r"function this::scaled_relu_opset22: it imports opset 22 of the default domain, newer "
+                       r"than the model's opset 20"):
+        oxport.export(model, (x,), verbose=False, custom_translation_table=table)
+    program = oxport.export(model, (x,), verbose=False, opset_version=22, custom_translation_table=table)
+    torch.testing.assert_close(program(x)[0], model(x))
+
+
+def test_onnxscript_other_domain_version_refused():
+    from tests_onnxscript_fn import binarize_ml2
+    model, x = UsesCustomOp(), torch.randn(5, 4)
+    with pytest.raises(oxport.LoweringError, match="imports domain 'ai.onnx.ml' at version 2"):
+        oxport.export(model, (x,), verbose=False,
+                      custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: binarize_ml2})
+
+
+def test_onnxscript_arguments_must_fit():
+    from tests_onnxscript_fn import relu_and_neg        # takes x only; scaled_relu passes alpha too
+    with pytest.raises(oxport.LoweringError, match="do not fit its parameters"):
+        oxport.export(UsesCustomOp(), (torch.randn(2, 4),), verbose=False,
+                      custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: relu_and_neg})
+
+
+def test_onnxscript_replaces_builtin():
+    from tests_onnxscript_fn import sigmoid_as_tanh_fn
+    model, args = models.mlp()
+    program = oxport.export(model, args, verbose=False,
+                            custom_translation_table={torch.ops.aten.sigmoid.default: sigmoid_as_tanh_fn})
+    ops = [n.op_type for n in program.model_proto.graph.node]
+    assert "Sigmoid" not in ops and ops.count("Tanh") == 3
+    torch.testing.assert_close(program(*args)[0], model(*args))
 
 
 def test_translation_replaces_builtin():

@@ -1,5 +1,6 @@
 """report=True, verify=True, profile=True, dump_exported_program=True, and capture strategies."""
 import os
+import re
 
 import pytest
 import torch
@@ -33,6 +34,9 @@ class ThreeUnsupported(torch.nn.Module):
         return gamma(x) + alpha(x)
 
 
+REPORT_NAME = re.compile(r"onnx_export_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}_(success|failure)\.md")
+
+
 def test_three_unsupported_ops_in_one_error(tmp_path):
     with pytest.raises(oxport.UnsupportedOpError) as info:
         oxport.export(ThreeUnsupported(), (torch.randn(2, 4),), report=True, artifacts_dir=tmp_path,
@@ -43,6 +47,7 @@ def test_three_unsupported_ops_in_one_error(tmp_path):
     assert "(2 uses)" in msg                          # alpha twice
     assert msg.count("test_report.py:") == 3           # each with its source line
     (report,) = [p for p in os.listdir(tmp_path) if p.endswith("_failure.md")]
+    assert REPORT_NAME.fullmatch(report) and report.endswith("_failure.md")
     assert str(tmp_path / report) in msg               # the error names the report
     text = (tmp_path / report).read_text()
     assert "## Unsupported ops" in text and "`oxport_rep::gamma.default`" in text
@@ -60,10 +65,25 @@ def test_success_report_with_verify_and_profile(tmp_path):
                     "## Verification against eager", "## Profile", "## Exported program"):
         assert section in text, section
     assert "captured with `torch.export(strict=False)`" in text
-    assert any(p.endswith(".pt2") for p in os.listdir(tmp_path))
+    assert REPORT_NAME.fullmatch(os.path.basename(program.report_path))
+    assert os.path.dirname(program.report_path) == str(tmp_path)
+    assert "function calls" in text and "cumulative" in text        # the profile: pstats output
     (info,) = program.verification
-    assert info.shape_matches and info.max_abs_diff < 1e-4
+    assert info.name == program.model_proto.graph.output[0].name
+    assert info.expected_dtype == info.actual_dtype == torch.float32
+    assert info.shape_matches and info.max_abs_diff < 1e-4 and info.max_rel_diff >= 0
     assert info.ok(atol=1e-4, rtol=1e-3)
+    assert f"| `{info.name}` | {info.max_abs_diff:.3e} |" in text    # the report shows the record
+    assert any(p.endswith(".pt2") for p in os.listdir(tmp_path))
+
+
+def test_dump_exported_program_loads_back(tmp_path):
+    model, args = models.cnn()
+    oxport.export(model, args, dump_exported_program=True, artifacts_dir=tmp_path, verbose=False)
+    (pt2,) = [p for p in os.listdir(tmp_path) if p.endswith(".pt2")]
+    ep = torch.export.load(str(tmp_path / pt2))
+    torch.testing.assert_close(ep.module()(*args), model(*args))
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".md")]   # no report unless asked
 
 
 class WrongOnPurpose(torch.nn.Module):
