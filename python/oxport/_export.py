@@ -86,10 +86,15 @@ def _check_arguments(model, args, kwargs, f, input_names, output_names, opset_ve
             raise TypeError(f"{arg_name} must be a list of non-empty strings, got {names!r}")
         if len(set(names)) != len(names):
             raise ValueError(f"{arg_name} holds a name twice: {list(names)}")
-    for i, leaf in enumerate(_pytree.tree_leaves((args, kwargs or {}))):
+    leaves = _pytree.tree_leaves((args, kwargs or {}))
+    for i, leaf in enumerate(leaves):
         if isinstance(leaf, torch.Tensor) and leaf.dtype not in TORCH_TO_ONNX:
             raise TypeError(f"input {i} (in args/kwargs order) has dtype {leaf.dtype}, which ONNX "
                             f"cannot carry")
+    ntensors = sum(isinstance(leaf, torch.Tensor) for leaf in leaves)
+    if input_names is not None and isinstance(model, torch.nn.Module) and len(input_names) > ntensors:
+        raise ValueError(f"input_names has {len(input_names)} names but the inputs hold {ntensors} "
+                         f"tensor{'s' if ntensors != 1 else ''}: {list(input_names)}")
     if isinstance(opset_version, bool) or not isinstance(opset_version, int):
         raise TypeError(f"opset_version must be an int, got {type(opset_version).__name__}")
     if not MIN_OPSET <= opset_version <= MAX_OPSET:
@@ -118,6 +123,8 @@ def export(
     custom_translation_table: dict | None = None,
     report: bool = False,
     verify: bool = False,
+    verify_atol: float = 1e-4,
+    verify_rtol: float = 1e-3,
     profile: bool = False,
     dump_exported_program: bool = False,
     artifacts_dir: str | os.PathLike = ".",
@@ -134,7 +141,8 @@ def export(
 
     `report=True` writes `onnx_export_<timestamp>_<status>.md` to `artifacts_dir`, on success and on
     failure (the error then names the file). `verify=True` runs ONNX Runtime on the example inputs
-    and compares with eager (`program.verification`). `profile=True` adds a profile of the export
+    and compares with eager (`program.verification`), warning for an output whose max abs difference
+    passes `verify_atol + verify_rtol * max|eager output|`. `profile=True` adds a profile of the export
     to the report; `dump_exported_program=True` saves the ExportedProgram as a .pt2 file.
     """
     opset = DEFAULT_OPSET if opset_version is None else opset_version
@@ -153,7 +161,8 @@ def export(
                    translations=translations, input_names=input_names, output_names=output_names,
                    export_params=export_params, verbose=verbose, external_data=external_data,
                    optimize=optimize, keep_initializers_as_inputs=keep_initializers_as_inputs,
-                   verify=verify, dump_exported_program=dump_exported_program,
+                   verify=(verify_atol, verify_rtol) if verify else None,
+                   dump_exported_program=dump_exported_program,
                    artifacts_dir=artifacts_dir)
     profiler = None
     if profile:
@@ -260,7 +269,9 @@ def _export(model, args, kwargs, rep, *, f, opset, shapes, translations, input_n
     if rep.enabled:
         rep.note_graph(graph)
     if verify:
-        program.verification = stages.run("verify", verify_outputs, program, model, args, kwargs)
+        atol, rtol = verify
+        program.verification = stages.run("verify", verify_outputs, program, model, args, kwargs,
+                                          atol=atol, rtol=rtol)
         rep.verification = program.verification
     if f is not None:
         stages.run("save", program.save, f, include_initializers=export_params,

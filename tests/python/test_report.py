@@ -1,6 +1,7 @@
 """report=True, verify=True, profile=True, dump_exported_program=True, and capture strategies."""
 import os
 import re
+import warnings
 
 import pytest
 import torch
@@ -100,6 +101,22 @@ def test_verify_warns_on_mismatch():
         program = oxport.export(WrongOnPurpose(), (x,), verify=True, verbose=False,
                                 custom_translation_table={torch.ops.aten.sigmoid.default: off_by_one})
     assert program.verification[0].max_abs_diff == pytest.approx(1.0, abs=1e-6)
+
+
+def test_verify_thresholds_are_the_callers():
+    """An off-by-one output passes a loose enough tolerance, and warns under the default."""
+    def off_by_one(x):
+        return oxport.op.Add(oxport.op.Sigmoid(x), oxport.op.constant(1.0))
+    x = torch.randn(3, 3)
+    table = {torch.ops.aten.sigmoid.default: off_by_one}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", oxport.OnnxExporterWarning)
+        program = oxport.export(WrongOnPurpose(), (x,), verify=True, verify_atol=1.5, verbose=False,
+                                custom_translation_table=table)
+    assert program.verification[0].max_abs_diff == pytest.approx(1.0, abs=1e-6)
+    with pytest.warns(oxport.OnnxExporterWarning, match="differs from eager"):
+        oxport.export(WrongOnPurpose(), (x,), verify=True, verify_atol=0.5, verify_rtol=0.0, verbose=False,
+                      custom_translation_table=table)
 
 
 class NeedsStrict(torch.nn.Module):
