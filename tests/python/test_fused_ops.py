@@ -178,3 +178,44 @@ def test_grid_sample(opset):
     program = oxport.export(M(), (x, g), opset_version=opset, verbose=False)
     for got, want in zip(program(x, g), M()(x, g)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+RNNS = {
+    "lstm": lambda: torch.nn.LSTM(4, 6),
+    "lstm_2layer_bidir_batch_first": lambda: torch.nn.LSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True),
+    "lstm_no_bias_3layer": lambda: torch.nn.LSTM(4, 5, num_layers=3, bias=False),
+    "gru": lambda: torch.nn.GRU(4, 6),
+    "gru_2layer_bidir_batch_first": lambda: torch.nn.GRU(4, 6, num_layers=2, bidirectional=True, batch_first=True),
+}
+
+
+@pytest.mark.parametrize("name", list(RNNS))
+def test_recurrent(name):
+    torch.manual_seed(0)
+    model = RNNS[name]().eval()
+    x = torch.randn(3, 5, 4)
+    program = oxport.export(model, (x,), verbose=False)
+    ops = _ops(program)
+    assert ops["LSTM" if "lstm" in name else "GRU"] == model.num_layers
+    with torch.no_grad():
+        want = torch.utils._pytree.tree_leaves(model(x))
+    for got, w in zip(program(x), want):
+        torch.testing.assert_close(got, w, rtol=1e-4, atol=1e-5)
+
+
+def test_recurrent_with_initial_state_and_unbatched_input():
+    torch.manual_seed(0)
+    lstm, gru = torch.nn.LSTM(3, 4, num_layers=2).eval(), torch.nn.GRU(3, 4).eval()
+
+    class M(torch.nn.Module):
+        def forward(self, x, h, c, u):
+            return lstm(x, (h, c)), gru(u)
+
+    args = (torch.randn(5, 2, 3), torch.randn(2, 2, 4), torch.randn(2, 2, 4), torch.randn(5, 3))
+    program = oxport.export(M(), args, verbose=False)
+    with torch.no_grad():
+        want = torch.utils._pytree.tree_leaves(M()(*args))
+    got = program(*args)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
