@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 BUILD   := build
 JOBS    ?= 2
 
-.PHONY: demo test build ctest pytest clean bench fuzz
+.PHONY: demo test build ctest pytest clean bench fuzz coverage coverage-ci large
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -17,6 +17,9 @@ $(STAMP): requirements.txt
 # The extension, installed editable-free into .venv so that imports see the compiled module.
 build: $(STAMP)
 	$(PIP) install --quiet --no-build-isolation --no-deps .
+	PATH=$(CURDIR)/.venv/bin:$$PATH cmake -S . -B $(BUILD)/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DOX_TESTS=OFF
+	PATH=$(CURDIR)/.venv/bin:$$PATH cmake --build $(BUILD)/release -j $(JOBS) --target oxport-inspect
+	install -m 755 $(BUILD)/release/oxport-inspect .venv/bin/oxport-inspect
 
 demo: build
 	$(PY) demo/demo.py
@@ -41,7 +44,20 @@ clean:
 bench: build
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# Large models (issue 7): a ~2.5 GB Llama exported, saved and run; the Llama-2-7B architecture under
+# enable_fake_mode. ~2 minutes, peak RSS ~3.2 GB; writes bench/large.json and docs/large.md.
+large: build
+	nice -n 19 $(PY) bench/large.py
+
 # The reader's libFuzzer target (needs clang), run for OX_FUZZ_SECONDS (default 600).
 fuzz: $(STAMP)
 	PATH=$(CURDIR)/.venv/bin:$$PATH cmake -S . -B $(BUILD)/fuzz -G Ninja -DOX_FUZZ=ON -DCMAKE_C_COMPILER=clang
 	PATH=$(CURDIR)/.venv/bin:$$PATH ninja -C $(BUILD)/fuzz fuzz
+
+# OpInfo coverage, oxport and torch.onnx side by side (tools/opinfo.py): every op_db entry and dtype
+# -> docs/coverage.{json,md} (hours on 2 cores); coverage-ci runs the CI subset (~5 min) into build/coverage/.
+coverage: build
+	$(PY) tools/opinfo.py --jobs $(JOBS) --out docs
+
+coverage-ci: build
+	$(PY) tools/opinfo.py --subset --jobs $(JOBS) --out $(BUILD)/coverage

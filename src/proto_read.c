@@ -34,10 +34,17 @@ typedef struct mapping {
     ino_t ino;
 } mapping;
 
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+} file_id;
+
 struct ox_read_priv {
     ox_arena *arena;         /* owns the info, its strings and this struct */
     mapping *maps;           /* malloc'd */
     size_t nmaps, cap_maps;
+    file_id *ext_ids;        /* malloc'd, parallel to info->externals (also malloc'd) */
+    uint32_t cap_ext;
     int base_fd;             /* the base folder, opened on the first external tensor; -1 */
     char *base_real;         /* realpath of the base folder (malloc'd), NULL until needed */
 };
@@ -315,8 +322,36 @@ static int open_below(int dirfd, const char *rel) {
     }
 }
 
+/* The entry of info->externals for the file st describes, added (named `loc`) when new. NULL on
+ * OOM. Files are told apart by device and inode, so two spellings of one location are one file. */
+static ox_read_external *note_external(rctx *c, const char *loc, const struct stat *st) {
+    ox_read_info *in = c->info;
+    struct ox_read_priv *pv = in->priv;
+    for (uint32_t i = 0; i < in->nexternals; i++)
+        if (pv->ext_ids[i].dev == st->st_dev && pv->ext_ids[i].ino == st->st_ino) return &in->externals[i];
+    if (in->nexternals == pv->cap_ext) {
+        if (pv->cap_ext > UINT32_MAX / 2) { oom(c); return NULL; }
+        uint32_t nc = pv->cap_ext ? pv->cap_ext * 2 : 4;
+        ox_read_external *ne = realloc(in->externals, nc * sizeof *ne);
+        if (!ne) { oom(c); return NULL; }
+        in->externals = ne;
+        file_id *ni = realloc(pv->ext_ids, nc * sizeof *ni);
+        if (!ni) { oom(c); return NULL; }
+        pv->ext_ids = ni;
+        pv->cap_ext = nc;
+    }
+    const char *name = ox_arena_strdup(c->ia, loc);
+    if (!name) { oom(c); return NULL; }
+    pv->ext_ids[in->nexternals] = (file_id){st->st_dev, st->st_ino};
+    ox_read_external *e = &in->externals[in->nexternals++];
+    *e = (ox_read_external){.location = name, .file_bytes = (uint64_t)st->st_size};
+    return e;
+}
+
 /* The bytes [off, off + len) of external file `loc`, mapped; *ok false on error. NULL with *ok true
- * for an empty tensor in an empty file. */
+ * for an empty tensor in an empty file, and always with options.metadata_only (nothing is mapped:
+ * the file is opened and stat'd after the same checks, and [off, off + len) checked against its
+ * size). */
 static const void *external_bytes(rctx *c, const char *tname, const char *loc, uint64_t off,
                                   bool has_len, uint64_t len, size_t nbytes, bool *ok) {
     *ok = false;
@@ -393,9 +428,19 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
         close(fd);
         return NULL;
     }
-    mapping *m = NULL;
+    ox_read_external *ext = note_external(c, loc, &st);
+    if (!ext) { close(fd); return NULL; }
+    mapping *m = NULL, none = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
     for (size_t i = 0; i < pv->nmaps; i++)
         if (pv->maps[i].dev == st.st_dev && pv->maps[i].ino == st.st_ino) m = &pv->maps[i];
+    if (c->o.metadata_only) {
+        if ((uint64_t)st.st_size > SIZE_MAX) {
+            failv(c, OX_EINVAL, "tensor '%s': external data file '%s' is too large", tname, loc);
+            close(fd);
+            return NULL;
+        }
+        m = &none;
+    }
     if (!m) {
         if ((uint64_t)st.st_size > SIZE_MAX) {
             failv(c, OX_EINVAL, "tensor '%s': external data file '%s' is too large to map", tname, loc);
@@ -437,6 +482,8 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
               tname, (unsigned long long)len, loc, nbytes);
         return NULL;
     }
+    ext->referenced_bytes += len;
+    ext->ntensors++;
     *ok = true;
     return m->addr ? (const uint8_t *)m->addr + off : NULL;
 }
@@ -603,9 +650,9 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         const void *p = external_bytes(c, tname, loc, off, lens != NULL, len, t->nbytes, &ok);
         if (!ok) goto out;
         t->data = p;
-        t->storage = OX_DATA_BORROWED;
+        t->storage = c->o.metadata_only ? OX_DATA_ABSENT : OX_DATA_BORROWED;
         if (c->info) c->info->nexternal_tensors++;
-        if ((uintptr_t)p % dtype_align(t->dtype) && !c->o.borrow_unaligned) {
+        if (p && (uintptr_t)p % dtype_align(t->dtype) && !c->o.borrow_unaligned) {
             void *copy = ox_arena_alloc(c->a, t->nbytes);
             if (!copy) { oom(c); goto out; }
             memcpy(copy, p, t->nbytes);
@@ -627,7 +674,10 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         t->data = raw.p;
         t->storage = OX_DATA_BORROWED;
         bool misaligned = (uintptr_t)raw.p % dtype_align(t->dtype) != 0;
-        if (c->copy_tensors || (misaligned && !c->o.borrow_unaligned)) {
+        if (c->o.metadata_only && !c->copy_tensors) {
+            t->data = NULL;   /* the bytes stay untouched in the file */
+            t->storage = OX_DATA_ABSENT;
+        } else if (c->copy_tensors || (misaligned && !c->o.borrow_unaligned)) {
             void *copy = ox_arena_alloc(c->a, t->nbytes);
             if (!copy) { oom(c); goto out; }
             if (t->nbytes) memcpy(copy, raw.p, t->nbytes);
@@ -646,6 +696,12 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         if ((uint64_t)numel > SIZE_MAX / per || ntyped[tf] != (size_t)numel * per) {
             failv(c, OX_EFORMAT, "tensor '%s': %s holds %zu values, its shape needs %lld", tname,
                   typed_field_name(tf), ntyped[tf], (long long)numel * (long long)per);
+            goto out;
+        }
+        if (c->o.metadata_only && !c->copy_tensors) {   /* counted above; not decoded */
+            t->storage = OX_DATA_ABSENT;
+            if (name_out) *name_out = name;
+            result = t;
             goto out;
         }
         uint8_t *d = ox_arena_alloc(c->a, t->nbytes);
@@ -1157,6 +1213,10 @@ static ox_code read_graph(rctx *c, span m) {
     if (r < 0) goto fail;
     for (uint32_t i = 0; i < g->nvalues; i++)
         if (is_placeholder(g->values[i])) {
+            if (c->o.allow_undefined_values) {
+                c->info->nundefined_values++;
+                continue;
+            }
             rc = failv(c, OX_EFORMAT, "value '%s' is read by a node but is not a graph input, an initializer "
                        "or any node's output", g->values[i]->name);
             goto fail;
@@ -1328,6 +1388,8 @@ void ox_read_info_free(ox_read_info *info) {
     for (size_t i = 0; i < pv->nmaps; i++)
         if (pv->maps[i].addr) munmap(pv->maps[i].addr, pv->maps[i].len);
     free(pv->maps);
+    free(pv->ext_ids);
+    free(info->externals);
     free(pv->base_real);
     if (pv->base_fd >= 0) close(pv->base_fd);
     ox_arena_free(pv->arena);   /* info and pv live in it */

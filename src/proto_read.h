@@ -92,12 +92,30 @@ typedef struct ox_read_options {
                                    ox_model_read, the model file's folder for ox_model_read_file */
     bool borrow_unaligned;      /* true: borrow raw_data even when misaligned for its dtype (zero
                                    copy always; readers of the bytes must then memcpy) */
+    bool metadata_only;         /* true: tensors get dtype and shape but no bytes (OX_DATA_ABSENT):
+                                   raw_data is neither borrowed nor copied, typed fields are counted
+                                   but not decoded, external data files are checked (location rules,
+                                   offset and length against the file size: open + fstat) but never
+                                   mapped or read. For tools that describe a model (oxport-inspect):
+                                   the tensor bytes of a multi-GB model are never paged in. */
+    bool allow_undefined_values;/* true: a value read by a node but defined nowhere (a model saved
+                                   with include_initializers=False and keep_initializers_as_inputs=
+                                   False, its weights to be attached later) is kept as a named value
+                                   of kind NODE with no producer and no type, and counted in
+                                   info->nundefined_values, instead of being OX_EFORMAT */
 } ox_read_options;
 
 typedef struct ox_read_opset {
     const char *domain;         /* as written ("" or "ai.onnx" for the default domain) */
     int64_t version;
 } ox_read_opset;
+
+typedef struct ox_read_external {
+    const char *location;       /* as the first tensor stored in it spells it */
+    uint64_t file_bytes;        /* the file's size when it was opened */
+    uint64_t referenced_bytes;  /* sum of the lengths of the tensors stored in it */
+    uint32_t ntensors;
+} ox_read_external;
 
 typedef struct ox_read_span {
     const void *p;              /* into the bytes read (buf or the model mapping) */
@@ -124,7 +142,11 @@ typedef struct ox_read_info {
     uint32_t ntyped_tensors;    /* tensors decoded from typed fields (written back as raw_data) */
     uint32_t ncopied_tensors;   /* unaligned raw_data copied into the arena */
     uint32_t nexternal_tensors; /* tensors borrowed from external data files */
+    ox_read_external *externals;/* each external data file once (by device and inode), in the
+                                   order first referenced */
+    uint32_t nexternals;
     uint32_t nvalue_info_dropped; /* value_info entries the IR cannot hold (not a node output) */
+    uint32_t nundefined_values; /* with options.allow_undefined_values: values read, never defined */
 
     /* Distinct names of fields that were read but not kept ("doc_string", "training_info", ...),
      * static strings. */

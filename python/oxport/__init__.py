@@ -9,11 +9,12 @@ from ._errors import (CaptureError, LoweringError, OnnxExporterError, OnnxExport
                       OnnxRuntimeError, UnsupportedOpError)
 from ._export import export
 from ._fake import enable_fake_mode
-from ._options import DiagnosticOptions, ExportOptions, dynamo_export
+from ._options import DiagnosticOptions, ExportOptions, ONNXRuntimeOptions, dynamo_export
 from ._program import ONNXProgram
 from ._registry import OnnxRegistry, Value, op
 from ._verify import VerificationInfo
 
-__all__ = ["export", "enable_fake_mode", "dynamo_export", "ExportOptions", "DiagnosticOptions", "OnnxExporterWarning",
+__all__ = ["export", "enable_fake_mode", "dynamo_export", "ExportOptions", "DiagnosticOptions",
+           "ONNXRuntimeOptions", "OnnxExporterWarning",
            "ONNXProgram", "VerificationInfo", "OnnxRegistry", "Value", "op", "OnnxExporterError", "CaptureError", "UnsupportedOpError",
            "LoweringError", "OnnxRuntimeError"]

@@ -1,7 +1,9 @@
 """ONNXProgram: the exported model, as torch.onnx.ONNXProgram presents it."""
 from __future__ import annotations
 
+import functools
 import os
+import re
 from typing import Callable, Sequence
 
 import numpy as np
@@ -14,13 +16,19 @@ from ._errors import OnnxRuntimeError
 _LARGE_MODEL = 2 * 1024**3   # protobuf's limit: larger models must use external data
 
 
-def _ort_session_initializer(model: str | bytes):
-    """The default session: ONNX Runtime on the CPU, errors only in its log."""
+def _ort_session_initializer(model: str | bytes, options=None):
+    """The default session: ONNX Runtime on the CPU, errors only in its log, unless `options` (an
+    ONNXRuntimeOptions) gives the session options, providers and provider options."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+    opts = options.session_options if options is not None else None
+    if opts is None:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+    providers = options.execution_providers if options is not None else None
+    provider_options = options.execution_provider_options if options is not None else None
+    return ort.InferenceSession(model, sess_options=opts, providers=providers or ["CPUExecutionProvider"],
+                                provider_options=provider_options)
 
 
 class ONNXProgram:
@@ -42,6 +50,7 @@ class ONNXProgram:
         self._input_names = list(input_names)
         self._proto = None
         self._inference_session = None
+        self._runtime_options = None   # the ONNXRuntimeOptions the session was made with
         self._tempdir = None
         self.verification = None   # list[VerificationInfo] when exported with verify=True
         self.report_path = None    # the markdown report when exported with report=True
@@ -156,11 +165,53 @@ class ONNXProgram:
         results = session.run(list(value_names), self._feeds(args, kwargs or {}))
         return [torch.from_numpy(r if r.flags.c_contiguous else r.copy()) for r in results]
 
+    def rename_axes(self, rename_mapping: dict) -> None:
+        """Rename dynamic axes (dim_param names) everywhere: inputs, outputs and value_info.
+
+        Keys are axis names (or objects whose `.value` is one, such as onnx_ir's SymbolicDim, as
+        torch.onnx takes); values are the new names. A name also renames the expressions it
+        appears in as a whole word ("2*s0" becomes "2*batch" with {"s0": "batch"}), longest keys
+        first, as torch.onnx does (in one pass, so that a swap of two names works).
+        """
+        if not isinstance(rename_mapping, dict):
+            raise TypeError(f"rename_axes takes a dict, got {type(rename_mapping).__name__}")
+        mapping = {}
+        for key, value in rename_mapping.items():
+            old = key if isinstance(key, str) else getattr(key, "value", None)
+            if not isinstance(old, str):
+                raise ValueError(f"rename_axes: key {key!r} is not an axis name")
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"rename_axes: the new name for {old!r} must be a non-empty string, got {value!r}")
+            mapping[old] = value
+        if not mapping:
+            return
+        # One pass over each name, longest keys first: {"a": "b", "b": "a"} swaps in "a+b" too.
+        words = re.compile(r"(?<!\w)(" + "|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True))
+                           + r")(?!\w)")
+        exact = {}
+        for name in self._graph.rename_dim_params({}):
+            new = mapping.get(name) or words.sub(lambda m: mapping[m.group(1)], name)
+            if new != name:
+                exact[name] = new
+        if exact:
+            self._graph.rename_dim_params(exact)
+            self._changed()
+
     # ---- running ----
 
-    def initialize_inference_session(self, initializer: Callable = _ort_session_initializer) -> None:
+    def initialize_inference_session(self, initializer: Callable = _ort_session_initializer, *,
+                                     options=None) -> None:
         """Create the ONNX Runtime session with `initializer(model)`, model being bytes, or a
-        path when the model is over 2 GB. ONNX Runtime's refusal raises OnnxRuntimeError."""
+        path when the model is over 2 GB (saved with external data in a temporary folder that
+        release() removes). `options` (an oxport.ONNXRuntimeOptions) configures the default
+        initializer. ONNX Runtime's refusal raises OnnxRuntimeError."""
+        from ._options import ONNXRuntimeOptions
+        if options is not None:
+            if not isinstance(options, ONNXRuntimeOptions):
+                raise TypeError(f"options must be an oxport.ONNXRuntimeOptions, got {type(options).__name__}")
+            if initializer is not _ort_session_initializer:
+                raise ValueError("options configure the default session: pass options or initializer, not both")
+            initializer = functools.partial(_ort_session_initializer, options=options)
         self.release()
         try:
             if self._graph.stats()["initializer_bytes"] > _LARGE_MODEL:
@@ -172,15 +223,24 @@ class ONNXProgram:
                 self._inference_session = initializer(path)
             else:
                 self._inference_session = initializer(self._graph.serialize())
+            self._runtime_options = options
         except Exception as e:
             if type(e).__module__.startswith("onnxruntime"):
                 raise OnnxRuntimeError(f"ONNX Runtime could not load the exported model: {e}") from e
             raise
 
     def __call__(self, *args, **kwargs) -> tuple[torch.Tensor, ...]:
-        """Run the model in ONNX Runtime with the arguments the torch model takes."""
-        if self._inference_session is None:
-            self.initialize_inference_session()
+        """Run the model in ONNX Runtime with the arguments the torch model takes.
+
+        As in torch.onnx's ONNXProgram, `options=oxport.ONNXRuntimeOptions(...)` (recognised by its
+        type, so a model argument named `options` still passes through) configures the session; a
+        session made with other options is replaced."""
+        from ._options import ONNXRuntimeOptions
+        options = None
+        if isinstance(kwargs.get("options"), ONNXRuntimeOptions):
+            options = kwargs.pop("options")
+        if self._inference_session is None or (options is not None and options is not self._runtime_options):
+            self.initialize_inference_session(options=options)
         feeds = self._feeds(args, kwargs)
         try:
             outputs = self._inference_session.run(None, feeds)
@@ -202,6 +262,7 @@ class ONNXProgram:
     def release(self) -> None:
         """Drop the ONNX Runtime session and any temporary files it needed."""
         self._inference_session = None
+        self._runtime_options = None
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None

@@ -634,6 +634,67 @@ static PyObject *graph_has_fake_weights(PyObject *self, PyObject *unused) {
     Py_RETURN_FALSE;
 }
 
+/* rename_dim_params(mapping) -> list[str]. New reference. Renames every dim_param equal to a key of
+ * `mapping` (a dict str -> str, exact names) to its value, on every value of the graph: inputs,
+ * outputs and what is written as value_info. Returns the distinct dim_params found before renaming,
+ * in order of first appearance; ONNXProgram.rename_axes calls it first with {} to learn them, then
+ * with the mapping it derived (expressions such as "2*s0" included). */
+static PyObject *graph_rename_dim_params(PyObject *self, PyObject *mapping) {
+    GraphObject *go = graph_check(self);
+    if (!go) return NULL;
+    if (!PyDict_Check(mapping)) return PyErr_Format(PyExc_TypeError, "rename_dim_params takes a dict");
+    ox_graph *g = go->g;
+    Py_ssize_t n = PyDict_GET_SIZE(mapping), pos = 0, k = 0;
+    const char **olds = PyMem_Calloc(n ? (size_t)n : 1, sizeof *olds);
+    const char **news = PyMem_Calloc(n ? (size_t)n : 1, sizeof *news);
+    PyObject *seen = NULL, *found = NULL, *key, *val;
+    if (!olds || !news) { PyErr_NoMemory(); goto error; }
+    while (PyDict_Next(mapping, &pos, &key, &val)) {
+        if (!PyUnicode_Check(key) || !PyUnicode_Check(val)) {
+            PyErr_SetString(PyExc_TypeError, "rename_dim_params: names must be strings");
+            goto error;
+        }
+        const char *nv = PyUnicode_AsUTF8(val);
+        if (!(olds[k] = PyUnicode_AsUTF8(key)) || !nv) goto error;   /* valid while the dict holds them */
+        if (!*nv) { PyErr_Format(PyExc_ValueError, "rename_dim_params: empty new name for '%s'", olds[k]); goto error; }
+        /* A fresh copy per entry: a param pointing at one was renamed already (dims arrays can be
+         * shared between values), so a swap {a: b, b: a} is not undone by the second visit. */
+        if (!(news[k] = ox_arena_strdup(g->arena, nv))) { PyErr_NoMemory(); goto error; }
+        k++;
+    }
+    if (!(seen = PySet_New(NULL)) || !(found = PyList_New(0))) goto error;
+    for (uint32_t i = 0; i < g->nvalues; i++) {
+        ox_value *v = g->values[i];
+        for (int j = 0; v->dims && j < v->rank; j++) {
+            const char *p = v->dims[j].param;
+            Py_ssize_t e = 0;
+            if (!p) continue;
+            while (e < n && p != news[e]) e++;
+            if (e < n) continue;
+            PyObject *name = PyUnicode_FromString(p);
+            if (!name) goto error;
+            int has = PySet_Contains(seen, name);
+            if (has < 0 || (!has && (PySet_Add(seen, name) < 0 || PyList_Append(found, name) < 0))) {
+                Py_DECREF(name);
+                goto error;
+            }
+            Py_DECREF(name);
+            for (e = 0; e < n; e++)
+                if (strcmp(p, olds[e]) == 0) { v->dims[j].param = news[e]; break; }
+        }
+    }
+    PyMem_Free(olds);
+    PyMem_Free(news);
+    Py_DECREF(seen);
+    return found;
+error:
+    PyMem_Free(olds);
+    PyMem_Free(news);
+    Py_XDECREF(seen);
+    Py_XDECREF(found);
+    return NULL;
+}
+
 /* set_weight(index, ptr, nbytes, owner): weight `index` (in the order lower() was given them) now
  * borrows nbytes at ptr, kept alive through owner. Python has checked dtype and shape; the size is
  * checked again here. Returns None (new reference). */
@@ -670,6 +731,7 @@ static PyMethodDef graph_methods[] = {
     {"stats", graph_stats, METH_NOARGS, "Node and initializer counts."},
     {"initializer_names", graph_initializer_names, METH_NOARGS, "Initializer names in order."},
     {"has_fake_weights", graph_has_fake_weights, METH_NOARGS, "Whether any initializer has no data."},
+    {"rename_dim_params", graph_rename_dim_params, METH_O, "Rename dim_params by exact name; the names before."},
     {NULL},
 };
 

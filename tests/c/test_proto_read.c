@@ -598,6 +598,21 @@ static void test_graph_errors(void) {
             fprintf(stderr, "%s: %s: %s\n", cases[i].what, ox_code_name(rc), err.msg);
         CHECK_EQ_INT(rc, cases[i].code);
         CHECK(strstr(err.msg, cases[i].needle) != NULL);
+        if (cases[i].kind == 0) {   /* allowed on request: kept as a named value with no producer */
+            ox_read_options o = {.allow_undefined_values = true};
+            ox_error_clear(&err);
+            CHECK_EQ_INT(read_buf(&m, &o, &gr, &info, &err), OX_OK);
+            if (gr && info) {
+                CHECK_EQ_INT(info->nundefined_values, 1);
+                const ox_value *v = gr->nodes[0]->inputs[0];
+                CHECK_STR(v->name, "nowhere");
+                CHECK(v->kind == OX_VALUE_NODE && v->producer == NULL);
+            }
+            ox_graph_free(gr);
+            ox_read_info_free(info);
+            gr = NULL;
+            info = NULL;
+        }
         CHECK(gr == NULL && info == NULL);
         pb_free(&m);
     }
@@ -754,6 +769,62 @@ static void test_external_data(void) {
     ox_read_info_free(info);
     CHECK_EQ_INT(ox_model_read_file(tmp_path("model/none.onnx"), &o, &g, &info, &err), OX_EIO);
     pb_free(&m);
+}
+
+/* metadata_only (oxport-inspect): shapes and dtypes, no bytes; external files checked as usual but
+ * not mapped, and listed in info->externals with the bytes referenced. Uses test_external_data's
+ * files. */
+static void test_metadata_only(void) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/model", tmp_root);
+    ox_error err = {0};
+    ox_graph *g = NULL;
+    ox_read_info *info = NULL;
+    for (int meta = 0; meta < 2; meta++) {
+        pb m = ext_model("w.bin", "16", "16");
+        ox_read_options o = {.allow_external_data = true, .base_dir = dir, .metadata_only = meta};
+        CHECK_EQ_INT(read_buf(&m, &o, &g, &info, &err), OX_OK);
+        if (g && info) {
+            const ox_tensor *t = g->initializers[0]->tensor;
+            CHECK_EQ_INT(t->storage, meta ? OX_DATA_ABSENT : OX_DATA_BORROWED);
+            CHECK(meta ? t->data == NULL : t->data != NULL);
+            CHECK_EQ_INT(t->nbytes, 16);
+            CHECK_EQ_INT(info->nexternals, 1);
+            CHECK_STR(info->externals[0].location, "w.bin");
+            CHECK_EQ_INT(info->externals[0].referenced_bytes, 16);
+            CHECK_EQ_INT(info->externals[0].file_bytes, 32);
+            CHECK_EQ_INT(info->externals[0].ntensors, 1);
+        }
+        ox_graph_free(g);
+        ox_read_info_free(info);
+        pb_free(&m);
+        /* the same checks refuse the same locations */
+        const char *bad[][3] = {{"../secret.bin", "0", "16"}, {"w.bin", "24", "16"}, {"link_out.bin", "0", "16"}};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            m = ext_model(bad[i][0], bad[i][1], bad[i][2]);
+            ox_error_clear(&err);
+            CHECK(read_buf(&m, &o, &g, &info, &err) != OX_OK);
+            CHECK(g == NULL && info == NULL && strstr(err.msg, "'w'") != NULL);
+            pb_free(&m);
+        }
+    }
+    /* inline raw_data, misaligned or not, is neither borrowed nor copied */
+    float vals[3] = {1, 2, 3};
+    for (size_t mis = 0; mis < 2; mis++) {
+        size_t off;
+        pb m = raw_model(vals, 3, mis, &off);
+        ox_read_options o = {.metadata_only = true};
+        ox_error_clear(&err);
+        CHECK_EQ_INT(read_buf(&m, &o, &g, &info, &err), OX_OK);
+        if (g) {
+            CHECK_EQ_INT(g->initializers[0]->tensor->storage, OX_DATA_ABSENT);
+            CHECK_EQ_INT(g->initializers[0]->tensor->nbytes, 12);
+            CHECK_EQ_INT(info->ncopied_tensors, 0);
+        }
+        ox_graph_free(g);
+        ox_read_info_free(info);
+        pb_free(&m);
+    }
 }
 
 /* Writer → reader → writer: a graph with every attribute type, dim_param, value_info, metadata,
@@ -938,6 +1009,7 @@ int main(void) {
     test_typed_layouts();
     test_graph_errors();
     test_external_data();
+    test_metadata_only();
     test_writer_round_trip();
     test_function();
     return CHECK_DONE();

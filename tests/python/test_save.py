@@ -132,3 +132,70 @@ def test_save_rejects_non_path(exported):
     _, program, _, _ = exported
     with pytest.raises(TypeError, match="destination"):
         program.save(io.BytesIO())
+
+
+class _Wide(torch.nn.Module):
+    """Two 1 MiB weights and a small one: external data, alignment and the 2 GB rule at small scale."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(512, 512)
+        self.b = torch.nn.Linear(512, 512)
+        self.c = torch.nn.Linear(512, 3)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+
+def test_large_tensors_are_aligned_and_location_relative(tmp_path):
+    model, x = _Wide().eval(), torch.rand(2, 512)
+    program = oxport.export(model, (x,), verbose=False)
+    path = tmp_path / "wide.onnx"
+    program.save(path, external_data=True)
+    saved = onnx.load(str(path), load_external_data=False)
+    big = 0
+    for t in saved.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        e = {x.key: x.value for x in t.external_data}
+        assert e["location"] == "wide.onnx.data" and not os.path.isabs(e["location"])
+        if int(e["length"]) >= 1 << 20:
+            big += 1
+            assert int(e["offset"]) % 65536 == 0, (t.name, e["offset"])
+    assert big == 2
+    (out,) = _session(str(path)).run(None, {saved.graph.input[0].name: x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(out), model(x))
+
+
+def test_over_the_size_limit(monkeypatch, tmp_path):
+    """Over 2 GB (here the limit lowered to 1 MiB): save() writes external data unasked, model_proto
+    refuses, and the session is made from a temporary folder with external data that release()
+    removes."""
+    import oxport._program as program_module
+    monkeypatch.setattr(program_module, "_LARGE_MODEL", 1 << 20)
+    model, x = _Wide().eval(), torch.rand(2, 512)
+    program = oxport.export(model, (x,), verbose=False)
+    program.save(tmp_path / "m.onnx")
+    assert os.path.getsize(tmp_path / "m.onnx.data") > 2 << 20
+    with pytest.raises(ValueError, match="over 2 GB"):
+        program.model_proto
+    seen = []
+
+    def initializer(model_path):
+        seen.append(model_path)
+        assert isinstance(model_path, str)
+        folder = os.path.dirname(model_path)
+        assert sorted(os.listdir(folder)) == ["model.onnx", "model.onnx.data"]
+        return ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+
+    program.initialize_inference_session(initializer)
+    torch.testing.assert_close(program(x)[0], model(x))
+    folder = os.path.dirname(seen[0])
+    assert os.path.isdir(folder)
+    program.release()
+    assert not os.path.exists(folder)
+    torch.testing.assert_close(program(x)[0], model(x))      # the default session, same way
+    folder = program._tempdir.name
+    assert os.path.exists(os.path.join(folder, "model.onnx.data"))
+    program.release()
+    assert not os.path.exists(folder)

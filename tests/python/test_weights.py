@@ -1,4 +1,6 @@
 """apply_weights, compute_values and enable_fake_mode, as torch.onnx documents them."""
+import os
+
 import onnx
 import pytest
 import torch
@@ -95,3 +97,18 @@ def test_fake_mode_torchvision():
     program.optimize()
     xr = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(program(xr)[0], real(xr), rtol=1e-3, atol=1e-4)
+
+
+def test_save_fake_weights_with_initializers_points_at_the_fix(tmp_path):
+    with oxport.enable_fake_mode():
+        model = models.MLPModel()
+        x = torch.rand(4, 8)
+    program = oxport.export(model, (x,), optimize=False, verbose=False)
+    for include_keep in ({}, {"keep_initializers_as_inputs": True}, {"external_data": True}):
+        with pytest.raises(ValueError) as e:
+            program.save(tmp_path / "m.onnx", **include_keep)
+        assert "apply_weights" in str(e.value) and "include_initializers=False" in str(e.value)
+        assert "fc0.weight" in str(e.value) or "fake" in str(e.value)
+    assert os.listdir(tmp_path) == []
+    program.save(tmp_path / "arch.onnx", include_initializers=False)
+    assert os.listdir(tmp_path) == ["arch.onnx"]
