@@ -238,6 +238,7 @@ const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t) {
     void *p = ox_arena_alloc(g->arena, t->nbytes);
     if (!p) { ox_graph_status(g); return NULL; }
     if (!ox_tensor_read(t, 0, t->nbytes, p)) return NULL;
+    t->weight = ox_tensor_is_weight(t);
     t->data = p;
     t->storage = OX_DATA_OWNED;
     t->base = NULL;
@@ -452,6 +453,7 @@ ox_value *ox_graph_add_initializer(ox_graph *g, const char *name, ox_dtype dtype
     v->tensor->nbytes = want;
     /* An empty tensor has all its (zero) bytes even when PyTorch gives it no pointer. */
     v->tensor->storage = data || want == 0 ? OX_DATA_BORROWED : OX_DATA_ABSENT;
+    v->tensor->weight = true;
     return v;
 }
 

@@ -60,6 +60,8 @@ typedef enum ox_storage {
 
 /* PERMUTED and SCALED tensors are views: their bytes are computed from `base` when read. */
 #define ox_tensor_is_view(t) ((t)->storage == OX_DATA_PERMUTED || (t)->storage == OX_DATA_SCALED)
+/* Whether t holds or is computed from model weights (a view: whether its base does). */
+#define ox_tensor_is_weight(t) ((t)->weight || (ox_tensor_is_view(t) && (t)->base && (t)->base->weight))
 
 typedef struct ox_tensor {
     ox_dtype dtype;
@@ -70,6 +72,8 @@ typedef struct ox_tensor {
     ox_storage storage;
     bool consumed;        /* a pass read these bytes into other constants (fold, fusion, dedup):
                            * replacing them afterwards would leave those stale */
+    bool weight;          /* model weights (ox_graph_add_initializer), or bytes computed from them
+                           * (folds, fusions): what save(include_initializers=False) leaves out */
     const struct ox_tensor *base;   /* views only; never itself a view */
     const int64_t *perm;            /* PERMUTED only: output dim i is base dim perm[i] */
     const double *scale;            /* SCALED only: numel / run factors */

@@ -54,6 +54,7 @@ static ox_value *stack_gates(ox_lower *L, ox_value *const *src, int dirs, int ga
                        (const unsigned char *)src[d]->tensor->data + (size_t)order[g] * block, block);
         ox_value *c = ox_const_tensor(L, t, cols ? 3 : 2, dims, buf);
         free(buf);
+        if (c) c->tensor->weight = true;   /* the weights, reordered */
         return c;
     }
     ox_value *per_dir[2];

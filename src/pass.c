@@ -229,6 +229,10 @@ ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
                 size_t grown = 0;
                 for (int k = 0; k < n->noutputs; k++) grown += out[k] ? out[k]->nbytes : 0;
                 if (grown > freed && grown > FOLD_FREE_BYTES) continue;   /* would grow the file */
+                bool weight = false;   /* computed from weights: saved or left out with them */
+                for (int k = 0; k < n->ninputs; k++) weight |= in[k] && ox_tensor_is_weight(in[k]);
+                for (int k = 0; k < n->noutputs; k++)
+                    if (out[k]) out[k]->weight = weight;
             }
         }
         bool done = true;
@@ -660,6 +664,7 @@ static bool fuse_bn(ox_graph *g, ox_node *bn, ox_pass_stats *st) {
     double *k = ox_arena_array(g->arena, (size_t)cout, sizeof *k);
     double *run_k = transposed ? ox_arena_array(g->arena, (size_t)(rows * per_row), sizeof *run_k) : k;
     if (!nb || !k || !run_k) { ox_graph_status(g); return false; }
+    nb->weight = true;
     for (int64_t o = 0; o < cout; o++) {
         k[o] = scale[o] / sqrt((double)var[o] + eps);
         ((float *)(void *)nb->data)[o] = (float)(((bias ? bias[o] : 0.0) - mean[o]) * k[o] + shift[o]);
@@ -680,6 +685,7 @@ static bool fuse_bn(ox_graph *g, ox_node *bn, ox_pass_stats *st) {
         const float *wv = ox_tensor_bytes(g, w->tensor);
         nw = ox_tensor_new(g, OX_FLOAT, w->tensor->rank, wd);
         if (!wv || !nw) { ox_graph_status(g); return false; }
+        nw->weight = true;
         float *out = (float *)(void *)nw->data;
         size_t numel = w->tensor->nbytes / sizeof(float);
         for (size_t e = 0; e < numel; e++) out[e] = (float)(wv[e] * run_k[e / (size_t)inner]);

@@ -232,6 +232,13 @@ static bool is_initializer(const ox_value *v) {
     return v->kind == OX_VALUE_INITIALIZER && v->tensor;
 }
 
+/* Whether initializer v goes into the file: all of them, or with include_initializers false only
+ * the constants the exporter made that owe nothing to the weights (shapes, axes, scalars), so that
+ * a graph saved without its weights still has everything apply_weights cannot give back. */
+static bool written(const ctx *c, const ox_value *v) {
+    return is_initializer(v) && (c->o.include_initializers || !ox_tensor_is_weight(v->tensor));
+}
+
 static bool in_value_info(const ox_value *v) {
     return v->has_meta && v->kind == OX_VALUE_NODE && !v->is_output && v->producer &&
            !v->producer->dead && v->dtype != OX_UNDEFINED;
@@ -331,13 +338,11 @@ static void graph_msg(const ctx *c, out *o, const void *arg) {
     for (uint32_t i = 0; i < g->nnodes; i++)
         if (!g->nodes[i]->dead) f_msg(c, o, 1, node_msg, g->nodes[i]);
     if (g->name) f_string(o, 2, g->name);
-    if (c->o.include_initializers) {
-        for (uint32_t i = 0; i < g->ninitializers; i++) {
-            const ox_value *v = g->initializers[i];
-            if (!is_initializer(v)) continue;
-            tensor_arg t = {v->tensor, value_name(v), c->ext_off ? c->ext_off[i] : EXT_INLINE};
-            f_msg(c, o, 5, tensor_msg, &t);
-        }
+    for (uint32_t i = 0; i < g->ninitializers; i++) {
+        const ox_value *v = g->initializers[i];
+        if (!written(c, v)) continue;
+        tensor_arg t = {v->tensor, value_name(v), c->ext_off ? c->ext_off[i] : EXT_INLINE};
+        f_msg(c, o, 5, tensor_msg, &t);
     }
     for (uint32_t i = 0; i < g->ninputs; i++) f_msg(c, o, 11, value_info_msg, g->inputs[i]);
     if (c->o.keep_initializers_as_inputs) {
@@ -432,9 +437,12 @@ static bool name_values(ox_graph *g, const ox_save_options *o) {
         for (int k = 0; k < n->noutputs; k++)
             if (!name_value(g, n->outputs[k])) return false;
     }
-    if (o->include_initializers || o->keep_initializers_as_inputs)
-        for (uint32_t i = 0; i < g->ninitializers; i++)
-            if (is_initializer(g->initializers[i]) && !name_value(g, g->initializers[i])) return false;
+    for (uint32_t i = 0; i < g->ninitializers; i++) {
+        const ox_value *v = g->initializers[i];
+        bool kept = o->include_initializers || o->keep_initializers_as_inputs ||
+                    (is_initializer(v) && !ox_tensor_is_weight(v->tensor));
+        if (kept && is_initializer(v) && !name_value(g, g->initializers[i])) return false;
+    }
     for (uint32_t i = 0; i < g->ninputs; i++)
         if (!name_value(g, g->inputs[i])) return false;
     for (uint32_t i = 0; i < g->noutputs; i++)
@@ -509,7 +517,7 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
         c->domains[c->ndomains++] = d;
     }
 
-    if (c->o.external_data && c->o.include_initializers && g->ninitializers) {
+    if (c->o.external_data && g->ninitializers) {
         c->ext_off = malloc((size_t)g->ninitializers * sizeof *c->ext_off);
         if (!c->ext_off) {
             ctx_free(c);
@@ -519,7 +527,7 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
         for (uint32_t i = 0; i < g->ninitializers; i++) {
             const ox_value *v = g->initializers[i];
             c->ext_off[i] = EXT_INLINE;
-            if (!is_initializer(v)) continue;
+            if (!written(c, v)) continue;
             size_t nb = v->tensor->nbytes;
             if (nb == 0 || nb < c->o.external_min_bytes) continue;
             uint64_t align = nb >= BIG_TENSOR ? ALIGN_BIG : ALIGN_SMALL;

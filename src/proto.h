@@ -39,8 +39,9 @@
  *   GraphProto
  *     1  node              repeated   NodeProto per live (!dead) node, in g->nodes order
  *     2  name              string     g->name, when non-NULL
- *     5  initializer       repeated   TensorProto per initializer, in g->initializers order (only when
- *                                     include_initializers)
+ *     5  initializer       repeated   TensorProto per initializer, in g->initializers order (when
+ *                                     include_initializers is false, only those that are not
+ *                                     ox_tensor_is_weight)
  *     11 input             repeated   ValueInfoProto per g->inputs; then, when
  *                                     keep_initializers_as_inputs, one per initializer (whatever
  *                                     include_initializers says: torch.onnx's save semantics)
@@ -116,7 +117,8 @@
 #include "ir.h"
 
 typedef struct ox_save_options {
-    bool include_initializers;        /* false: initializers are left out of the graph entirely */
+    bool include_initializers;        /* false: the weights and what was computed from them
+                                       * (ox_tensor_is_weight) are left out; other constants stay */
     bool keep_initializers_as_inputs; /* true: every initializer also appears in graph.input (with its
                                          ValueInfo), after the real inputs */
     bool external_data;               /* true: tensor bytes go to one external data file */

@@ -112,3 +112,20 @@ def test_save_fake_weights_with_initializers_points_at_the_fix(tmp_path):
     assert os.listdir(tmp_path) == []
     program.save(tmp_path / "arch.onnx", include_initializers=False)
     assert os.listdir(tmp_path) == ["arch.onnx"]
+
+
+def test_saved_without_initializers_lacks_only_the_weights(tmp_path):
+    """include_initializers=False leaves out the weights, not the constants the exporter made
+    (shapes, axes, scalars): a file apply_weights-style tools can complete from the state_dict."""
+    with oxport.enable_fake_mode():
+        model = torchvision.models.resnet18(weights=None).eval()
+        x = torch.randn(1, 3, 64, 64)
+    program = oxport.export(model, (x,), verbose=False)
+    program.save(tmp_path / "arch.onnx", include_initializers=False)
+    proto = onnx.load(str(tmp_path / "arch.onnx"))
+    g = proto.graph
+    defined = {i.name for i in g.input} | {i.name for i in g.initializer} | {o for n in g.node for o in n.output}
+    missing = {i for n in g.node for i in n.input if i and i not in defined}
+    weights = set(torchvision.models.resnet18(weights=None).state_dict())
+    assert missing and missing <= weights, sorted(missing - weights)[:5]
+    assert g.initializer and not ({i.name for i in g.initializer} & weights)
