@@ -14,7 +14,7 @@ from torch.export import ExportedProgram
 from torch.utils import _pytree
 
 from . import _core
-from . import _dynamic, _registry
+from . import _dynamic, _fake, _registry
 from ._capture import capture, decompose, functionalize_inplace, needs_decomposition
 from ._errors import (LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError,
                       format_unsupported)
@@ -268,6 +268,14 @@ def _export(model, args, kwargs, rep, *, f, opset, shapes, translations, input_n
         logger.debug("optimizer: %s", program.pass_stats)
     if rep.enabled:
         rep.note_graph(graph)
+    if graph.has_fake_weights() and isinstance(model, torch.nn.Module):
+        # inside enable_fake_mode: buffers no state_dict carries (rotary inv_freq) are computed now
+        names = set(graph.initializer_names())
+        computed = {k: v for k, v in _fake.computed_buffers(model).items() if k in names}
+        if computed:
+            from torch._subclasses.fake_tensor import unset_fake_temporarily
+            with unset_fake_temporarily():
+                program.apply_weights(computed)
     if verify:
         atol, rtol = verify
         program.verification = stages.run("verify", verify_outputs, program, model, args, kwargs,

@@ -148,6 +148,27 @@ def materialize_buffers() -> None:
                 module._buffers[name] = value.detach()
 
 
+def computed_buffers(model) -> dict:
+    """{qualified name: real tensor} for the fake buffers of `model` that have a thunk, evaluated
+    now without touching the module: what an export made inside the context uses to fill them."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+    if not isinstance(model, torch.nn.Module):
+        return {}
+    found, memo = {}, {}
+    with unset_fake_temporarily(), torch.no_grad():
+        for name, t in model.named_buffers(remove_duplicate=False):
+            th = t.__dict__.get("_oxport_thunk") if _is_fake(t) else None
+            if th is None:
+                continue
+            try:
+                value = th.evaluate(memo)
+            except _NotComputable:
+                continue
+            if isinstance(value, torch.Tensor) and value.shape == t.shape and value.dtype == t.dtype:
+                found[name] = value.detach()
+    return found
+
+
 @contextlib.contextmanager
 def enable_fake_mode():
     """Within the context, parameters, buffers and tensors are created as FakeTensors.
@@ -155,7 +176,8 @@ def enable_fake_mode():
     Export works outside or inside the context; the exported program's weights are absent until
     apply_weights() supplies them (saving with include_initializers=False works without them).
     Non-persistent buffers computed from constants (rotary frequencies, masks) are computed for real
-    when the context exits, since no state_dict carries them.
+    when the context exits, since no state_dict carries them; an export made inside the context
+    computes them itself (computed_buffers).
     """
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 

@@ -40,6 +40,23 @@ def test_fake_mode_transformers(build):
     torch.testing.assert_close(program(ids)[0], expected, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("build", [_llama, _gpt2], ids=["llama", "gpt2"])
+def test_export_inside_fake_mode(build):
+    """The export made inside the context computes the buffers no state_dict carries itself."""
+    with oxport.enable_fake_mode():
+        model = build()
+        ids = torch.randint(0, 512, (2, 12))
+        program = oxport.export(model, (ids,), kwargs={"use_cache": False}, verbose=False)
+    torch.manual_seed(0)
+    real = build()
+    program.apply_weights(dict(real.state_dict()))
+    assert not program._graph.has_fake_weights()
+    ids = torch.randint(0, 512, (2, 12))
+    with torch.no_grad():
+        expected = real(ids, use_cache=False).logits
+    torch.testing.assert_close(program(ids)[0], expected, rtol=1e-3, atol=1e-4)
+
+
 def test_fake_mode_random_buffer_stays_fake():
     """A non-persistent buffer drawn at random has no value to compute: it stays fake, and running
     the model says which weight is missing."""
