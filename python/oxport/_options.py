@@ -1,6 +1,7 @@
 """ExportOptions, DiagnosticOptions and dynamo_export: torch.onnx's older entry point."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -85,7 +86,15 @@ def dynamo_export(model, /, *model_args, export_options: ExportOptions | None = 
     elif dynamic_shapes is False:
         dynamic_shapes = None
     registry = options.onnx_registry
-    return export(model, model_args, kwargs=model_kwargs or None, dynamic_shapes=dynamic_shapes,
-                  opset_version=registry.opset_version,
-                  custom_translation_table=None, _translations=registry._translations(),
-                  _diagnostics=options.diagnostic_options)
+    fake = options.fake_context
+    if fake is not None:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        if not isinstance(fake, FakeTensorMode):
+            raise TypeError(f"ExportOptions.fake_context must be what `with oxport.enable_fake_mode() as ctx` "
+                            f"gives, got {type(fake).__name__}")
+    context = fake if fake is not None else contextlib.nullcontext()
+    with context:   # the export runs in the model's fake mode, as torch.onnx's did
+        return export(model, model_args, kwargs=model_kwargs or None, dynamic_shapes=dynamic_shapes,
+                      opset_version=registry.opset_version,
+                      custom_translation_table=None, _translations=registry._translations(),
+                      _diagnostics=options.diagnostic_options)

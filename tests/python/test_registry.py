@@ -225,6 +225,22 @@ def test_dynamo_export_dynamic_shapes_true():
     torch.testing.assert_close(program(x)[0], model(x))
 
 
+def test_dynamo_export_with_fake_context():
+    """torch.onnx's documented fake-mode flow: the model and inputs made under the context, its
+    mode passed as ExportOptions(fake_context=...), real weights applied afterwards."""
+    with oxport.enable_fake_mode() as fake_context:
+        model = models.MLPModel()
+        x = torch.rand(97, 8)
+    with pytest.warns(DeprecationWarning):
+        program = oxport.dynamo_export(model, x, export_options=oxport.ExportOptions(fake_context=fake_context))
+    assert program._graph.has_fake_weights()
+    real, (xr,) = models.mlp()
+    program.apply_weights(dict(real.state_dict()))
+    torch.testing.assert_close(program(xr)[0], real(xr))
+    with pytest.raises(TypeError, match="fake_context"), pytest.warns(DeprecationWarning):
+        oxport.dynamo_export(real, xr, export_options=oxport.ExportOptions(fake_context=object()))
+
+
 def test_export_options_validation():
     with pytest.raises(TypeError, match="onnx_registry"):
         oxport.ExportOptions(onnx_registry=object())
