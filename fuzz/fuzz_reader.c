@@ -1,7 +1,8 @@
 /* fuzz_reader.c — libFuzzer target over the ONNX reader (src/proto_read.h), the core's only reader
  * of untrusted bytes.
  *
- * Each input is read as a ModelProto and as a FunctionProto. A model that reads is written back
+ * Each input is read as a ModelProto (also with the metadata-only options oxport-inspect uses) and
+ * as a FunctionProto. A model that reads is written back
  * with ox_model_write_buffer and read again: the writer's output must always be readable (a
  * failure there is a bug in one of the two, reported as a crash). External data is not allowed
  * here (no base folder): tests/c/test_proto_read.c covers those paths on real files.
@@ -53,6 +54,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         ox_graph_free(g);
         ox_read_info_free(info);
+    }
+    /* the same bytes through the reader's options for inspecting (oxport-inspect): tensors without
+     * their bytes, values defined nowhere accepted */
+    ox_read_options meta = {.metadata_only = true, .allow_undefined_values = true};
+    ox_graph *gm = NULL;
+    ox_read_info *im = NULL;
+    ox_error merr = {0};
+    if (ox_model_read(data, size, &meta, &gm, &im, &merr) == OX_OK) {
+        ox_graph_free(gm);
+        ox_read_info_free(im);
     }
     ox_function *f = NULL;
     ox_error ferr = {0};
