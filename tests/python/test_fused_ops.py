@@ -219,3 +219,40 @@ def test_recurrent_with_initial_state_and_unbatched_input():
     assert len(got) == len(want)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+INTERPOLATE = [   # (input rank, kwargs)
+    (4, dict(scale_factor=2, mode="nearest")), (4, dict(size=(5, 7), mode="nearest")), (3, dict(scale_factor=3, mode="nearest")),
+    (5, dict(size=(3, 5, 7), mode="nearest")), (4, dict(size=(5, 9), mode="nearest-exact")), (4, dict(scale_factor=1.5, mode="nearest-exact")),
+    (3, dict(scale_factor=2, mode="linear")), (3, dict(size=7, mode="linear", align_corners=True)),
+    (4, dict(size=(5, 7), mode="bilinear")), (4, dict(scale_factor=2.5, mode="bilinear", align_corners=True)),
+    (4, dict(size=(3, 2), mode="bilinear")), (5, dict(scale_factor=2, mode="trilinear")),
+    (4, dict(size=(7, 9), mode="bicubic")), (4, dict(scale_factor=1.5, mode="bicubic", align_corners=True)),
+]
+
+
+@pytest.mark.parametrize("rank,kw", INTERPOLATE, ids=[f"{kw['mode']}{r - 2}d-{i}" for i, (r, kw) in enumerate(INTERPOLATE)])
+def test_interpolate(rank, kw):
+    torch.manual_seed(0)
+    x = torch.randn(*[2, 3, 4, 6, 5][:rank])
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return F.interpolate(x, **kw)
+
+    program = oxport.export(M(), (x,), verbose=False)
+    assert _ops(program)["Resize"] == 1
+    torch.testing.assert_close(program(x)[0], M()(x), rtol=1e-4, atol=1e-5)
+
+
+def test_interpolate_to_a_dynamic_size():
+    """Segmentation heads resize to the input's own (dynamic) size."""
+    class M(torch.nn.Module):
+        def forward(self, x, like):
+            return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+    x, like = torch.randn(1, 2, 4, 6), torch.randn(1, 1, 8, 9)
+    dims = {2: torch.export.Dim("h", min=2), 3: torch.export.Dim("w", min=2)}
+    program = oxport.export(M(), (x, like), dynamic_shapes=(None, dims), verbose=False)
+    like2 = torch.randn(1, 1, 11, 5)
+    torch.testing.assert_close(program(x, like2)[0], M()(x, like2), rtol=1e-4, atol=1e-5)
