@@ -162,8 +162,8 @@ class ONNXProgram:
                 graph.output.append(info if info is not None else onnx.ValueInfoProto(name=name))
                 outputs.add(name)
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        results = session.run(list(value_names), self._feeds(args, kwargs or {}))
-        return [torch.from_numpy(r if r.flags.c_contiguous else r.copy()) for r in results]
+        results = session.run_with_ort_values(list(value_names), self._feeds(args, kwargs or {}))
+        return [_from_ort_value(r) for r in results]
 
     def rename_axes(self, rename_mapping: dict) -> None:
         """Rename dynamic axes (dim_param names) everywhere: inputs, outputs and value_info.
@@ -243,13 +243,12 @@ class ONNXProgram:
             self.initialize_inference_session(options=options)
         feeds = self._feeds(args, kwargs)
         try:
-            outputs = self._inference_session.run(None, feeds)
+            outputs = self._inference_session.run_with_ort_values(None, feeds)
         except Exception as e:
             if type(e).__module__.startswith("onnxruntime"):
                 raise OnnxRuntimeError(f"ONNX Runtime failed running the exported model: {e}") from e
             raise
-        # np.ascontiguousarray would turn 0-d outputs into shape (1,): copy only when needed.
-        return tuple(torch.from_numpy(o if o.flags.c_contiguous else o.copy()) for o in outputs)
+        return tuple(_from_ort_value(o) for o in outputs)
 
     def _feeds(self, args, kwargs) -> dict:
         flat = [a for a in _pytree.tree_leaves((args, kwargs)) if a is not None]
@@ -257,7 +256,7 @@ class ONNXProgram:
         if len(tensors) != len(self._input_names):
             raise ValueError(f"the model takes {len(self._input_names)} tensor inputs "
                              f"({', '.join(self._input_names)}), got {len(tensors)}")
-        return {name: _to_numpy(t) for name, t in zip(self._input_names, tensors)}
+        return {name: _to_ort_value(t) for name, t in zip(self._input_names, tensors)}
 
     def release(self) -> None:
         """Drop the ONNX Runtime session and any temporary files it needed."""
@@ -273,10 +272,20 @@ class ONNXProgram:
                 f"initializers={s['initializers']}, inputs={self._input_names})")
 
 
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
-    t = t.detach().cpu()
+def _to_ort_value(t: torch.Tensor):
+    """A torch tensor as an OrtValue. bfloat16, which numpy lacks, travels as its uint16 bits with
+    the ONNX type named (ONNX Runtime 1.21+)."""
+    import onnxruntime as ort
+    t = t.detach().cpu().contiguous()
     if t.dtype == torch.bfloat16:
-        # numpy has no bfloat16: ONNX Runtime reads the raw bits through ml_dtypes-free uint16.
-        raise TypeError("bfloat16 inputs are not supported by the numpy path of ONNX Runtime")
-    return t.contiguous().numpy()
+        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(t.view(torch.uint16).numpy(), onnx_element_type=16)
+    return ort.OrtValue.ortvalue_from_numpy(t.numpy())
 
+
+def _from_ort_value(v) -> torch.Tensor:
+    """An OrtValue output as a torch tensor: bfloat16 through DLPack, the rest through numpy (a
+    copy only when the array is not contiguous, since np.ascontiguousarray turns 0-d into (1,))."""
+    if v.data_type() == "tensor(bfloat16)":
+        return torch.from_dlpack(v._get_c_value()).clone()
+    a = v.numpy()
+    return torch.from_numpy(a if a.flags.c_contiguous else a.copy())

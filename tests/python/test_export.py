@@ -165,3 +165,20 @@ def test_cnn_batchnorm_folded_into_conv():
     assert ops.count("Conv") == 2
     names = [i.name for i in program.model_proto.graph.initializer]
     assert len(names) == len(set(names))
+
+
+def test_bfloat16_inputs_and_outputs():
+    """numpy has no bfloat16: inputs and outputs cross to ONNX Runtime as OrtValues. (ONNX Runtime's
+    CPU kernels take bfloat16 for data movement, not arithmetic: the model only moves data.)"""
+    class M(torch.nn.Module):
+        def forward(self, x, y):
+            return torch.cat([x, y]).t(), x.float()
+
+    x, y = torch.randn(2, 4).bfloat16(), torch.randn(3, 4).bfloat16()
+    program = oxport.export(M(), (x, y), verbose=False)
+    got = program(x, y)
+    assert got[0].dtype == torch.bfloat16
+    for g, w in zip(got, M()(x, y)):
+        assert torch.equal(g, w)
+    (cat,) = program.compute_values(["cat"], (x, y))
+    assert cat.dtype == torch.bfloat16 and torch.equal(cat, torch.cat([x, y]))
