@@ -305,8 +305,14 @@ def write_page(results: dict, path: str, plotted: bool) -> None:
                       f"[The plot]({PLOT_NAME}): solid lines end to end, dashed lines after capture."]
     lines += ["", "## Large models", "",
               "The 2.5 GB Llama export with external data and the fake-mode Llama-2-7B export are measured "
-              "by `make large` (`bench/large.py`); their figures are in [large.md](large.md).",
-              "", "## Per model", ""]
+              "by `make large` (`bench/large.py`), which writes [large.md](large.md); its last figures:", ""]
+    large = os.path.join(ROOT, "docs", "large.md")
+    if os.path.exists(large):
+        with open(large) as f:
+            lines += [line.rstrip("\n") for line in f if not line.startswith("## ")]
+    else:
+        lines += ["(not run yet: `make large`)"]
+    lines += ["", "## Per model", ""]
     for name, by in med.items():
         lines += model_section(name, by)
     with open(path, "w") as f:
