@@ -256,3 +256,31 @@ def test_interpolate_to_a_dynamic_size():
     program = oxport.export(M(), (x, like), dynamic_shapes=(None, dims), verbose=False)
     like2 = torch.randn(1, 1, 11, 5)
     torch.testing.assert_close(program(x, like2)[0], M()(x, like2), rtol=1e-4, atol=1e-5)
+
+
+def test_sampling_ops():
+    """Random ops run: samples of the right shape and dtype, in the distribution's support."""
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return (torch.ops.aten.uniform.default(x, -2.0, 3.0), torch.rand_like(x), torch.randn_like(x),
+                    torch.randint_like(x, 4, 9), torch.ops.aten.exponential.default(x, 2.0),
+                    torch.ops.aten.cauchy.default(x, 1.0, 0.5), torch.ops.aten.geometric.default(x, 0.3),
+                    torch.ops.aten.log_normal.default(x, 0.0, 0.5), torch.ops.aten.normal_functional.default(x, 5.0, 0.1),
+                    torch.bernoulli(torch.full_like(x, 0.5)), torch.ops.aten.bernoulli.p(x, 0.25))
+
+    x = torch.rand(64, 32)
+    program = oxport.export(M(), (x,), verbose=False)
+    uni, rand, randn, randint, expo, cauchy, geo, logn, normal, bern, bern_p = program(x)
+    for got, want in zip(program(x), M()(x)):
+        assert got.shape == want.shape and got.dtype == want.dtype
+    assert uni.min() >= -2 and uni.max() < 3 and uni.std() > 0.5
+    assert rand.min() >= 0 and rand.max() < 1
+    assert abs(randn.mean()) < 0.2 and 0.8 < randn.std() < 1.2
+    assert randint.min() >= 4 and randint.max() <= 8 and torch.equal(randint, randint.floor())
+    assert expo.min() >= 0 and 0.35 < expo.mean() < 0.65          # mean 1 / lambda
+    assert abs(cauchy.median() - 1.0) < 0.2
+    assert geo.min() >= 1 and torch.equal(geo, geo.floor())
+    assert logn.min() > 0 and abs(logn.log().mean()) < 0.1
+    assert abs(normal.mean() - 5.0) < 0.05
+    assert set(bern.unique().tolist()) <= {0.0, 1.0} and 0.4 < bern.mean() < 0.6
+    assert 0.15 < bern_p.mean() < 0.35
