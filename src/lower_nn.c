@@ -483,8 +483,56 @@ int lower_avg_pool1d(ox_lower *L) { return avg_pool(L, 1); }
 int lower_avg_pool2d(ox_lower *L) { return avg_pool(L, 2); }
 int lower_avg_pool3d(ox_lower *L) { return avg_pool(L, 3); }
 
-/* adaptive_avg_pool{1,2,3}d(self, output_size): GlobalAveragePool for 1x1, else AveragePool when
- * every input size is a static multiple of the output size. */
+/* Adaptive average pooling with windows of unequal size (static sizes): bin i of an axis averages
+ * inputs [floor(i in / out), ceil((i + 1) in / out)), which is a constant [out, in] matrix. Each
+ * spatial axis is moved last, multiplied by that matrix transposed, and moved back. */
+static int adaptive_avg_matmul(ox_lower *L, ox_value *x, int nsp, const int64_t *out) {
+    ox_dtype t = x->dtype;
+    if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "adaptive pooling of %s", ox_dtype_name(t));
+    int r = x->rank;
+    if (r > MAX_DIMS) return ox_lower_fail(L, "input of rank %d", r);
+    ox_dtype ct = t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t;
+    ox_value *y = ox_cast(L, x, ct);
+    for (int k = 0; k < nsp; k++) {
+        int axis = r - nsp + k;
+        int64_t in = x->dims[axis].value, o = out[k];
+        if (in < 1 || in > (1 << 16) || o > (1 << 16) || in * o > (1 << 24)) return ox_lower_unsupported(L, "adaptive pooling of %lld to %lld", (long long)in, (long long)o);
+        /* A^T: [in, o] */
+        size_t n = (size_t)(in * o);
+        void *m = ox_arena_alloc(L->g->arena, n * (ct == OX_DOUBLE ? 8 : 4));
+        if (!m) return ox_bind(L, 0, NULL);
+        for (int64_t i = 0; i < o; i++) {
+            int64_t a = i * in / o, b = ((i + 1) * in + o - 1) / o;
+            for (int64_t j = 0; j < in; j++) {
+                double v = j >= a && j < b ? 1.0 / (double)(b - a) : 0.0;
+                if (ct == OX_DOUBLE) ((double *)m)[j * o + i] = v;
+                else ((float *)m)[j * o + i] = (float)v;
+            }
+        }
+        int64_t dims[2] = {in, o};
+        ox_value *at = ox_const_tensor(L, ct, 2, dims, m);
+        int64_t perm[MAX_DIMS];
+        for (int d = 0; d < r; d++) perm[d] = d;
+        perm[axis] = r - 1;
+        perm[r - 1] = axis;
+        bool swap = axis != r - 1;
+        if (swap) {
+            ox_node *tr = ox_op(L, "Transpose", 1, y);
+            if (tr) ox_node_set_ints(L->g, tr, "perm", perm, r);
+            y = typed(ox_out(tr), ct);
+        }
+        y = typed(ox_out(ox_op(L, "MatMul", 2, y, at)), ct);
+        if (swap) {
+            ox_node *tr = ox_op(L, "Transpose", 1, y);
+            if (tr) ox_node_set_ints(L->g, tr, "perm", perm, r);
+            y = typed(ox_out(tr), ct);
+        }
+    }
+    return ox_bind(L, 0, ox_cast(L, y, t));
+}
+
+/* adaptive_avg_pool{1,2,3}d(self, output_size): GlobalAveragePool for 1x1, AveragePool when every
+ * input size is a static multiple of the output size, else averaging matrices. */
 static int adaptive_avg_pool(ox_lower *L, int nsp) {
     int64_t out[MAX_SPATIAL];
     ox_value *x0 = ox_arg_value(L, 0);
@@ -492,15 +540,16 @@ static int adaptive_avg_pool(ox_lower *L, int nsp) {
     bool global = true;
     for (int k = 0; k < nsp; k++) global &= out[k] == 1;
     pool_attrs p = {0};
+    bool unequal = false;
     for (int k = 0; !global && k < nsp; k++) {
         int64_t in;
         if (x0->rank < nsp || !static_dim(x0, x0->rank - nsp + k, &in))
             return ox_lower_unsupported(L, "adaptive pooling to %lld of a symbolic size", (long long)out[k]);
-        if (out[k] <= 0 || in % out[k])
-            return ox_lower_unsupported(L, "adaptive pooling of size %lld to %lld: windows of unequal size",
-                                        (long long)in, (long long)out[k]);
-        p.kernel[k] = p.stride[k] = in / out[k];
+        if (out[k] <= 0) return ox_lower_fail(L, "output size %lld", (long long)out[k]);
+        if (in % out[k]) unequal = true;
+        else p.kernel[k] = p.stride[k] = in / out[k];
     }
+    if (unequal) return adaptive_avg_matmul(L, x0, nsp, out);
     bool unbatched;
     ox_value *x = batch_in(L, x0, nsp, &unbatched);
     ox_node *n = ox_op(L, global ? "GlobalAveragePool" : "AveragePool", 1, x);

@@ -138,6 +138,10 @@ CASES = {
                                              x.masked_scatter(x > 0, torch.arange(40.0).reshape(2, 20)),
                                              x.as_strided((2, 2), (1, 2)), x.as_strided((3,), (4,), 2), x.sum().item() * x),
                          r(2, 3, 4), r(4, 5), r(4), ints(3)),
+    "adaptive_avg_unequal": _case(lambda x, y: (F.adaptive_avg_pool1d(x, 2), F.adaptive_avg_pool1d(x, 4), F.adaptive_avg_pool2d(y, (3, 5)),
+                                                F.adaptive_avg_pool2d(y, (2, 7)), F.adaptive_avg_pool3d(y.unsqueeze(0), (2, 3, 4)),
+                                                F.adaptive_avg_pool2d(y[0], (5, 2))),
+                                  r(1, 2, 9), r(2, 3, 7, 10)),
     "trig": _case(lambda x, i: (x.tan(), (x / 4).asin(), (x / 4).acos(), x.atan(), x.sinh(), x.cosh(), x.asinh(),
                                 (x.abs() + 1).acosh(), (x / 4).atanh(), i.atan()),
                   r(3, 4), ints(3, 4)),
@@ -207,8 +211,6 @@ def test_row_matches_eager(name):
 
 UNSUPPORTED = {
     "bool_mask_index": (lambda x, m: x[m], (r(3, 4), r(3, 4) > 0), "aten::index.Tensor", "boolean mask index"),
-    "adaptive_unequal_windows": (lambda x: F.adaptive_avg_pool1d(x, 2), (r(1, 2, 9),), "aten::adaptive_avg_pool1d.default",
-                                 "adaptive pooling of size 9 to 2: windows of unequal size"),
     "cumsum_bool_out": (lambda x: torch.ops.aten.cumsum.default(x, 0, dtype=torch.bool), (r(3) > 0,), "aten::cumsum.default",
                         "cumsum to bool"),
 }
