@@ -148,16 +148,19 @@ int lower_pow(ox_lower *L) {
     return ox_bind(L, 0, typed(ox_out(ox_op(L, "Pow", 2, x, operand(L, 1, t))), t));
 }
 
-int lower_maximum(ox_lower *L) {
+/* Max/Min: of bools they are Or/And; bfloat16 goes through float (exact), which ONNX Runtime's
+ * kernels take. */
+static int extreme2(ox_lower *L, const char *op, const char *bool_op) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Max", 2, operand(L, 0, t), operand(L, 1, t))), t));
+    if (t == OX_BOOL) return ox_bind(L, 0, typed(ox_out(ox_op(L, bool_op, 2, operand(L, 0, t), operand(L, 1, t))), t));
+    ox_dtype ct = t == OX_BFLOAT16 ? OX_FLOAT : t;
+    return ox_bind(L, 0, ox_cast(L, typed(ox_out(ox_op(L, op, 2, operand(L, 0, ct), operand(L, 1, ct))), ct), t));
 }
 
-int lower_minimum(ox_lower *L) {
-    ox_dtype t = out_dtype(L);
-    if (t == OX_UNDEFINED) return OX_ELOWER;
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Min", 2, operand(L, 0, t), operand(L, 1, t))), t));
+int lower_maximum(ox_lower *L) { return extreme2(L, "Max", "Or"); }
+
+int lower_minimum(ox_lower *L) { return extreme2(L, "Min", "And");
 }
 
 /* ---- unary functions that are not 1:1 ---- */
@@ -274,8 +277,10 @@ static int compare(ox_lower *L, const char *op, bool negate) {
         if (ox_arg_is_none(L, 1)) return ox_lower_fail(L, "argument 1 (other) is None");
         return ox_lower_unsupported(L, "the dtype of an operand is not known");
     }
-    /* Ordering comparisons take no bools in ONNX. */
+    /* Ordering comparisons take no bools in ONNX; ONNX Runtime compares no bfloat16 (float is
+     * exact for it). */
     if (t == OX_BOOL && strcmp(op, "Equal")) t = OX_INT32;
+    if (t == OX_BFLOAT16) t = OX_FLOAT;
     ox_value *r = typed(ox_out(ox_op(L, op, 2, operand(L, 0, t), operand(L, 1, t))), OX_BOOL);
     if (negate) r = typed(ox_out(ox_op(L, "Not", 1, r)), OX_BOOL);
     return ox_bind(L, 0, ox_cast(L, r, ox_out_dtype(L, 0) ? ox_out_dtype(L, 0) : OX_BOOL));

@@ -1,7 +1,7 @@
 /*
  * lower_more.c — ops the OpInfo coverage run found missing that fit no family file: var_mean,
  * diagonal, narrow_copy, signbit, _local_scalar_dense (.item()), addmv, ldexp, round with decimals,
- * masked_scatter and as_strided (static shapes: the element indices are computed at export).
+ * masked_scatter, as_strided (static shapes: the element indices are computed at export) and sign.
  */
 #include "lower.h"
 
@@ -212,4 +212,14 @@ int lower_as_strided(ox_lower *L) {
     ox_value *xf = typed(ox_reshape(L, x, 1, &flat), x->dtype);
     ox_value *g = typed(ox_out(ox_op(L, "Gather", 2, xf, ox_const_tensor(L, OX_INT64, ns, size, idx))), x->dtype);
     return ox_bind(L, 0, g);
+}
+
+/* sign / sgn (self): ONNX Sign; a bool is its own sign; bfloat16 through float. */
+int lower_sign(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (x->dtype == OX_BOOL) return ox_bind(L, 0, x);
+    ox_dtype ct = x->dtype == OX_BFLOAT16 ? OX_FLOAT : x->dtype;
+    ox_value *s = typed(ox_out(ox_op(L, "Sign", 1, ox_cast(L, x, ct))), ct);
+    return ox_bind(L, 0, ox_cast(L, s, x->dtype));
 }
