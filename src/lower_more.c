@@ -223,3 +223,115 @@ int lower_sign(ox_lower *L) {
     ox_value *s = typed(ox_out(ox_op(L, "Sign", 1, ox_cast(L, x, ct))), ct);
     return ox_bind(L, 0, ox_cast(L, s, x->dtype));
 }
+
+/* copy(self, src, non_blocking): src cast to self's dtype, broadcast to self's shape. */
+int lower_copy(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *src = ox_arg_value(L, 1);
+    if (!x || !src) return ox_bind(L, 0, NULL);
+    ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64);
+    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Expand", 2, ox_cast(L, src, x->dtype), shape)), x->dtype));
+}
+
+/* dist(self, other, p=2): the p-norm of the difference over every element. */
+int lower_dist(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *a = ox_arg_scalar(L, 0, t), *b = ox_arg_scalar(L, 1, t);
+    double p = ox_arg_float(L, 2, 2);
+    if (!a || !b) return ox_bind(L, 0, NULL);
+    ox_value *d = typed(ox_out(ox_op(L, "Abs", 1, bin(L, "Sub", a, b, t))), t);
+    ox_node *r;
+    if (p == 2 || p == 1) r = ox_op(L, p == 2 ? "ReduceL2" : "ReduceL1", 1, d);
+    else if (isinf(p)) r = ox_op(L, p > 0 ? "ReduceMax" : "ReduceMin", 1, d);
+    else if (p == 0) r = ox_op(L, "ReduceSum", 1, ox_cast(L, ox_cast(L, d, OX_BOOL), t));
+    else {
+        ox_node *s = ox_op(L, "ReduceSum", 1, bin(L, "Pow", d, ox_const_scalar(L, t, p), t));
+        if (s) ox_node_set_int(L->g, s, "keepdims", 0);
+        return ox_bind(L, 0, bin(L, "Pow", typed(ox_out(s), t), ox_const_scalar(L, t, 1 / p), t));
+    }
+    if (r) ox_node_set_int(L->g, r, "keepdims", 0);
+    return ox_bind(L, 0, typed(ox_out(r), t));
+}
+
+/* angle(self) of a real tensor: pi where x < 0, else 0 (NaN stays NaN). */
+int lower_angle(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *x = ox_arg_value(L, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (t == OX_UNDEFINED) t = x->dtype;
+    ox_value *xc = ox_cast(L, x, t);
+    ox_value *neg = bin(L, "Less", xc, ox_const_scalar(L, t, 0), OX_BOOL);
+    ox_value *a = typed(ox_out(ox_op(L, "Where", 3, neg, ox_const_scalar(L, t, M_PI), ox_const_scalar(L, t, 0))), t);
+    if (ox_dtype_is_float(x->dtype))   /* x * 0 is NaN for NaN: carry it */
+        a = bin(L, "Add", a, bin(L, "Mul", xc, ox_const_scalar(L, t, 0), t), t);
+    return ox_bind(L, 0, a);
+}
+
+/* addbmm(self, batch1, batch2, *, beta=1, alpha=1) = beta * self + alpha * sum_b(batch1[b] @ batch2[b]) */
+int lower_addbmm(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *s = ox_arg_value(L, 0), *b1 = ox_arg_value(L, 1), *b2 = ox_arg_value(L, 2);
+    if (!s || !b1 || !b2) return ox_bind(L, 0, NULL);
+    if (t == OX_UNDEFINED) t = s->dtype;
+    ox_value *mm = bin(L, "MatMul", ox_cast(L, b1, t), ox_cast(L, b2, t), t);
+    ox_node *sum = ox_op(L, "ReduceSum", 2, mm, c1(L, 0));
+    if (sum) ox_node_set_int(L->g, sum, "keepdims", 0);
+    ox_value *r = typed(ox_out(sum), t);
+    double beta = ox_arg_float(L, 3, 1), alpha = ox_arg_float(L, 4, 1);
+    if (alpha != 1) r = bin(L, "Mul", r, ox_const_scalar(L, t, alpha), t);
+    if (beta == 0) return ox_bind(L, 0, typed(ox_out(ox_op(L, "Expand", 2, r, typed(ox_out(ox_op(L, "Shape", 1, s)), OX_INT64))), t));
+    ox_value *bs = ox_cast(L, s, t);
+    if (beta != 1) bs = bin(L, "Mul", bs, ox_const_scalar(L, t, beta), t);
+    return ox_bind(L, 0, bin(L, "Add", bs, r, t));
+}
+
+/* bitwise_left_shift / bitwise_right_shift (self, other), signed or unsigned ints: x * 2^y and
+ * floor(x / 2^y) (arithmetic shift), 2^y computed exactly by BitShift on uint64. Shifts past the
+ * width give 0 (or -1 right-shifting a negative), as torch; int64 shifts are exact up to 62. */
+static int shift(ox_lower *L, bool left) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *x = ox_arg_scalar(L, 0, t), *y = ox_arg_scalar(L, 1, t);
+    if (!x || !y) return ox_bind(L, 0, NULL);
+    if (!ox_dtype_is_int(t)) return ox_lower_unsupported(L, "shifts of %s", ox_dtype_name(t));
+    int bits = (int)ox_dtype_size(t) * 8;
+    if (bits > 62) bits = 62;   /* 2^y must stay a positive int64 (right shifts of int64 by 63 or more: not exact) */
+    ox_value *yc = typed(ox_out(ox_op(L, "Clip", 3, ox_cast(L, y, OX_INT64), ox_const_scalar(L, OX_INT64, 0),
+                                      ox_const_scalar(L, OX_INT64, bits))), OX_INT64);
+    uint64_t one_bits = 1;
+    ox_value *one = ox_const_tensor(L, OX_UINT64, 0, NULL, &one_bits);
+    ox_node *p = ox_op(L, "BitShift", 2, one, ox_cast(L, yc, OX_UINT64));
+    if (p) ox_node_set_string(L->g, p, "direction", "LEFT");
+    ox_value *pow2 = typed(ox_out(p), OX_UINT64);
+    ox_value *x64 = ox_cast(L, x, OX_INT64);
+    ox_value *r;
+    if (left) {
+        r = bin(L, "Mul", x64, ox_cast(L, pow2, OX_INT64), OX_INT64);   /* wraps modulo 2^64, then narrowed */
+    } else {
+        /* floor division by 2^y for y < 64: (x - ((x % d) + d) % d) / d, d = 2^y */
+        ox_value *d = ox_cast(L, pow2, OX_INT64);
+        ox_node *m = ox_op(L, "Mod", 2, x64, d);
+        if (m) ox_node_set_int(L->g, m, "fmod", 0);   /* Python-style: sign of the divisor */
+        r = bin(L, "Div", bin(L, "Sub", x64, typed(ox_out(m), OX_INT64), OX_INT64), d, OX_INT64);
+    }
+    return ox_bind(L, 0, ox_cast(L, r, t));
+}
+
+int lower_left_shift(ox_lower *L) { return shift(L, true); }
+int lower_right_shift(ox_lower *L) { return shift(L, false); }
+
+/* bucketize.Tensor(self, boundaries, *, out_int32, right): the number of boundaries below x (<= x
+ * with right), by comparing x against every boundary at once. */
+int lower_bucketize(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *b = ox_arg_value(L, 1);
+    bool right = ox_arg_bool(L, 3, false);
+    if (!x || !b) return ox_bind(L, 0, NULL);
+    if (b->rank != 1) return ox_lower_fail(L, "boundaries of rank %d", b->rank);
+    ox_dtype ct = ox_promote(x->dtype, b->dtype);
+    if (ct == OX_BOOL) ct = OX_INT32;
+    if (ct == OX_BFLOAT16) ct = OX_FLOAT;
+    ox_value *xu = typed(ox_out(ox_op(L, "Unsqueeze", 2, ox_cast(L, x, ct), c1(L, -1))), ct);
+    ox_value *cmp = bin(L, right ? "LessOrEqual" : "Less", ox_cast(L, b, ct), xu, OX_BOOL);
+    ox_node *s = ox_op(L, "ReduceSum", 2, ox_cast(L, cmp, OX_INT64), c1(L, -1));
+    if (s) ox_node_set_int(L->g, s, "keepdims", 0);
+    ox_dtype t = ox_out_dtype(L, 0);
+    return ox_bind(L, 0, ox_cast(L, typed(ox_out(s), OX_INT64), t == OX_UNDEFINED ? OX_INT64 : t));
+}

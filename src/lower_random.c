@@ -133,3 +133,55 @@ int lower_bernoulli(ox_lower *L) {
     ox_value *hit = typed(ox_out(ox_op(L, "Less", 2, draw(L, x, false, 0, 1), prob)), OX_BOOL);
     return bind_as(L, hit, x->dtype);
 }
+
+/* Samples of a static shape (argument si): RandomNormal / RandomUniform with a `shape`. */
+static ox_value *draw_shaped(ox_lower *L, int si, bool normal, double a, double b) {
+    int64_t shape[64];
+    int n = ox_arg_ints(L, si, shape, 64);
+    if (n < 0) return NULL;
+    for (int i = 0; i < n; i++)
+        if (shape[i] < 0) {
+            ox_lower_fail(L, "size %lld", (long long)shape[i]);
+            return NULL;
+        }
+    ox_node *r = ox_op(L, normal ? "RandomNormal" : "RandomUniform", 0);
+    if (!r) return NULL;
+    ox_node_set_ints(L->g, r, "shape", shape, n);
+    ox_node_set_int(L->g, r, "dtype", OX_FLOAT);
+    ox_node_set_float(L->g, r, normal ? "mean" : "low", (float)a);
+    ox_node_set_float(L->g, r, normal ? "scale" : "high", (float)b);
+    return typed(ox_out(r), OX_FLOAT);
+}
+
+/* rand(size, ...), randn(size, ...) */
+int lower_rand(ox_lower *L) { return bind_as(L, draw_shaped(L, 0, false, 0, 1), OX_FLOAT); }
+int lower_randn(ox_lower *L) { return bind_as(L, draw_shaped(L, 0, true, 0, 1), OX_FLOAT); }
+
+/* randint(high, size, ...), randint.low(low, high, size, ...) */
+static int randint_shaped(ox_lower *L, double lo, double hi, int si) {
+    if (!(hi > lo)) return ox_lower_fail(L, "randint over [%g, %g)", lo, hi);
+    ox_value *u = draw_shaped(L, si, false, 0, 1);
+    ox_value *f = un(L, "Floor", bin(L, "Mul", u, k(L, hi - lo)));
+    return bind_as(L, bin(L, "Add", f, k(L, lo)), OX_INT64);
+}
+
+int lower_randint(ox_lower *L) { return randint_shaped(L, 0, (double)ox_arg_int(L, 0, 1), 1); }
+int lower_randint_low(ox_lower *L) { return randint_shaped(L, (double)ox_arg_int(L, 0, 0), (double)ox_arg_int(L, 1, 1), 2); }
+
+/* normal.float_float(mean, std, size, ...) */
+int lower_normal_float_float(ox_lower *L) {
+    double std = ox_arg_float(L, 1, 1);
+    if (std < 0) return ox_lower_fail(L, "std %g", std);
+    return bind_as(L, draw_shaped(L, 2, true, ox_arg_float(L, 0, 0), std), OX_FLOAT);
+}
+
+/* normal.Tensor_Tensor(mean, std), normal.Tensor_float(mean, std), normal.float_Tensor(mean, std):
+ * mean + std * N(0, 1), broadcast. */
+int lower_normal_tensors(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *mean = ox_arg_scalar(L, 0, OX_FLOAT), *std = ox_arg_scalar(L, 1, OX_FLOAT);
+    if (!mean || !std) return ox_bind(L, 0, NULL);
+    ox_value *like = typed(ox_out(ox_op(L, "Add", 2, mean, std)), OX_FLOAT);   /* the broadcast shape */
+    ox_value *z = draw(L, like, true, 0, 1);
+    return bind_as(L, bin(L, "Add", mean, bin(L, "Mul", std, z)), t == OX_UNDEFINED ? OX_FLOAT : t);
+}

@@ -284,3 +284,19 @@ def test_sampling_ops():
     assert abs(normal.mean() - 5.0) < 0.05
     assert set(bern.unique().tolist()) <= {0.0, 1.0} and 0.4 < bern.mean() < 0.6
     assert 0.15 < bern_p.mean() < 0.35
+
+
+def test_random_factories():
+    class M(torch.nn.Module):
+        def forward(self, m, s):
+            return (torch.rand(50, 40), torch.randn(50, 40), torch.randint(3, 7, (50, 40)), torch.randint(5, (50, 40)),
+                    torch.normal(2.0, 0.5, (50, 40)), torch.normal(m, s))
+
+    m, s = torch.full((50, 40), 3.0), torch.full((50, 40), 0.1)
+    program = oxport.export(M(), (m, s), verbose=False)
+    rand, randn, ri_low, ri, nrm, nrm_t = program(m, s)
+    for got, want in zip(program(m, s), M()(m, s)):
+        assert got.shape == want.shape and got.dtype == want.dtype
+    assert 0 <= rand.min() and rand.max() < 1 and 0.8 < randn.std() < 1.2
+    assert ri_low.min() >= 3 and ri_low.max() <= 6 and ri.min() >= 0 and ri.max() <= 4
+    assert abs(nrm.mean() - 2.0) < 0.05 and abs(nrm_t.mean() - 3.0) < 0.02

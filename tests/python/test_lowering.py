@@ -31,6 +31,12 @@ def _put_columns(x, cols, v):   # x[:, cols] = v: an index_put whose index start
     return y
 
 
+def _copy_into(x, v):   # x.copy_(v) on a fresh value: aten.copy
+    y = x * 1
+    y.copy_(v)
+    return y
+
+
 def _case(fn, *args):
     return fn, args
 
@@ -145,6 +151,14 @@ CASES = {
     "bool_bf16_compare_extremes": _case(lambda b, c, h: (torch.maximum(b, c), torch.minimum(b, c), b.sign(), torch.sgn(b), h == h.flip(0),
                                                       h < 0.5, h >= h.flip(0), h != 1, torch.maximum(h, h.flip(0)), torch.minimum(h, h.flip(0))),
                                         r(6) > 0, r(6) > 0.5, r(6, dtype=torch.bfloat16)),
+    "opinfo_gaps_2": _case(lambda x, y, i, j, b1, b2: (torch.dist(x, y), torch.dist(x, y, 1), torch.dist(x, y, 3.0), torch.angle(x),
+                                                       torch.addbmm(y[:, :2], b1, b2), torch.addbmm(y[:, :2], b1, b2, beta=0.5, alpha=2.0),
+                                                       torch.bitwise_left_shift(i, j), torch.bitwise_right_shift(i, j),
+                                                       torch.bitwise_right_shift(i.int(), j.int()),
+                                                       torch.bucketize(x, torch.tensor([-1.0, 0.0, 0.5])),
+                                                       torch.bucketize(x, torch.tensor([-1.0, 0.0, 0.5]), right=True, out_int32=True),
+                                                       _copy_into(x, y[0])),
+                           r(4, 5), r(4, 5), ints(4, 5, high=100), ints(4, 5, high=3).abs(), r(3, 4, 6), r(3, 6, 2)),
     "trig": _case(lambda x, i: (x.tan(), (x / 4).asin(), (x / 4).acos(), x.atan(), x.sinh(), x.cosh(), x.asinh(),
                                 (x.abs() + 1).acosh(), (x / 4).atanh(), i.atan()),
                   r(3, 4), ints(3, 4)),
