@@ -635,11 +635,74 @@ static bool take_place(ox_node *fused, ox_node *old, ox_node *absorbed, ox_graph
  *   k = scale / sqrt(var + eps),  W'[o] = W[o] * k[o],  b' = (b - mean) * k + B
  * (for ConvTranspose the output channel is W's dim 1, per group). Float32 only.
  */
+/*
+ * Gemm(A, B, C; alpha, beta) -> BatchNormalization becomes Gemm(A, B', C'; alpha, beta = 1) with
+ *   k = scale / sqrt(var + eps),  B' = B with output column o times k[o],  C' = (beta C - mean) k + B
+ * B' is a SCALED view when B is [out, in] (transB = 1, what linear lowers to); computed otherwise.
+ */
+static bool fuse_bn_gemm(ox_graph *g, ox_node *bn, ox_node *gemm, ox_pass_stats *st) {
+    ox_value *w = gemm->inputs[1], *c = gemm->ninputs > 2 ? gemm->inputs[2] : NULL;
+    if (!is_const(w) || w->tensor->dtype != OX_FLOAT || w->tensor->rank != 2 || ox_tensor_is_view(w->tensor)) return false;
+    bool tb = ox_node_attr_int(gemm, "transB", 0) != 0;
+    const int64_t *wd = w->tensor->dims;
+    int64_t out = tb ? wd[0] : wd[1], in = tb ? wd[1] : wd[0];
+    const float *scale = f32(g, bn->inputs[1], out), *shift = f32(g, bn->inputs[2], out);
+    const float *mean = f32(g, bn->inputs[3], out), *var = f32(g, bn->inputs[4], out);
+    int64_t cn = c && is_const(c) ? ox_tensor_numel(c->tensor) : 0;
+    if (!scale || !shift || !mean || !var || (c && (!is_const(c) || c->tensor->dtype != OX_FLOAT || (cn != out && cn != 1))))
+        return false;
+    const float *cv = c ? ox_tensor_bytes(g, c->tensor) : NULL;
+    if (c && !cv) return false;
+    const ox_attr *eps_a = ox_node_attr(bn, "epsilon");
+    double eps = eps_a && eps_a->type == OX_ATTR_FLOAT ? eps_a->u.f : 1e-5;
+    const ox_attr *beta_a = ox_node_attr(gemm, "beta");
+    double beta = beta_a && beta_a->type == OX_ATTR_FLOAT ? beta_a->u.f : 1.0;
+    double *k = ox_arena_array(g->arena, (size_t)out, sizeof *k);
+    ox_tensor *nb = ox_tensor_new(g, OX_FLOAT, 1, &out);
+    if (!k || !nb) { ox_graph_status(g); return false; }
+    nb->weight = true;
+    for (int64_t o = 0; o < out; o++) {
+        k[o] = scale[o] / sqrt((double)var[o] + eps);
+        double cb = c ? beta * cv[cn == 1 ? 0 : o] : 0.0;
+        ((float *)(void *)nb->data)[o] = (float)((cb - mean[o]) * k[o] + shift[o]);
+    }
+    ox_tensor *nw;
+    if (tb) {
+        nw = ox_arena_alloc(g->arena, sizeof *nw);
+        if (!nw) { ox_graph_status(g); return false; }
+        *nw = (ox_tensor){.dtype = OX_FLOAT, .rank = 2, .dims = wd, .nbytes = w->tensor->nbytes,
+                          .storage = OX_DATA_SCALED, .base = w->tensor, .scale = k, .run = in};
+        w->tensor->consumed = true;
+    } else {
+        const float *wv = ox_tensor_bytes(g, w->tensor);
+        nw = ox_tensor_new(g, OX_FLOAT, 2, wd);
+        if (!wv || !nw) { ox_graph_status(g); return false; }
+        nw->weight = true;
+        for (int64_t i = 0; i < in; i++)
+            for (int64_t o = 0; o < out; o++)
+                ((float *)(void *)nw->data)[i * out + o] = (float)(wv[i * out + o] * k[o]);
+    }
+    ox_value *wn = ox_graph_adopt_tensor(g, fused_name(g, w, "bn_fused"), nw);
+    ox_value *bnv = ox_graph_adopt_tensor(g, fused_name(g, w, "bn_fused_bias"), nb);
+    if (!wn || !bnv) return false;
+    ox_value *ins[3] = {gemm->inputs[0], wn, bnv};
+    ox_node *fused = ox_graph_add_node(g, "Gemm", NULL, 3, ins, 1);
+    if (!fused) return false;
+    const ox_attr *alpha = ox_node_attr(gemm, "alpha");
+    if (alpha && alpha->type == OX_ATTR_FLOAT) ox_node_set_float(g, fused, "alpha", alpha->u.f);
+    if (ox_node_attr_int(gemm, "transA", 0)) ox_node_set_int(g, fused, "transA", 1);
+    if (tb) ox_node_set_int(g, fused, "transB", 1);
+    fused->name = gemm->name;
+    fused->source = gemm->source;
+    return take_place(fused, bn, gemm, g, st);
+}
+
 static bool fuse_bn(ox_graph *g, ox_node *bn, ox_pass_stats *st) {
     if (bn->ninputs != 5 || bn->noutputs != 1) return false;
     ox_value *y = bn->inputs[0];
     ox_node *conv = y ? y->producer : NULL;
     if (!conv || conv->dead || !single_use(y) || conv->ninputs < 2) return false;
+    if (op_is(conv, "Gemm")) return y->rank == 2 && fuse_bn_gemm(g, bn, conv, st);
     bool transposed = op_is(conv, "ConvTranspose");
     if (!transposed && !op_is(conv, "Conv")) return false;
     ox_value *w = conv->inputs[1], *b = conv->ninputs > 2 ? conv->inputs[2] : NULL;

@@ -298,8 +298,54 @@ static void test_nonneg_wrap(void) {
     }
 }
 
+/* BatchNormalization after Gemm: folded into the weight (a view for transB = 1, computed for
+ * transB = 0) and the bias; beta applied to C. */
+static void test_fuse_bn_gemm(void) {
+    for (int tb = 0; tb < 2; tb++) {
+        ox_graph *g = ox_graph_new(20);
+        ox_dim d[2] = {{.value = 1}, {.value = 2}};
+        ox_value *a = ox_graph_add_input(g, "a", OX_FLOAT, 2, d);
+        /* W as [in=2, out=3] (transB 0) or its transpose [3, 2] (transB 1) */
+        float w0[6] = {1, 2, 3, 4, 5, 6}, w1[6] = {1, 4, 2, 5, 3, 6}, c[3] = {1, 1, 1};
+        int64_t wd0[2] = {2, 3}, wd1[2] = {3, 2}, od[1] = {3};
+        ox_value *wv = ox_graph_add_initializer(g, "w", OX_FLOAT, 2, tb ? wd1 : wd0, tb ? w1 : w0, sizeof w0);
+        ox_value *cv = ox_graph_add_initializer(g, "c", OX_FLOAT, 1, od, c, sizeof c);
+        ox_value *gin[3] = {a, wv, cv};
+        ox_node *gemm = ox_graph_add_node(g, "Gemm", NULL, 3, gin, 1);
+        ox_node_set_float(g, gemm, "beta", 2.0f);
+        if (tb) ox_node_set_int(g, gemm, "transB", 1);
+        gemm->outputs[0]->rank = 2;
+        float scale[3] = {1, 2, 3}, shift[3] = {0, 1, 0}, mean[3] = {1, 0, 2}, var[3] = {1, 1, 1};
+        ox_value *bnin[5] = {gemm->outputs[0],
+            ox_graph_add_initializer(g, "s", OX_FLOAT, 1, od, scale, sizeof scale),
+            ox_graph_add_initializer(g, "b", OX_FLOAT, 1, od, shift, sizeof shift),
+            ox_graph_add_initializer(g, "m", OX_FLOAT, 1, od, mean, sizeof mean),
+            ox_graph_add_initializer(g, "v", OX_FLOAT, 1, od, var, sizeof var)};
+        ox_node *bn = ox_graph_add_node(g, "BatchNormalization", NULL, 5, bnin, 1);
+        ox_node_set_float(g, bn, "epsilon", 0.0f);
+        ox_graph_add_output(g, bn->outputs[0]);
+        CHECK(ox_optimize(g, NULL) == OX_OK);
+        CHECK_EQ_INT(g->nnodes, 1);
+        ox_node *f = g->nodes[0];
+        CHECK_STR(f->op_type, "Gemm");
+        CHECK(ox_node_attr(f, "beta") == NULL && ox_node_attr_int(f, "transB", 0) == tb);
+        float nw[6], nb[3];
+        CHECK(ox_tensor_read(f->inputs[1]->tensor, 0, sizeof nw, nw));
+        CHECK(ox_tensor_read(f->inputs[2]->tensor, 0, sizeof nb, nb));
+        CHECK(f->inputs[1]->tensor->storage == (tb ? OX_DATA_SCALED : OX_DATA_OWNED));
+        for (int i = 0; i < 2; i++)
+            for (int o = 0; o < 3; o++) {
+                float want = w0[i * 3 + o] * scale[o];
+                CHECK(tb ? nw[o * 2 + i] == want : nw[i * 3 + o] == want);
+            }
+        for (int o = 0; o < 3; o++) CHECK(nb[o] == (2 * c[o] - mean[o]) * scale[o] + shift[o]);
+        ox_graph_free(g);
+    }
+}
+
 int main(void) {
     test_fuse();
+    test_fuse_bn_gemm();
     test_dce();
     test_lift_constants();
     test_simplify();

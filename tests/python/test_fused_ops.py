@@ -300,3 +300,19 @@ def test_random_factories():
     assert 0 <= rand.min() and rand.max() < 1 and 0.8 < randn.std() < 1.2
     assert ri_low.min() >= 3 and ri_low.max() <= 6 and ri.min() >= 0 and ri.max() <= 4
     assert abs(nrm.mean() - 2.0) < 0.05 and abs(nrm_t.mean() - 3.0) < 0.02
+
+
+def test_batch_norm_folded_into_gemm():
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                            torch.nn.Linear(8, 3, bias=False), torch.nn.BatchNorm1d(3)).eval()
+    for bn in (m[1], m[4]):
+        torch.nn.init.normal_(bn.running_mean)
+        torch.nn.init.uniform_(bn.running_var, 0.5, 2)
+        torch.nn.init.normal_(bn.weight)
+        torch.nn.init.normal_(bn.bias)
+    x = torch.randn(4, 6)
+    program = oxport.export(m, (x,), verbose=False)
+    assert [n.op_type for n in program.model_proto.graph.node] == ["Gemm", "Relu", "Gemm"]
+    with torch.no_grad():
+        torch.testing.assert_close(program(x)[0], m(x))
