@@ -134,25 +134,87 @@ ox_code ox_pass_lift_constants(ox_graph *g, ox_pass_stats *st) {
 
 enum { FOLD_FREE_BYTES = 1024 };   /* a fold may add this much even when it removes nothing */
 
-/* Shape and Size of a static shape, whatever the input's value. */
+/* The dims Shape node n reports: x's dims [*start, *end). False when x's shape is not known. */
+static bool shape_range(const ox_node *n, const ox_value **x, int64_t *start, int64_t *end) {
+    *x = n->inputs[0];
+    if (!*x || (*x)->rank < 0 || ((*x)->rank && !(*x)->dims)) return false;
+    int64_t r = (*x)->rank, b = ox_node_attr_int(n, "start", 0), e = ox_node_attr_int(n, "end", r);
+    if (b < 0) b += r;
+    if (e < 0) e += r;
+    *start = b < 0 ? 0 : b > r ? r : b;
+    *end = e < *start ? *start : e > r ? r : e;
+    return true;
+}
+
+static bool dim_static(const ox_dim *d) { return !d->param && d->value >= 0; }
+
+/* Shape of the dims it reports, when they are static (the others may be symbolic), and Size of a
+ * static shape, whatever the input's value. */
 static ox_tensor *fold_shape(ox_graph *g, const ox_node *n) {
     const ox_value *x = n->inputs[0];
-    if (!x || !ox_value_is_static(x)) return NULL;
     if (op_is(n, "Size")) {
-        int64_t numel = ox_value_numel(x);
+        int64_t numel = x && ox_value_is_static(x) ? ox_value_numel(x) : -1;
         ox_tensor *t = numel < 0 ? NULL : ox_tensor_new(g, OX_INT64, 0, NULL);
         if (t) memcpy((void *)t->data, &numel, 8);
         return t;
     }
-    int64_t r = x->rank, start = ox_node_attr_int(n, "start", 0), end = ox_node_attr_int(n, "end", r);
-    if (start < 0) start += r;
-    if (end < 0) end += r;
-    start = start < 0 ? 0 : start > r ? r : start;
-    end = end < 0 ? 0 : end > r ? r : end;
-    int64_t len = end > start ? end - start : 0;
+    int64_t start, end;
+    if (!shape_range(n, &x, &start, &end)) return NULL;
+    for (int64_t k = start; k < end; k++)
+        if (!dim_static(&x->dims[k])) return NULL;
+    int64_t len = end - start;
     ox_tensor *t = ox_tensor_new(g, OX_INT64, 1, &len);
     if (t)
         for (int64_t k = 0; k < len; k++) ((int64_t *)(void *)t->data)[k] = x->dims[start + k].value;
+    return t;
+}
+
+/* Gather(Shape(x), idx) and Slice(Shape(x), ...) with constant indices that pick only static dims
+ * of a partly symbolic shape: a constant. Symbolic dims elsewhere in x do not matter. */
+static ox_tensor *fold_shape_pick(ox_graph *g, const ox_node *n) {
+    const ox_value *s = n->inputs[0];
+    const ox_node *sh = s ? s->producer : NULL;
+    const ox_value *x;
+    int64_t start, end;
+    if (!sh || sh->dead || !op_is(sh, "Shape") || !shape_range(sh, &x, &start, &end)) return NULL;
+    int64_t len = end - start, pick[64], npick = 0;
+    if (op_is(n, "Gather")) {
+        const ox_value *idx = n->ninputs == 2 ? n->inputs[1] : NULL;
+        if (!is_const(idx) || ox_node_attr_int(n, "axis", 0) != 0 || idx->tensor->rank > 1) return NULL;
+        npick = ox_tensor_numel(idx->tensor);
+        if (npick < 0 || npick > 64) return NULL;
+        for (int64_t k = 0; k < npick; k++) {
+            double v = elem(idx->tensor, k);
+            if (isnan(v) || v < -len || v >= len) return NULL;
+            pick[k] = (int64_t)v < 0 ? (int64_t)v + len : (int64_t)v;
+        }
+        if (idx->tensor->rank == 0) {   /* a 0-d index gives a 0-d result */
+            if (!dim_static(&x->dims[start + pick[0]])) return NULL;
+            ox_tensor *t = ox_tensor_new(g, OX_INT64, 0, NULL);
+            if (t) ((int64_t *)(void *)t->data)[0] = x->dims[start + pick[0]].value;
+            return t;
+        }
+    } else {   /* Slice(data, starts, ends[, axes[, steps]]) on the 1-D shape */
+        if (n->ninputs < 3 || !is_const(n->inputs[1]) || !is_const(n->inputs[2])) return NULL;
+        if (ox_tensor_numel(n->inputs[1]->tensor) != 1 || ox_tensor_numel(n->inputs[2]->tensor) != 1) return NULL;
+        if (n->ninputs > 3 && n->inputs[3] && !(is_const(n->inputs[3]) && ox_tensor_numel(n->inputs[3]->tensor) == 1 &&
+                                                 (elem(n->inputs[3]->tensor, 0) == 0 || elem(n->inputs[3]->tensor, 0) == -1)))
+            return NULL;
+        double step = n->ninputs > 4 && n->inputs[4] ? (is_const(n->inputs[4]) ? elem(n->inputs[4]->tensor, 0) : NAN) : 1;
+        double b = elem(n->inputs[1]->tensor, 0), e = elem(n->inputs[2]->tensor, 0);
+        if (step != 1 || isnan(b) || isnan(e)) return NULL;
+        if (b < 0) b += (double)len;
+        if (e < 0) e += (double)len;
+        b = b < 0 ? 0 : b > (double)len ? (double)len : b;
+        e = e < b ? b : e > (double)len ? (double)len : e;
+        for (int64_t k = (int64_t)b; k < (int64_t)e && npick < 64; k++) pick[npick++] = k;
+        if ((int64_t)e - (int64_t)b > 64) return NULL;
+    }
+    for (int64_t k = 0; k < npick; k++)
+        if (!dim_static(&x->dims[start + pick[k]])) return NULL;
+    ox_tensor *t = ox_tensor_new(g, OX_INT64, 1, &npick);
+    if (t)
+        for (int64_t k = 0; k < npick; k++) ((int64_t *)(void *)t->data)[k] = x->dims[start + pick[k]].value;
     return t;
 }
 
@@ -189,6 +251,8 @@ ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
         ox_tensor *out[8] = {0};
         if ((op_is(n, "Shape") || op_is(n, "Size")) && n->ninputs == 1) {
             if (!(out[0] = fold_shape(g, n))) continue;
+        } else if ((op_is(n, "Gather") || op_is(n, "Slice")) && n->noutputs == 1 && (out[0] = fold_shape_pick(g, n))) {
+            /* a static part of a symbolic shape */
         } else {
             bool view = op_is(n, "Transpose") && n->ninputs == 1;
             bool all_const = n->ninputs > 0 && (view || ox_fold_has_kernel(n->op_type));

@@ -343,6 +343,35 @@ static void test_fuse_bn_gemm(void) {
     }
 }
 
+/* Static dims picked out of a partly symbolic shape become constants; the symbolic one stays. */
+static void test_partial_shape(void) {
+    ox_graph *g = ox_graph_new(18);
+    ox_dim d[3] = {{.param = "batch"}, {.value = 16}, {.value = 4}};
+    ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 3, d);
+    ox_value *s = node1(g, "Shape", x, NULL);
+    s->dtype = OX_INT64;
+    int64_t one = 1, zero = 0, two = 2, d1 = 1;
+    ox_value *i1 = ox_graph_add_constant(g, NULL, OX_INT64, 0, NULL, &one);      /* 0-d */
+    ox_value *i0 = ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &zero);      /* [0] */
+    ox_value *picked = node1(g, "Gather", s, i1);
+    ox_value *batch = node1(g, "Gather", s, i0);
+    ox_value *sl[3] = {s, ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &one), ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &two)};
+    ox_node *slice = ox_graph_add_node(g, "Slice", NULL, 3, sl, 1);
+    ox_node *tail = ox_graph_add_node(g, "Shape", NULL, 1, &x, 1);
+    ox_node_set_int(g, tail, "start", 1);
+    ox_graph_add_output(g, picked);
+    ox_graph_add_output(g, batch);
+    ox_graph_add_output(g, slice->outputs[0]);
+    ox_graph_add_output(g, tail->outputs[0]);
+    CHECK(ox_optimize(g, NULL) == OX_OK);
+    const ox_value *o0 = g->outputs[0], *o1 = g->outputs[1], *o2 = g->outputs[2], *o3 = g->outputs[3];
+    CHECK(o0->kind == OX_VALUE_INITIALIZER && o0->tensor->rank == 0 && *(const int64_t *)o0->tensor->data == 16);
+    CHECK(o1->kind == OX_VALUE_NODE);                                            /* batch: symbolic */
+    CHECK(o2->kind == OX_VALUE_INITIALIZER && *(const int64_t *)o2->tensor->data == 16);
+    CHECK(o3->kind == OX_VALUE_INITIALIZER && o3->tensor->dims[0] == 2 && ((const int64_t *)o3->tensor->data)[1] == 4);
+    ox_graph_free(g);
+}
+
 int main(void) {
     test_fuse();
     test_fuse_bn_gemm();
@@ -353,5 +382,6 @@ int main(void) {
     test_fold_shape_and_transpose_view();
     test_dedup();
     test_nonneg_wrap();
+    test_partial_shape();
     return CHECK_DONE();
 }
