@@ -447,6 +447,29 @@ static bool nonneg(const ox_value *v, int depth) {
     return true;
 }
 
+/* Shape(x, k, k + 1) of a symbolic dim named p reads the first graph input dim named p instead:
+ * every size of that name then comes from one node, which dedup merges, and x's producer may die. */
+static void canonical_shape(ox_graph *g, ox_node *n) {
+    const ox_value *x;
+    int64_t start, end;
+    if (n->ninputs != 1 || !shape_range(n, &x, &start, &end) || end - start != 1) return;
+    const char *p = x->dims[start].param;
+    if (!p) return;
+    for (uint32_t i = 0; i < g->ninputs; i++) {
+        ox_value *in = g->inputs[i];
+        for (int k = 0; in->dims && k < in->rank; k++) {
+            if (!in->dims[k].param || strcmp(in->dims[k].param, p) != 0) continue;
+            if (in == x && k == start) return;
+            n->inputs[0]->uses--;
+            n->inputs[0] = in;
+            in->uses++;
+            ox_node_set_int(g, n, "start", k);
+            ox_node_set_int(g, n, "end", k + 1);
+            return;
+        }
+    }
+}
+
 /* Where(Less(i, 0), ..., i) with i never negative (a negative-index wrap around an arange): i. */
 static void simplify_where(ox_node *n, ox_pass_stats *st) {
     if (n->ninputs != 3) return;
@@ -492,6 +515,8 @@ ox_code ox_pass_simplify(ox_graph *g, ox_pass_stats *st) {
             simplify_transpose(g, n, st);
         } else if (!strcmp(op, "Where")) {
             simplify_where(n, st);
+        } else if (!strcmp(op, "Shape")) {
+            canonical_shape(g, n);
         }
     }
     resolve_all(g);

@@ -370,6 +370,33 @@ static void test_partial_shape(void) {
     CHECK(o2->kind == OX_VALUE_INITIALIZER && *(const int64_t *)o2->tensor->data == 16);
     CHECK(o3->kind == OX_VALUE_INITIALIZER && o3->tensor->dims[0] == 2 && ((const int64_t *)o3->tensor->data)[1] == 4);
     ox_graph_free(g);
+
+    /* the size "batch" of an intermediate value is read from the input that names it, so that two
+     * reads of it merge */
+    g = ox_graph_new(18);
+    x = ox_graph_add_input(g, "x", OX_FLOAT, 3, d);
+    ox_value *r = node1(g, "Relu", x, NULL);
+    r->rank = 3;
+    r->dims = d;
+    ox_node *s1 = ox_graph_add_node(g, "Shape", NULL, 1, &r, 1);
+    ox_node_set_int(g, s1, "end", 1);
+    ox_node *s2 = ox_graph_add_node(g, "Shape", NULL, 1, &x, 1);
+    ox_node_set_int(g, s2, "start", 0);
+    ox_node_set_int(g, s2, "end", 1);
+    ox_value *both[2] = {s1->outputs[0], s2->outputs[0]};
+    ox_node *cat = ox_graph_add_node(g, "Concat", NULL, 2, both, 1);
+    ox_node_set_int(g, cat, "axis", 0);
+    ox_graph_add_output(g, cat->outputs[0]);
+    ox_graph_add_output(g, r);
+    CHECK(ox_optimize(g, NULL) == OX_OK);
+    int shapes = 0;
+    for (uint32_t i = 0; i < g->nnodes; i++)
+        if (!strcmp(g->nodes[i]->op_type, "Shape")) {
+            shapes++;
+            CHECK(g->nodes[i]->inputs[0] == x);
+        }
+    CHECK_EQ_INT(shapes, 1);
+    ox_graph_free(g);
 }
 
 int main(void) {
