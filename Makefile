@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 BUILD   := build
 JOBS    ?= 2
 
-.PHONY: demo test build ctest pytest clean bench fuzz coverage coverage-ci large
+.PHONY: demo test build ctest pytest clean bench fuzz coverage coverage-ci large models
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -61,3 +61,10 @@ coverage: build
 
 coverage-ci: build
 	$(PY) tools/opinfo.py --subset --jobs $(JOBS) --out $(BUILD)/coverage
+
+# The model corpus of issue 5 (tools/models.py): every torchvision classification model, the
+# segmentation and three detection models, small Hugging Face models, through oxport and torch.onnx,
+# each in a fresh process, static and dynamic shapes -> docs/models.md and docs/models.json (< 45 min
+# on 2 cores). MODELS_ARGS="--quick" for a short run into build/models/.
+models: build
+	nice -n 19 $(PY) tools/models.py --jobs $(JOBS) $(MODELS_ARGS)

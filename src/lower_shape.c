@@ -508,11 +508,24 @@ int lower_expand_as(ox_lower *L) {
     return ox_bind(L, 0, ox_out(ox_op(L, "Expand", 2, x, shape_of(L, other, 0, INT64_MAX))));
 }
 
-/* repeat(self, repeats): Tile, after unsqueezing leading dims when repeats is longer. */
+/* repeat(self, repeats): Tile, after unsqueezing leading dims when repeats is longer. Repeats may
+ * hold symbolic sizes (Whisper's decoder repeats its positions by the dynamic batch). */
 int lower_repeat(ox_lower *L) {
     int64_t reps[MAX_DIMS], lead[MAX_DIMS];
-    ox_value *x = ox_arg_value(L, 0);
-    int n = ox_arg_ints(L, 1, reps, MAX_DIMS);
+    ox_value *x = ox_arg_value(L, 0), *sym = NULL;
+    const ox_arg *a = ox_arg_at(L, 1);
+    int n = -1;
+    if (a && a->kind == OX_ARG_LIST && a->u.list.n <= MAX_DIMS) {
+        for (int k = 0; k < a->u.list.n; k++) {
+            if (a->u.list.items[k].kind != OX_ARG_VALUE) continue;
+            bool has_zero;
+            n = a->u.list.n;
+            sym = size_list(L, 1, false, &has_zero);
+            if (!sym) return ox_bind(L, 0, NULL);
+            break;
+        }
+    }
+    if (!sym) n = ox_arg_ints(L, 1, reps, MAX_DIMS);
     if (!x || n < 0) return ox_bind(L, 0, NULL);
     if (x->rank < 0) return ox_lower_unsupported(L, "repeat of an input of unknown rank");
     if (n < x->rank)
@@ -520,7 +533,7 @@ int lower_repeat(ox_lower *L) {
     for (int k = 0; k < n - x->rank; k++) lead[k] = k;
     if (n > x->rank) x = ox_out(ox_op(L, "Unsqueeze", 2, x, ox_const_ints(L, n - x->rank, lead)));
     if (n == 0) return ox_bind(L, 0, x);
-    return ox_bind(L, 0, ox_out(ox_op(L, "Tile", 2, x, ox_const_ints(L, n, reps))));
+    return ox_bind(L, 0, ox_out(ox_op(L, "Tile", 2, x, sym ? sym : ox_const_ints(L, n, reps))));
 }
 
 /* ---- factories ---- */

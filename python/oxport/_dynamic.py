@@ -88,7 +88,9 @@ def prepare(model, args, kwargs, dynamic_shapes):
                                  f"(inputs: {sorted(params)})")
         spec = {k: _check_and_convert(v, f"[{k!r}]", names, (k,)) for k, v in dynamic_shapes.items()}
     elif isinstance(dynamic_shapes, (tuple, list)):
-        n_inputs = len(args) + len(kwargs or {})
+        # Counted by parameter, as torch.export does: forward(*args) takes one entry for all its args.
+        n_inputs = (len(_combine_args(model, args, kwargs)) if isinstance(model, torch.nn.Module)
+                    else len(args) + len(kwargs or {}))
         if len(dynamic_shapes) != n_inputs:
             raise ValueError(f"dynamic_shapes has {len(dynamic_shapes)} entries but the model is "
                              f"given {n_inputs} inputs")

@@ -75,3 +75,17 @@ def test_malformed_dynamic_shapes_fail_before_capture(no_capture, spec, exc, mat
     model, args = models.mlp()
     with pytest.raises(exc, match=match):
         oxport.export(model, args, dynamic_shapes=spec)
+
+
+def test_varargs_forward_takes_one_entry_for_all_its_args():
+    """forward(*args) is one parameter: torch.export (and torch.onnx) take one dynamic_shapes entry
+    holding a spec per argument, not one entry per argument."""
+    class Add(torch.nn.Module):
+        def forward(self, *xs):
+            return xs[0] + xs[1]
+
+    args = (torch.randn(2, 3), torch.randn(2, 3))
+    program = oxport.export(Add(), args, dynamic_shapes=(({0: "batch"}, {0: "batch"}),), verbose=False)
+    assert _dims(program.model_proto.graph.input[1]) == ["batch", 3]
+    a, b = torch.randn(5, 3), torch.randn(5, 3)
+    torch.testing.assert_close(program(a, b)[0], a + b)

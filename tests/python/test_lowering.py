@@ -79,6 +79,7 @@ CASES = {
                                            *b.split([1, 3], 1), *a.unbind(0)), r(4, 4), r(4, 4)),
     "squeeze_unsqueeze_expand": _case(lambda x: (x.unsqueeze(0), x.squeeze(1), x.squeeze(), x.expand(2, 3, 4), x.expand_as(torch.empty(5, 2, 2, 4)),
                                                  x.repeat(2, 1, 3)), r(2, 1, 4)),
+    "repeat_symbolic": _case(lambda x, n: x.repeat(n.item(), 2, 1), r(2, 3), torch.tensor(3)),   # repeats from a traced size
     "factories": _case(lambda x: (torch.arange(5) + x.sum().long(), torch.arange(1, 7, 2, dtype=torch.float32), torch.full((2, 3), 1.5),
                                   torch.zeros(2, 3), torch.ones(2), torch.zeros_like(x), torch.ones_like(x), torch.full_like(x, 7),
                                   x.new_zeros(2, 2), x.new_ones(3), x.new_full((2,), 4.0)), r(2, 3)),

@@ -110,3 +110,48 @@ def test_transformer_with_dynamic_batch_and_sequence(name):
         with torch.no_grad():
             expected = wrapped(ids)
         torch.testing.assert_close(program(ids)[0], expected, rtol=1e-3, atol=1e-4)
+
+
+def _corpus():
+    """tools/models.py, the corpus of `make models`, imported under its own name (demo/models.py is
+    `models` on sys.path)."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "models.py")
+    spec = importlib.util.spec_from_file_location("oxport_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _corpus()
+
+
+def test_llama_with_dynamic_cache_at_other_sizes():
+    """One decoding step of Llama over a DynamicCache, with batch, new tokens and past length
+    dynamic: the cache's inputs and outputs keep their named dims, and the model matches eager
+    at sizes other than the traced one (a single new token, a longer past, batch 1 and 3)."""
+    model, args, dyn = corpus.llama_cache()
+    program = oxport.export(model, args, dynamic_shapes=dyn["spec"], verbose=False)
+    onnx.checker.check_model(program.model_proto, full_check=True)
+    graph = program.model_proto.graph
+    assert [d.dim_param for d in graph.input[1].type.tensor_type.shape.dim[:3]] == ["batch", "", "past"]
+    assert graph.output[1].type.tensor_type.shape.dim[0].dim_param == "batch"
+    for inputs in [args] + dyn["inputs"]:
+        with torch.no_grad():
+            expected = model(*inputs)
+        actual = program(*inputs)
+        assert actual[1].shape[2] == inputs[1].shape[2] + inputs[0].shape[1]   # past + new tokens
+        for a, e in zip(actual, expected, strict=True):
+            torch.testing.assert_close(a, e, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["t5", "whisper_decoder", "resnet_hf"])
+def test_corpus_model_matches_eager(name):
+    family, build = corpus.corpus()[name]
+    model, args, _ = build()
+    program = oxport.export(model, args, verbose=False)
+    with torch.no_grad():
+        expected = model(*args)
+    for a, e in zip(program(*args), expected, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-3, atol=1e-4)
