@@ -119,6 +119,11 @@ def functionalize_inplace(ep: ExportedProgram) -> ExportedProgram:
     return ep._update(torch.fx.GraphModule(ep.graph_module, graph), ep.graph_signature)
 
 
+# Higher-order ops torch.export leaves around a region that changes grad mode or autocast (a
+# `with torch.no_grad():` inside forward); run_decompositions inlines their bodies.
+INLINED_BY_DECOMPOSITION = frozenset({"wrap_with_set_grad_enabled", "wrap_with_autocast"})
+
+
 def needs_decomposition(ep: ExportedProgram, opset: int, custom=frozenset()) -> list[str]:
     """The overloads in the graph that the C core does not lower and no custom translation
     covers, but that PyTorch can decompose (or that mutate: they need functionalization). Empty
@@ -128,6 +133,10 @@ def needs_decomposition(ep: ExportedProgram, opset: int, custom=frozenset()) -> 
     table = None
     missing = set()
     for node in ep.graph.nodes:
+        if node.op == "call_function" and isinstance(node.target, torch._ops.HigherOrderOperator) \
+                and node.target.name() in INLINED_BY_DECOMPOSITION:
+            missing.add(target_name(node.target))
+            continue
         if node.op != "call_function" or not hasattr(node.target, "_schema"):
             continue
         name = target_name(node.target)

@@ -108,3 +108,18 @@ def test_write_to_input_matches_eager():
     x = torch.randn(3, 5)
     program = oxport.export(model, (x.clone(),), verbose=False)
     torch.testing.assert_close(program(x.clone())[0], model(x.clone()))
+
+
+def test_grad_mode_region_in_forward(capsys):
+    """`with torch.no_grad():` inside forward makes torch.export wrap the region in a higher-order
+    op; the export goes through run_decompositions, which inlines it."""
+    class M(torch.nn.Module):
+        def forward(self, x):
+            with torch.no_grad():
+                y = x * 2
+            return y + 1
+
+    x = torch.randn(3)
+    program = oxport.export(M(), (x,))
+    assert "[oxport] decompose" in capsys.readouterr().err
+    torch.testing.assert_close(program(x)[0], M()(x))
