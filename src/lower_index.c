@@ -73,8 +73,17 @@ int lower_index(ox_lower *L) {
         if (e->kind != OX_ARG_VALUE) return ox_lower_unsupported(L, "index %d is not a tensor", k);
         ox_value *v = e->u.ref < L->prog->nvalues ? L->prog->table[e->u.ref] : NULL;
         if (!v) return ox_lower_fail(L, "index %d refers to a value that was never produced", k);
-        if (v->dtype == OX_BOOL || v->dtype == OX_UINT8)
-            return ox_lower_unsupported(L, "boolean mask index %d: the result's size depends on the data", k);
+        if (v->dtype == OX_BOOL || v->dtype == OX_UINT8) {
+            if (n != 1) return ox_lower_unsupported(L, "boolean mask index %d among other indices", k);
+            /* x[mask]: the set positions in order (NonZero, [k, m] -> [m, k]) gathered */
+            if (v->rank < 1 || v->rank > x->rank)
+                return ox_lower_fail(L, "a mask of rank %d for a rank-%d tensor", v->rank, x->rank);
+            ox_value *nz = typed(ox_out(ox_op(L, "NonZero", 1, ox_cast(L, v, OX_BOOL))), OX_INT64);
+            ox_node *tr = ox_op(L, "Transpose", 1, nz);
+            if (tr) ox_node_set_ints(L->g, tr, "perm", (const int64_t[]){1, 0}, 2);
+            ox_node *g = ox_op(L, "GatherND", 2, x, typed(ox_out(tr), OX_INT64));
+            return ox_bind(L, 0, typed(ox_out(g), x->dtype));
+        }
         if (!ox_dtype_is_int(v->dtype)) return ox_lower_unsupported(L, "index %d of dtype %s", k, ox_dtype_name(v->dtype));
         if (v->rank < 0) return ox_lower_unsupported(L, "index %d has an unknown rank", k);
         if (v->rank > bcast_rank) bcast_rank = v->rank;

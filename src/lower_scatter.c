@@ -6,7 +6,8 @@
  * elements); ONNX ScatterElements wants updates of index's shape, so src is sliced to it, which
  * needs static shapes. index_put writes through ScatterND with the index tensors broadcast
  * together and stacked on a last axis; the indexed dims must be the leading ones (after dims
- * moved to the front by a Transpose when the indices start later).
+ * moved to the front by a Transpose when the indices start later). A boolean mask index goes
+ * through NonZero.
  */
 #include "lower.h"
 
@@ -186,6 +187,28 @@ int lower_index_fill(ox_lower *L) {
     return ox_bind(L, 0, scatter(L, x, dim, along(L, index, slices, dim, x->rank), val, NULL));
 }
 
+/* x[mask] = values (or +=) with one boolean mask over x's leading dims: the set positions, in
+ * order, from NonZero ([k, n], transposed to ScatterND's [n, k]); values broadcast to
+ * [n, x's remaining dims]. */
+static int mask_put(ox_lower *L, ox_value *x, ox_value *mask, ox_value *values, bool acc) {
+    int k = mask->rank;
+    if (k < 1 || k > x->rank) return ox_lower_fail(L, "a mask of rank %d for a rank-%d tensor", k, x->rank);
+    ox_value *nz = typed(ox_out(ox_op(L, "NonZero", 1, ox_cast(L, mask, OX_BOOL))), OX_INT64);
+    ox_node *tr = ox_op(L, "Transpose", 1, nz);
+    if (tr) ox_node_set_ints(L->g, tr, "perm", (const int64_t[]){1, 0}, 2);
+    ox_value *where = typed(ox_out(tr), OX_INT64);
+    ox_node *n = ox_op(L, "Shape", 1, where);
+    if (n) ox_node_set_int(L->g, n, "end", 1);
+    ox_node *rest = ox_op(L, "Shape", 1, x);
+    if (rest) ox_node_set_int(L->g, rest, "start", k);
+    ox_node *us = ox_op(L, "Concat", 2, typed(ox_out(n), OX_INT64), typed(ox_out(rest), OX_INT64));
+    if (us) ox_node_set_int(L->g, us, "axis", 0);
+    ox_value *v = typed(ox_out(ox_op(L, "Expand", 2, ox_cast(L, values, x->dtype), typed(ox_out(us), OX_INT64))), x->dtype);
+    ox_node *sn = ox_op(L, "ScatterND", 3, x, where, v);
+    if (sn && acc) ox_node_set_string(L->g, sn, "reduction", "add");
+    return ox_bind(L, 0, typed(ox_out(sn), x->dtype));
+}
+
 /* index_put(self, indices: Tensor?[], values, accumulate=False). */
 int lower_index_put(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *values = ox_arg_value(L, 2);
@@ -203,8 +226,10 @@ int lower_index_put(ox_lower *L) {
         if (e->kind != OX_ARG_VALUE || e->u.ref >= L->prog->nvalues || !L->prog->table[e->u.ref])
             return ox_lower_fail(L, "indices item %d is not a tensor", k);
         idx[k] = L->prog->table[e->u.ref];
-        if (idx[k]->dtype == OX_BOOL || idx[k]->dtype == OX_UINT8)
-            return ox_lower_unsupported(L, "a boolean mask index");
+        if (idx[k]->dtype == OX_BOOL || idx[k]->dtype == OX_UINT8) {
+            if (n == 1) return mask_put(L, x, idx[k], values, acc);
+            return ox_lower_unsupported(L, "a boolean mask index among other indices");
+        }
         if (first < 0) first = k;
         if (last >= 0 && last != k - 1) return ox_lower_unsupported(L, "index tensors separated by a slice");
         last = k;

@@ -160,6 +160,7 @@ CASES = {
                                                        torch.bucketize(x, torch.tensor([-1.0, 0.0, 0.5]), right=True, out_int32=True),
                                                        _copy_into(x, y[0])),
                            r(4, 5), r(4, 5), ints(4, 5, high=100), ints(4, 5, high=3).abs(), r(3, 4, 6), r(3, 6, 2)),
+    "bool_mask_index": _case(lambda x, m, rows: (x[m], x[rows], x[x > 0.5], x[m] * 2), r(3, 4), r(3, 4) > 0, r(3) > 0),
     "trig": _case(lambda x, i: (x.tan(), (x / 4).asin(), (x / 4).acos(), x.atan(), x.sinh(), x.cosh(), x.asinh(),
                                 (x.abs() + 1).acosh(), (x / 4).atanh(), i.atan()),
                   r(3, 4), ints(3, 4)),
@@ -193,7 +194,9 @@ CASES = {
                                               torch.index_put(x, (torch.tensor([0, 2]),), w[:, :]),
                                               torch.index_put(x, (torch.tensor([0, 2, 0]), torch.tensor([1, 1, 1])), torch.tensor(1.0), accumulate=True),
                                               torch.index_put(x, (torch.tensor([-1]),), torch.tensor(7.0)),
-                                              _put_columns(x, torch.tensor([4, 0]), v[:, :2]), _put_columns(x, torch.tensor([1]), 5.0)),
+                                              _put_columns(x, torch.tensor([4, 0]), v[:, :2]), _put_columns(x, torch.tensor([1]), 5.0),
+                                              torch.index_put(x, (x[:, 0] > 0,), w[0]), torch.index_put(x, (x > 0,), torch.tensor(0.0)),
+                                              torch.index_put(x, (x > 0.5,), torch.tensor(1.0), accumulate=True)),
                           r(3, 5), torch.tensor([3, 1, 0]), r(3, 3), r(2, 5)),
     "slice_select_scatter": _case(lambda x, s, t: (torch.slice_scatter(x, s, 1, 1, 5, 2), torch.slice_scatter(x, s, -1, -4, None, 2),
                                                   torch.select_scatter(x, t, 1, -2), torch.select_scatter(x, t, 1, 0)),
@@ -228,7 +231,6 @@ def test_row_matches_eager(name):
 
 
 UNSUPPORTED = {
-    "bool_mask_index": (lambda x, m: x[m], (r(3, 4), r(3, 4) > 0), "aten::index.Tensor", "boolean mask index"),
     "cumsum_bool_out": (lambda x: torch.ops.aten.cumsum.default(x, 0, dtype=torch.bool), (r(3) > 0,), "aten::cumsum.default",
                         "cumsum to bool"),
 }
