@@ -390,6 +390,8 @@ def worker_main(max_samples: int):
             emit(event="sample", sample=i, result=res)
             if "eager_error" not in res:
                 both_capture = all(res.get(x, {}).get("status") == "capture" for x in EXPORTERS)
+                if task.get("keep_on_capture"):   # reuse: the other exporter's capture failures are unknown here
+                    both_capture = all(res[x]["status"] == "capture" for x in exporters)
                 if not both_capture:
                     exporters = [x for x in exporters if res[x]["status"] == "pass"]
         emit(event="done", nsamples=len(samples))
@@ -444,7 +446,7 @@ class Worker:
         except ValueError:
             return self.read(max(0.0, deadline - time.time()))
 
-    def run(self, key: str, dtype: str, start: int, exporters: list[str]):
+    def run(self, key: str, dtype: str, start: int, exporters: list[str], keep_on_capture=False):
         """Yields events; ends with {"event": "done"} or {"event": "crash", ...}."""
         if self.proc is None or self.proc.poll() is not None or self.tasks >= 100:
             for attempt in range(3):
@@ -459,7 +461,8 @@ class Worker:
                         return
                     time.sleep(30)
         self.tasks += 1
-        self.proc.stdin.write((json.dumps(dict(key=key, dtype=dtype, start=start, exporters=exporters))
+        self.proc.stdin.write((json.dumps(dict(key=key, dtype=dtype, start=start, exporters=exporters,
+                                                    keep_on_capture=keep_on_capture))
                                + "\n").encode())
         self.proc.stdin.flush()
         at = None
@@ -496,18 +499,21 @@ def _signal_name(rc):
     return f"exit code {rc}"
 
 
-def run_pair(worker: Worker, key: str, dtype: str) -> dict:
+def run_pair(worker: Worker, key: str, dtype: str, reuse: dict | None = None) -> dict:
     """Runs every sample of (op, dtype), restarting the worker after a crash, and folds the samples
-    into the pair's record."""
+    into the pair's record. With `reuse` (this pair's record from an earlier run with the same
+    torch, onnx, onnxscript and onnxruntime), only oxport runs and torch.onnx's result is taken from it."""
     samples: dict[int, dict] = {}
-    exporters = list(EXPORTERS)
+    run_set = ["oxport"] if reuse else list(EXPORTERS)
+    exporters = list(run_set)
     start = 0
     nsamples = None
     error = None
     t0 = time.time()
     while True:
         crashed = None
-        for ev in worker.run(key, dtype, start, exporters):
+        for ev in worker.run(key, dtype, start, exporters,
+                             keep_on_capture=bool(reuse and reuse.get("not_exportable_samples"))):
             if ev["event"] == "sample":
                 samples.setdefault(ev["sample"], {}).update(ev["result"])
             elif ev["event"] == "done":
@@ -535,7 +541,7 @@ def run_pair(worker: Worker, key: str, dtype: str) -> dict:
             if exporters:
                 start = i          # the rest of this sample for the others, then go on
             else:
-                exporters = [x for x in EXPORTERS if all(samples[j].get(x, {}).get("status", "pass") == "pass"
+                exporters = [x for x in run_set if all(samples[j].get(x, {}).get("status", "pass") == "pass"
                                                          for j in samples if "eager_error" not in samples[j])]
                 start = i + 1
         # exporters that failed already have no more to run
@@ -544,7 +550,19 @@ def run_pair(worker: Worker, key: str, dtype: str) -> dict:
                                                  and not _both_capture(samples[j]))]
         if not exporters:
             break
-    return fold(key, dtype, samples, nsamples, error, time.time() - t0)
+    if reuse:
+        # The earlier run left out the samples neither exporter could capture; the first that many
+        # samples oxport cannot capture stand for them.
+        left = reuse.get("not_exportable_samples", 0)
+        for i in sorted(samples):
+            r = samples[i]
+            if left and r.get("oxport", {}).get("status") == "capture":
+                r["torch_onnx"] = {"status": "capture", "message": "(reused: not capturable)"}
+                left -= 1
+    rec = fold(key, dtype, samples, nsamples, error, time.time() - t0)
+    if reuse and rec["status"] == "tested":
+        rec["torch_onnx"] = dict(reuse["torch_onnx"], reused=True)
+    return rec
 
 
 def _both_capture(s):
@@ -668,6 +686,10 @@ def main(argv=None):
     p.add_argument("--report-only", action="store_true",
                    help="write coverage.md in --out from coverage.partial.jsonl in --work if there is one "
                         "(a run still going or stopped), else from coverage.json in --out")
+    p.add_argument("--reuse-torch-onnx", metavar="JSON",
+                   help="take torch.onnx's result for each tested pair from this earlier coverage.json "
+                        "instead of exporting again (refused unless its torch, onnx, onnxscript and "
+                        "onnxruntime versions are the ones installed); only oxport runs on those pairs")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -696,11 +718,29 @@ def main(argv=None):
         return 0
 
     pairs = plan(args)
+    reused: dict = {}
+    reuse_meta = None
+    if args.reuse_torch_onnx:
+        with open(args.reuse_torch_onnx) as f:
+            old = json.load(f)
+        ov, nv = old["meta"].get("versions", {}), versions()
+        diff = [k for k in ("torch", "onnx", "onnxscript", "onnxruntime", "python") if ov.get(k) != nv.get(k)]
+        if diff:
+            sys.exit(f"--reuse-torch-onnx: {args.reuse_torch_onnx} was made with other versions of "
+                     f"{', '.join(diff)}; rerun without it")
+        if old["meta"].get("max_samples") != args.max_samples:
+            sys.exit(f"--reuse-torch-onnx: {args.reuse_torch_onnx} used --max-samples "
+                     f"{old['meta'].get('max_samples')}, this run {args.max_samples}")
+        reused = {(r["op"], r["dtype"]): r for r in old["records"] if r.get("status") == "tested"}
+        reuse_meta = {"from": args.reuse_torch_onnx, "date": old["meta"].get("date"),
+                      "commit": ov.get("commit")}
     command = "python tools/opinfo.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
     meta = {"command": command.strip(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "versions": versions(), "max_samples": args.max_samples,
             "timeout": args.timeout, "jobs": args.jobs, "subset": args.subset,
             "dtypes": args.dtypes or (SUBSET_DTYPES if args.subset else DTYPES), "pairs_planned": len(pairs)}
+    if reuse_meta:
+        meta["reused_torch_onnx"] = reuse_meta
     print(f"{len(pairs)} (op, dtype) pairs, {args.jobs} workers, up to {args.max_samples} samples each",
           flush=True)
     todo: queue.Queue = queue.Queue()
@@ -722,7 +762,7 @@ def main(argv=None):
                 except queue.Empty:
                     return
                 try:
-                    rec = run_pair(w, key, dtype)
+                    rec = run_pair(w, key, dtype, reused.get((key, dtype)))
                 except Exception as e:
                     w.stop()
                     rec = fold(key, dtype, {}, 0, "harness: " + _msg(e), 0.0)
@@ -822,6 +862,13 @@ def write_markdown(doc: dict, path: str):
              f"per (op, dtype), seed 0; dtypes {', '.join(meta.get('dtypes', DTYPES))} where the OpInfo declares "
              f"them for CPU; a pair passes when all its tested samples pass (an exporter's later samples are "
              f"skipped once it has failed one); timeout {meta.get('timeout', DEFAULT_TIMEOUT):g} s per sample and exporter")
+    ru = meta.get("reused_torch_onnx")
+    if ru:
+        n = sum(1 for r in records if r.get("torch_onnx", {}).get("reused"))
+        L.append(f"- torch.onnx's results for {n} of the tested pairs are those of the run of {ru.get('date')} "
+                 f"(`{ru.get('from')}`, same torch, onnx, onnxscript, onnxruntime and Python), taken by "
+                 f"`--reuse-torch-onnx`: they do not depend on oxport; only oxport was exported again on them. "
+                 f"`make coverage` without it runs both")
     L.append("- comparison: `torch.testing.assert_close(onnx, eager, equal_nan=True)` at default tolerances, except "
              "the overrides in `TOLERANCES` in `tools/opinfo.py`; random ops (`RANDOM_OPS`) compare shape and dtype only")
     L.append(f"- not exportable: {s['not_exportable']} pairs whose every sample `torch.export` cannot capture for "
