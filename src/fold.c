@@ -9,8 +9,8 @@
  * out-of-range float cast to an integer type, integers to negative powers) is not folded:
  * OX_EUNSUPPORTED, and the node stays for the runtime to decide.
  *
- * Data-movement kernels (Identity, Reshape, Squeeze, Unsqueeze, Gather, Concat, Slice, Transpose,
- * Expand, Where) copy elements as bytes, so they serve every fixed-size dtype.
+ * Data-movement kernels (Identity, Reshape, Squeeze, Unsqueeze, Gather, GatherND, Concat, Slice,
+ * Transpose, Expand, Where) copy elements as bytes, so they serve every fixed-size dtype.
  *
  * Inputs are checked before anything is read: a tensor whose byte count disagrees with its shape, an
  * index or axis out of range, shapes that do not broadcast are errors naming the node (OX_EINVAL),
@@ -470,6 +470,62 @@ static ox_code k_gather(ox_graph *g, const ox_node *n, const ox_tensor *const *i
                 if (k < 0) k += len;
                 memcpy(dst, (const unsigned char *)x->data + (size_t)(o * len + k) * block, block);
                 dst += block;
+            }
+    *out = t;
+    return OX_OK;
+}
+
+/* GatherND: each tuple of the last indices dim picks a slab of data after the batch_dims leading
+ * dims, which data and indices share. Every index is checked before anything is copied. */
+static ox_code k_gather_nd(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
+                           int arg) {
+    const ox_tensor *x = in[0], *ix = in[1];
+    int r = x->rank, q = ix->rank;
+    int64_t b = ox_node_attr_int(n, "batch_dims", 0);
+    if (ix->dtype != OX_INT64 && ix->dtype != OX_INT32)
+        return bad(g, n, "indices must be int64, not %s", ox_dtype_name(ix->dtype));
+    if (r < 1 || q < 1) return bad(g, n, "data and indices must have rank 1 or more (%d, %d)", r, q);
+    if (b < 0 || b >= r || b >= q)
+        return bad(g, n, "batch_dims %lld must be less than both ranks (%d, %d)", (long long)b, r, q);
+    for (int i = 0; i < b; i++)
+        if (x->dims[i] != ix->dims[i])
+            return bad(g, n, "batch dim %d is %lld in data and %lld in indices", i, (long long)x->dims[i],
+                       (long long)ix->dims[i]);
+    int64_t m = ix->dims[q - 1];
+    if (m < 1 || m > r - b)
+        return bad(g, n, "indices' last dim is %lld, must be 1 to %lld", (long long)m, (long long)(r - b));
+    int64_t dims[MAX_RANK], xs[MAX_RANK];
+    int orank = 0;
+    for (int i = 0; i < q - 1; i++) dims[orank++] = ix->dims[i];
+    for (int i = (int)(b + m); i < r; i++) dims[orank++] = x->dims[i];
+    if (orank > MAX_RANK) return OX_EUNSUPPORTED;
+    row_major_strides(x, xs);
+    int64_t nb = 1, tuples = 1;   /* batches, and index tuples in each */
+    for (int i = 0; i < b; i++) nb *= ix->dims[i];
+    for (int i = (int)b; i < q - 1; i++) tuples *= ix->dims[i];
+    for (int64_t j = 0; j < ox_tensor_numel(ix); j++) {
+        int64_t k = load(ix, j).i, len = x->dims[b + j % m];
+        if (k < -len || k >= len)
+            return bad(g, n, "index out of range: %lld (at position %lld) for data dim %lld of size %lld",
+                       (long long)k, (long long)j, (long long)(b + j % m), (long long)len);
+    }
+    ox_tensor *t = ox_tensor_new(g, x->dtype, orank, dims);
+    if (!t) return no_output(g);
+    /* a slab is everything after the indexed dims: xs[b + m - 1] elements */
+    size_t es = ox_dtype_size(x->dtype), slab = (size_t)xs[b + m - 1] * es;
+    int64_t batch_stride = b ? xs[b - 1] : 0;
+    unsigned char *dst = bytes_of(t);
+    if (slab && t->nbytes)
+        for (int64_t o = 0; o < nb; o++)
+            for (int64_t u = 0; u < tuples; u++) {
+                int64_t off = o * batch_stride, at = (o * tuples + u) * m;
+                for (int64_t c = 0; c < m; c++) {
+                    int64_t k = load(ix, at + c).i;
+                    if (k < 0) k += x->dims[b + c];
+                    off += k * xs[b + c];
+                }
+                memcpy(dst, (const unsigned char *)x->data + (size_t)off * es, slab);
+                dst += slab;
             }
     *out = t;
     return OX_OK;
@@ -1055,6 +1111,39 @@ static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *i
     return OX_OK;
 }
 
+/* CumSum along the axis input (a scalar or one element): sums as ReduceSum makes them, in double
+ * for floats and exactly or not at all for integers. exclusive leaves out the element itself,
+ * reverse sums from the end. */
+static ox_code k_cumsum(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
+                        int arg) {
+    const ox_tensor *x = in[0], *ax = in[1];
+    if (ax->dtype != OX_INT64 && ax->dtype != OX_INT32)
+        return bad(g, n, "axis must be int32 or int64, not %s", ox_dtype_name(ax->dtype));
+    if (ax->rank > 1 || ox_tensor_numel(ax) != 1) return bad(g, n, "axis must be a scalar");
+    int64_t axis = load(ax, 0).i;
+    if (x->rank < 1) return bad(g, n, "input must have rank 1 or more, not 0");
+    if (!norm_axis(&axis, x->rank))
+        return bad(g, n, "axis %lld out of range for rank %d", (long long)load(ax, 0).i, x->rank);
+    bool exclusive = ox_node_attr_int(n, "exclusive", 0) != 0, reverse = ox_node_attr_int(n, "reverse", 0) != 0;
+    ox_tensor *t = ox_tensor_new(g, x->dtype, x->rank, x->dims);
+    if (!t) return no_output(g);
+    int64_t outer = 1, inner = 1, len = x->dims[axis];
+    for (int i = 0; i < axis; i++) outer *= x->dims[i];
+    for (int i = (int)axis + 1; i < x->rank; i++) inner *= x->dims[i];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            num acc = reduce_init(R_SUM, x->dtype);
+            for (int64_t s = 0; s < len; s++) {
+                int64_t e = (o * len + (reverse ? len - 1 - s : s)) * inner + j;
+                if (exclusive) store(t, e, acc);
+                if (!reduce_step(R_SUM, x->dtype, &acc, load(x, e))) return OX_EUNSUPPORTED;
+                if (!exclusive) store(t, e, acc);
+            }
+        }
+    *out = t;
+    return OX_OK;
+}
+
 /* ---- the table ---- */
 
 typedef struct {
@@ -1072,6 +1161,7 @@ static const kernel kernels[] = {
     {"Shape", 1, 1, F_ANY, true, k_shape, 0},
     {"Size", 1, 1, F_ANY, true, k_size, 0},
     {"Gather", 2, 2, F_ANY, false, k_gather, 0},
+    {"GatherND", 2, 2, F_ANY, false, k_gather_nd, 0},
     {"Concat", 1, -1, F_ANY, false, k_concat, 0},
     {"Reshape", 2, 2, F_ANY, false, k_reshape, 0},
     {"Squeeze", 1, 2, F_ANY, false, k_squeeze, 0},
@@ -1115,6 +1205,7 @@ static const kernel kernels[] = {
     {"ReduceProd", 1, 2, F_NUM, false, k_reduce, R_PROD},
     {"ReduceMax", 1, 2, F_NUM | F_BOOL, false, k_reduce, R_MAX},
     {"ReduceMin", 1, 2, F_NUM | F_BOOL, false, k_reduce, R_MIN},
+    {"CumSum", 2, 2, F_NUM, false, k_cumsum, 0},
 };
 
 static const kernel *find(const char *op) {

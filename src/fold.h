@@ -11,7 +11,8 @@
  * Kernels follow the ONNX operator specs (opset g->opset) and are checked against ONNX's backend
  * node tests (tests/python/test_fold_conformance.py). They never fold ops whose result is random
  * (RandomNormal, Bernoulli, ...), ConstantOfShape, or QuantizeLinear/DequantizeLinear: the caller
- * asks ox_fold_has_kernel first.
+ * asks ox_fold_has_kernel first. (ConstantOfShape's result would only make files bigger; the fold
+ * pass computes it as a temporary input for a node that reads it, and that node may fold.)
  */
 #ifndef OX_FOLD_H
 #define OX_FOLD_H

@@ -6,6 +6,7 @@
 #include "pass.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fold.h"
@@ -218,6 +219,43 @@ static ox_tensor *fold_shape_pick(ox_graph *g, const ox_node *n) {
     return t;
 }
 
+/* The most a ConstantOfShape's result may hold to be computed, as a temporary, for a node that
+ * reads it (the result itself is never stored: fold.h). */
+static const size_t FOLD_TEMP_BYTES = (size_t)16 << 20;
+
+/* v = ConstantOfShape(shape) with a constant int64 shape: *t describes its result (dtype, rank,
+ * dims in `dims`, nbytes; no data yet) and `value` holds its one element. False for other values
+ * and for a result over FOLD_TEMP_BYTES. */
+static bool constant_of_shape(const ox_value *v, ox_tensor *t, int64_t *dims, unsigned char *value) {
+    const ox_node *p = v ? v->producer : NULL;
+    if (!p || p->dead || !op_is(p, "ConstantOfShape") || p->ninputs != 1 || p->noutputs != 1 ||
+        p->outputs[0] != v)
+        return false;
+    const ox_value *s = p->inputs[0];
+    if (!is_const(s) || s->tensor->dtype != OX_INT64 || s->tensor->rank != 1 || s->tensor->dims[0] > 16)
+        return false;
+    const ox_attr *a = ox_node_attr(p, "value");
+    ox_dtype dtype = OX_FLOAT;   /* no value: a float 0 */
+    memset(value, 0, 16);
+    if (a) {
+        if (a->type != OX_ATTR_TENSOR || !a->u.t || ox_tensor_numel(a->u.t) != 1) return false;
+        dtype = a->u.t->dtype;
+        size_t es = ox_dtype_size(dtype);
+        if (!es || es > 16 || !ox_tensor_read(a->u.t, 0, es, value)) return false;
+    }
+    int rank = (int)s->tensor->dims[0];
+    size_t nbytes = ox_dtype_size(dtype);
+    for (int i = 0; i < rank; i++) {
+        double d = elem(s->tensor, i);
+        if (!(d >= 0) || d > (double)FOLD_TEMP_BYTES) return false;
+        dims[i] = (int64_t)d;
+        if (dims[i] && nbytes > FOLD_TEMP_BYTES / (size_t)dims[i]) return false;
+        nbytes *= (size_t)dims[i];
+    }
+    *t = (ox_tensor){.dtype = dtype, .rank = rank, .dims = dims, .nbytes = nbytes, .storage = OX_DATA_OWNED};
+    return true;
+}
+
 /* Transpose of a whole weight: a view, transposed when written (nothing copied now). */
 static ox_tensor *fold_transpose_view(ox_graph *g, const ox_node *n) {
     const ox_tensor *b = n->inputs[0]->tensor;
@@ -242,6 +280,55 @@ static ox_tensor *fold_transpose_view(ox_graph *g, const ox_node *n) {
     return t;
 }
 
+/* Runs n's kernel on its constant inputs and, where look[k], on the temporary tensor temp[k]
+ * describes (a ConstantOfShape's result, filled here and freed before returning). OX_OK with out[]
+ * set when the fold is worth making; OX_EUNSUPPORTED when the node stays; another code on OOM. */
+static ox_code fold_with_kernel(ox_graph *g, ox_node *n, const bool *look, ox_tensor *temp,
+                                const unsigned char (*value)[16], size_t freed, ox_tensor **out) {
+    const ox_tensor *in[16];
+    void *buf[16] = {0};
+    ox_code rc = OX_EUNSUPPORTED;
+    for (int k = 0; k < n->ninputs; k++) {
+        in[k] = NULL;
+        if (look[k]) {
+            size_t es = ox_dtype_size(temp[k].dtype);
+            /* malloc, not the arena: a temporary of up to FOLD_TEMP_BYTES is not kept */
+            unsigned char *b = buf[k] = malloc(temp[k].nbytes ? temp[k].nbytes : 1);
+            if (!b) goto done;   /* no memory for an optional temporary: the node just stays */
+            if (temp[k].nbytes) memcpy(b, value[k], es);
+            for (size_t have = es; have < temp[k].nbytes; have *= 2)
+                memcpy(b + have, b, have < temp[k].nbytes - have ? have : temp[k].nbytes - have);
+            temp[k].data = b;
+            in[k] = &temp[k];
+        } else if (n->inputs[k]) {
+            if (!ox_tensor_bytes(g, n->inputs[k]->tensor)) goto done;
+            in[k] = n->inputs[k]->tensor;
+        }
+    }
+    rc = ox_fold_eval(g, n, in, out);
+    if (rc == OX_ENOMEM) goto done;
+    if (rc != OX_OK) {
+        /* A node the kernel rejects stays as it is: ONNX Runtime will say the same thing, with
+         * its own words, if the node is wrong. */
+        if (rc != OX_EUNSUPPORTED) ox_error_clear(&g->err);
+        rc = OX_EUNSUPPORTED;
+        goto done;
+    }
+    size_t grown = 0;
+    for (int k = 0; k < n->noutputs; k++) grown += out[k] ? out[k]->nbytes : 0;
+    if (grown > freed && grown > FOLD_FREE_BYTES) { rc = OX_EUNSUPPORTED; goto done; }   /* would grow the file */
+    bool weight = false;   /* computed from weights: saved or left out with them */
+    for (int k = 0; k < n->ninputs; k++) weight |= in[k] && ox_tensor_is_weight(in[k]);
+    for (int k = 0; k < n->noutputs; k++)
+        if (out[k]) out[k]->weight = weight;
+done:
+    for (int k = 0; k < n->ninputs; k++) {
+        free(buf[k]);
+        if (look[k]) temp[k].data = NULL;
+    }
+    return rc;
+}
+
 ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
     ox_graph_count_uses(g);
     for (uint32_t i = 0; i < g->nnodes && !ox_graph_failed(g); i++) {
@@ -255,13 +342,22 @@ ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
             /* a static part of a symbolic shape */
         } else {
             bool view = op_is(n, "Transpose") && n->ninputs == 1;
-            bool all_const = n->ninputs > 0 && (view || ox_fold_has_kernel(n->op_type));
+            bool all_const = n->ninputs > 0 && n->ninputs <= 16 && (view || ox_fold_has_kernel(n->op_type));
+            bool look[16] = {0};
+            ox_tensor temp[16];
+            int64_t temp_dims[16][16];
+            unsigned char value[16][16];
             size_t freed = 0;
             for (int k = 0; k < n->ninputs && all_const; k++) {
                 ox_value *v = n->inputs[k];
                 if (!v) continue;
-                all_const = is_const(v);
-                if (all_const && v->uses == 1) freed += v->tensor->nbytes;
+                if (is_const(v)) {
+                    if (v->uses == 1) freed += v->tensor->nbytes;
+                    continue;
+                }
+                /* a ConstantOfShape stays (its result is not stored), but what reads it folds */
+                look[k] = !view && constant_of_shape(v, &temp[k], temp_dims[k], value[k]);
+                all_const = look[k];
             }
             if (!all_const) continue;
             if (view && n->inputs[0]->tensor->nbytes > FOLD_FREE_BYTES) {
@@ -272,31 +368,9 @@ ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
             } else if (!ox_fold_has_kernel(n->op_type)) {
                 continue;
             } else {
-                const ox_tensor *in[16];
-                if (n->ninputs > 16) continue;
-                bool ok = true;
-                for (int k = 0; k < n->ninputs && ok; k++) {
-                    in[k] = NULL;
-                    if (!n->inputs[k]) continue;
-                    ok = ox_tensor_bytes(g, n->inputs[k]->tensor) != NULL;
-                    in[k] = n->inputs[k]->tensor;
-                }
-                if (!ok) continue;
-                ox_code rc = ox_fold_eval(g, n, in, out);
+                ox_code rc = fold_with_kernel(g, n, look, temp, (const unsigned char (*)[16])value, freed, out);
                 if (rc == OX_ENOMEM) return ox_graph_status(g);
-                if (rc != OX_OK) {
-                    /* A node the kernel rejects stays as it is: ONNX Runtime will say the same
-                     * thing, with its own words, if the node is wrong. */
-                    if (rc != OX_EUNSUPPORTED) ox_error_clear(&g->err);
-                    continue;
-                }
-                size_t grown = 0;
-                for (int k = 0; k < n->noutputs; k++) grown += out[k] ? out[k]->nbytes : 0;
-                if (grown > freed && grown > FOLD_FREE_BYTES) continue;   /* would grow the file */
-                bool weight = false;   /* computed from weights: saved or left out with them */
-                for (int k = 0; k < n->ninputs; k++) weight |= in[k] && ox_tensor_is_weight(in[k]);
-                for (int k = 0; k < n->noutputs; k++)
-                    if (out[k]) out[k]->weight = weight;
+                if (rc != OX_OK) continue;
             }
         }
         bool done = true;
@@ -360,12 +434,22 @@ static bool expand_is_noop(const ox_node *n) {
     return true;
 }
 
-/* c is a constant whose every element equals `e`, of x's dtype, whose broadcast cannot change x's
- * shape (a single element of rank at most x's). */
+/* c is a constant (or a ConstantOfShape of a constant shape) whose every element equals `e`, of
+ * x's dtype, whose broadcast cannot change x's shape (a single element of rank at most x's). */
 static bool is_neutral(const ox_value *c, const ox_value *x, double e) {
-    if (!is_const(c) || !x || c->tensor->dtype != x->dtype || x->dtype == OX_UNDEFINED) return false;
-    if (ox_tensor_numel(c->tensor) != 1 || x->rank < 0 || c->tensor->rank > x->rank) return false;
-    return elem(c->tensor, 0) == e;
+    if (!c || !x || x->dtype == OX_UNDEFINED || x->rank < 0) return false;
+    ox_tensor t;
+    int64_t dims[16];
+    unsigned char value[16];
+    const ox_tensor *ct = NULL;
+    if (is_const(c)) {
+        ct = c->tensor;
+    } else if (constant_of_shape(c, &t, dims, value)) {
+        t.data = value;   /* one element at most is read: numel must be 1 */
+        ct = &t;
+    }
+    if (!ct || ct->dtype != x->dtype || ox_tensor_numel(ct) != 1 || ct->rank > x->rank) return false;
+    return elem(ct, 0) == e;
 }
 
 static bool transpose_perm(const ox_node *n, int rank, int64_t *perm) {
@@ -511,6 +595,12 @@ ox_code ox_pass_simplify(ox_graph *g, ox_pass_stats *st) {
             if (is_neutral(y, x, 0)) forward(n, x, st);
         } else if (!strcmp(op, "Div")) {
             if (is_neutral(y, x, 1)) forward(n, x, st);
+        } else if (!strcmp(op, "And")) {
+            if (is_neutral(y, x, 1)) forward(n, x, st);
+            else if (is_neutral(x, y, 1)) forward(n, y, st);
+        } else if (!strcmp(op, "Or")) {
+            if (is_neutral(y, x, 0)) forward(n, x, st);
+            else if (is_neutral(x, y, 0)) forward(n, y, st);
         } else if (!strcmp(op, "Transpose")) {
             simplify_transpose(g, n, st);
         } else if (!strcmp(op, "Where")) {

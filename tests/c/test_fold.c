@@ -622,6 +622,116 @@ static void test_range_and_reduce(void) {
     EXPECT_EINVAL(node("ReduceSum", 2), in, "axis 5 out of range for rank 2");
 }
 
+static void test_cumsum(void) {
+    /* [[1, 2, 3], [4, 5, 6]] along each axis, forward and back, inclusive and exclusive */
+    int64_t x[6] = {1, 2, 3, 4, 5, 6}, d23[2] = {2, 3};
+    const ox_tensor *in[2] = {tensor(OX_INT64, 2, d23, x), scalar_i64(1)};
+    ox_tensor *t = run(node("CumSum", 2), in, NULL);
+    CHECK(t && t->rank == 2 && t->dims[0] == 2 && t->dims[1] == 3);
+    if (t) CHECK(i64_at(t, 0) == 1 && i64_at(t, 2) == 6 && i64_at(t, 3) == 4 && i64_at(t, 5) == 15);
+    ox_node *n = node("CumSum", 2);
+    ox_node_set_int(g, n, "exclusive", 1);
+    ox_node_set_int(g, n, "reverse", 1);
+    t = run(n, in, NULL);   /* y[i] = sum of x[j > i] */
+    if (t) CHECK(i64_at(t, 0) == 5 && i64_at(t, 1) == 3 && i64_at(t, 2) == 0 && i64_at(t, 3) == 11);
+    CHECK(t != NULL);
+    int32_t minus2 = -2;   /* axis -2, given as a 1-element int32 vector */
+    int64_t d1 = 1;
+    in[1] = tensor(OX_INT32, 1, &d1, &minus2);
+    n = node("CumSum", 2);
+    ox_node_set_int(g, n, "reverse", 1);
+    t = run(n, in, NULL);
+    if (t) CHECK(i64_at(t, 0) == 5 && i64_at(t, 2) == 9 && i64_at(t, 3) == 4 && i64_at(t, 5) == 6);
+    CHECK(t != NULL);
+    float f[3] = {0.5f, 0.25f, -1};
+    in[0] = vec_f32(3, f);
+    in[1] = scalar_i64(0);
+    n = node("CumSum", 2);
+    ox_node_set_int(g, n, "exclusive", 1);
+    t = run(n, in, NULL);
+    if (t) { const float *v = t->data; CHECK(v[0] == 0 && v[1] == 0.5f && v[2] == 0.75f); }
+    CHECK(t != NULL);
+
+    in[1] = scalar_i64(1);
+    EXPECT_EINVAL(node("CumSum", 2), in, "axis 1 out of range for rank 1");
+    int64_t two[2] = {0, 0};
+    in[1] = vec_i64(2, two);
+    EXPECT_EINVAL(node("CumSum", 2), in, "axis must be a scalar");
+    in[1] = vec_f32(1, f);
+    EXPECT_EINVAL(node("CumSum", 2), in, "axis must be int32 or int64");
+    int64_t big[2] = {INT64_MAX, 1};   /* an integer sum that overflows: left to the runtime */
+    in[0] = vec_i64(2, big);
+    in[1] = scalar_i64(0);
+    EXPECT_DECLINED(node("CumSum", 2), in);
+    unsigned char b[2] = {1, 1};
+    int64_t d2 = 2;
+    in[0] = tensor(OX_BOOL, 1, &d2, b);
+    EXPECT_DECLINED(node("CumSum", 2), in);
+}
+
+static void test_gather_nd(void) {
+    /* data [2, 2, 3]: element (i, j, k) = 100 i + 10 j + k */
+    int64_t x[12], d[3] = {2, 2, 3};
+    for (int i = 0; i < 12; i++) x[i] = 100 * (i / 6) + 10 * (i / 3 % 2) + i % 3;
+    const ox_tensor *in[2] = {tensor(OX_INT64, 3, d, x), NULL};
+    int64_t ix1[4] = {1, 0, -1, -2}, di1[2] = {2, 2};   /* two (i, j) pairs: rows of 3 */
+    in[1] = tensor(OX_INT64, 2, di1, ix1);
+    ox_tensor *t = run(node("GatherND", 2), in, NULL);
+    CHECK(t && t->rank == 2 && t->dims[0] == 2 && t->dims[1] == 3);
+    if (t) CHECK(i64_at(t, 0) == 100 && i64_at(t, 2) == 102 && i64_at(t, 3) == 100 && i64_at(t, 5) == 102);
+    int64_t ix3[3] = {0, 1, 2}, di3[2] = {1, 3};   /* one full index: a [1] result */
+    in[1] = tensor(OX_INT64, 2, di3, ix3);
+    t = run(node("GatherND", 2), in, NULL);
+    CHECK(t && t->rank == 1 && t->dims[0] == 1 && i64_at(t, 0) == 12);
+    /* batch_dims 1: batch i picks (j, k) of data[i] */
+    int64_t ixb[4] = {1, 2, 0, -3}, dib[3] = {2, 1, 2};
+    in[1] = tensor(OX_INT64, 3, dib, ixb);
+    ox_node *n = node("GatherND", 2);
+    ox_node_set_int(g, n, "batch_dims", 1);
+    t = run(n, in, NULL);
+    CHECK(t && t->rank == 2 && t->dims[0] == 2 && t->dims[1] == 1);
+    if (t) CHECK(i64_at(t, 0) == 12 && i64_at(t, 1) == 100);
+    int32_t ix32[2] = {1, 1};   /* int32 indices, float data */
+    int64_t di32[1] = {2};
+    float f[4] = {1, 2, 3, 4};
+    int64_t d22[2] = {2, 2};
+    in[0] = tensor(OX_FLOAT, 2, d22, f);
+    in[1] = tensor(OX_INT32, 1, di32, ix32);
+    t = run(node("GatherND", 2), in, NULL);
+    CHECK(t && t->rank == 0 && ((const float *)t->data)[0] == 4);
+
+    /* out of range, in any position and either sign: refused, nothing read */
+    in[0] = tensor(OX_INT64, 3, d, x);
+    int64_t oob[4] = {0, 0, 1, 2};
+    in[1] = tensor(OX_INT64, 2, di1, oob);
+    EXPECT_EINVAL(node("GatherND", 2), in, "index out of range: 2 (at position 3)");
+    int64_t oob2[4] = {-3, 0, 0, 0};
+    in[1] = tensor(OX_INT64, 2, di1, oob2);
+    EXPECT_EINVAL(node("GatherND", 2), in, "index out of range: -3 (at position 0)");
+    int64_t ix4[4] = {0, 0, 0, 0}, di4[2] = {1, 4};
+    in[1] = tensor(OX_INT64, 2, di4, ix4);
+    EXPECT_EINVAL(node("GatherND", 2), in, "indices' last dim is 4");
+    int64_t di0[2] = {1, 0};
+    in[1] = tensor(OX_INT64, 2, di0, ix4);
+    EXPECT_EINVAL(node("GatherND", 2), in, "indices' last dim is 0");
+    in[1] = tensor(OX_INT64, 3, dib, ixb);
+    n = node("GatherND", 2);
+    ox_node_set_int(g, n, "batch_dims", 3);
+    EXPECT_EINVAL(n, in, "batch_dims 3");
+    int64_t dbm[3] = {1, 2, 2};   /* batch dims disagree: 2 in data, 1 in indices */
+    in[1] = tensor(OX_INT64, 3, dbm, ixb);
+    n = node("GatherND", 2);
+    ox_node_set_int(g, n, "batch_dims", 1);
+    EXPECT_EINVAL(n, in, "batch dim 0 is 2 in data and 1 in indices");
+    in[1] = vec_f32(2, f);
+    EXPECT_EINVAL(node("GatherND", 2), in, "indices must be int64");
+    /* empty indices: an empty result, data never read */
+    int64_t de[2] = {0, 2};
+    in[1] = tensor(OX_INT64, 2, de, NULL);
+    t = run(node("GatherND", 2), in, NULL);
+    CHECK(t && t->rank == 2 && t->dims[0] == 0 && t->dims[1] == 3 && t->nbytes == 0);
+}
+
 static void test_out_of_memory(void) {
     ox_graph_free(g);
     g = ox_graph_new(20);
@@ -644,6 +754,8 @@ int main(void) {
     test_logic();
     test_shapes();
     test_range_and_reduce();
+    test_cumsum();
+    test_gather_nd();
     CHECK(!ox_graph_failed(g));
     test_out_of_memory();
     ox_graph_free(g);

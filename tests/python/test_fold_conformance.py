@@ -23,9 +23,10 @@ from oxport import _core
 
 # The ops src/fold.c has a kernel for (its `kernels[]` table).
 KERNEL_OPS = frozenset(
-    """Identity Cast Shape Size Gather Concat Reshape Squeeze Unsqueeze Slice Transpose Expand Where
-    Range Add Sub Mul Div Mod Min Max Pow Equal Less LessOrEqual Greater GreaterOrEqual And Or Xor
-    Neg Abs Sqrt Reciprocal Exp Log Floor Ceil Not Cos Sin ReduceSum ReduceProd ReduceMax ReduceMin""".split()
+    """Identity Cast Shape Size Gather GatherND Concat Reshape Squeeze Unsqueeze Slice Transpose Expand
+    Where Range Add Sub Mul Div Mod Min Max Pow Equal Less LessOrEqual Greater GreaterOrEqual And Or Xor
+    Neg Abs Sqrt Reciprocal Exp Log Floor Ceil Not Cos Sin ReduceSum ReduceProd ReduceMax ReduceMin
+    CumSum""".split()
 )
 
 NODE_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node")
