@@ -732,8 +732,10 @@ def main(argv=None):
             sys.exit(f"--reuse-torch-onnx: {args.reuse_torch_onnx} used --max-samples "
                      f"{old['meta'].get('max_samples')}, this run {args.max_samples}")
         reused = {(r["op"], r["dtype"]): r for r in old["records"] if r.get("status") == "tested"}
-        reuse_meta = {"from": args.reuse_torch_onnx, "date": old["meta"].get("date"),
-                      "commit": ov.get("commit")}
+        # a file that reused an earlier one passes on where its torch.onnx results came from
+        reuse_meta = dict(old["meta"].get("reused_torch_onnx") or
+                          {"date": old["meta"].get("date"), "commit": ov.get("commit")},
+                          **{"from": args.reuse_torch_onnx})
     command = "python tools/opinfo.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
     meta = {"command": command.strip(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "versions": versions(), "max_samples": args.max_samples,
