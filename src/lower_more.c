@@ -39,13 +39,15 @@ int lower_var_mean(ox_lower *L) {
     int n = ox_arg_ints(L, 1, dims, MAX_DIMS);
     if (!x || n < 0) return ox_bind(L, 1, NULL);
     if (t == OX_UNDEFINED) t = x->dtype;
-    ox_value *xc = ox_cast(L, x, t);
-    if (x->rank == 0) return ox_bind(L, 1, xc);
+    if (x->rank == 0) return ox_bind(L, 1, ox_cast(L, x, t));
     for (int k = 0; k < n; k++)
         if (!ox_norm_dim(L, &dims[k], x->rank, "dim")) return OX_ELOWER;
+    /* 16-bit floats are averaged in float, as the variance is: ONNX Runtime has no bfloat16 ReduceMean */
+    ox_dtype ct = t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t;
+    ox_value *xc = ox_cast(L, x, ct);
     ox_node *r = n ? ox_op(L, "ReduceMean", 2, xc, ox_const_ints(L, n, dims)) : ox_op(L, "ReduceMean", 1, xc);
     if (r) ox_node_set_int(L->g, r, "keepdims", ox_arg_bool(L, 3, false));
-    return ox_bind(L, 1, typed(ox_out(r), t));
+    return ox_bind(L, 1, ox_cast(L, typed(ox_out(r), ct), t));
 }
 
 /* diagonal(self, offset=0, dim1=0, dim2=1): dims dim1, dim2 moved last, the diagonal gathered
@@ -105,6 +107,9 @@ int lower_narrow_copy(ox_lower *L) {
 int lower_signbit(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
+    /* ONNX Runtime compares neither bools nor bfloat16: int32 and float hold them exactly */
+    if (x->dtype == OX_BOOL || x->dtype == OX_UINT8) x = ox_cast(L, x, OX_INT32);
+    else if (x->dtype == OX_BFLOAT16) x = ox_cast(L, x, OX_FLOAT);
     ox_value *neg = bin(L, "Less", x, ox_const_scalar(L, x->dtype, 0), OX_BOOL);
     if (!ox_dtype_is_float(x->dtype)) return ox_bind(L, 0, neg);
     ox_value *zero = bin(L, "Equal", x, ox_const_scalar(L, x->dtype, 0), OX_BOOL);
@@ -160,6 +165,8 @@ int lower_round_decimals(ox_lower *L) {
 int lower_masked_scatter(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *mask = ox_arg_value(L, 1), *src = ox_arg_value(L, 2);
     if (!x || !mask || !src) return ox_bind(L, 0, NULL);
+    ox_dtype t = x->dtype;
+    if (t == OX_BOOL) x = ox_cast(L, x, OX_UINT8);   /* ONNX Runtime's Where has no bool kernel */
     ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64);
     ox_value *m = typed(ox_out(ox_op(L, "Expand", 2, ox_cast(L, mask, OX_BOOL), shape)), OX_BOOL);
     int64_t flat_shape = -1;
@@ -170,7 +177,7 @@ int lower_masked_scatter(ox_lower *L) {
     ox_value *sf = typed(ox_reshape(L, ox_cast(L, src, x->dtype), 1, &flat_shape), x->dtype);
     ox_value *picked = typed(ox_out(ox_op(L, "Gather", 2, sf, pos)), x->dtype);
     picked = typed(ox_out(ox_op(L, "Reshape", 2, picked, shape)), x->dtype);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Where", 3, m, picked, x)), x->dtype));
+    return ox_bind(L, 0, ox_cast(L, typed(ox_out(ox_op(L, "Where", 3, m, picked, x)), x->dtype), t));
 }
 
 /* as_strided(self, size[], stride[], storage_offset?): self's elements (contiguous, static size)

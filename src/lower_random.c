@@ -28,6 +28,7 @@ static ox_value *k(ox_lower *L, double v) { return ox_const_scalar(L, OX_FLOAT, 
 
 /* float32 samples shaped like x: uniform in [lo, hi), or normal(mean, std). */
 static ox_value *draw(ox_lower *L, ox_value *x, bool normal, double a, double b) {
+    if (x && x->dtype == OX_BFLOAT16) x = ox_cast(L, x, OX_FLOAT);   /* the *Like ops refuse bfloat16 */
     ox_node *n = ox_op(L, normal ? "RandomNormalLike" : "RandomUniformLike", 1, x);
     if (n) {
         ox_node_set_int(L->g, n, "dtype", OX_FLOAT);

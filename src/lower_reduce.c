@@ -172,15 +172,14 @@ static ox_value *count(ox_lower *L, ox_value *x, int n, const int64_t *dims, ox_
     return ox_cast(L, typed(ox_out(p), OX_INT64), t);
 }
 
-/* var.correction / std.correction (self, dim?, *, correction?, keepdim): the sum of squared
- * deviations over (count - correction), correction 1 when not given; std its square root. */
-static int variance(ox_lower *L, bool root) {
+/* The sum of squared deviations over dims (argument 1) divided by (count - corr); std its square
+ * root. keepdim is argument 3 in every overload. */
+static int variance(ox_lower *L, bool root, double corr) {
     ox_value *x = ox_arg_value(L, 0);
     ox_dtype t = ox_out_dtype(L, 0);
     int64_t dims[MAX_DIMS];
     int n = dims_arg(L, 1, x, dims);
     if (n < 0) return ox_bind(L, 0, NULL);
-    double corr = ox_arg_is_none(L, 2) ? 1.0 : ox_arg_float(L, 2, 1.0);
     bool keep = ox_arg_bool(L, 3, false);
     if (t == OX_UNDEFINED) t = x->dtype;
     ox_dtype ct = t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t;
@@ -200,8 +199,15 @@ static int variance(ox_lower *L, bool root) {
     return ox_bind(L, 0, ox_cast(L, v, t));
 }
 
-int lower_var(ox_lower *L) { return variance(L, false); }
-int lower_std(ox_lower *L) { return variance(L, true); }
+/* var.correction / std.correction (self, dim?, *, correction?, keepdim): correction 1 when not given. */
+static double correction(ox_lower *L) { return ox_arg_is_none(L, 2) ? 1.0 : ox_arg_float(L, 2, 1.0); }
+
+int lower_var(ox_lower *L) { return variance(L, false, correction(L)); }
+int lower_std(ox_lower *L) { return variance(L, true, correction(L)); }
+
+/* var.dim / std.dim (self, dim?, unbiased=True, keepdim): unbiased is correction 1, else 0. */
+int lower_var_dim(ox_lower *L) { return variance(L, false, ox_arg_bool(L, 2, true) ? 1.0 : 0.0); }
+int lower_std_dim(ox_lower *L) { return variance(L, true, ox_arg_bool(L, 2, true) ? 1.0 : 0.0); }
 
 /* logsumexp(self, dim[], keepdim): max-shifted, so that large inputs do not overflow; ints are
  * summed as float, as torch does. */

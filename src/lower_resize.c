@@ -92,7 +92,8 @@ static int resize(ox_lower *L, int nsp, const char *mode, int align_arg, bool ex
     }
     int64_t axes[MAX_SPATIAL];
     for (int k = 0; k < nsp; k++) axes[k] = 2 + k;
-    ox_node *n = ox_op(L, "Resize", 4, x, NULL, scales, sizes);
+    ox_dtype t = x->dtype;   /* ONNX Runtime has no bfloat16 Resize: resized in float */
+    ox_node *n = ox_op(L, "Resize", 4, t == OX_BFLOAT16 ? ox_cast(L, x, OX_FLOAT) : x, NULL, scales, sizes);
     if (!n) return ox_bind(L, 0, NULL);
     ox_node_set_ints(L->g, n, "axes", axes, nsp);
     ox_node_set_string(L->g, n, "mode", mode);
@@ -103,7 +104,8 @@ static int resize(ox_lower *L, int nsp, const char *mode, int align_arg, bool ex
         ox_node_set_string(L->g, n, "coordinate_transformation_mode", align ? "align_corners" : "pytorch_half_pixel");
         if (mode[0] == 'c') ox_node_set_float(L->g, n, "cubic_coeff_a", -0.75f);
     }
-    return ox_bind(L, 0, typed(ox_out(n), x->dtype));
+    if (t != OX_BFLOAT16) return ox_bind(L, 0, typed(ox_out(n), t));
+    return ox_bind(L, 0, ox_cast(L, typed(ox_out(n), OX_FLOAT), t));
 }
 
 int lower_upsample_nearest1d(ox_lower *L) { return resize(L, 1, "nearest", -1, false); }

@@ -205,6 +205,17 @@ CASES = {
                                       F.scaled_dot_product_attention(q, k, v, attn_mask=m), F.scaled_dot_product_attention(q, k, v, attn_mask=m > 0),
                                       F.scaled_dot_product_attention(q, k, v, scale=0.3)),
                   r(2, 4, 6, 8), r(2, 4, 6, 8), r(2, 4, 6, 8), r(2, 1, 6, 6)),
+    # bool and bfloat16 data where ONNX Runtime lacks kernels (Where, Less, Resize, ReduceMean)
+    "where_bool_bf16": _case(lambda c, a, b, x: (torch.where(c, a, b), a.masked_fill(c, True), torch.where(c, x, 1.5),
+                                                 x.masked_fill(c, -2.0), torch.signbit(a), torch.signbit(x),
+                                                 torch.masked_scatter(a, c, b)),
+                             r(3, 4) > 0, r(3, 4) > 0.5, r(3, 4) < 0, r(3, 4, dtype=torch.bfloat16)),
+    "bf16_resize_var_mean": _case(lambda x: (F.interpolate(x, scale_factor=2.0, mode="linear"),
+                                             F.interpolate(x, size=7, mode="nearest-exact"), torch.var_mean(x, dim=2)),
+                                  r(1, 2, 5, dtype=torch.bfloat16)),
+    "var_std_dim_bitwise_scalar": _case(lambda x, i: (torch.ops.aten.var.dim(x, [1], False, True), torch.ops.aten.std.dim(x, [0]),
+                                                      torch.ops.aten.var.dim(x, None), i & 6, i | 1, i ^ 3),
+                                        r(3, 4), ints(3, 4, high=8)),
 }
 
 
