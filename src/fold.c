@@ -776,6 +776,40 @@ static ox_code k_expand(ox_graph *g, const ox_node *n, const ox_tensor *const *i
     return OX_OK;
 }
 
+/* Tile(input, repeats): output dim k is dims[k] * repeats[k]; element i takes input element
+ * i mod dims on every axis. */
+static ox_code k_tile(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
+                      int arg) {
+    const ox_tensor *x = in[0];
+    int64_t rep[MAX_RANK], dims[MAX_RANK], xs[MAX_RANK], idx[MAX_RANK] = {0};
+    int r = x->rank, nr;
+    bool given;
+    if (in[1]->dtype != OX_INT64) return bad(g, n, "repeats must be int64, not %s", ox_dtype_name(in[1]->dtype));
+    ox_code rc = int_list(g, n, in[1], NULL, "repeats", rep, &nr, &given);
+    if (rc != OX_OK) return rc;
+    if (nr != r) return bad(g, n, "%d repeats for an input of rank %d", nr, r);
+    for (int i = 0; i < r; i++) {
+        if (rep[i] < 0) return bad(g, n, "repeats[%d] is %lld", i, (long long)rep[i]);
+        if (rep[i] && x->dims[i] > INT64_MAX / rep[i]) return OX_EUNSUPPORTED;
+        dims[i] = x->dims[i] * rep[i];
+    }
+    ox_tensor *t = ox_tensor_new(g, x->dtype, r, dims);
+    if (!t) return no_output(g);
+    size_t es = ox_dtype_size(t->dtype);
+    int64_t numel = ox_tensor_numel(t);
+    unsigned char *dst = bytes_of(t);
+    const unsigned char *src = x->data;
+    row_major_strides(x, xs);
+    for (int64_t e = 0; e < numel; e++) {
+        int64_t off = 0;
+        for (int i = 0; i < r; i++) off += (idx[i] % x->dims[i]) * xs[i];
+        memcpy(dst + (size_t)e * es, src + (size_t)off * es, es);
+        for (int i = r - 1; i >= 0 && ++idx[i] == dims[i]; i--) idx[i] = 0;
+    }
+    *out = t;
+    return OX_OK;
+}
+
 static ox_code k_where(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                        int arg) {
     if (in[0]->dtype != OX_BOOL) return bad(g, n, "condition must be bool, not %s", ox_dtype_name(in[0]->dtype));
@@ -1169,6 +1203,7 @@ static const kernel kernels[] = {
     {"Slice", 1, 5, F_ANY, false, k_slice, 0},
     {"Transpose", 1, 1, F_ANY, false, k_transpose, 0},
     {"Expand", 2, 2, F_ANY, false, k_expand, 0},
+    {"Tile", 2, 2, F_ANY, false, k_tile, 0},
     {"Where", 3, 3, F_ANY, false, k_where, 0},
     {"Range", 3, 3, F_FLOAT | F_SINT, false, k_range, 0},
 
