@@ -261,32 +261,123 @@ static int batch_norm(ox_lower *L, int w_i, double eps) {
     return rc;
 }
 
+static int batch_norm_training(ox_lower *L, int rm_i, int run_out, double momentum, double eps);
+
 /* batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn) */
 int lower_batch_norm(ox_lower *L) {
-    if (ox_arg_bool(L, 5, false))
-        return ox_lower_unsupported(L, "batch_norm with training=True (batch statistics); "
-                                    "call model.eval() before exporting");
+    if (ox_arg_bool(L, 5, false))   /* the in-place running-statistics update is not an output */
+        return batch_norm_training(L, -1, 0, ox_arg_float(L, 6, 0.1), ox_arg_float(L, 7, 1e-5));
     return batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
 }
 
 /* native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps) */
 int lower_native_batch_norm(ox_lower *L) {
-    if (ox_arg_bool(L, 5, false))
-        return ox_lower_unsupported(L, "native_batch_norm with training=True (batch statistics); "
-                                    "call model.eval() before exporting");
+    if (ox_arg_bool(L, 5, false))   /* the in-place running-statistics update is not an output */
+        return batch_norm_training(L, -1, 0, ox_arg_float(L, 6, 0.1), ox_arg_float(L, 7, 1e-5));
     return batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
+}
+
+static ox_value *binary(ox_lower *L, const char *op, ox_value *a, ox_value *b, ox_dtype t) {
+    return typed(ox_out(ox_op(L, op, 2, a, b)), t);
+}
+
+/* Batch norm with batch statistics: mean and biased variance over every dim but 1, computed in
+ * float for float16/bfloat16 (ORT CPU lacks their reductions). Binds out, save_mean, save_rstd;
+ * with running statistics (rm_i >= 0, not None) also binds outputs run_out and run_out + 1 to
+ * (1 - momentum) * running + momentum * batch, the variance there unbiased as torch does. */
+static int batch_norm_training(ox_lower *L, int rm_i, int run_out, double momentum, double eps) {
+    ox_value *x = ox_arg_value(L, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (x->rank < 2 || x->rank > MAX_DIMS)
+        return ox_lower_unsupported(L, "batch norm with batch statistics on an input of rank %d "
+                                    "(a known rank of at least 2 is needed)", x->rank);
+    int r = x->rank;
+    ox_dtype t = x->dtype;
+    ox_dtype ct = (t == OX_FLOAT16 || t == OX_BFLOAT16) ? OX_FLOAT : t;
+    if (ct != OX_FLOAT && ct != OX_DOUBLE)
+        return ox_lower_unsupported(L, "batch norm of a non-floating input");
+    int64_t axes[MAX_DIMS], cshape[MAX_DIMS];
+    int na = 0;
+    axes[na++] = 0;
+    for (int k = 2; k < r; k++) axes[na++] = k;
+    cshape[0] = -1;
+    for (int k = 1; k < r - 1; k++) cshape[k] = 1;   /* [C, 1, ...]: broadcasts against dims 1.. */
+    ox_value *xf = cast_keep(L, x, ct);
+    ox_value *ax = ox_const_ints(L, na, axes);
+    ox_value *mean = typed(ox_out(ox_op(L, "ReduceMean", 2, xf, ax)), ct);
+    ox_value *d = binary(L, "Sub", xf, mean, ct);
+    ox_value *var = typed(ox_out(ox_op(L, "ReduceMean", 2, binary(L, "Mul", d, d, ct), ax)), ct);
+    ox_value *rstd = typed(ox_out(ox_op(L, "Reciprocal", 1, typed(ox_out(ox_op(L, "Sqrt", 1,
+                           binary(L, "Add", var, ox_const_scalar(L, ct, eps), ct))), ct))), ct);
+    ox_value *y = binary(L, "Mul", d, rstd, ct);
+    ox_value *w = ox_arg_value_opt(L, 1), *b = ox_arg_value_opt(L, 2);
+    if (w) y = binary(L, "Mul", y, typed(ox_reshape(L, ox_cast(L, w, ct), r - 1, cshape), ct), ct);
+    if (b) y = binary(L, "Add", y, typed(ox_reshape(L, ox_cast(L, b, ct), r - 1, cshape), ct), ct);
+    int rc = ox_bind(L, 0, cast_keep(L, y, t));
+    int64_t flat = -1;
+    ox_value *mean_c = typed(ox_reshape(L, mean, 1, &flat), ct);
+    if (rc == OX_OK && L->node->noutputs > 1)
+        rc = ox_bind(L, 1, ox_cast(L, mean_c, ox_out_dtype(L, 1)));
+    if (rc == OX_OK && L->node->noutputs > 2)
+        rc = ox_bind(L, 2, ox_cast(L, typed(ox_reshape(L, rstd, 1, &flat), ct), ox_out_dtype(L, 2)));
+    if (rc != OX_OK || rm_i < 0 || L->node->noutputs < run_out + 2) return rc;
+    ox_value *rm = ox_arg_value_opt(L, rm_i), *rv = ox_arg_value_opt(L, rm_i + 1);
+    if (!rm || !rv) return ox_lower_unsupported(L, "running statistics updated without running_mean");
+    /* n / (n - 1) with n = numel / C, from the runtime shape so symbolic batches work too. */
+    ox_node *cn = ox_op(L, "Shape", 1, x);
+    if (cn) {
+        ox_node_set_int(L->g, cn, "start", 1);
+        ox_node_set_int(L->g, cn, "end", 2);
+    }
+    ox_value *n = binary(L, "Div", cast_keep(L, typed(ox_out(ox_op(L, "Size", 1, x)), OX_INT64), ct),
+                         cast_keep(L, typed(ox_out(cn), OX_INT64), ct), ct);
+    ox_value *bessel = binary(L, "Div", n, binary(L, "Sub", n, ox_const_scalar(L, ct, 1), ct), ct);
+    ox_value *var_c = binary(L, "Mul", typed(ox_reshape(L, var, 1, &flat), ct), bessel, ct);
+    ox_value *keep = ox_const_scalar(L, ct, 1.0 - momentum), *mom = ox_const_scalar(L, ct, momentum);
+    ox_value *stats[2] = {mean_c, var_c}, *run[2] = {rm, rv};
+    for (int i = 0; rc == OX_OK && i < 2; i++) {
+        ox_dtype rt = run[i]->dtype;
+        ox_value *u = binary(L, "Add", binary(L, "Mul", cast_keep(L, run[i], ct), keep, ct),
+                             binary(L, "Mul", stats[i], mom, ct), ct);
+        rc = ox_bind(L, run_out + i, ox_cast(L, u, rt));
+    }
+    return rc;
+}
+
+/* _native_batch_norm_legit.no_stats(input, weight, bias, training, momentum, eps): no running
+ * statistics, so batch statistics whatever `training` says. */
+int lower_batch_norm_no_stats(ox_lower *L) {
+    return batch_norm_training(L, -1, 0, ox_arg_float(L, 4, 0.1), ox_arg_float(L, 5, 1e-5));
 }
 
 /* _native_batch_norm_legit.default / _native_batch_norm_legit_functional(input, weight, bias,
  * running_mean, running_var, training, momentum, eps): the functional form also returns the running
- * statistics, unchanged at inference. */
+ * statistics, unchanged at inference and updated with the batch's in training. */
 int lower_batch_norm_legit(ox_lower *L) {
     if (ox_arg_bool(L, 5, false))
-        return ox_lower_unsupported(L, "batch norm with training=True (batch statistics); "
-                                    "call model.eval() before exporting");
+        return batch_norm_training(L, 3, 3, ox_arg_float(L, 6, 0.1), ox_arg_float(L, 7, 1e-5));
     int rc = batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
     for (int i = 3; rc == OX_OK && i < L->node->noutputs && i < 5; i++)
         rc = ox_bind(L, i, ox_arg_value(L, i));
+    return rc;
+}
+
+/* _batch_norm_with_update(_functional)(input, weight, bias, running_mean, running_var, momentum,
+ * eps) -> (out, save_mean, save_rstd, reserve[, running_mean_out, running_var_out]): always batch
+ * statistics; reserve is cuDNN's workspace, an empty tensor elsewhere. */
+int lower_batch_norm_with_update(ox_lower *L) {
+    int rc = batch_norm_training(L, 3, 4, ox_arg_float(L, 5, 0.1), ox_arg_float(L, 6, 1e-5));
+    if (rc == OX_OK && L->node->noutputs > 3) rc = bind_zeros(L, 3);
+    return rc;
+}
+
+/* _batch_norm_no_update(input, weight, bias, running_mean, running_var, momentum, eps) -> (out,
+ * save_mean, save_rstd, reserve): running statistics when given, else the batch's. */
+int lower_batch_norm_no_update(ox_lower *L) {
+    int rc = ox_arg_is_none(L, 3) || ox_arg_is_none(L, 4)
+                 ? batch_norm_training(L, -1, 0, ox_arg_float(L, 5, 0.1), ox_arg_float(L, 6, 1e-5))
+                 : batch_norm(L, 1, ox_arg_float(L, 6, 1e-5));
+    if (rc == OX_OK && L->node->noutputs > 3) rc = bind_zeros(L, 3);
     return rc;
 }
 
