@@ -533,7 +533,13 @@ int lower_repeat(ox_lower *L) {
     for (int k = 0; k < n - x->rank; k++) lead[k] = k;
     if (n > x->rank) x = ox_out(ox_op(L, "Unsqueeze", 2, x, ox_const_ints(L, n - x->rank, lead)));
     if (n == 0) return ox_bind(L, 0, x);
-    return ox_bind(L, 0, ox_out(ox_op(L, "Tile", 2, x, sym ? sym : ox_const_ints(L, n, reps))));
+    ox_value *r = sym ? sym : ox_const_ints(L, n, reps);
+    if (x && x->dtype == OX_BFLOAT16) {   /* ONNX Runtime has no bfloat16 Tile: tiled as float, exactly */
+        ox_value *f = ox_out(ox_op(L, "Tile", 2, ox_cast(L, x, OX_FLOAT), r));
+        if (f) f->dtype = OX_FLOAT;
+        return ox_bind(L, 0, ox_cast(L, f, OX_BFLOAT16));
+    }
+    return ox_bind(L, 0, ox_out(ox_op(L, "Tile", 2, x, r)));
 }
 
 /* ---- factories ---- */

@@ -30,8 +30,6 @@ NOT_LOWERED: dict[str, str] = {
         "complex values: oxport's IR has no complex dtype yet (torch.onnx carries them as a trailing dim of 2)",
     "aten::_fft_r2c.default":
         "complex values: oxport's IR has no complex dtype yet (torch.onnx carries them as a trailing dim of 2)",
-    "aten::_native_batch_norm_legit.no_stats":
-        "batch statistics (training mode with no running stats): not lowered yet",
     "aten::_pdist_forward.default":
         "not lowered yet (torch.onnx has no function for it either)",
     "aten::atan2.out":
