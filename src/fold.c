@@ -1003,6 +1003,40 @@ static ox_code k_unary(ox_graph *g, const ox_node *n, const ox_tensor *const *in
     return OX_OK;
 }
 
+/* a < b in dtype class c */
+static bool num_less(num a, num b, unsigned c) {
+    return c == F_FLOAT ? a.f < b.f : c == F_SINT ? a.i < b.i : a.u < b.u;
+}
+
+/* Clip(input, min?, max?): max(min, min(x, max)); NaN stays NaN, as in ONNX Runtime. */
+static ox_code k_clip(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
+                      int arg) {
+    const ox_tensor *x = in[0];
+    unsigned c = dclass(x->dtype);
+    num bound[2];
+    bool has[2] = {false, false};
+    for (int k = 0; k < 2; k++) {
+        const ox_tensor *b = n->ninputs > k + 1 ? in[k + 1] : NULL;
+        if (!b) continue;
+        if (b->dtype != x->dtype)
+            return bad(g, n, "%s is %s, input is %s", k ? "max" : "min", ox_dtype_name(b->dtype), ox_dtype_name(x->dtype));
+        if (ox_tensor_numel(b) != 1) return bad(g, n, "%s must be a scalar", k ? "max" : "min");
+        bound[k] = load(b, 0);
+        has[k] = true;
+    }
+    ox_tensor *t = ox_tensor_new(g, x->dtype, x->rank, x->dims);
+    if (!t) return no_output(g);
+    int64_t numel = ox_tensor_numel(x);
+    for (int64_t e = 0; e < numel; e++) {
+        num v = load(x, e);
+        if (has[0] && num_less(v, bound[0], c)) v = bound[0];
+        if (has[1] && num_less(bound[1], v, c)) v = bound[1];
+        store(t, e, v);
+    }
+    *out = t;
+    return OX_OK;
+}
+
 static ox_code k_range(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                        int arg) {
     static const char *const names[3] = {"start", "limit", "delta"};
@@ -1204,6 +1238,7 @@ static const kernel kernels[] = {
     {"Transpose", 1, 1, F_ANY, false, k_transpose, 0},
     {"Expand", 2, 2, F_ANY, false, k_expand, 0},
     {"Tile", 2, 2, F_ANY, false, k_tile, 0},
+    {"Clip", 1, 3, F_NUM, false, k_clip, 0},
     {"Where", 3, 3, F_ANY, false, k_where, 0},
     {"Range", 3, 3, F_FLOAT | F_SINT, false, k_range, 0},
 

@@ -23,7 +23,7 @@ from oxport import _core
 
 # The ops src/fold.c has a kernel for (its `kernels[]` table).
 KERNEL_OPS = frozenset(
-    """Identity Cast Shape Size Gather GatherND Concat Reshape Squeeze Unsqueeze Slice Transpose Expand Tile
+    """Identity Cast Shape Size Gather GatherND Concat Reshape Squeeze Unsqueeze Slice Transpose Expand Tile Clip
     Where Range Add Sub Mul Div Mod Min Max Pow Equal Less LessOrEqual Greater GreaterOrEqual And Or Xor
     Neg Abs Sqrt Reciprocal Exp Log Floor Ceil Not Cos Sin ReduceSum ReduceProd ReduceMax ReduceMin
     CumSum""".split()
