@@ -133,7 +133,11 @@ ox_code ox_pass_lift_constants(ox_graph *g, ox_pass_stats *st) {
 
 /* ---- folding ---- */
 
-enum { FOLD_FREE_BYTES = 1024 };   /* a fold may add this much even when it removes nothing */
+enum { FOLD_FREE_BYTES = 1024 };   /* a weight view smaller than this is copied, not viewed */
+/* A fold may add this much even when it frees less: small tables computed from aranges and
+ * weights (T5's relative-position buckets, MaxViT's and Swin's bias gathers) are worth storing. A
+ * growing fold frees nothing, so a chain can keep an intermediate alive; each is capped here. */
+enum { FOLD_GROW_BYTES = 64 * 1024 };
 
 /* The dims Shape node n reports: x's dims [*start, *end). False when x's shape is not known. */
 static bool shape_range(const ox_node *n, const ox_value **x, int64_t *start, int64_t *end) {
@@ -316,7 +320,7 @@ static ox_code fold_with_kernel(ox_graph *g, ox_node *n, const bool *look, ox_te
     }
     size_t grown = 0;
     for (int k = 0; k < n->noutputs; k++) grown += out[k] ? out[k]->nbytes : 0;
-    if (grown > freed && grown > FOLD_FREE_BYTES) { rc = OX_EUNSUPPORTED; goto done; }   /* would grow the file */
+    if (grown > freed && grown > FOLD_GROW_BYTES) { rc = OX_EUNSUPPORTED; goto done; }   /* would grow the file */
     bool weight = false;   /* computed from weights: saved or left out with them */
     for (int k = 0; k < n->ninputs; k++) weight |= in[k] && ox_tensor_is_weight(in[k]);
     for (int k = 0; k < n->noutputs; k++)
