@@ -194,15 +194,18 @@ int lower_leaky_relu(ox_lower *L) {
 }
 
 /* elu(self, alpha, scale, input_scale): ONNX Elu has alpha only. */
+/* elu(self, alpha, scale, input_scale): Elu when both scales are 1, Selu (gamma = scale) when only
+ * input_scale is 1, which is what selu decomposes to. */
 int lower_elu(ox_lower *L) {
+    double alpha = ox_arg_float(L, 1, 1.0);
     double scale = ox_arg_float(L, 2, 1.0), input_scale = ox_arg_float(L, 3, 1.0);
-    if (scale != 1.0 || input_scale != 1.0)
-        return ox_lower_unsupported(L, "elu with scale=%g, input_scale=%g (only 1 is lowered)",
-                                    scale, input_scale);
+    if (input_scale != 1.0)
+        return ox_lower_unsupported(L, "elu with input_scale=%g (only 1 is lowered)", input_scale);
     ox_dtype t;
     ox_value *x = unary_input(L, &t);
-    ox_node *n = ox_op(L, "Elu", 1, x);
-    if (n) ox_node_set_float(L->g, n, "alpha", (float)ox_arg_float(L, 1, 1.0));
+    ox_node *n = ox_op(L, scale == 1.0 ? "Elu" : "Selu", 1, x);
+    if (n) ox_node_set_float(L->g, n, "alpha", (float)alpha);
+    if (n && scale != 1.0) ox_node_set_float(L->g, n, "gamma", (float)scale);
     return ox_bind(L, 0, typed(ox_out(n), t));
 }
 

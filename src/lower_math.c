@@ -331,3 +331,49 @@ int lower_roll(ox_lower *L) {
     if (flat) y = typed(ox_out(ox_op(L, "Reshape", 2, y, typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64))), x->dtype);
     return ox_bind(L, 0, y);
 }
+
+/* ---- error function complement, log-cumulative-sum-exp ---- */
+
+/* The working dtype for t: float16 and bfloat16 are computed in float (ONNX Runtime's CPU kernels
+ * for Erf, CumSum and ReduceMax lack them) and cast back. */
+static ox_dtype work_dtype(ox_dtype t) { return t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t; }
+
+/* erfc(x) = 1 - erf(x); for large x this rounds to 0 where torch keeps a tiny positive value, an
+ * absolute error below float's epsilon. */
+int lower_erfc(ox_lower *L) {
+    ox_dtype t;
+    ox_value *x = in_out_dtype(L, 0, &t);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "erfc to %s", ox_dtype_name(t));
+    ox_dtype w = work_dtype(t);
+    ox_value *xw = ox_cast(L, x, w);
+    ox_value *r = bin(L, "Sub", k(L, w, 1), un(L, "Erf", xw, w), w);
+    return ox_bind(L, 0, ox_cast(L, r, t));
+}
+
+/* logcumsumexp(self, dim) = m + log(cumsum(exp(x - m))) with m the maximum along dim (0 where
+ * that maximum is infinite, so that -inf and inf entries give -inf and inf, not NaN). */
+int lower_logcumsumexp(ox_lower *L) {
+    ox_dtype t;
+    ox_value *x = in_out_dtype(L, 0, &t);
+    int64_t dim = ox_arg_int(L, 1, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "logcumsumexp to %s", ox_dtype_name(t));
+    if (x->rank == 0) {
+        if (dim != 0 && dim != -1) return ox_lower_fail(L, "dim %lld of a 0-d tensor", (long long)dim);
+        return ox_bind(L, 0, x);
+    }
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    ox_dtype w = work_dtype(t);
+    ox_value *xw = ox_cast(L, x, w);
+    ox_value *axis = ox_const_tensor(L, OX_INT64, 0, NULL, &dim);
+    ox_value *axes = ox_const_ints(L, 1, &dim);
+    ox_node *mx = ox_op(L, "ReduceMax", 2, xw, axes);
+    if (mx) ox_node_set_int(L->g, mx, "keepdims", 1);
+    ox_value *m = typed(ox_out(mx), w);
+    m = typed(ox_out(ox_op(L, "Where", 3, un(L, "IsInf", m, OX_BOOL), k(L, w, 0), m)), w);
+    ox_value *e = un(L, "Exp", bin(L, "Sub", xw, m, w), w);
+    ox_value *c = typed(ox_out(ox_op(L, "CumSum", 2, e, axis)), w);
+    ox_value *r = bin(L, "Add", un(L, "Log", c, w), m, w);
+    return ox_bind(L, 0, ox_cast(L, r, t));
+}
