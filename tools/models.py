@@ -324,7 +324,13 @@ def _first_line(e: BaseException) -> str:
     msg = str(e).strip().splitlines()
     text = f"{type(e).__name__}: {msg[0] if msg else ''}"
     # oxport's unsupported-op errors list the overloads on the following lines: keep them.
-    if "unsupported" in str(e).lower() or "not supported" in str(e).lower():
+    if msg and msg[0].rstrip().endswith(":"):
+        # a first line that introduces a list (the unsupported ops, the capture strategies that
+        # failed): the list is the reason
+        items = [line.strip()[:240] for line in msg[1:] if line.strip().startswith("-")][:6]
+        if items:
+            text += " [" + "; ".join(items) + "]"
+    elif "unsupported" in str(e).lower() or "not supported" in str(e).lower():
         ops = [line.strip() for line in msg[1:] if "aten::" in line or "::" in line][:6]
         if ops:
             text += " [" + "; ".join(ops) + "]"

@@ -1,0 +1,69 @@
+/*
+ * lower_detect.c — what detection models call beside convolutions: torchvision's nms as ONNX
+ * NonMaxSuppression, and torch.unique (_unique2) as ONNX Unique.
+ */
+#include <stdint.h>
+
+#include "lower.h"
+
+static ox_value *typed(ox_value *v, ox_dtype t) {
+    if (v) v->dtype = t;
+    return v;
+}
+
+/* torchvision::nms(boxes [N, 4] as x1 y1 x2 y2, scores [N], iou_threshold) -> the kept indices,
+ * by decreasing score. NonMaxSuppression works on [batch, N, 4] boxes and [batch, class, N]
+ * scores and returns (batch, class, box) triples; the box column is the answer. It drops a box
+ * whose IoU with a kept one is above the threshold, as torchvision does. */
+int lower_nms(ox_lower *L) {
+    ox_value *boxes = ox_arg_value(L, 0), *scores = ox_arg_value(L, 1);
+    double iou = ox_arg_float(L, 2, 0.5);
+    if (!boxes || !scores) return ox_bind(L, 0, NULL);
+    if (boxes->rank >= 0 && boxes->rank != 2) return ox_lower_fail(L, "boxes of rank %d, expected [N, 4]", boxes->rank);
+    if (scores->rank >= 0 && scores->rank != 1) return ox_lower_fail(L, "scores of rank %d, expected [N]", scores->rank);
+    int64_t zero = 0, zero_one[2] = {0, 1}, all = INT32_MAX, two = 2;
+    ox_value *b = ox_out(ox_op(L, "Unsqueeze", 2, ox_cast(L, boxes, OX_FLOAT), ox_const_ints(L, 1, &zero)));
+    ox_value *s = ox_out(ox_op(L, "Unsqueeze", 2, ox_cast(L, scores, OX_FLOAT), ox_const_ints(L, 2, zero_one)));
+    float thr = (float)iou;
+    int64_t one = 1;
+    ox_value *sel = ox_out(ox_op(L, "NonMaxSuppression", 4, typed(b, OX_FLOAT), typed(s, OX_FLOAT),
+                                 ox_const_ints(L, 1, &all), ox_const_tensor(L, OX_FLOAT, 1, &one, &thr)));
+    ox_node *col = ox_op(L, "Gather", 2, typed(sel, OX_INT64), ox_const_scalar(L, OX_INT64, (double)two));
+    if (col) ox_node_set_int(L->g, col, "axis", 1);
+    return ox_bind(L, 0, typed(ox_out(col), OX_INT64));
+}
+
+/* An empty int64 tensor: the outputs _unique2 was not asked for. */
+static ox_value *empty(ox_lower *L) {
+    int64_t n = 0, none = 0;
+    return ox_const_tensor(L, OX_INT64, 1, &n, &none);
+}
+
+/* _unique2(self, sorted, return_inverse, return_counts) -> (values, inverse, counts): the
+ * distinct values of the flattened input, in increasing order (torch's CPU kernel sorts whatever
+ * `sorted` says), the index of each input element among them (shaped like the input) and how
+ * often each occurs. ONNX Runtime's Unique takes float and int64: other dtypes go through one of
+ * them, which holds their values exactly. */
+int lower_unique2(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    bool inverse = ox_arg_bool(L, 2, false), counts = ox_arg_bool(L, 3, false);
+    if (!x) return ox_bind(L, 0, NULL);
+    ox_dtype t = x->dtype;
+    ox_dtype wt = t == OX_FLOAT || t == OX_INT64 ? t : ox_dtype_is_float(t) ? OX_FLOAT : OX_INT64;
+    if (t == OX_DOUBLE) wt = OX_DOUBLE;
+    int64_t flat = -1;
+    ox_value *xf = typed(ox_reshape(L, ox_cast(L, x, wt), 1, &flat), wt);
+    ox_node *u = ox_opn(L, "Unique", 4, 1, xf);
+    if (!u) return ox_bind(L, 0, NULL);
+    ox_node_set_int(L->g, u, "sorted", 1);
+    int rc = ox_bind(L, 0, ox_cast(L, typed(u->outputs[0], wt), t));
+    if (rc != OX_OK || L->node->noutputs < 2) return rc;
+    ox_value *inv = empty(L);
+    if (inverse) {
+        ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64);
+        inv = typed(ox_out(ox_op(L, "Reshape", 2, typed(u->outputs[2], OX_INT64), shape)), OX_INT64);
+    }
+    rc = ox_bind(L, 1, inv);
+    if (rc != OX_OK || L->node->noutputs < 3) return rc;
+    return ox_bind(L, 2, counts ? typed(u->outputs[3], OX_INT64) : empty(L));
+}
