@@ -213,6 +213,8 @@ CASES = {
     "bf16_resize_var_mean": _case(lambda x: (F.interpolate(x, scale_factor=2.0, mode="linear"),
                                              F.interpolate(x, size=7, mode="nearest-exact"), torch.var_mean(x, dim=2)),
                                   r(1, 2, 5, dtype=torch.bfloat16)),
+    "unfold": _case(lambda x, s: (x.unfold(1, 3, 2), x.unfold(-1, 5, 1), x.unfold(0, 1, 1), s.unfold(0, 1, 1)),
+                    r(2, 7, 5), torch.tensor(3.0)),
     "var_std_dim_bitwise_scalar": _case(lambda x, i: (torch.ops.aten.var.dim(x, [1], False, True), torch.ops.aten.std.dim(x, [0]),
                                                       torch.ops.aten.var.dim(x, None), i & 6, i | 1, i ^ 3),
                                         r(3, 4), ints(3, 4, high=8)),
