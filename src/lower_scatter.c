@@ -28,6 +28,19 @@ static bool static_shape(const ox_value *v) {
     return true;
 }
 
+/* A 0-d value as a one-element vector, with its static shape [1] recorded. */
+static ox_value *as_vector(ox_lower *L, ox_value *v) {
+    int64_t n = 1;
+    ox_value *r = typed(ox_reshape(L, v, 1, &n), v->dtype);
+    ox_dim *d = r ? ox_arena_array(L->g->arena, 1, sizeof *d) : NULL;
+    if (!d) return NULL;
+    d->value = 1;
+    d->param = NULL;
+    r->rank = 1;
+    r->dims = d;
+    return r;
+}
+
 static ox_value *shape_of(ox_lower *L, ox_value *v) {
     return typed(ox_out(ox_op(L, "Shape", 1, v)), OX_INT64);
 }
@@ -158,15 +171,30 @@ static int index_write(ox_lower *L, bool add) {
     ox_value *x = ox_arg_value(L, 0), *index = ox_arg_value(L, 2), *src = ox_arg_value(L, 3);
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x || !index || !src) return ox_bind(L, 0, NULL);
-    if (x->rank == 0 || src->rank != x->rank || x->rank > MAX_DIMS)
-        return ox_lower_unsupported(L, "index_%s of a %d-d tensor", add ? "add" : "copy", x->rank);
-    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    ox_value *upd = ox_cast(L, src, x->dtype);
-    if (add && !ox_arg_is_none(L, 4) && ox_nargs(L) > 4) {
-        ox_value *alpha = ox_arg_scalar(L, 4, x->dtype);
-        upd = typed(ox_out(ox_op(L, "Mul", 2, upd, alpha)), x->dtype);
+    bool scalar = x->rank == 0 && src->rank == 0;   /* dim 0 of a 0-d tensor: written as [1] */
+    if (scalar) {
+        if (!ox_norm_dim(L, &dim, 0, "dim")) return OX_ELOWER;
+        x = as_vector(L, x);
+        src = as_vector(L, src);
+        if (!x || !src) return ox_bind(L, 0, NULL);
     }
-    return ox_bind(L, 0, scatter(L, x, dim, along(L, index, src, dim, x->rank), upd, add ? "add" : NULL));
+    if (x->rank == 0 || src->rank != x->rank || x->rank > MAX_DIMS)
+        return ox_lower_unsupported(L, "index_%s of a %d-d tensor from a %d-d source", add ? "add" : "copy",
+                                    x->rank, src->rank);
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    ox_dtype t = x->dtype;
+    ox_value *xw = x;
+    if (add && t == OX_BOOL) {   /* bools add as ints, then any nonzero sum is true, as in torch */
+        xw = ox_cast(L, x, OX_INT32);
+        if (xw) { xw->rank = x->rank; xw->dims = x->dims; }
+    }
+    ox_value *upd = ox_cast(L, src, xw ? xw->dtype : t);
+    const ox_arg *alpha = add && ox_nargs(L) > 4 && !ox_arg_is_none(L, 4) ? ox_arg_at(L, 4) : NULL;
+    if (alpha && !(alpha->kind != OX_ARG_VALUE && ox_arg_float(L, 4, 1) == 1))
+        upd = typed(ox_out(ox_op(L, "Mul", 2, upd, ox_arg_scalar(L, 4, upd ? upd->dtype : t))), upd ? upd->dtype : t);
+    if (!xw || !upd) return ox_bind(L, 0, NULL);
+    ox_value *r = ox_cast(L, scatter(L, xw, dim, along(L, index, src, dim, x->rank), upd, add ? "add" : NULL), t);
+    return ox_bind(L, 0, scalar ? typed(ox_reshape(L, r, 0, NULL), t) : r);
 }
 
 int lower_index_add(ox_lower *L) { return index_write(L, true); }
@@ -177,14 +205,20 @@ int lower_index_fill(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *index = ox_arg_value(L, 2);
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x || !index) return ox_bind(L, 0, NULL);
-    if (x->rank == 0 || x->rank > MAX_DIMS) return ox_lower_unsupported(L, "index_fill of a 0-d tensor");
+    bool scalar = x->rank == 0;   /* dim 0 of a 0-d tensor: filled as [1] */
+    if (scalar) {
+        if (!ox_norm_dim(L, &dim, 0, "dim")) return OX_ELOWER;
+        if (!(x = as_vector(L, x))) return ox_bind(L, 0, NULL);
+    }
+    if (x->rank > MAX_DIMS) return ox_lower_unsupported(L, "index_fill of a rank-%d tensor", x->rank);
     if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     /* the shape of the selected slices: x's with dim replaced by len(index) */
     ox_node *g = ox_op(L, "Gather", 2, x, ox_cast(L, index, OX_INT64));
     if (g) ox_node_set_int(L->g, g, "axis", dim);
     ox_value *slices = typed(ox_out(g), x->dtype);
     ox_value *val = typed(ox_out(ox_op(L, "Expand", 2, ox_arg_scalar(L, 3, x->dtype), shape_of(L, slices))), x->dtype);
-    return ox_bind(L, 0, scatter(L, x, dim, along(L, index, slices, dim, x->rank), val, NULL));
+    ox_value *r = scatter(L, x, dim, along(L, index, slices, dim, x->rank), val, NULL);
+    return ox_bind(L, 0, scalar ? typed(ox_reshape(L, r, 0, NULL), x->dtype) : r);
 }
 
 /* x[mask] = values (or +=) with one boolean mask over x's leading dims: the set positions, in
