@@ -24,8 +24,6 @@ NOT_LOWERED: dict[str, str] = {
         "a gradient op: it appears only in training (joint forward-backward) graphs, which an inference export does not produce; torch.onnx's registry has none",
     "aten::_cdist_forward.default":
         "not lowered yet (torch.onnx has no function for it either)",
-    "aten::_embedding_bag.default":
-        "not lowered yet: a Gather of the bags' rows and a segment reduction over offsets",
     "aten::_fft_c2r.default":
         "complex values: oxport's IR has no complex dtype yet (torch.onnx carries them as a trailing dim of 2)",
     "aten::_fft_r2c.default":
