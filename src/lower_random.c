@@ -186,3 +186,24 @@ int lower_normal_tensors(ox_lower *L) {
     ox_value *z = draw(L, like, true, 0, 1);
     return bind_as(L, bin(L, "Add", mean, bin(L, "Mul", std, z)), t == OX_UNDEFINED ? OX_FLOAT : t);
 }
+
+/* randperm(n, *, dtype=int64, ...): the order that sorts n uniform samples, a uniformly random
+ * permutation of 0..n-1 (ties have probability ~0). n must be known at export. */
+int lower_randperm(ox_lower *L) {
+    const ox_arg *a = ox_arg_at(L, 0);
+    if (a && a->kind == OX_ARG_VALUE) return ox_lower_unsupported(L, "randperm of a symbolic size");
+    int64_t n = ox_arg_int(L, 0, 0);
+    if (n < 0) return ox_lower_fail(L, "n is %lld", (long long)n);
+    if (n == 0) {
+        int64_t none = 0;
+        ox_dtype t = ox_out_dtype(L, 0);
+        return ox_bind(L, 0, ox_const_tensor(L, t ? t : OX_INT64, 1, &n, &none));
+    }
+    ox_node *r = ox_op(L, "RandomUniform", 0);
+    if (!r) return ox_bind(L, 0, NULL);
+    ox_node_set_ints(L->g, r, "shape", &n, 1);
+    ox_node_set_int(L->g, r, "dtype", OX_FLOAT);
+    ox_node *tk = ox_opn(L, "TopK", 2, 2, typed(ox_out(r), OX_FLOAT), ox_const_ints(L, 1, &n));
+    if (!tk) return ox_bind(L, 0, NULL);
+    return bind_as(L, typed(tk->outputs[1], OX_INT64), OX_INT64);
+}

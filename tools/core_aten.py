@@ -46,8 +46,6 @@ NOT_LOWERED: dict[str, str] = {
         "a gradient op: it appears only in training (joint forward-backward) graphs, which an inference export does not produce; torch.onnx's registry has none",
     "aten::native_layer_norm_backward.default":
         "a gradient op: it appears only in training (joint forward-backward) graphs, which an inference export does not produce; torch.onnx's registry has none",
-    "aten::randperm.default":
-        "not lowered yet: a random permutation (TopK of RandomUniform indices)",
     "aten::sym_storage_offset.default":
         "a tensor's offset into its storage has no ONNX counterpart (every ONNX value is its own buffer); the as_strided lowering takes the offset as an int instead",
     "aten::sym_stride.int":

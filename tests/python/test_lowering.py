@@ -281,3 +281,20 @@ def test_float16(name):
     for a, e in zip(program(*args), expected):
         assert a.dtype == torch.float16
         torch.testing.assert_close(a, e, rtol=2e-3, atol=2e-3)
+
+
+def test_randperm_is_a_permutation():
+    class Perm(torch.nn.Module):
+        def forward(self, x):
+            return x[torch.randperm(x.shape[0])], torch.randperm(5, dtype=torch.int32), torch.randperm(0)
+
+    x = torch.arange(9.0)
+    program = oxport.export(Perm(), (x,), verbose=False)
+    orders = set()
+    for _ in range(4):
+        shuffled, p, empty = program(x)
+        assert sorted(shuffled.tolist()) == x.tolist()
+        assert sorted(p.tolist()) == list(range(5)) and p.dtype == torch.int32
+        assert empty.shape == (0,) and empty.dtype == torch.int64
+        orders.add(tuple(shuffled.tolist()))
+    assert len(orders) > 1, "four runs gave the same order: the permutation is not random"
