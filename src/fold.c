@@ -199,6 +199,9 @@ static bool convert(num v, unsigned from, ox_dtype to, num *out) {
         double t = trunc(v.f);
         if (k == F_SINT) {
             double lim = ldexp(1, dbits(to) - 1);
+            /* below the range of int32/int64 (-inf too), x86's and ARM's conversions both give
+             * the minimum, as torch and numpy do; above it or NaN they differ, so no fold */
+            if (t < -lim && dbits(to) >= 32) { out->i = dbits(to) == 64 ? INT64_MIN : INT32_MIN; return true; }
             if (t < -lim || t >= lim) return false;
             out->i = (int64_t)t;
         } else {

@@ -137,7 +137,7 @@ enum { FOLD_FREE_BYTES = 1024 };   /* a weight view smaller than this is copied,
 /* A fold may add this much even when it frees less: small tables computed from aranges and
  * weights (T5's relative-position buckets, MaxViT's and Swin's bias gathers) are worth storing. A
  * growing fold frees nothing, so a chain can keep an intermediate alive; each is capped here. */
-enum { FOLD_GROW_BYTES = 64 * 1024 };
+enum { FOLD_GROW_BYTES = 256 * 1024 };
 
 /* The dims Shape node n reports: x's dims [*start, *end). False when x's shape is not known. */
 static bool shape_range(const ox_node *n, const ox_value **x, int64_t *start, int64_t *end) {
@@ -568,6 +568,32 @@ static void simplify_where(ox_node *n, ox_pass_stats *st) {
     if (nonneg(n->inputs[2], 0) && n->inputs[2]->dtype == n->outputs[0]->dtype) forward(n, n->inputs[2], st);
 }
 
+/* Where(IsNaN(p), 0, p) with p = Softmax(x + c) over the last axis, c a constant with a value
+ * above -inf in every row: attention's guard for fully masked rows, which cannot fire when the
+ * mask is known to leave each row something. (Every row of c, broadcast or not, then gives each
+ * row of x + c a finite-or-larger score for finite x.) */
+static bool guard_is_noop(const ox_node *n) {
+    ox_value *c = n->inputs[0], *zero = n->inputs[1], *p = n->inputs[2];
+    const ox_node *isnan = c ? c->producer : NULL, *sm = p ? p->producer : NULL;
+    if (!isnan || !op_is(isnan, "IsNaN") || isnan->inputs[0] != p || !sm || !op_is(sm, "Softmax")) return false;
+    if (!is_const(zero) || ox_tensor_numel(zero->tensor) != 1 || elem(zero->tensor, 0) != 0) return false;
+    int64_t axis = ox_node_attr_int(sm, "axis", -1);
+    if (axis != -1 && !(p->rank > 0 && axis == p->rank - 1)) return false;
+    const ox_node *add = sm->inputs[0] ? sm->inputs[0]->producer : NULL;
+    if (!add || !op_is(add, "Add") || add->ninputs != 2) return false;
+    const ox_value *mask = is_const(add->inputs[1]) ? add->inputs[1] : is_const(add->inputs[0]) ? add->inputs[0] : NULL;
+    if (!mask || !ox_dtype_is_float(mask->tensor->dtype)) return false;
+    const ox_tensor *t = mask->tensor;
+    int64_t numel = ox_tensor_numel(t), row = t->rank > 0 ? t->dims[t->rank - 1] : 1;
+    if (numel <= 0 || row <= 0 || numel > (1 << 22)) return false;
+    for (int64_t r = 0; r < numel; r += row) {
+        bool some = false;
+        for (int64_t j = 0; j < row && !some; j++) some = elem(t, r + j) > -INFINITY;
+        if (!some) return false;
+    }
+    return true;
+}
+
 ox_code ox_pass_simplify(ox_graph *g, ox_pass_stats *st) {
     ox_graph_count_uses(g);
     for (uint32_t i = 0; i < g->nnodes && !ox_graph_failed(g); i++) {
@@ -585,6 +611,7 @@ ox_code ox_pass_simplify(ox_graph *g, ox_pass_stats *st) {
             if (expand_is_noop(n)) forward(n, x, st);
         } else if (!strcmp(op, "Concat")) {
             if (n->ninputs == 1) forward(n, x, st);
+
         } else if (!strcmp(op, "Dropout")) {
             /* inference unless training_mode is given and not a constant false */
             ox_value *train = n->ninputs > 2 ? n->inputs[2] : NULL;
@@ -608,7 +635,8 @@ ox_code ox_pass_simplify(ox_graph *g, ox_pass_stats *st) {
         } else if (!strcmp(op, "Transpose")) {
             simplify_transpose(g, n, st);
         } else if (!strcmp(op, "Where")) {
-            simplify_where(n, st);
+            if (n->ninputs == 3 && guard_is_noop(n)) forward(n, n->inputs[2], st);
+            else simplify_where(n, st);
         } else if (!strcmp(op, "Shape")) {
             canonical_shape(g, n);
         }

@@ -298,3 +298,24 @@ def test_randperm_is_a_permutation():
         assert empty.shape == (0,) and empty.dtype == torch.int64
         orders.add(tuple(shuffled.tolist()))
     assert len(orders) > 1, "four runs gave the same order: the permutation is not random"
+
+
+@pytest.mark.parametrize("dead_row", [False, True])
+def test_attention_guard_goes_when_the_constant_mask_leaves_every_row_something(dead_row):
+    mask = torch.triu(torch.full((6, 6), float("-inf")), 1)
+    if dead_row:
+        mask[2] = float("-inf")
+
+    class Att(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mask", mask)
+
+        def forward(self, q):
+            return F.scaled_dot_product_attention(q, q, q, attn_mask=self.mask)
+
+    q = r(1, 2, 6, 4)
+    program = oxport.export(Att().eval(), (q,), verbose=False)
+    ops = [n.op_type for n in program.model_proto.graph.node]
+    assert ("IsNaN" in ops) == dead_row
+    torch.testing.assert_close(program(q)[0], Att()(q), rtol=1e-4, atol=1e-5)
