@@ -1,5 +1,6 @@
 /* The folding kernels on small cases worked out by hand (ONNX's own backend cases come from the
  * conformance test in pytest). */
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
@@ -94,6 +95,43 @@ int main(void) {
     in[0] = r;
     r = eval("Squeeze", 2, in, NULL, 0);
     CHECK(r && r->rank == 2 && r->dims[0] == 2);
+
+    /* Cast below int32/int64 range saturates to the minimum; above it or NaN it is not folded */
+    float wild[2] = {-1.0f / 0.0f, -1e30f}, big[1] = {1e30f};
+    in[0] = tensor(OX_FLOAT, 1, d2, wild);
+    r = eval("Cast", 1, in, "to", OX_INT64);
+    if (r) { const int64_t *v = r->data; CHECK(v[0] == INT64_MIN && v[1] == INT64_MIN); }
+    CHECK(r != NULL);
+    r = eval("Cast", 1, in, "to", OX_INT32);
+    if (r) { const int32_t *v = r->data; CHECK(v[0] == INT32_MIN && v[1] == INT32_MIN); }
+    CHECK(r != NULL);
+    in[0] = tensor(OX_FLOAT, 1, d1, big);
+    CHECK(eval("Cast", 1, in, "to", OX_INT64) == NULL);
+    ox_error_clear(&g->err);
+
+    /* Tile: [2, 3] by (2, 1) repeats the rows */
+    int64_t reps[2] = {2, 1};
+    in[0] = tensor(OX_FLOAT, 2, d23, x);
+    in[1] = tensor(OX_INT64, 1, d2, reps);
+    r = eval("Tile", 2, in, NULL, 0);
+    CHECK(r && r->rank == 2 && r->dims[0] == 4 && r->dims[1] == 3);
+    if (r) { const float *f = r->data; CHECK(f[0] == 0 && f[5] == 5 && f[6] == 0 && f[11] == 5); }
+    in[1] = tensor(OX_INT64, 1, d1, reps);
+    CHECK(eval("Tile", 2, in, NULL, 0) == NULL);         /* one repeat for a rank-2 input */
+    ox_error_clear(&g->err);
+
+    /* Clip with both bounds, and with max only (min omitted) */
+    float lo = 1.0f, hi = 3.5f;
+    in[0] = tensor(OX_FLOAT, 2, d23, x);
+    in[1] = tensor(OX_FLOAT, 0, NULL, &lo);
+    in[2] = tensor(OX_FLOAT, 0, NULL, &hi);
+    r = eval("Clip", 3, in, NULL, 0);
+    if (r) { const float *f = r->data; CHECK(f[0] == 1 && f[2] == 2 && f[4] == 3.5f && f[5] == 3.5f); }
+    CHECK(r != NULL);
+    in[1] = NULL;
+    r = eval("Clip", 3, in, NULL, 0);
+    if (r) { const float *f = r->data; CHECK(f[0] == 0 && f[5] == 3.5f); }
+    CHECK(r != NULL);
 
     CHECK(!ox_fold_has_kernel("ConstantOfShape") && !ox_fold_has_kernel("RandomNormal"));
     CHECK(!ox_fold_has_kernel("QuantizeLinear") && ox_fold_has_kernel("Gather"));

@@ -399,6 +399,32 @@ static void test_partial_shape(void) {
     ox_graph_free(g);
 }
 
+/* Where(IsNaN(p), 0, p) over p = Softmax(x + mask) goes when the constant mask leaves every row
+ * a value above -inf, and stays when one row is all -inf. */
+static void test_attention_guard(void) {
+    for (int dead = 0; dead <= 1; dead++) {
+        ox_graph *g = ox_graph_new(18);
+        ox_dim d[2] = {{.value = 2}, {.value = 2}};
+        ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, d);
+        int64_t md[2] = {2, 2};
+        float inf = 1.0f / 0.0f, m[4] = {0, -inf, dead ? -inf : 0, -inf}, zero = 0;
+        ox_value *s = node1(g, "Add", x, ox_graph_add_constant(g, NULL, OX_FLOAT, 2, md, m));
+        ox_value *p = node1(g, "Softmax", s, NULL);
+        ox_value *nan = node1(g, "IsNaN", p, NULL);
+        ox_value *win[3] = {nan, ox_graph_add_constant(g, NULL, OX_FLOAT, 0, NULL, &zero), p};
+        ox_node *w = ox_graph_add_node(g, "Where", NULL, 3, win, 1);
+        s->dtype = p->dtype = w->outputs[0]->dtype = OX_FLOAT;
+        nan->dtype = OX_BOOL;
+        p->rank = 2;
+        ox_graph_add_output(g, w->outputs[0]);
+        CHECK(ox_optimize(g, NULL) == OX_OK);
+        bool has_where = false;
+        for (uint32_t k = 0; k < g->nnodes; k++) has_where |= strcmp(g->nodes[k]->op_type, "Where") == 0;
+        CHECK(has_where == (dead == 1));
+        ox_graph_free(g);
+    }
+}
+
 int main(void) {
     test_fuse();
     test_fuse_bn_gemm();
@@ -409,6 +435,7 @@ int main(void) {
     test_fold_shape_and_transpose_view();
     test_dedup();
     test_nonneg_wrap();
+    test_attention_guard();
     test_partial_shape();
     return CHECK_DONE();
 }
