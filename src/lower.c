@@ -569,6 +569,16 @@ ox_value *ox_reshape(ox_lower *L, ox_value *x, int n, const int64_t *shape) {
     return ox_out(ox_op(L, "Reshape", 2, x, ox_const_ints(L, n, shape)));
 }
 
+/* Where(c, a, b) of dtype t. ONNX Runtime has no Where kernel for bool or bfloat16 data: those
+ * choose between uint8 or float copies, which hold every value exactly, and are cast back. */
+ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype t) {
+    ox_dtype wt = t == OX_BOOL ? OX_UINT8 : t == OX_BFLOAT16 ? OX_FLOAT : t;
+    if (wt != t) { a = ox_cast(L, a, wt); b = ox_cast(L, b, wt); }
+    ox_value *r = ox_out(ox_op(L, "Where", 3, c, a, b));
+    if (r) r->dtype = wt;
+    return ox_cast(L, r, t);
+}
+
 /* ---- type promotion (torch.promote_types for tensors) ---- */
 
 static int category(ox_dtype t) {

@@ -158,6 +158,8 @@ ox_value *ox_const_tensor(ox_lower *L, ox_dtype dtype, int rank, const int64_t *
 /* Common shapes of emitted code. */
 ox_value *ox_cast(ox_lower *L, ox_value *x, ox_dtype to);          /* x itself when already `to` */
 ox_value *ox_reshape(ox_lower *L, ox_value *x, int n, const int64_t *shape);
+/* Where(c, a, b) of dtype t, through uint8 or float for bool or bfloat16 (ONNX Runtime lacks them). */
+ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype t);
 
 /* Type promotion as in PyTorch (torch.result_type for two tensors of these dtypes). */
 ox_dtype ox_promote(ox_dtype a, ox_dtype b);

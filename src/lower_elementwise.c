@@ -332,31 +332,21 @@ int lower_bitwise_xor(ox_lower *L) { return bitwise(L, "Xor", "BitwiseXor"); }
 
 /* ---- where and masked_fill ---- */
 
-/* Where(c, a, b) of dtype t. ONNX Runtime has no Where kernel for bool or bfloat16 data: those
- * choose between uint8 or float copies, which hold every value exactly, and are cast back. */
-static ox_value *where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype t) {
-    ox_dtype wt = t == OX_BOOL ? OX_UINT8 : t == OX_BFLOAT16 ? OX_FLOAT : t;
-    if (wt != t) { a = ox_cast(L, a, wt); b = ox_cast(L, b, wt); }
-    return ox_cast(L, typed(ox_out(ox_op(L, "Where", 3, c, a, b)), wt), t);
-}
-
-/* where.self / .ScalarSelf / .ScalarOther / .Scalar (condition, self, other). */
+/* where.self / .ScalarSelf / .ScalarOther / .Scalar (condition, self, other), and torch.sym_ite
+ * (b, t, f): `t if b else f` on symbolic values. */
 int lower_where(ox_lower *L) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
     ox_value *c = ox_cast(L, ox_arg_value(L, 0), OX_BOOL);
-    return ox_bind(L, 0, where(L, c, operand(L, 1, t), operand(L, 2, t), t));
+    return ox_bind(L, 0, ox_where(L, c, operand(L, 1, t), operand(L, 2, t), t));
 }
-
-/* torch.sym_ite(b, t, f): `t if b else f` on symbolic values, traced as a call. */
-int lower_sym_ite(ox_lower *L) { return lower_where(L); }
 
 /* masked_fill.Scalar / .Tensor (self, mask, value). */
 int lower_masked_fill(ox_lower *L) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
     ox_value *x = operand(L, 0, t), *m = ox_cast(L, ox_arg_value(L, 1), OX_BOOL);
-    return ox_bind(L, 0, where(L, m, operand(L, 2, t), x, t));
+    return ox_bind(L, 0, ox_where(L, m, operand(L, 2, t), x, t));
 }
 
 /* ---- casts ---- */

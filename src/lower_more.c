@@ -165,8 +165,6 @@ int lower_round_decimals(ox_lower *L) {
 int lower_masked_scatter(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *mask = ox_arg_value(L, 1), *src = ox_arg_value(L, 2);
     if (!x || !mask || !src) return ox_bind(L, 0, NULL);
-    ox_dtype t = x->dtype;
-    if (t == OX_BOOL) x = ox_cast(L, x, OX_UINT8);   /* ONNX Runtime's Where has no bool kernel */
     ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64);
     ox_value *m = typed(ox_out(ox_op(L, "Expand", 2, ox_cast(L, mask, OX_BOOL), shape)), OX_BOOL);
     int64_t flat_shape = -1;
@@ -177,7 +175,7 @@ int lower_masked_scatter(ox_lower *L) {
     ox_value *sf = typed(ox_reshape(L, ox_cast(L, src, x->dtype), 1, &flat_shape), x->dtype);
     ox_value *picked = typed(ox_out(ox_op(L, "Gather", 2, sf, pos)), x->dtype);
     picked = typed(ox_out(ox_op(L, "Reshape", 2, picked, shape)), x->dtype);
-    return ox_bind(L, 0, ox_cast(L, typed(ox_out(ox_op(L, "Where", 3, m, picked, x)), x->dtype), t));
+    return ox_bind(L, 0, ox_where(L, m, picked, x, x->dtype));
 }
 
 /* as_strided(self, size[], stride[], storage_offset?): self's elements (contiguous, static size)
