@@ -155,3 +155,16 @@ def test_corpus_model_matches_eager(name):
         expected = model(*args)
     for a, e in zip(program(*args), expected, strict=True):
         torch.testing.assert_close(a, e, rtol=1e-3, atol=1e-4)
+
+
+def test_detection_rows_tied_by_round_off_may_swap_but_nothing_else():
+    # Detections are sorted by score; two scores 1e-7 apart may come out in either order.
+    boxes = torch.tensor([[0., 0, 1, 1], [2, 2, 3, 3], [4, 4, 5, 5]])
+    scores, labels = torch.tensor([0.5, 0.4, 0.4000001]), torch.tensor([1, 2, 3])
+    swapped = [boxes[[0, 2, 1]], scores[[0, 2, 1]], labels[[0, 2, 1]]]
+    aligned = corpus._align_tied_rows(swapped, [boxes, scores, labels], rtol=1e-3, atol=1e-4)
+    assert all(torch.equal(torch.as_tensor(a), e) for a, e in zip(aligned, [boxes, scores, labels]))
+    moved = [swapped[0] + torch.tensor([[0.], [0], [9]]), swapped[1], swapped[2]]
+    assert corpus._align_tied_rows(moved, [boxes, scores, labels], rtol=1e-3, atol=1e-4) is moved
+    far = [boxes[[0, 2, 1]], torch.tensor([0.5, 0.3, 0.4]), labels[[0, 2, 1]]]
+    assert corpus._align_tied_rows(far, [boxes, scores, labels], rtol=1e-3, atol=1e-4) is far
