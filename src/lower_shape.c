@@ -328,8 +328,9 @@ int lower_slice(ox_lower *L) {
 
 /* ---- cat / stack / split ---- */
 
-/* The tensors of list argument 0, cast to the output dtype; legacy empty 1-D inputs dropped. */
-static int tensor_list(ox_lower *L, ox_value ***out, int out_rank) {
+/* The tensors of list argument 0, cast to the output dtype; with drop_empty, the legacy empty 1-D
+   inputs that torch.cat skips are left out (torch.stack skips none). */
+static int tensor_list(ox_lower *L, ox_value ***out, bool drop_empty) {
     const ox_arg *a = ox_arg_at(L, 0);
     if (!a || a->kind != OX_ARG_LIST || a->u.list.n == 0) {
         ox_lower_fail(L, "argument 0 (tensors) must be a non-empty list of tensors");
@@ -347,7 +348,7 @@ static int tensor_list(ox_lower *L, ox_value ***out, int out_rank) {
         }
         ox_value *v = L->prog->table[e->u.ref];
         /* torch.cat skips 1-D tensors of size 0 whatever the other ranks */
-        if (out_rank != 1 && v->rank == 1 && v->dims && !v->dims[0].param && v->dims[0].value == 0) continue;
+        if (drop_empty && v->rank == 1 && v->dims && !v->dims[0].param && v->dims[0].value == 0) continue;
         vals[n++] = t == OX_UNDEFINED ? v : ox_cast(L, v, t);
     }
     *out = vals;
@@ -361,7 +362,7 @@ int lower_cat(ox_lower *L) {
     int64_t dim = ox_arg_int(L, 1, 0);
     ox_value **vals;
     if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
-    int n = tensor_list(L, &vals, rank);
+    int n = tensor_list(L, &vals, rank != 1);
     if (n < 0) return ox_bind(L, 0, NULL);
     if (n == 0) {   /* every input was an empty 1-D tensor */
         const ox_arg *a = ox_arg_at(L, 0);
@@ -380,7 +381,7 @@ int lower_stack(ox_lower *L) {
     int64_t dim = ox_arg_int(L, 1, 0);
     ox_value **vals;
     if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
-    int n = tensor_list(L, &vals, -1);
+    int n = tensor_list(L, &vals, false);
     if (n <= 0) return ox_bind(L, 0, NULL);
     ox_value *axes = const_1d(L, dim);
     for (int k = 0; k < n; k++) vals[k] = ox_out(ox_op(L, "Unsqueeze", 2, vals[k], axes));
