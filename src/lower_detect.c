@@ -1,6 +1,7 @@
 /*
  * lower_detect.c — what detection models call beside convolutions: torchvision's nms as ONNX
- * NonMaxSuppression, torch.unique (_unique2) as ONNX Unique, and Tensor.unfold (sliding windows).
+ * NonMaxSuppression, roi_align as RoiAlign, torch.unique (_unique2) as ONNX Unique, and
+ * Tensor.unfold (sliding windows).
  */
 #include <stdint.h>
 
@@ -31,6 +32,40 @@ int lower_nms(ox_lower *L) {
     ox_node *col = ox_op(L, "Gather", 2, typed(sel, OX_INT64), ox_const_scalar(L, OX_INT64, (double)two));
     if (col) ox_node_set_int(L->g, col, "axis", 1);
     return ox_bind(L, 0, typed(ox_out(col), OX_INT64));
+}
+
+/* torchvision::roi_align(input [N, C, H, W], rois [K, 5] as batch x1 y1 x2 y2, spatial_scale,
+ * pooled_height, pooled_width, sampling_ratio, aligned) -> [K, C, ph, pw], each bin the average
+ * of bilinear samples. RoiAlign takes the batch column apart, as int64. Its modes are
+ * torchvision's: aligned shifts by half a pixel ("half_pixel"); unaligned keeps the legacy pixel
+ * model ("output_half_pixel"), with ROIs at least 1 x 1; a sampling ratio of 0 or less means
+ * ceil(roi size / bins) samples per bin in both. ONNX Runtime computes in float or double. */
+int lower_roi_align(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *rois = ox_arg_value(L, 1);
+    double scale = ox_arg_float(L, 2, 1.0);
+    int64_t ph = ox_arg_int(L, 3, 1), pw = ox_arg_int(L, 4, 1), ratio = ox_arg_int(L, 5, -1);
+    bool aligned = ox_arg_bool(L, 6, false);
+    if (!x || !rois) return ox_bind(L, 0, NULL);
+    if (x->rank >= 0 && x->rank != 4) return ox_lower_fail(L, "input of rank %d, expected [N, C, H, W]", x->rank);
+    if (rois->rank >= 0 && rois->rank != 2) return ox_lower_fail(L, "rois of rank %d, expected [K, 5]", rois->rank);
+    if (ph <= 0 || pw <= 0)
+        return ox_lower_fail(L, "pooled size %lld x %lld", (long long)ph, (long long)pw);
+    ox_dtype t = x->dtype, wt = t == OX_DOUBLE ? OX_DOUBLE : OX_FLOAT;
+    int64_t one = 1, five = 5, axis1 = 1;
+    ox_value *r = typed(ox_cast(L, rois, wt), wt);
+    ox_node *col = ox_op(L, "Gather", 2, r, ox_const_scalar(L, OX_INT64, 0));
+    if (col) ox_node_set_int(L->g, col, "axis", 1);
+    ox_value *batch = typed(ox_cast(L, typed(ox_out(col), wt), OX_INT64), OX_INT64);
+    ox_value *box = typed(ox_out(ox_op(L, "Slice", 4, r, ox_const_ints(L, 1, &one), ox_const_ints(L, 1, &five),
+                                       ox_const_ints(L, 1, &axis1))), wt);
+    ox_node *n = ox_op(L, "RoiAlign", 3, typed(ox_cast(L, x, wt), wt), box, batch);
+    if (!n) return ox_bind(L, 0, NULL);
+    ox_node_set_string(L->g, n, "coordinate_transformation_mode", aligned ? "half_pixel" : "output_half_pixel");
+    ox_node_set_int(L->g, n, "output_height", ph);
+    ox_node_set_int(L->g, n, "output_width", pw);
+    ox_node_set_int(L->g, n, "sampling_ratio", ratio > 0 ? ratio : 0);
+    ox_node_set_float(L->g, n, "spatial_scale", (float)scale);
+    return ox_bind(L, 0, ox_cast(L, typed(ox_out(n), wt), t));
 }
 
 /* An empty int64 tensor: the outputs _unique2 was not asked for. */

@@ -1,4 +1,5 @@
-"""torchvision's nms (ONNX NonMaxSuppression) and torch.unique (ONNX Unique), against eager."""
+"""torchvision's nms (ONNX NonMaxSuppression), roi_align (RoiAlign) and torch.unique (ONNX Unique),
+against eager."""
 import pytest
 import torch
 import torchvision
@@ -35,6 +36,41 @@ def test_nms_keeps_what_torchvision_keeps(iou):
     for seed in (1, 2):   # the export's boxes, and others of the same count
         b, s = _boxes(60, seed)
         assert program(b, s)[0].tolist() == model(b, s).tolist()
+
+
+class RoiAlign(torch.nn.Module):
+    def __init__(self, **kw):
+        super().__init__()
+        self.kw = kw
+
+    def forward(self, x, rois):
+        return torchvision.ops.roi_align(x, rois, **self.kw)
+
+
+def _rois(k, seed):
+    """k ROIs over two 16 x 20 images at scale 0.5: large ones, ones under a pixel (the unaligned
+    mode makes them 1 x 1), and ones crossing the border (samples past it count as 0)."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(k, 2, generator=g) * 40 - 4
+    wh = torch.rand(k, 2, generator=g) * 24
+    wh[: k // 4] *= 0.05
+    batch = torch.randint(0, 2, (k, 1), generator=g).float()
+    return torch.cat([batch, xy, xy + wh], 1)
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+@pytest.mark.parametrize("sampling_ratio", [-1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_roi_align_matches_torchvision(aligned, sampling_ratio, dtype):
+    x = torch.randn(2, 3, 16, 20, dtype=dtype)
+    model = RoiAlign(output_size=(3, 4), spatial_scale=0.5, sampling_ratio=sampling_ratio, aligned=aligned)
+    rois = _rois(12, 0).to(dtype)
+    program = oxport.export(model, (x, rois), verbose=False)
+    assert [n.op_type for n in program.model_proto.graph.node].count("RoiAlign") == 1
+    for seed in (0, 1):
+        r = _rois(12, seed).to(dtype)
+        (actual,) = program(x, r)
+        torch.testing.assert_close(actual, model(x, r))
 
 
 class Unique(torch.nn.Module):
