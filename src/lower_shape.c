@@ -397,15 +397,26 @@ static int split_outputs(ox_lower *L, ox_value *x, int64_t dim, bool squeeze) {
     if (nout < 1 || nout > 4096) return ox_lower_fail(L, "%d outputs", nout);
     int64_t *sizes = ox_arena_array(L->g->arena, (size_t)nout, sizeof *sizes);
     if (!sizes) return ox_graph_status(L->g);
-    for (int k = 0; k < nout; k++) {
+    bool symbolic = false;
+    for (int k = 0; k < nout && !symbolic; k++) {
         const ox_meta *m = ox_out_meta(L, k);
         if (squeeze) { sizes[k] = 1; continue; }
-        if (!m || m->rank <= dim || !m->dims || m->dims[dim].param || m->dims[dim].value < 0)
-            return ox_lower_unsupported(L, "the size of output %d along dim %lld is symbolic", k,
-                                        (long long)dim);
-        sizes[k] = m->dims[dim].value;
+        symbolic = !m || m->rank <= dim || !m->dims || m->dims[dim].param || m->dims[dim].value < 0;
+        sizes[k] = symbolic ? 0 : m->dims[dim].value;
     }
-    ox_value *split = ox_const_ints(L, nout, sizes);
+    ox_value *split;
+    if (!symbolic) {
+        split = ox_const_ints(L, nout, sizes);
+    } else {
+        /* split_with_sizes names the sizes, symbolic ones as values: they become Split's input */
+        const ox_arg *a = ox_arg_at(L, 1);
+        bool has_zero;
+        if (!a || a->kind != OX_ARG_LIST || a->u.list.n != nout)
+            return ox_lower_unsupported(L, "the sizes of the outputs along dim %lld are symbolic",
+                                        (long long)dim);
+        split = size_list(L, 1, false, &has_zero);
+        if (!split) return ox_bind(L, 0, NULL);
+    }
     ox_node *n = ox_opn(L, "Split", nout, 2, x, split);
     if (!n) return ox_bind(L, 0, NULL);
     ox_node_set_int(L->g, n, "axis", dim);

@@ -89,3 +89,24 @@ def test_varargs_forward_takes_one_entry_for_all_its_args():
     assert _dims(program.model_proto.graph.input[1]) == ["batch", 3]
     a, b = torch.randn(5, 3), torch.randn(5, 3)
     torch.testing.assert_close(program(a, b)[0], a + b)
+
+
+class CatSplit(torch.nn.Module):
+    """Two batches through one layer and back, as torchvision's RoIHeads splits its boxes per image."""
+
+    def forward(self, a, b):
+        y = torch.cat([a, b]).relu() * 2
+        first, second = y.split([a.shape[0], b.shape[0]])
+        return first.sum(0), second
+
+
+def test_split_with_symbolic_sizes():
+    a, b = torch.randn(3, 4), torch.randn(5, 4)
+    spec = ({0: Dim("na", max=64)}, {0: Dim("nb", max=64)})
+    model = CatSplit()
+    program = oxport.export(model, (a, b), dynamic_shapes=spec, verbose=False)
+    assert "Split" in [n.op_type for n in program.model_proto.graph.node]
+    for na, nb in [(3, 5), (1, 7), (6, 2)]:
+        x, y = torch.randn(na, 4), torch.randn(nb, 4)
+        for actual, expected in zip(program(x, y), model(x, y), strict=True):
+            torch.testing.assert_close(actual, expected)
