@@ -402,7 +402,7 @@ static int split_outputs(ox_lower *L, ox_value *x, int64_t dim, bool squeeze) {
         const ox_meta *m = ox_out_meta(L, k);
         if (squeeze) { sizes[k] = 1; continue; }
         symbolic = !m || m->rank <= dim || !m->dims || m->dims[dim].param || m->dims[dim].value < 0;
-        sizes[k] = symbolic ? 0 : m->dims[dim].value;
+        if (!symbolic) sizes[k] = m->dims[dim].value;
     }
     ox_value *split;
     if (!symbolic) {

@@ -2,6 +2,8 @@
 natively (no run_decompositions), passes the ONNX checker and matches eager in ONNX Runtime.
 Weights are random (torchvision weights=None, transformers from configs); sizes are cut down
 (2 layers, hidden 64) but the architectures are the real ones."""
+import collections
+
 import onnx
 import pytest
 import torch
@@ -168,3 +170,20 @@ def test_detection_rows_tied_by_round_off_may_swap_but_nothing_else():
     assert corpus._align_tied_rows(moved, [boxes, scores, labels], rtol=1e-3, atol=1e-4) is moved
     far = [boxes[[0, 2, 1]], torch.tensor([0.5, 0.3, 0.4]), labels[[0, 2, 1]]]
     assert corpus._align_tied_rows(far, [boxes, scores, labels], rtol=1e-3, atol=1e-4) is far
+
+
+@pytest.mark.parametrize("name,limit", [("resnet50", 122), ("resnet18", 49), ("mobilenet_v2", 100)])
+def test_torchvision_node_budget(name, limit):
+    """Issue 6's budgets, on the corpus's own build of each model: batch norms folded into the
+    convolutions, the classifier one Gemm, no Identity or Constant left; and the optimized graph
+    computes what the unoptimized one does."""
+    model, args, _ = corpus.corpus()[name][1]()
+    program = oxport.export(model, args, optimize=False, verbose=False)
+    before = program(*args)
+    program.optimize()
+    after = program(*args)
+    ops = [n.op_type for n in program.model_proto.graph.node]
+    assert len(ops) <= limit, collections.Counter(ops)
+    assert "Identity" not in ops and "Constant" not in ops and "BatchNormalization" not in ops
+    for a, b in zip(after, before, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * b.abs().max().item())
