@@ -152,7 +152,7 @@ def _detection(name, **kw):
         torch.manual_seed(0)
         model = torchvision.models.get_model(name, weights=None, weights_backbone=None, **kw)
         s = kw.get("min_size", 320)
-        model = _calibrated_batchnorm(model, lambda xs: model(list(xs)), (8, 3, s, s)).eval()
+        model = _calibrated_batchnorm(model, lambda xs: model(list(xs)), (8, 3, s, s))
         wrapped = _Tuple(model, lambda m, x: m([x[0]])).eval()
         wrapped.tied_rows = True      # detections: rows whose scores tie may come in either order
         return wrapped, (torch.rand(1, 3, s, s),), None
@@ -394,8 +394,11 @@ def _align_tied_rows(actual, reference, rtol=0.0, atol=0.0, rel=0.0, window=16):
     return [x[order] for x in a]
 
 
-def _compare(actual, expected) -> tuple[bool, float, str]:
+def _compare(actual, expected, tied=False) -> tuple[bool, float, str]:
+    """(match, max abs diff, the first problem); `tied`: rows of tied scores paired first."""
     import torch
+    if tied:
+        actual = _align_tied_rows(actual, expected, rtol=RTOL, atol=ATOL)
     if len(actual) != len(expected):
         return False, float("nan"), f"{len(actual)} outputs, eager has {len(expected)}"
     if all(torch.as_tensor(e).numel() == 0 for e in expected):
@@ -508,9 +511,7 @@ def run_one(name: str) -> dict:
                 actual = _run(program, args)
             r["nodes"], ops = _op_counts(program)
             r["identity_constant_nodes"] = ops.get("Identity", 0) + ops.get("Constant", 0)
-            if tied:
-                actual = _align_tied_rows(actual, expected, rtol=RTOL, atol=ATOL)
-            ok, diff, problem = _compare(actual, expected)
+            ok, diff, problem = _compare(actual, expected, tied)
             r["max_abs_diff"] = diff
             r["status"] = "match" if ok else "mismatch"
             if problem:
@@ -531,10 +532,7 @@ def run_one(name: str) -> dict:
             for inputs in [args] + list(dyn["inputs"]):
                 with torch.no_grad():
                     want = list(model(*inputs))
-                got = _run(program, inputs)
-                if tied:
-                    got = _align_tied_rows(got, want, rtol=RTOL, atol=ATOL)
-                ok, diff, problem = _compare(got, want)
+                ok, diff, problem = _compare(_run(program, inputs), want, tied)
                 worst = max(worst, diff)
                 if not ok:
                     problems.append(f"at {[tuple(t.shape) for t in inputs][:2]}: {problem}")
