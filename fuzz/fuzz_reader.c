@@ -22,9 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "pass.h"
-#include "proto.h"
-#include "proto_read.h"
+#include "opt/pass.h"
+#include "onnx/write.h"
+#include "onnx/read.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

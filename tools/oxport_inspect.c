@@ -1,5 +1,5 @@
 /* oxport_inspect.c — `oxport-inspect model.onnx`: what an ONNX model holds, at a glance, read with
- * the core's reader (proto_read.h).
+ * the core's reader (onnx/read.h).
  *
  *     $ oxport-inspect llama.onnx
  *     model: llama.onnx (1.2 MB)
@@ -31,7 +31,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "proto_read.h"
+#include "onnx/read.h"
 
 typedef struct op_count {
     const char *domain, *op_type;

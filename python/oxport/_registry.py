@@ -14,8 +14,8 @@ A translation may also be an onnxscript function (`@onnxscript.script()`): the o
 inputs and its other arguments the call's attributes.
 
 The walker runs the translation once per use and hands the recorded nodes to the C core, which
-emits them (the `oxport::custom_nodes` row of src/lower.c); an onnxscript function is recorded as
-one call and travels as its FunctionProto, which the C core inlines (src/inline.c). A translation
+emits them (the `oxport::custom_nodes` row of src/lower/lower.c); an onnxscript function is recorded as
+one call and travels as its FunctionProto, which the C core inlines (src/onnx/inline.c). A translation
 replaces a built-in lowering or supplies an op oxport lacks, e.g. one made with
 torch.library.custom_op.
 """
@@ -161,7 +161,7 @@ def _call_onnxscript(fn, args: Sequence, kwargs: dict):
     """Records one call of onnxscript function `fn`: the op's arguments bound to the function's
     parameters by position and name, tensors becoming its inputs and the rest the call's
     attributes (an argument left None takes the function's default). The C core reads the
-    FunctionProto and inlines it (src/inline.c)."""
+    FunctionProto and inlines it (src/onnx/inline.c)."""
     import inspect
 
     fp, functions = _function_protos(fn)
@@ -217,7 +217,7 @@ def qualified_name(namespace: str, op_name: str, overload: str | None) -> str:
 
 
 class BuiltinLowering:
-    """A lowering written in oxport's C core (a row of src/lower.def)."""
+    """A lowering written in oxport's C core (a row of src/lower/lower.def)."""
 
     def __init__(self, target: str):
         self.target = target

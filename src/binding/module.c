@@ -15,10 +15,10 @@
 
 #include <string.h>
 
-#include "ir.h"
-#include "lower.h"
-#include "pass.h"
-#include "proto.h"
+#include "ir/ir.h"
+#include "lower/lower.h"
+#include "opt/pass.h"
+#include "onnx/write.h"
 
 typedef struct {
     PyObject *Error;             /* oxport._core.Error */
@@ -775,7 +775,7 @@ static PyObject *core_supported_targets(PyObject *module, PyObject *arg) {
 
 #include <float.h>
 
-#include "fold.h"
+#include "opt/fold.h"
 
 /* A tensor as Python hands it over: (dtype_code, dims, bytes-like). view holds the bytes until
  * PyBuffer_Release. */

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "proto.h"
-#include "proto_read.h"
+#include "onnx/write.h"
+#include "onnx/read.h"
 
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: %s model.onnx\n", argv[0]); return 64; }

@@ -1,7 +1,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "arena.h"
+#include "ir/arena.h"
 #include "check.h"
 
 static void test_alloc_and_strings(void) {

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "fold.h"
+#include "opt/fold.h"
 
 static ox_graph *g;
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "pass.h"
+#include "opt/pass.h"
 
 static ox_value *node1(ox_graph *g, const char *op, ox_value *a, ox_value *b) {
     ox_value *in[2] = {a, b};

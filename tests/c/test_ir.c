@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "ir.h"
+#include "ir/ir.h"
 
 static void test_build(void) {
     ox_graph *g = ox_graph_new(20);

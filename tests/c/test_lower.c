@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "lower.h"
+#include "lower/lower.h"
 
 typedef struct {
     ox_graph *g;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "lower.h"
+#include "lower/lower.h"
 
 enum { ROUNDS = 500, NVALUES = 8, MAX_ARGS = 7 };
 

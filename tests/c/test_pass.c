@@ -1,7 +1,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "pass.h"
+#include "opt/pass.h"
 
 static ox_dim d4[1] = {{.value = 4}};
 

@@ -5,7 +5,7 @@
  * OX_PROTO_DUMP=<folder>: also save full.onnx (every attribute type, value_info with dim_param,
  * metadata) and ext.onnx + ext.onnx.data there, for a check against the onnx package:
  *     onnx.load_from_string(b).SerializeToString() == b; onnx.checker.check_model(m)          */
-#include "proto.h"
+#include "onnx/write.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
-/* test_proto_read.c — the ONNX reader (proto_read.h) over hand-built protobuf bytes: varint edge
+/* test_proto_read.c — the ONNX reader (onnx/read.h) over hand-built protobuf bytes: varint edge
  * cases, every truncation of a small model, packed and unpacked repeated fields, unknown fields of
  * every wire type, deep nesting, typed tensor data layouts, zero copy, the external data checks on
  * real files (../, absolute paths, symlinks out of the folder, ranges past the end), FunctionProto,
- * and read → write → read against the writer (proto.h). Run by CTest under ASan/UBSan. */
-#include "proto_read.h"
+ * and read → write → read against the writer (onnx/write.h). Run by CTest under ASan/UBSan. */
+#include "onnx/read.h"
 
 #include <errno.h>
 #include <math.h>
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "proto.h"
+#include "onnx/write.h"
 
 /* ---- a protobuf builder ---- */
 

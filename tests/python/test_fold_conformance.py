@@ -1,4 +1,4 @@
-"""The folding kernels (src/fold.c) against ONNX's own backend node tests.
+"""The folding kernels (src/opt/fold.c) against ONNX's own backend node tests.
 
 Every backend node test in the pinned onnx wheel whose model is one node of an op with a kernel is
 run through `oxport._core.fold_node` with the node's attributes and the inputs of test_data_set_0,
@@ -21,7 +21,7 @@ from onnx import helper, numpy_helper
 
 from oxport import _core
 
-# The ops src/fold.c has a kernel for (its `kernels[]` table).
+# The ops src/opt/fold.c has a kernel for (its `kernels[]` table).
 KERNEL_OPS = frozenset(
     """Identity Cast Shape Size Gather GatherND Concat Reshape Squeeze Unsqueeze Slice Transpose Expand Tile Clip
     Where Range Add Sub Mul Div Mod Min Max Pow Equal Less LessOrEqual Greater GreaterOrEqual And Or Xor

@@ -7,7 +7,7 @@ onnx/backend/test/data/node this test checks that:
 * the reader never fails on a model it should read: the only refusals allowed are OX_EUNSUPPORTED
   (subgraphs, sequence types, float8 ...), and each is counted with its reason;
 * the rewritten bytes parse with onnx, and equal the original bytes, either exactly ("identical") or
-  after the original is put through the writer's documented policies (proto.h), each named, so that
+  after the original is put through the writer's documented policies (onnx/write.h), each named, so that
   every difference is explained ("normalized"). Anything else fails the test.
 
 The counts are printed (pytest -s) and summarized in the assertion messages.
@@ -47,7 +47,7 @@ def _models():
     return out
 
 
-# ---- the writer's policies, applied to the original (proto.h documents each) ----
+# ---- the writer's policies, applied to the original (onnx/write.h documents each) ----
 
 def _clear(msg, field):
     if msg.HasField(field):

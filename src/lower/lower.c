@@ -1,0 +1,759 @@
+/*
+ * lower.c — the driver: looks each ATen node up in lower.def, calls its function, binds its outputs,
+ * and collects every unsupported op before failing; plus the helpers lowering functions share.
+ */
+#include "lower/lower.h"
+
+#include "onnx/inline.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the table ---- */
+
+static int lower_unary_row(ox_lower *L);
+static int lower_custom_nodes(ox_lower *L);
+static ox_value *resolve(ox_lower *L, int i, uint32_t ref);
+
+typedef struct row {
+    const char *target;
+    ox_lower_fn fn;
+    const char *op;     /* OX_UNARY rows */
+    int lo, hi;
+} row;
+
+static row rows[] = {
+    {"oxport::custom_nodes.default", lower_custom_nodes, NULL, 18, 24},
+#define OX_ATEN(target, fn, lo, hi) {target, fn, NULL, lo, hi},
+#define OX_UNARY(target, onnx_op) {target, lower_unary_row, onnx_op, 18, 24},
+#include "lower/lower.def"
+};
+enum { NROWS = sizeof rows / sizeof rows[0] };
+
+static int row_cmp(const void *a, const void *b) {
+    return strcmp(((const row *)a)->target, ((const row *)b)->target);
+}
+
+static pthread_once_t rows_once = PTHREAD_ONCE_INIT;
+static void sort_rows(void) { qsort(rows, NROWS, sizeof rows[0], row_cmp); }
+
+static const row *find_row(const char *target) {
+    pthread_once(&rows_once, sort_rows);
+    row key = {.target = target};
+    return target ? bsearch(&key, rows, NROWS, sizeof rows[0], row_cmp) : NULL;
+}
+
+bool ox_lower_supports(const char *target, int opset) {
+    const row *r = find_row(target);
+    return r && opset >= r->lo && opset <= r->hi;
+}
+
+const char *ox_lower_target(int i, int *min_opset, int *max_opset) {
+    pthread_once(&rows_once, sort_rows);
+    if (i < 0 || i >= NROWS) return NULL;
+    if (min_opset) *min_opset = rows[i].lo;
+    if (max_opset) *max_opset = rows[i].hi;
+    return rows[i].target;
+}
+
+/* 1:1 rows compute in the output dtype torch recorded: sqrt of an int tensor is float. */
+static int lower_unary_row(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    ox_dtype out = ox_out_dtype(L, 0);
+    if (out != OX_UNDEFINED) x = ox_cast(L, x, out);
+    return ox_bind(L, 0, ox_out(ox_op(L, L->row_op, 1, x)));
+}
+
+/*
+ * Nodes a Python translation built (custom_translation_table, OnnxRegistry.register_op). The walker
+ * ran the translation and sends what it recorded:
+ *   arg 0: [[op_type, domain, inputs, attrs, noutputs], ...]   in order; an input is a tensor
+ *          (a graph value), an int k (output k of the nodes so far, counted across nodes), or None
+ *   arg 1: [result, ...]   one per ATen output, a tensor or an int k as above
+ *   arg 2: [FunctionProto bytes, ...], optional: functions the nodes may call (an onnxscript
+ *          translation records one call of its function, plus the functions that one calls).
+ *          A node whose (domain, op_type) names one of them is inlined (inline.h), its attrs
+ *          being the call's attributes.
+ *   arg 3: the torch op translated ("mylib::op.default"), optional: messages and node sources
+ *          name it rather than this row.
+ * attrs: [[name, kind, value], ...] with kind "int", "float", "string", "ints", "floats", or
+ * "tensor" (value [dtype, dims, bytes]).
+ */
+static int custom_attr(ox_lower *L, ox_node *n, const ox_arg *a) {
+    if (a->kind != OX_ARG_LIST || a->u.list.n != 3 || a->u.list.items[0].kind != OX_ARG_STRING ||
+        a->u.list.items[1].kind != OX_ARG_STRING)
+        return ox_lower_fail(L, "custom translation: malformed attribute");
+    const char *name = a->u.list.items[0].u.s, *kind = a->u.list.items[1].u.s;
+    const ox_arg *v = &a->u.list.items[2];
+    ox_graph *g = L->g;
+    if (!strcmp(kind, "int") && (v->kind == OX_ARG_INT || v->kind == OX_ARG_BOOL))
+        return ox_node_set_int(g, n, name, v->u.i);
+    if (!strcmp(kind, "float") && (v->kind == OX_ARG_FLOAT || v->kind == OX_ARG_INT))
+        return ox_node_set_float(g, n, name, v->kind == OX_ARG_FLOAT ? (float)v->u.f : (float)v->u.i);
+    if (!strcmp(kind, "string") && v->kind == OX_ARG_STRING) return ox_node_set_string(g, n, name, v->u.s);
+    if ((!strcmp(kind, "ints") || !strcmp(kind, "floats")) && v->kind == OX_ARG_LIST) {
+        int cnt = v->u.list.n;
+        int64_t *iv = ox_arena_array(g->arena, cnt ? (size_t)cnt : 1, sizeof *iv);
+        float *fv = ox_arena_array(g->arena, cnt ? (size_t)cnt : 1, sizeof *fv);
+        if (!iv || !fv) return ox_graph_status(g);
+        for (int k = 0; k < cnt; k++) {
+            const ox_arg *e = &v->u.list.items[k];
+            if (e->kind == OX_ARG_INT || e->kind == OX_ARG_BOOL) { iv[k] = e->u.i; fv[k] = (float)e->u.i; }
+            else if (e->kind == OX_ARG_FLOAT && kind[0] == 'f') fv[k] = (float)e->u.f;
+            else return ox_lower_fail(L, "custom translation: attribute %s item %d is not a number", name, k);
+        }
+        return kind[0] == 'i' ? ox_node_set_ints(g, n, name, iv, cnt) : ox_node_set_floats(g, n, name, fv, cnt);
+    }
+    if (!strcmp(kind, "tensor") && v->kind == OX_ARG_LIST && v->u.list.n == 3 &&
+        v->u.list.items[0].kind == OX_ARG_INT && v->u.list.items[2].kind == OX_ARG_BYTES) {
+        int64_t dims[16];
+        const ox_arg *d = &v->u.list.items[1];
+        int rank = d->kind == OX_ARG_LIST ? d->u.list.n : -1;
+        if (rank < 0 || rank > 16) return ox_lower_fail(L, "custom translation: tensor %s has a bad shape", name);
+        for (int k = 0; k < rank; k++) dims[k] = d->u.list.items[k].u.i;
+        ox_tensor probe = {.dtype = (ox_dtype)v->u.list.items[0].u.i, .rank = rank, .dims = dims};
+        int64_t numel = ox_tensor_numel(&probe);
+        size_t es = ox_dtype_size(probe.dtype);
+        if (numel < 0 || !es || (size_t)numel * es != v->u.list.items[2].u.bytes.n)
+            return ox_lower_fail(L, "custom translation: tensor %s: bytes do not match its shape", name);
+        return ox_node_set_tensor(g, n, name, probe.dtype, rank, dims, v->u.list.items[2].u.bytes.p);
+    }
+    return ox_lower_fail(L, "custom translation: attribute %s of kind %s has a value of the wrong type",
+                         name, kind);
+}
+
+static ox_value *custom_ref(ox_lower *L, const ox_arg *a, ox_value **locals, int nlocals) {
+    if (a->kind == OX_ARG_VALUE) return resolve(L, -1, a->u.ref);
+    if (a->kind == OX_ARG_INT && a->u.i >= 0 && a->u.i < nlocals) return locals[a->u.i];
+    ox_lower_fail(L, "custom translation: a node input or result refers to nothing");
+    return NULL;
+}
+
+/* A node calling function f: its attrs, decoded by custom_attr onto a node that never joins the
+ * graph, are the call's attributes. */
+static int custom_call(ox_lower *L, const ox_function *f, ox_function **lib, int nlib,
+                       const ox_arg *attrs, ox_value **in, int nin, ox_value **out, int nout) {
+    ox_node site = {0};
+    for (int k = 0; k < attrs->u.list.n; k++) {
+        int rc = custom_attr(L, &site, &attrs->u.list.items[k]);
+        if (rc != OX_OK) return rc;
+    }
+    ox_inline_call call = {.fn = f, .inputs = in, .ninputs = nin, .attrs = site.attrs,
+                           .nattrs = site.nattrs, .prefix = L->node->name, .source = L->node->target};
+    ox_error err = {0};
+    if (ox_function_inline(L->g, &call, (const ox_function *const *)lib, nlib, out, nout, &err) == OX_OK)
+        return OX_OK;
+    if (err.code == OX_ENOMEM) return ox_graph_status(L->g);
+    return ox_lower_fail(L, "%s", err.msg);
+}
+
+static int emit_custom_nodes(ox_lower *L, ox_function **lib, int nlib) {
+    const ox_arg *nodes = ox_arg_at(L, 0), *results = ox_arg_at(L, 1);
+    if (!nodes || nodes->kind != OX_ARG_LIST || !results || results->kind != OX_ARG_LIST)
+        return ox_lower_fail(L, "custom translation: malformed node list");
+    int nlocals = 0;
+    for (int i = 0; i < nodes->u.list.n; i++) {
+        const ox_arg *spec = &nodes->u.list.items[i];
+        if (spec->kind != OX_ARG_LIST || spec->u.list.n != 5 || spec->u.list.items[4].kind != OX_ARG_INT)
+            return ox_lower_fail(L, "custom translation: node %d is malformed", i);
+        int64_t nout = spec->u.list.items[4].u.i;
+        if (nout < 0 || nout > 64 || nlocals > INT32_MAX - 64)
+            return ox_lower_fail(L, "custom translation: node %d has %lld outputs", i, (long long)nout);
+        nlocals += (int)nout;
+    }
+    ox_value **locals = ox_arena_array(L->g->arena, nlocals ? (size_t)nlocals : 1, sizeof *locals);
+    if (!locals) return ox_graph_status(L->g);
+    int made = 0;
+    for (int i = 0; i < nodes->u.list.n; i++) {
+        const ox_arg *item = nodes->u.list.items;
+        const ox_arg *spec = &item[i];
+        const ox_arg *op = &spec->u.list.items[0], *dom = &spec->u.list.items[1];
+        const ox_arg *ins = &spec->u.list.items[2], *attrs = &spec->u.list.items[3];
+        if (op->kind != OX_ARG_STRING || (dom->kind != OX_ARG_STRING && dom->kind != OX_ARG_NONE) ||
+            ins->kind != OX_ARG_LIST || attrs->kind != OX_ARG_LIST)
+            return ox_lower_fail(L, "custom translation: node %d is malformed", i);
+        ox_value **in = ox_arena_array(L->g->arena, ins->u.list.n ? (size_t)ins->u.list.n : 1, sizeof *in);
+        if (!in) return ox_graph_status(L->g);
+        for (int k = 0; k < ins->u.list.n; k++) {
+            const ox_arg *r = &ins->u.list.items[k];
+            in[k] = r->kind == OX_ARG_NONE ? NULL : custom_ref(L, r, locals, made);
+            if (r->kind != OX_ARG_NONE && !in[k]) return ox_graph_status(L->g) ? ox_graph_status(L->g) : OX_ELOWER;
+        }
+        int nout = (int)spec->u.list.items[4].u.i;
+        const ox_function *f = ox_function_find((const ox_function *const *)lib, nlib,
+                                                dom->kind == OX_ARG_STRING ? dom->u.s : NULL, op->u.s);
+        if (f) {
+            int rc = custom_call(L, f, lib, nlib, attrs, in, ins->u.list.n, locals + made, nout);
+            if (rc != OX_OK) return rc;
+            made += nout;
+            continue;
+        }
+        ox_node *n = ox_op_array(L, op->u.s, nout, ins->u.list.n, in);
+        if (!n) return ox_bind(L, 0, NULL);
+        if (dom->kind == OX_ARG_STRING && *dom->u.s) n->domain = ox_arena_strdup(L->g->arena, dom->u.s);
+        for (int k = 0; k < attrs->u.list.n; k++) {
+            int rc = custom_attr(L, n, &attrs->u.list.items[k]);
+            if (rc != OX_OK) return rc;
+        }
+        for (int k = 0; k < nout; k++) locals[made++] = n->outputs[k];
+    }
+    if (results->u.list.n != L->node->noutputs)
+        return ox_lower_fail(L, "custom translation returned %d values, the op has %d outputs",
+                             results->u.list.n, L->node->noutputs);
+    for (int i = 0; i < results->u.list.n; i++) {
+        int rc = ox_bind(L, i, custom_ref(L, &results->u.list.items[i], locals, made));
+        if (rc != OX_OK) return rc;
+    }
+    return OX_OK;
+}
+
+static int lower_custom_nodes(ox_lower *L) {
+    const ox_aten_node *row_node = L->node;
+    ox_aten_node named = *row_node;
+    if ((named.target = ox_arg_string(L, 3, NULL))) L->node = &named;
+    int rc = OX_OK;
+    const ox_arg *fns = ox_arg_at(L, 2);
+    if (fns && fns->kind != OX_ARG_LIST && fns->kind != OX_ARG_NONE)
+        rc = ox_lower_fail(L, "custom translation: malformed function list");
+    int nlib = fns && fns->kind == OX_ARG_LIST ? fns->u.list.n : 0;
+    ox_function **lib = nlib ? calloc((size_t)nlib, sizeof *lib) : NULL;
+    if (nlib && !lib) rc = ox_error_set(&L->g->err, OX_ENOMEM, NULL, "out of memory reading functions");
+    for (int i = 0; i < nlib && rc == OX_OK; i++) {
+        const ox_arg *b = &fns->u.list.items[i];
+        ox_error err = {0};
+        if (b->kind != OX_ARG_BYTES)
+            rc = ox_lower_fail(L, "custom translation: function %d is not FunctionProto bytes", i);
+        else if (ox_function_read(b->u.bytes.p, b->u.bytes.n, &lib[i], &err) != OX_OK)
+            rc = ox_lower_fail(L, "custom translation: function %d cannot be read: %s", i, err.msg);
+    }
+    if (rc == OX_OK) rc = emit_custom_nodes(L, lib, nlib);
+    for (int i = 0; lib && i < nlib; i++) ox_function_free(lib[i]);
+    free(lib);
+    L->node = row_node;
+    return rc;
+}
+
+/* ---- failures ---- */
+
+/* "aten::addmm.default (node addmm, at fc0 / model.py:12)" into buf. */
+static const char *node_where(const ox_lower *L, char *buf, size_t size) {
+    const ox_aten_node *n = L->node;
+    if (n->where && *n->where)
+        snprintf(buf, size, "%s (node %s, at %s)", n->target, n->name, n->where);
+    else
+        snprintf(buf, size, "%s (node %s)", n->target, n->name);
+    return buf;
+}
+
+int ox_lower_fail(ox_lower *L, const char *fmt, ...) {
+    char msg[768], where[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    node_where(L, where, sizeof where);
+    ox_error_set(&L->g->err, OX_ELOWER, where, "%s: %s", where, msg);
+    return OX_ELOWER;
+}
+
+int ox_lower_unsupported(ox_lower *L, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!L->unsupported_reason) L->unsupported_reason = ox_arena_strdup(L->g->arena, msg);
+    return OX_EUNSUPPORTED;
+}
+
+/* Lowering stops touching the graph once it failed, or once this node was found unsupported. */
+static bool stopped(const ox_lower *L) {
+    return ox_graph_failed(L->g) || L->unsupported_reason;
+}
+
+/* ---- arguments ---- */
+
+int ox_nargs(const ox_lower *L) { return L->node->nargs; }
+
+const ox_arg *ox_arg_at(const ox_lower *L, int i) {
+    return i >= 0 && i < L->node->nargs ? &L->node->args[i] : NULL;
+}
+
+bool ox_arg_is_none(const ox_lower *L, int i) {
+    const ox_arg *a = ox_arg_at(L, i);
+    return !a || a->kind == OX_ARG_NONE;
+}
+
+static const char *kind_name(ox_arg_kind k) {
+    static const char *names[] = {"None", "bool", "int", "float", "str", "tensor", "list", "bytes"};
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+static ox_value *resolve(ox_lower *L, int i, uint32_t ref) {
+    if (ref >= L->prog->nvalues || !L->prog->table[ref]) {
+        ox_lower_fail(L, "argument %d refers to a value that was never produced", i);
+        return NULL;
+    }
+    return L->prog->table[ref];
+}
+
+ox_value *ox_arg_value_opt(ox_lower *L, int i) {
+    const ox_arg *a = ox_arg_at(L, i);
+    if (stopped(L) || !a || a->kind == OX_ARG_NONE) return NULL;
+    if (a->kind != OX_ARG_VALUE) {
+        ox_lower_unsupported(L, "argument %d is a %s where a tensor was expected", i, kind_name(a->kind));
+        return NULL;
+    }
+    return resolve(L, i, a->u.ref);
+}
+
+ox_value *ox_arg_value(ox_lower *L, int i) {
+    if (stopped(L)) return NULL;
+    ox_value *v = ox_arg_value_opt(L, i);
+    if (!v && !stopped(L)) ox_lower_fail(L, "argument %d: a tensor is required, got None", i);
+    return v;
+}
+
+int64_t ox_arg_int(ox_lower *L, int i, int64_t dflt) {
+    const ox_arg *a = ox_arg_at(L, i);
+    if (!a || a->kind == OX_ARG_NONE) return dflt;
+    if (a->kind == OX_ARG_INT || a->kind == OX_ARG_BOOL) return a->u.i;
+    if (!stopped(L))
+        ox_lower_unsupported(L, "argument %d is a %s where an int was expected", i, kind_name(a->kind));
+    return dflt;
+}
+
+double ox_arg_float(ox_lower *L, int i, double dflt) {
+    const ox_arg *a = ox_arg_at(L, i);
+    if (!a || a->kind == OX_ARG_NONE) return dflt;
+    if (a->kind == OX_ARG_FLOAT) return a->u.f;
+    if (a->kind == OX_ARG_INT || a->kind == OX_ARG_BOOL) return (double)a->u.i;
+    if (!stopped(L))
+        ox_lower_unsupported(L, "argument %d is a %s where a float was expected", i, kind_name(a->kind));
+    return dflt;
+}
+
+bool ox_arg_bool(ox_lower *L, int i, bool dflt) {
+    return ox_arg_int(L, i, dflt) != 0;
+}
+
+const char *ox_arg_string(ox_lower *L, int i, const char *dflt) {
+    const ox_arg *a = ox_arg_at(L, i);
+    if (!a || a->kind == OX_ARG_NONE) return dflt;
+    if (a->kind == OX_ARG_STRING) return a->u.s;
+    if (!stopped(L))
+        ox_lower_unsupported(L, "argument %d is a %s where a string was expected", i, kind_name(a->kind));
+    return dflt;
+}
+
+int ox_arg_ints(ox_lower *L, int i, int64_t *out, int max) {
+    const ox_arg *a = ox_arg_at(L, i);
+    if (stopped(L)) return -1;
+    if (!a || a->kind == OX_ARG_NONE) return 0;
+    if (a->kind == OX_ARG_INT) {
+        if (max < 1) { ox_lower_fail(L, "argument %d: too many values", i); return -1; }
+        out[0] = a->u.i;
+        return 1;
+    }
+    if (a->kind != OX_ARG_LIST) {
+        ox_lower_unsupported(L, "argument %d is a %s where a list of ints was expected", i,
+                             kind_name(a->kind));
+        return -1;
+    }
+    if (a->u.list.n > max) {
+        ox_lower_fail(L, "argument %d has %d values, at most %d are supported", i, a->u.list.n, max);
+        return -1;
+    }
+    for (int k = 0; k < a->u.list.n; k++) {
+        const ox_arg *e = &a->u.list.items[k];
+        if (e->kind != OX_ARG_INT) {
+            ox_lower_unsupported(L, "argument %d item %d is a %s where an int was expected "
+                                 "(symbolic sizes are not lowered here)", i, k, kind_name(e->kind));
+            return -1;
+        }
+        out[k] = e->u.i;
+    }
+    return a->u.list.n;
+}
+
+ox_value *ox_arg_scalar(ox_lower *L, int i, ox_dtype dtype) {
+    const ox_arg *a = ox_arg_at(L, i);
+    if (stopped(L)) return NULL;
+    if (!a || a->kind == OX_ARG_NONE) {
+        ox_lower_fail(L, "argument %d: a scalar is required, got None", i);
+        return NULL;
+    }
+    switch (a->kind) {
+    case OX_ARG_BOOL:
+    case OX_ARG_INT: return ox_const_scalar(L, dtype, (double)a->u.i);
+    case OX_ARG_FLOAT: return ox_const_scalar(L, dtype, a->u.f);
+    case OX_ARG_VALUE: return ox_cast(L, resolve(L, i, a->u.ref), dtype);
+    default:
+        ox_lower_unsupported(L, "argument %d is a %s where a number was expected", i, kind_name(a->kind));
+        return NULL;
+    }
+}
+
+bool ox_norm_dim(ox_lower *L, int64_t *d, int rank, const char *what) {
+    if (rank < 0) {
+        ox_lower_unsupported(L, "%s: the input's rank is not known", what);
+        return false;
+    }
+    int r = rank ? rank : 1;
+    if (*d < -r || *d >= r) {
+        ox_lower_fail(L, "%s %lld out of range for a rank-%d input", what, (long long)*d, rank);
+        return false;
+    }
+    if (*d < 0) *d += r;
+    return true;
+}
+
+const ox_meta *ox_out_meta(const ox_lower *L, int i) {
+    return i >= 0 && i < L->node->noutputs ? &L->node->meta[i] : NULL;
+}
+
+ox_dtype ox_out_dtype(const ox_lower *L, int i) {
+    const ox_meta *m = ox_out_meta(L, i);
+    return m ? m->dtype : OX_UNDEFINED;
+}
+
+/* ---- emitting ---- */
+
+ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs,
+                     ox_value *const *inputs) {
+    if (stopped(L)) return NULL;
+    ox_node *n = ox_graph_add_node(L->g, op_type, NULL, ninputs, inputs, noutputs);
+    if (!n) return NULL;
+    /* The first node takes the FX node's name, the rest the name with a suffix; ONNX Runtime
+     * refuses two nodes of one name, so ox_node_set_name makes clashes unique. */
+    if (L->emitted++ == 0) ox_node_set_name(L->g, n, L->node->name);
+    else {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s_n%d", L->node->name, L->emitted - 1);
+        ox_node_set_name(L->g, n, buf);
+    }
+    n->source = L->node->target;
+    /* Until told otherwise an output has its first input's dtype: true of most ONNX ops. */
+    ox_value *first = ninputs > 0 ? inputs[0] : NULL;
+    for (int k = 0; k < noutputs; k++) n->outputs[k]->dtype = first ? first->dtype : OX_UNDEFINED;
+    return ox_graph_failed(L->g) ? NULL : n;
+}
+
+static ox_node *op_va(ox_lower *L, const char *op_type, int noutputs, int ninputs, va_list ap) {
+    ox_value *inputs[16];
+    if (ninputs < 0 || ninputs > 16) {
+        ox_lower_fail(L, "%s with %d inputs", op_type, ninputs);
+        return NULL;
+    }
+    for (int k = 0; k < ninputs; k++) inputs[k] = va_arg(ap, ox_value *);
+    /* A NULL first input means an earlier helper failed: optional inputs are never first. */
+    if (ninputs > 0 && !inputs[0]) {
+        if (!stopped(L)) ox_lower_fail(L, "%s: its first input is missing", op_type);
+        return NULL;
+    }
+    return ox_op_array(L, op_type, noutputs, ninputs, inputs);
+}
+
+ox_node *ox_op(ox_lower *L, const char *op_type, int ninputs, ...) {
+    va_list ap;
+    va_start(ap, ninputs);
+    ox_node *n = op_va(L, op_type, 1, ninputs, ap);
+    va_end(ap);
+    return n;
+}
+
+ox_node *ox_opn(ox_lower *L, const char *op_type, int noutputs, int ninputs, ...) {
+    va_list ap;
+    va_start(ap, ninputs);
+    ox_node *n = op_va(L, op_type, noutputs, ninputs, ap);
+    va_end(ap);
+    return n;
+}
+
+ox_value *ox_out(const ox_node *n) {
+    return n && n->noutputs > 0 ? n->outputs[0] : NULL;
+}
+
+/* ---- constants ---- */
+
+ox_value *ox_const_tensor(ox_lower *L, ox_dtype dtype, int rank, const int64_t *dims,
+                          const void *data) {
+    if (stopped(L)) return NULL;
+    return ox_graph_add_constant(L->g, NULL, dtype, rank, dims, data);
+}
+
+ox_value *ox_const_ints(ox_lower *L, int n, const int64_t *v) {
+    int64_t dims[1] = {n};
+    return ox_const_tensor(L, OX_INT64, 1, dims, v);
+}
+
+/* Stores v as one element of dtype; float16/bfloat16 rounded to nearest even. */
+static bool scalar_bytes(ox_dtype dtype, double v, unsigned char *out) {
+    switch (dtype) {
+    case OX_FLOAT: { float f = (float)v; memcpy(out, &f, 4); return true; }
+    case OX_DOUBLE: memcpy(out, &v, 8); return true;
+    case OX_INT64: { int64_t x = (int64_t)v; memcpy(out, &x, 8); return true; }
+    case OX_INT32: { int32_t x = (int32_t)v; memcpy(out, &x, 4); return true; }
+    case OX_INT16: { int16_t x = (int16_t)v; memcpy(out, &x, 2); return true; }
+    case OX_INT8: { int8_t x = (int8_t)v; memcpy(out, &x, 1); return true; }
+    case OX_UINT8: { uint8_t x = (uint8_t)v; memcpy(out, &x, 1); return true; }
+    case OX_BOOL: { uint8_t x = v != 0; memcpy(out, &x, 1); return true; }
+    case OX_BFLOAT16: {
+        float f = (float)v;
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        uint16_t h = isnan(f) ? 0x7fc0 : (uint16_t)((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+        memcpy(out, &h, 2);
+        return true;
+    }
+    case OX_FLOAT16: {
+        float f = (float)v;
+        uint32_t x;
+        memcpy(&x, &f, 4);
+        uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
+        int32_t exp = (int32_t)((x >> 23) & 0xff);
+        uint16_t h;
+        if (exp == 0xff) h = (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+        else {
+            exp = exp - 127 + 15;
+            if (exp >= 0x1f) h = (uint16_t)(sign | 0x7c00);
+            else if (exp <= 0) {
+                if (exp < -10) h = (uint16_t)sign;
+                else {
+                    mant |= 0x800000;
+                    uint32_t shift = (uint32_t)(14 - exp);
+                    uint32_t half = mant >> shift, rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+                    if (rem > mid || (rem == mid && (half & 1))) half++;
+                    h = (uint16_t)(sign | half);
+                }
+            } else {
+                uint32_t half = ((uint32_t)exp << 10) | (mant >> 13), rem = mant & 0x1fff;
+                if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
+                h = (uint16_t)(sign | half);
+            }
+        }
+        memcpy(out, &h, 2);
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+ox_value *ox_const_scalar(ox_lower *L, ox_dtype dtype, double v) {
+    unsigned char bytes[16];
+    if (stopped(L)) return NULL;
+    if (!scalar_bytes(dtype, v, bytes)) {
+        ox_lower_unsupported(L, "a scalar constant of dtype %s", ox_dtype_name(dtype));
+        return NULL;
+    }
+    return ox_const_tensor(L, dtype, 0, NULL, bytes);
+}
+
+ox_value *ox_cast(ox_lower *L, ox_value *x, ox_dtype to) {
+    if (!x || stopped(L)) return NULL;
+    if (x->dtype == to) return x;
+    ox_node *n = ox_op(L, "Cast", 1, x);
+    if (!n) return NULL;
+    ox_node_set_int(L->g, n, "to", to);
+    n->outputs[0]->dtype = to;
+    if (x->rank >= 0) ox_value_set_shape(L->g, n->outputs[0], x->rank, x->dims);   /* Cast keeps shape */
+    return n->outputs[0];
+}
+
+ox_value *ox_reshape(ox_lower *L, ox_value *x, int n, const int64_t *shape) {
+    return ox_out(ox_op(L, "Reshape", 2, x, ox_const_ints(L, n, shape)));
+}
+
+/* Where(c, a, b) of dtype t. ONNX Runtime has no Where kernel for bool or bfloat16 data: those
+ * choose between uint8 or float copies, which hold every value exactly, and are cast back. */
+ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype t) {
+    ox_dtype wt = t == OX_BOOL ? OX_UINT8 : t == OX_BFLOAT16 ? OX_FLOAT : t;
+    if (wt != t) { a = ox_cast(L, a, wt); b = ox_cast(L, b, wt); }
+    ox_value *r = ox_out(ox_op(L, "Where", 3, c, a, b));
+    if (r) r->dtype = wt;
+    return ox_cast(L, r, t);
+}
+
+/* ---- type promotion (torch.promote_types for tensors) ---- */
+
+static int category(ox_dtype t) {
+    if (t == OX_BOOL) return 0;
+    if (ox_dtype_is_int(t)) return 1;
+    if (ox_dtype_is_float(t)) return 2;
+    return 3;   /* complex */
+}
+
+ox_dtype ox_promote(ox_dtype a, ox_dtype b) {
+    if (a == b) return a;
+    if (a == OX_UNDEFINED) return b;
+    if (b == OX_UNDEFINED) return a;
+    int ca = category(a), cb = category(b);
+    if (ca != cb) return ca > cb ? a : b;
+    if (ca == 2) {
+        /* float16 with bfloat16 gives float32, as torch does. */
+        if ((a == OX_FLOAT16 && b == OX_BFLOAT16) || (a == OX_BFLOAT16 && b == OX_FLOAT16)) return OX_FLOAT;
+        return ox_dtype_size(a) >= ox_dtype_size(b) ? a : b;
+    }
+    if (ca == 1) {
+        bool ua = a == OX_UINT8 || a == OX_UINT16 || a == OX_UINT32 || a == OX_UINT64;
+        bool ub = b == OX_UINT8 || b == OX_UINT16 || b == OX_UINT32 || b == OX_UINT64;
+        size_t sa = ox_dtype_size(a), sb = ox_dtype_size(b);
+        if (ua == ub) return sa >= sb ? a : b;
+        /* signed with unsigned: the signed type if it is wider, else the next wider signed one */
+        ox_dtype s = ua ? b : a, u = ua ? a : b;
+        if (ox_dtype_size(s) > ox_dtype_size(u)) return s;
+        switch (ox_dtype_size(u)) {
+        case 1: return OX_INT16;
+        case 2: return OX_INT32;
+        default: return OX_INT64;
+        }
+    }
+    return ox_dtype_size(a) >= ox_dtype_size(b) ? a : b;
+}
+
+/* ---- binding outputs ---- */
+
+int ox_bind(ox_lower *L, int i, ox_value *v) {
+    if (L->unsupported_reason) return OX_EUNSUPPORTED;
+    if (ox_graph_failed(L->g)) return ox_graph_status(L->g);
+    if (!v) return ox_lower_fail(L, "output %d was not produced", i);
+    if (i < 0 || i >= L->node->noutputs) return ox_lower_fail(L, "output %d out of range", i);
+    uint32_t id = L->node->outputs[i];
+    if (id >= L->prog->nvalues) return ox_lower_fail(L, "output %d has a bad id", i);
+    /* A value made for this node and not yet named takes the FX name and torch's metadata. */
+    if (v->kind == OX_VALUE_NODE && !v->name) {
+        const ox_meta *m = &L->node->meta[i];
+        const char *name = L->node->noutputs == 1
+            ? L->node->name : ox_arena_printf(L->g->arena, "%s_out%d", L->node->name, i);
+        if (!name || ox_value_set_name(L->g, v, name) != OX_OK) return ox_graph_status(L->g);
+        if (m->rank >= 0 && m->dtype != OX_UNDEFINED) {
+            v->dtype = m->dtype;
+            ox_value_set_shape(L->g, v, m->rank, m->dims);
+            v->has_meta = true;
+        }
+    }
+    L->prog->table[id] = v;
+    return ox_graph_status(L->g);
+}
+
+/* ---- the driver ---- */
+
+static void arg_dtypes(const ox_lower *L, char *buf, size_t size) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < L->node->nargs && used + 1 < size; i++) {
+        const ox_arg *a = &L->node->args[i];
+        const char *s;
+        if (a->kind == OX_ARG_VALUE)
+            s = a->u.ref < L->prog->nvalues && L->prog->table[a->u.ref]
+                ? ox_dtype_name(L->prog->table[a->u.ref]->dtype) : "tensor";
+        else
+            s = kind_name(a->kind);
+        int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", s);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+}
+
+static int record_unsupported(ox_lower *L, ox_lower_report *rep, int *cap, const char *reason) {
+    ox_graph *g = L->g;
+    for (int k = 0; k < rep->nunsupported; k++) {
+        ox_unsupported *u = &rep->unsupported[k];
+        bool same_reason = (!u->reason && !reason) || (u->reason && reason && !strcmp(u->reason, reason));
+        if (!strcmp(u->target, L->node->target) && same_reason) { u->count++; return OX_OK; }
+    }
+    if (rep->nunsupported == *cap) {
+        int ncap = *cap ? *cap * 2 : 8;
+        ox_unsupported *nu = ox_arena_array(g->arena, (size_t)ncap, sizeof *nu);
+        if (!nu) return ox_graph_status(g);
+        if (rep->nunsupported) memcpy(nu, rep->unsupported, (size_t)rep->nunsupported * sizeof *nu);
+        rep->unsupported = nu;
+        *cap = ncap;
+    }
+    ox_unsupported *u = &rep->unsupported[rep->nunsupported++];
+    memset(u, 0, sizeof *u);
+    u->target = L->node->target;
+    u->node = L->node->name;
+    u->where = L->node->where;
+    u->reason = reason;
+    u->count = 1;
+    arg_dtypes(L, u->arg_dtypes, sizeof u->arg_dtypes);
+    return OX_OK;
+}
+
+/* After an unsupported op, stand-in values (typed as torch said) let lowering go on to find the
+ * rest. They never reach a saved model: the run fails at the end. */
+static int bind_placeholders(ox_lower *L) {
+    for (int i = 0; i < L->node->noutputs; i++) {
+        const ox_meta *m = &L->node->meta[i];
+        ox_value *v = ox_graph_add_value(L->g, NULL, m->dtype, m->rank, m->dims);
+        if (!v) return ox_graph_status(L->g);
+        if (L->node->outputs[i] < L->prog->nvalues) L->prog->table[L->node->outputs[i]] = v;
+    }
+    return OX_OK;
+}
+
+ox_code ox_lower_run(ox_graph *g, ox_aten_program *p, ox_lower_report *rep) {
+    int cap = 0;
+    memset(rep, 0, sizeof *rep);
+    for (uint32_t i = 0; i < p->nnodes; i++) {
+        ox_aten_node *an = &p->nodes[i];
+        ox_lower L = {.g = g, .prog = p, .node = an, .opset = g->opset};
+        const row *r = find_row(an->target);
+        int rc;
+        if (!r || g->opset < r->lo || g->opset > r->hi) {
+            const char *reason = r ? ox_arena_printf(g->arena, "lowered only for opsets %d to %d",
+                                                     r->lo, r->hi) : NULL;
+            rc = record_unsupported(&L, rep, &cap, reason);
+            if (rc == OX_OK) rc = bind_placeholders(&L);
+        } else {
+            L.row_op = r->op;
+            rc = r->fn(&L);
+            if (L.unsupported_reason) {
+                /* Whatever the function emitted before giving up stays unused: DCE drops it. */
+                rc = record_unsupported(&L, rep, &cap, L.unsupported_reason);
+                if (rc == OX_OK) rc = bind_placeholders(&L);
+            }
+        }
+        if (rc != OX_OK && rc != OX_EUNSUPPORTED) {
+            if (!ox_graph_failed(g)) ox_lower_fail(&L, "lowering failed (%s)", ox_code_name((ox_code)rc));
+            return ox_graph_status(g);
+        }
+        if (ox_graph_failed(g)) return ox_graph_status(g);
+    }
+    rep->aten_nodes = p->nnodes;
+    if (rep->nunsupported) {
+        ox_error_set(&g->err, OX_EUNSUPPORTED, NULL, "%d unsupported op%s", rep->nunsupported,
+                     rep->nunsupported == 1 ? "" : "s");
+        return OX_EUNSUPPORTED;
+    }
+    for (uint32_t i = 0; i < p->noutputs; i++) {
+        uint32_t id = p->outputs[i];
+        ox_value *v = id < p->nvalues ? p->table[id] : NULL;
+        if (!v) return ox_error_set(&g->err, OX_ELOWER, NULL, "graph output %u was never produced", i);
+        const char *want = p->output_names && p->output_names[i] ? p->output_names[i] : NULL;
+        /* A graph output must be a node's own value, named once: an input, an initializer or a
+         * value listed twice goes through Identity. */
+        if (v->kind != OX_VALUE_NODE || v->is_output || want) {
+            bool need_identity = v->kind != OX_VALUE_NODE || v->is_output;
+            if (need_identity) {
+                ox_node *n = ox_graph_add_node(g, "Identity", NULL, 1, &v, 1);
+                if (!n) return ox_graph_status(g);
+                n->outputs[0]->dtype = v->dtype;
+                ox_value_set_shape(g, n->outputs[0], v->rank, v->dims);
+                n->outputs[0]->has_meta = v->rank >= 0 && v->dtype != OX_UNDEFINED;
+                v = n->outputs[0];
+                if (!want && ox_value_set_name(g, v, "output") != OX_OK) return ox_graph_status(g);
+            }
+            if (want && ox_value_set_name(g, v, want) != OX_OK) return ox_graph_status(g);
+        }
+        if (ox_graph_add_output(g, v) != OX_OK) return ox_graph_status(g);
+    }
+    rep->onnx_nodes = g->nnodes;
+    return ox_graph_status(g);
+}

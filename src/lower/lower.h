@@ -1,0 +1,179 @@
+/*
+ * lower.h — ATen graph → ONNX nodes.
+ *
+ * The binding builds one ox_aten_program from the FX graph (one walk in Python) and calls
+ * ox_lower_run once. Each ATen node names its overload ("aten::addmm.default"), carries its
+ * arguments in schema order (defaults filled in by the walker), and the dtype/shape torch recorded
+ * for each output. Lowering looks the overload up in lower.def and calls its function, which emits
+ * ONNX nodes into the graph and binds each ATen output to an ONNX value.
+ *
+ *     ox_lower_report rep = {0};
+ *     if (ox_lower_run(g, &prog, &rep) != OX_OK) ...   // g->err; rep lists unsupported ops
+ *
+ * Argument encoding (what the Python walker sends):
+ *   None → NONE; bool → BOOL; int → INT; float → FLOAT; str → STRING; bytes → BYTES; list/tuple → LIST;
+ *   an FX value → VALUE (by id); torch.dtype → INT holding the ONNX dtype code;
+ *   device, layout, memory_format → NONE.
+ *
+ * Writing a lowering (one function per overload family, in lower_<family>.c):
+ *
+ *     static int lower_addmm(ox_lower *L) {
+ *         ox_value *bias = ox_arg_value(L, 0), *a = ox_arg_value(L, 1), *b = ox_arg_value(L, 2);
+ *         ox_node *n = ox_op(L, "Gemm", 3, a, b, bias);
+ *         ox_node_set_float(L->g, n, "beta", (float)ox_arg_float(L, 3, 1.0));
+ *         return ox_bind(L, 0, ox_out(n));
+ *     }
+ *
+ * A function returns OX_OK or an error code after calling ox_lower_fail/ox_lower_unsupported.
+ * Helpers return NULL once anything failed, and every helper accepts NULL inputs, so a function may
+ * chain calls and check once at the end (ox_bind of NULL reports the failure).
+ */
+#ifndef OX_LOWER_H
+#define OX_LOWER_H
+
+#include "ir/ir.h"
+
+typedef enum ox_arg_kind {
+    OX_ARG_NONE = 0, OX_ARG_BOOL, OX_ARG_INT, OX_ARG_FLOAT, OX_ARG_STRING, OX_ARG_VALUE, OX_ARG_LIST,
+    OX_ARG_BYTES,
+} ox_arg_kind;
+
+typedef struct ox_arg {
+    ox_arg_kind kind;
+    union {
+        int64_t i;                              /* BOOL (0/1), INT */
+        double f;                               /* FLOAT */
+        const char *s;                          /* STRING */
+        struct { const void *p; size_t n; } bytes;   /* BYTES (arena copy) */
+        uint32_t ref;                           /* VALUE: id in the program's value table */
+        struct { struct ox_arg *items; int n; } list;
+    } u;
+} ox_arg;
+
+/* What torch recorded for one output: dtype and shape. */
+typedef struct ox_meta {
+    ox_dtype dtype;
+    int rank;              /* -1: not a tensor or not known */
+    ox_dim *dims;
+} ox_meta;
+
+typedef struct ox_aten_node {
+    const char *target;    /* "aten::addmm.default" */
+    const char *name;      /* FX node name: the ONNX value and node names derive from it */
+    const char *where;     /* module path and source line, for messages; may be NULL */
+    ox_arg *args;
+    int nargs;
+    uint32_t *outputs;     /* ids in the program's value table */
+    ox_meta *meta;         /* one per output */
+    int noutputs;
+} ox_aten_node;
+
+/* The ATen program: a value table (graph inputs and initializers are entered up front, node
+ * outputs as they are lowered), nodes in order and the graph outputs. All in the graph's arena. */
+typedef struct ox_aten_program {
+    ox_value **table;      /* id → ONNX value; NULL until bound */
+    uint32_t nvalues;
+    ox_aten_node *nodes;
+    uint32_t nnodes;
+    uint32_t *outputs;     /* ids */
+    const char **output_names;   /* NULL or one per output (NULL entries keep the FX name) */
+    uint32_t noutputs;
+} ox_aten_program;
+
+/* One unsupported overload, seen `count` times; `first` is the first node that used it. */
+typedef struct ox_unsupported {
+    const char *target;
+    const char *node;
+    const char *where;
+    const char *reason;    /* NULL: no lowering exists; else why this use is not supported */
+    char arg_dtypes[128];  /* "float32, int64" */
+    int count;
+} ox_unsupported;
+
+typedef struct ox_lower_report {
+    ox_unsupported *unsupported;   /* arena-owned */
+    int nunsupported;
+    uint32_t aten_nodes, onnx_nodes;
+} ox_lower_report;
+
+/* Lowers every node; collects all unsupported ops before failing with OX_EUNSUPPORTED. */
+ox_code ox_lower_run(ox_graph *g, ox_aten_program *p, ox_lower_report *rep);
+
+/* Capability query, answered before lowering: is `target` lowered natively at this opset? */
+bool ox_lower_supports(const char *target, int opset);
+/* The i-th table row (NULL past the end), for listing what is supported. */
+const char *ox_lower_target(int i, int *min_opset, int *max_opset);
+
+/* ---- for lowering functions ---- */
+
+typedef struct ox_lower {
+    ox_graph *g;
+    ox_aten_program *prog;
+    const ox_aten_node *node;
+    int opset;
+    int emitted;           /* nodes emitted for this ATen node: names the next one */
+    const char *row_op;    /* OX_UNARY/OX_BINARY rows: the ONNX op of the row */
+    const char *unsupported_reason;   /* set by ox_lower_unsupported */
+} ox_lower;
+
+typedef int (*ox_lower_fn)(ox_lower *L);
+
+/* Arguments. Out-of-range or NONE arguments give the default; a wrong kind fails the lowering. */
+int ox_nargs(const ox_lower *L);
+bool ox_arg_is_none(const ox_lower *L, int i);
+const ox_arg *ox_arg_at(const ox_lower *L, int i);                /* NULL past the end */
+ox_value *ox_arg_value(ox_lower *L, int i);                       /* required tensor */
+ox_value *ox_arg_value_opt(ox_lower *L, int i);                   /* NULL when None/absent */
+int64_t ox_arg_int(ox_lower *L, int i, int64_t dflt);
+double ox_arg_float(ox_lower *L, int i, double dflt);             /* INT accepted too */
+bool ox_arg_bool(ox_lower *L, int i, bool dflt);
+const char *ox_arg_string(ox_lower *L, int i, const char *dflt);
+/* A list of ints (or a single int) into out[max]; returns the count, -1 on failure (reported). */
+int ox_arg_ints(ox_lower *L, int i, int64_t *out, int max);
+/* A scalar argument (Python number, or a 0-d tensor value) as a value of dtype `like`. */
+ox_value *ox_arg_scalar(ox_lower *L, int i, ox_dtype dtype);
+
+/* Normalizes dim *d for an input of this rank (0-d inputs accept 0 and -1, as in torch); reports
+ * an unknown rank or an out-of-range dim, naming `what`, and returns false. */
+bool ox_norm_dim(ox_lower *L, int64_t *d, int rank, const char *what);
+
+/* Output metadata torch recorded. */
+const ox_meta *ox_out_meta(const ox_lower *L, int i);
+ox_dtype ox_out_dtype(const ox_lower *L, int i);
+
+/* Emitting. ox_op makes a node with one output; ox_opn with noutputs. Inputs may be NULL for
+ * omitted optional inputs; the node is named after the ATen node. Returns NULL after a failure. */
+ox_node *ox_op(ox_lower *L, const char *op_type, int ninputs, ...);
+ox_node *ox_opn(ox_lower *L, const char *op_type, int noutputs, int ninputs, ...);
+ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs,
+                     ox_value *const *inputs);
+ox_value *ox_out(const ox_node *n);              /* outputs[0], NULL-safe */
+
+/* Constants (initializers with OWNED bytes). */
+ox_value *ox_const_ints(ox_lower *L, int n, const int64_t *v);      /* 1-D int64 */
+ox_value *ox_const_scalar(ox_lower *L, ox_dtype dtype, double v);   /* 0-d of dtype */
+ox_value *ox_const_tensor(ox_lower *L, ox_dtype dtype, int rank, const int64_t *dims,
+                          const void *data);
+
+/* Common shapes of emitted code. */
+ox_value *ox_cast(ox_lower *L, ox_value *x, ox_dtype to);          /* x itself when already `to` */
+ox_value *ox_reshape(ox_lower *L, ox_value *x, int n, const int64_t *shape);
+/* Where(c, a, b) of dtype t, through uint8 or float for bool or bfloat16 (ONNX Runtime lacks them). */
+ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype t);
+
+/* Type promotion as in PyTorch (torch.result_type for two tensors of these dtypes). */
+ox_dtype ox_promote(ox_dtype a, ox_dtype b);
+
+/* Binds ATen output i to v. v NULL means the lowering failed; returns the status. */
+int ox_bind(ox_lower *L, int i, ox_value *v);
+
+/* Failure reporting. fail: the op is known but this use broke (OX_ELOWER); unsupported: this
+ * argument form is not lowered (collected like a missing op, OX_EUNSUPPORTED). */
+int ox_lower_fail(ox_lower *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ox_lower_unsupported(ox_lower *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prototypes of every lowering function named in lower.def. */
+#define OX_ATEN(target, fn, lo, hi) int fn(ox_lower *L);
+#include "lower/lower.def"
+
+#endif
