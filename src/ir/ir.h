@@ -40,6 +40,10 @@ const char *ox_dtype_name(ox_dtype t);    /* "float32", "int64", ... (torch's sp
 bool ox_dtype_is_float(ox_dtype t);
 bool ox_dtype_is_int(ox_dtype t);         /* signed or unsigned integer, not bool */
 
+/* The highest rank the core handles, everywhere: lowering's stack arrays, folding, tensors. It is
+ * PyTorch's own limit on a tensor's dims. */
+enum { OX_MAX_RANK = 64 };
+
 typedef struct ox_graph ox_graph;
 
 /* One dimension: a size, or a named symbol when param is non-NULL. */

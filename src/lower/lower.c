@@ -3,6 +3,7 @@
  * and collects every unsupported op before failing; plus the helpers lowering functions share.
  */
 #include "lower/lower.h"
+#include "ir/tensor.h"
 
 #include "onnx/inline.h"
 
@@ -491,63 +492,10 @@ ox_value *ox_const_ints(ox_lower *L, int n, const int64_t *v) {
     return ox_const_tensor(L, OX_INT64, 1, dims, v);
 }
 
-/* Stores v as one element of dtype; float16/bfloat16 rounded to nearest even. */
-static bool scalar_bytes(ox_dtype dtype, double v, unsigned char *out) {
-    switch (dtype) {
-    case OX_FLOAT: { float f = (float)v; memcpy(out, &f, 4); return true; }
-    case OX_DOUBLE: memcpy(out, &v, 8); return true;
-    case OX_INT64: { int64_t x = (int64_t)v; memcpy(out, &x, 8); return true; }
-    case OX_INT32: { int32_t x = (int32_t)v; memcpy(out, &x, 4); return true; }
-    case OX_INT16: { int16_t x = (int16_t)v; memcpy(out, &x, 2); return true; }
-    case OX_INT8: { int8_t x = (int8_t)v; memcpy(out, &x, 1); return true; }
-    case OX_UINT8: { uint8_t x = (uint8_t)v; memcpy(out, &x, 1); return true; }
-    case OX_BOOL: { uint8_t x = v != 0; memcpy(out, &x, 1); return true; }
-    case OX_BFLOAT16: {
-        float f = (float)v;
-        uint32_t bits;
-        memcpy(&bits, &f, 4);
-        uint16_t h = isnan(f) ? 0x7fc0 : (uint16_t)((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
-        memcpy(out, &h, 2);
-        return true;
-    }
-    case OX_FLOAT16: {
-        float f = (float)v;
-        uint32_t x;
-        memcpy(&x, &f, 4);
-        uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
-        int32_t exp = (int32_t)((x >> 23) & 0xff);
-        uint16_t h;
-        if (exp == 0xff) h = (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
-        else {
-            exp = exp - 127 + 15;
-            if (exp >= 0x1f) h = (uint16_t)(sign | 0x7c00);
-            else if (exp <= 0) {
-                if (exp < -10) h = (uint16_t)sign;
-                else {
-                    mant |= 0x800000;
-                    uint32_t shift = (uint32_t)(14 - exp);
-                    uint32_t half = mant >> shift, rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
-                    if (rem > mid || (rem == mid && (half & 1))) half++;
-                    h = (uint16_t)(sign | half);
-                }
-            } else {
-                uint32_t half = ((uint32_t)exp << 10) | (mant >> 13), rem = mant & 0x1fff;
-                if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
-                h = (uint16_t)(sign | half);
-            }
-        }
-        memcpy(out, &h, 2);
-        return true;
-    }
-    default:
-        return false;
-    }
-}
-
 ox_value *ox_const_scalar(ox_lower *L, ox_dtype dtype, double v) {
     unsigned char bytes[16];
     if (stopped(L)) return NULL;
-    if (!scalar_bytes(dtype, v, bytes)) {
+    if (!ox_elem_store_double(dtype, bytes, v)) {
         ox_lower_unsupported(L, "a scalar constant of dtype %s", ox_dtype_name(dtype));
         return NULL;
     }

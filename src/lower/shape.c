@@ -7,6 +7,7 @@
  * time (Concat of the ints and the unsqueezed symbols).
  */
 #include "lower/lower.h"
+#include "ir/tensor.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -556,17 +557,12 @@ int lower_repeat(ox_lower *L) {
 
 /* ---- factories ---- */
 
-/* One element of dtype t at buf (ConstantOfShape's value); false for dtypes not stored here. */
-static bool store_scalar(ox_dtype t, double v, void *buf) {
+/* The dtypes whose fill value ConstantOfShape holds as they are; others (16-bit floats, unsigned
+ * beyond uint8) fill as float and Cast. */
+static bool fills_directly(ox_dtype t) {
     switch (t) {
-    case OX_FLOAT: { float f = (float)v; memcpy(buf, &f, 4); return true; }
-    case OX_DOUBLE: memcpy(buf, &v, 8); return true;
-    case OX_INT64: { int64_t x = (int64_t)v; memcpy(buf, &x, 8); return true; }
-    case OX_INT32: { int32_t x = (int32_t)v; memcpy(buf, &x, 4); return true; }
-    case OX_INT16: { int16_t x = (int16_t)v; memcpy(buf, &x, 2); return true; }
-    case OX_INT8: { int8_t x = (int8_t)v; memcpy(buf, &x, 1); return true; }
-    case OX_UINT8: { uint8_t x = (uint8_t)v; memcpy(buf, &x, 1); return true; }
-    case OX_BOOL: { uint8_t x = v != 0; memcpy(buf, &x, 1); return true; }
+    case OX_FLOAT: case OX_DOUBLE: case OX_INT64: case OX_INT32: case OX_INT16: case OX_INT8:
+    case OX_UINT8: case OX_BOOL: return true;
     default: return false;
     }
 }
@@ -582,8 +578,8 @@ static ox_value *filled(ox_lower *L, ox_value *shape, int fill_arg, double fill,
         return typed(ox_out(ox_op(L, "Expand", 2, ox_arg_scalar(L, fill_arg, t), shape)), t);
     if (a) fill = ox_arg_float(L, fill_arg, 0);
     unsigned char bytes[8];
-    ox_dtype st = store_scalar(t, fill, bytes) ? t : OX_FLOAT;
-    if (st != t) store_scalar(OX_FLOAT, fill, bytes);
+    ox_dtype st = fills_directly(t) ? t : OX_FLOAT;
+    ox_elem_store_double(st, bytes, fill);
     ox_node *n = ox_op(L, "ConstantOfShape", 1, shape);
     if (!n) return NULL;
     ox_node_set_tensor(L->g, n, "value", st, 1, (int64_t[]){1}, bytes);

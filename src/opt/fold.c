@@ -18,45 +18,38 @@
  * materialize them first with ox_tensor_bytes) are not folded; Shape and Size need no bytes.
  */
 #include "opt/fold.h"
+#include "ir/tensor.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-enum { MAX_RANK = 16, MAX_IN = 16 };
+enum { MAX_IN = 16 };
 static const size_t MAX_OUT = (size_t)64 << 20;   /* never fold into more than 64 MiB */
 
 /* ---- outputs ---- */
 
-ox_tensor *ox_tensor_new(ox_graph *g, ox_dtype dtype, int rank, const int64_t *dims) {
+/* An output tensor: ox_tensor_new within fold's size limit. */
+static ox_tensor *out_tensor(ox_graph *g, ox_dtype dtype, int rank, const int64_t *dims) {
     size_t es = ox_dtype_size(dtype);
-    if (!g || rank < 0 || rank > MAX_RANK || (rank && !dims) || !es) return NULL;
-    int64_t numel = 1;
-    for (int i = 0; i < rank; i++) {
+    uint64_t numel = 1;
+    for (int i = 0; i < rank && dims; i++) {
         if (dims[i] < 0) return NULL;
-        if (dims[i] && numel > INT64_MAX / dims[i]) return NULL;
-        numel *= dims[i];
+        if (dims[i] && numel > MAX_OUT / (uint64_t)dims[i]) return NULL;
+        numel *= (uint64_t)dims[i];
     }
-    if ((uint64_t)numel > MAX_OUT / es) return NULL;
-    ox_tensor *t = ox_arena_alloc(g->arena, sizeof *t);
-    int64_t *d = rank ? ox_arena_array(g->arena, (size_t)rank, sizeof *d) : NULL;
-    size_t nbytes = (size_t)numel * es;
-    void *data = t && (d || !rank) ? ox_arena_alloc(g->arena, nbytes ? nbytes : 1) : NULL;
-    if (!data) { ox_graph_status(g); return NULL; }
-    if (rank) memcpy(d, dims, (size_t)rank * sizeof *d);
-    *t = (ox_tensor){.dtype = dtype, .rank = rank, .dims = d, .data = data, .nbytes = nbytes,
-                     .storage = OX_DATA_OWNED};
-    return t;
+    if (!es || numel > MAX_OUT / es) return NULL;
+    return ox_tensor_new(g, dtype, rank, dims);
 }
 
-/* ox_tensor_new said no: out of memory (now in g->err) or an output over the size limit. */
+/* out_tensor said no: out of memory (now in g->err) or an output over the size limit. */
 static ox_code no_output(ox_graph *g) {
     return ox_arena_oom(g->arena) ? ox_graph_status(g) : OX_EUNSUPPORTED;
 }
 
 static void *bytes_of(ox_tensor *t) {
-    return (void *)t->data;   /* an output made by ox_tensor_new: its bytes are ours to write */
+    return (void *)t->data;   /* an output made by out_tensor: its bytes are ours to write */
 }
 
 /* Records "<Op> node '<name>': <what>" and returns OX_EINVAL. */
@@ -94,89 +87,15 @@ static int dbits(ox_dtype t) {
 }
 
 /* One element in its class's domain: f for floats, i for signed, u for unsigned and bool. */
-typedef union {
-    double f;
-    int64_t i;
-    uint64_t u;
-} num;
-
-static double half_to_double(uint16_t h) {
-    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m | 0x400, e - 25);
-    return h & 0x8000 ? -v : v;
-}
-
-/* x rounded to nearest even into a binary format of 16 bits with `mbits` mantissa bits (float16:
- * 10, bfloat16: 7). Straight from double, so there is one rounding, not two. */
-static uint16_t small_float(double x, int mbits) {
-    int ebits = 15 - mbits, bias = (1 << (ebits - 1)) - 1;
-    uint32_t sign = signbit(x) ? 0x8000u : 0, inf = ((1u << ebits) - 1) << mbits;
-    if (isnan(x)) return (uint16_t)(sign | inf | (1u << (mbits - 1)));
-    x = fabs(x);
-    if (isinf(x)) return (uint16_t)(sign | inf);
-    int e;
-    (void)frexp(x, &e);                       /* x in [2^(e-1), 2^e) */
-    int exp = e - 1 < 1 - bias ? 1 - bias : e - 1;   /* subnormals share the smallest scale */
-    double m = nearbyint(ldexp(x, mbits - exp));      /* significand with its leading bit */
-    if (m >= ldexp(1, mbits + 1)) { m = ldexp(m, -1); exp++; }   /* rounded up to the next binade */
-    if (exp > bias) return (uint16_t)(sign | inf);
-    uint32_t mi = (uint32_t)m;
-    if (mi < (1u << mbits)) return (uint16_t)(sign | mi);            /* subnormal or zero */
-    return (uint16_t)(sign | ((uint32_t)(exp + bias) << mbits) | (mi - (1u << mbits)));
-}
-
-/* double to float with IEEE overflow to infinity, spelt out: C leaves out-of-range conversions
- * undefined. 0x1.ffffffp127 is FLT_MAX plus half an ulp, the first value that rounds to inf. */
-static float to_float(double d) {
-    if (isfinite(d) && fabs(d) >= 0x1.ffffffp127) return d > 0 ? INFINITY : -INFINITY;
-    return (float)d;
-}
+typedef ox_number num;
 
 static num load(const ox_tensor *t, int64_t k) {
-    const unsigned char *p = (const unsigned char *)t->data + (size_t)k * ox_dtype_size(t->dtype);
-    num v = {.u = 0};
-    switch (t->dtype) {
-    case OX_FLOAT: { float x; memcpy(&x, p, 4); v.f = x; break; }
-    case OX_DOUBLE: memcpy(&v.f, p, 8); break;
-    case OX_FLOAT16: { uint16_t h; memcpy(&h, p, 2); v.f = half_to_double(h); break; }
-    case OX_BFLOAT16: {
-        uint16_t h;
-        memcpy(&h, p, 2);
-        uint32_t b = (uint32_t)h << 16;
-        float x;
-        memcpy(&x, &b, 4);
-        v.f = x;
-        break;
-    }
-    case OX_INT8: { int8_t x; memcpy(&x, p, 1); v.i = x; break; }
-    case OX_INT16: { int16_t x; memcpy(&x, p, 2); v.i = x; break; }
-    case OX_INT32: { int32_t x; memcpy(&x, p, 4); v.i = x; break; }
-    case OX_INT64: memcpy(&v.i, p, 8); break;
-    case OX_UINT8: v.u = *p; break;
-    case OX_UINT16: { uint16_t x; memcpy(&x, p, 2); v.u = x; break; }
-    case OX_UINT32: { uint32_t x; memcpy(&x, p, 4); v.u = x; break; }
-    case OX_UINT64: memcpy(&v.u, p, 8); break;
-    case OX_BOOL: v.u = *p != 0; break;
-    default: break;
-    }
-    return v;
+    return ox_elem_load(t->dtype, (const unsigned char *)t->data + (size_t)k * ox_dtype_size(t->dtype));
 }
 
 /* Integers keep their low bits (v.i and v.u share them), which is numpy's wrap-around. */
 static void store(ox_tensor *t, int64_t k, num v) {
-    unsigned char *p = (unsigned char *)bytes_of(t) + (size_t)k * ox_dtype_size(t->dtype);
-    switch (t->dtype) {
-    case OX_FLOAT: { float x = to_float(v.f); memcpy(p, &x, 4); break; }
-    case OX_DOUBLE: memcpy(p, &v.f, 8); break;
-    case OX_FLOAT16: { uint16_t h = small_float(v.f, 10); memcpy(p, &h, 2); break; }
-    case OX_BFLOAT16: { uint16_t h = small_float(v.f, 7); memcpy(p, &h, 2); break; }
-    case OX_INT8: case OX_UINT8: *p = (uint8_t)v.u; break;
-    case OX_INT16: case OX_UINT16: { uint16_t x = (uint16_t)v.u; memcpy(p, &x, 2); break; }
-    case OX_INT32: case OX_UINT32: { uint32_t x = (uint32_t)v.u; memcpy(p, &x, 4); break; }
-    case OX_INT64: case OX_UINT64: memcpy(p, &v.u, 8); break;
-    case OX_BOOL: *p = v.u != 0; break;
-    default: break;
-    }
+    ox_elem_store(t->dtype, (unsigned char *)bytes_of(t) + (size_t)k * ox_dtype_size(t->dtype), v);
 }
 
 /* An integer magnitude as a double, rounded to odd when it has more than 53 significant bits: the
@@ -258,8 +177,8 @@ static ox_code check_int_tensor(ox_graph *g, const ox_node *n, const ox_tensor *
     return OX_OK;
 }
 
-/* Up to MAX_RANK ints from input t or, when t is NULL, from the INTS attribute `attr` (NULL: no
- * attribute form). *given says whether either was there. More than MAX_RANK: not folded. */
+/* Up to OX_MAX_RANK ints from input t or, when t is NULL, from the INTS attribute `attr` (NULL: no
+ * attribute form). *given says whether either was there. More than OX_MAX_RANK: not folded. */
 static ox_code int_list(ox_graph *g, const ox_node *n, const ox_tensor *t, const char *attr,
                         const char *what, int64_t *v, int *count, bool *given) {
     *count = 0;
@@ -268,7 +187,7 @@ static ox_code int_list(ox_graph *g, const ox_node *n, const ox_tensor *t, const
         ox_code rc = check_int_tensor(g, n, t, what);
         if (rc != OX_OK) return rc;
         int64_t m = ox_tensor_numel(t);
-        if (m > MAX_RANK) return OX_EUNSUPPORTED;
+        if (m > OX_MAX_RANK) return OX_EUNSUPPORTED;
         for (int64_t i = 0; i < m; i++) v[i] = load(t, i).i;
         *count = (int)m;
         *given = true;
@@ -277,7 +196,7 @@ static ox_code int_list(ox_graph *g, const ox_node *n, const ox_tensor *t, const
     const ox_attr *a = attr ? ox_node_attr(n, attr) : NULL;
     if (!a) return OX_OK;
     if (a->type != OX_ATTR_INTS) return bad(g, n, "attribute '%s' must be a list of ints", attr);
-    if (a->u.ints.n > MAX_RANK) return OX_EUNSUPPORTED;
+    if (a->u.ints.n > OX_MAX_RANK) return OX_EUNSUPPORTED;
     if (a->u.ints.n) memcpy(v, a->u.ints.v, (size_t)a->u.ints.n * sizeof *v);
     *count = a->u.ints.n;
     *given = true;
@@ -297,8 +216,8 @@ static bool norm_axis(int64_t *axis, int rank) {
  * input j under the current output element (strides are 0 along broadcast dims). */
 typedef struct {
     int rank, k;
-    int64_t dims[MAX_RANK], idx[MAX_RANK];
-    int64_t stride[MAX_IN][MAX_RANK];
+    int64_t dims[OX_MAX_RANK], idx[OX_MAX_RANK];
+    int64_t stride[MAX_IN][OX_MAX_RANK];
     int64_t off[MAX_IN];
 } walk;
 
@@ -349,7 +268,7 @@ static void row_major_strides(const ox_tensor *x, int64_t *stride) {
  * Each stride times its extent stays within x: the offset never overflows. */
 static void copy_strided(ox_tensor *t, const ox_tensor *x, int64_t base, const int64_t *stride) {
     size_t es = ox_dtype_size(x->dtype);
-    int64_t numel = ox_tensor_numel(t), idx[MAX_RANK] = {0}, src = base;
+    int64_t numel = ox_tensor_numel(t), idx[OX_MAX_RANK] = {0}, src = base;
     unsigned char *dst = bytes_of(t);
     const unsigned char *from = x->data;
     for (int64_t e = 0; e < numel; e++) {
@@ -364,7 +283,7 @@ static void copy_strided(ox_tensor *t, const ox_tensor *x, int64_t base, const i
 
 /* A copy of x's bytes under another shape with the same element count. */
 static ox_code copy_as(ox_graph *g, const ox_tensor *x, int rank, const int64_t *dims, ox_tensor **out) {
-    ox_tensor *t = ox_tensor_new(g, x->dtype, rank, dims);
+    ox_tensor *t = out_tensor(g, x->dtype, rank, dims);
     if (!t) return no_output(g);
     if (t->nbytes) memcpy(bytes_of(t), x->data, t->nbytes);
     *out = t;
@@ -399,7 +318,7 @@ static ox_code k_cast(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
     ox_dtype to = (ox_dtype)a->u.i;
     const ox_tensor *x = in[0];
     if (to == x->dtype) return k_identity(g, n, in, out, 0);
-    ox_tensor *t = ox_tensor_new(g, to, x->rank, x->dims);
+    ox_tensor *t = out_tensor(g, to, x->rank, x->dims);
     if (!t) return no_output(g);
     unsigned from = dclass(x->dtype);
     int64_t numel = ox_tensor_numel(x);
@@ -421,7 +340,7 @@ static ox_code k_shape(ox_graph *g, const ox_node *n, const ox_tensor *const *in
     if (start > r) start = r;
     if (end > r) end = r;
     int64_t len = end > start ? end - start : 0;
-    ox_tensor *t = ox_tensor_new(g, OX_INT64, 1, &len);
+    ox_tensor *t = out_tensor(g, OX_INT64, 1, &len);
     if (!t) return no_output(g);
     if (len) memcpy(bytes_of(t), x->dims + start, (size_t)len * sizeof(int64_t));
     *out = t;
@@ -431,7 +350,7 @@ static ox_code k_shape(ox_graph *g, const ox_node *n, const ox_tensor *const *in
 static ox_code k_size(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                       int arg) {
     int64_t numel = ox_tensor_numel(in[0]);
-    ox_tensor *t = ox_tensor_new(g, OX_INT64, 0, NULL);
+    ox_tensor *t = out_tensor(g, OX_INT64, 0, NULL);
     if (!t) return no_output(g);
     memcpy(bytes_of(t), &numel, sizeof numel);
     *out = t;
@@ -446,7 +365,7 @@ static ox_code k_gather(ox_graph *g, const ox_node *n, const ox_tensor *const *i
     if (!norm_axis(&axis, x->rank)) return bad(g, n, "axis %lld out of range for rank %d", (long long)axis, x->rank);
     if (ix->dtype != OX_INT64 && ix->dtype != OX_INT32)
         return bad(g, n, "indices must be int32 or int64, not %s", ox_dtype_name(ix->dtype));
-    if (x->rank - 1 + ix->rank > MAX_RANK) return OX_EUNSUPPORTED;
+    if (x->rank - 1 + ix->rank > OX_MAX_RANK) return OX_EUNSUPPORTED;
     int64_t len = x->dims[axis], ni = ox_tensor_numel(ix);
     for (int64_t j = 0; j < ni; j++) {
         int64_t k = load(ix, j).i;
@@ -454,12 +373,12 @@ static ox_code k_gather(ox_graph *g, const ox_node *n, const ox_tensor *const *i
             return bad(g, n, "index out of range: %lld (at position %lld) for axis %lld of size %lld",
                        (long long)k, (long long)j, (long long)axis, (long long)len);
     }
-    int64_t dims[MAX_RANK];
+    int64_t dims[OX_MAX_RANK];
     int r = 0;
     for (int i = 0; i < axis; i++) dims[r++] = x->dims[i];
     for (int i = 0; i < ix->rank; i++) dims[r++] = ix->dims[i];
     for (int i = (int)axis + 1; i < x->rank; i++) dims[r++] = x->dims[i];
-    ox_tensor *t = ox_tensor_new(g, x->dtype, r, dims);
+    ox_tensor *t = out_tensor(g, x->dtype, r, dims);
     if (!t) return no_output(g);
     int64_t outer = 1, inner = 1;
     for (int i = 0; i < axis; i++) outer *= x->dims[i];
@@ -497,11 +416,11 @@ static ox_code k_gather_nd(ox_graph *g, const ox_node *n, const ox_tensor *const
     int64_t m = ix->dims[q - 1];
     if (m < 1 || m > r - b)
         return bad(g, n, "indices' last dim is %lld, must be 1 to %lld", (long long)m, (long long)(r - b));
-    int64_t dims[MAX_RANK], xs[MAX_RANK];
+    int64_t dims[OX_MAX_RANK], xs[OX_MAX_RANK];
     int orank = 0;
     for (int i = 0; i < q - 1; i++) dims[orank++] = ix->dims[i];
     for (int i = (int)(b + m); i < r; i++) dims[orank++] = x->dims[i];
-    if (orank > MAX_RANK) return OX_EUNSUPPORTED;
+    if (orank > OX_MAX_RANK) return OX_EUNSUPPORTED;
     row_major_strides(x, xs);
     int64_t nb = 1, tuples = 1;   /* batches, and index tuples in each */
     for (int i = 0; i < b; i++) nb *= ix->dims[i];
@@ -512,7 +431,7 @@ static ox_code k_gather_nd(ox_graph *g, const ox_node *n, const ox_tensor *const
             return bad(g, n, "index out of range: %lld (at position %lld) for data dim %lld of size %lld",
                        (long long)k, (long long)j, (long long)(b + j % m), (long long)len);
     }
-    ox_tensor *t = ox_tensor_new(g, x->dtype, orank, dims);
+    ox_tensor *t = out_tensor(g, x->dtype, orank, dims);
     if (!t) return no_output(g);
     /* a slab is everything after the indexed dims: xs[b + m - 1] elements */
     size_t es = ox_dtype_size(x->dtype), slab = (size_t)xs[b + m - 1] * es;
@@ -540,7 +459,7 @@ static ox_code k_concat(ox_graph *g, const ox_node *n, const ox_tensor *const *i
     if (!a || a->type != OX_ATTR_INT) return bad(g, n, "needs an int attribute 'axis'");
     const ox_tensor *x = in[0];
     int r = x->rank;
-    int64_t axis = a->u.i, dims[MAX_RANK];
+    int64_t axis = a->u.i, dims[OX_MAX_RANK];
     if (r < 1) return bad(g, n, "inputs must have rank 1 or more, not 0");
     if (!norm_axis(&axis, r)) return bad(g, n, "axis %lld out of range for rank %d", (long long)a->u.i, r);
     memcpy(dims, x->dims, (size_t)r * sizeof *dims);
@@ -557,7 +476,7 @@ static ox_code k_concat(ox_graph *g, const ox_node *n, const ox_tensor *const *i
         if (y->dims[axis] > INT64_MAX - dims[axis]) return OX_EUNSUPPORTED;
         dims[axis] += y->dims[axis];
     }
-    ox_tensor *t = ox_tensor_new(g, x->dtype, r, dims);
+    ox_tensor *t = out_tensor(g, x->dtype, r, dims);
     if (!t) return no_output(g);
     int64_t outer = 1, inner = 1;
     for (int i = 0; i < axis; i++) outer *= dims[i];
@@ -579,7 +498,7 @@ static ox_code k_concat(ox_graph *g, const ox_node *n, const ox_tensor *const *i
 static ox_code k_reshape(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                          int arg) {
     const ox_tensor *x = in[0];
-    int64_t shape[MAX_RANK];
+    int64_t shape[OX_MAX_RANK];
     int r;
     bool given;
     if (in[1]->dtype != OX_INT64) return bad(g, n, "shape must be int64, not %s", ox_dtype_name(in[1]->dtype));
@@ -622,9 +541,9 @@ static ox_code k_reshape(ox_graph *g, const ox_node *n, const ox_tensor *const *
 static ox_code k_squeeze(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                          int arg) {
     const ox_tensor *x = in[0];
-    int64_t axes[MAX_RANK], dims[MAX_RANK];
+    int64_t axes[OX_MAX_RANK], dims[OX_MAX_RANK];
     int na, r = 0;
-    bool given, drop[MAX_RANK] = {0};
+    bool given, drop[OX_MAX_RANK] = {0};
     ox_code rc = int_list(g, n, n->ninputs > 1 ? in[1] : NULL, "axes", "axes", axes, &na, &given);
     if (rc != OX_OK) return rc;
     if (na == 0)   /* no axes, or an empty list (as ONNX Runtime reads it): every dim of size 1 */
@@ -644,14 +563,14 @@ static ox_code k_squeeze(ox_graph *g, const ox_node *n, const ox_tensor *const *
 static ox_code k_unsqueeze(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                            int arg) {
     const ox_tensor *x = in[0];
-    int64_t axes[MAX_RANK], dims[MAX_RANK];
+    int64_t axes[OX_MAX_RANK], dims[OX_MAX_RANK];
     int na;
-    bool given, ins[MAX_RANK] = {0};
+    bool given, ins[OX_MAX_RANK] = {0};
     ox_code rc = int_list(g, n, n->ninputs > 1 ? in[1] : NULL, "axes", "axes", axes, &na, &given);
     if (rc != OX_OK) return rc;
     if (!given) return bad(g, n, "needs axes");
     int r = x->rank + na;
-    if (r > MAX_RANK) return OX_EUNSUPPORTED;
+    if (r > OX_MAX_RANK) return OX_EUNSUPPORTED;
     for (int i = 0; i < na; i++) {
         int64_t a = axes[i];
         if (!norm_axis(&a, r)) return bad(g, n, "axis %lld out of range for output rank %d", (long long)axes[i], r);
@@ -666,7 +585,7 @@ static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in
                        int arg) {
     const ox_tensor *x = in[0];
     int r = x->rank;
-    int64_t starts[MAX_RANK], ends[MAX_RANK], axes[MAX_RANK], steps[MAX_RANK];
+    int64_t starts[OX_MAX_RANK], ends[OX_MAX_RANK], axes[OX_MAX_RANK], steps[OX_MAX_RANK];
     int ns, ne, na, nst;
     bool hs, he, ha, hst;
     bool attrs = n->ninputs == 1;   /* opset 1-9: starts, ends and axes are attributes */
@@ -681,8 +600,8 @@ static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in
     if (ne != ns || (ha && na != ns) || (hst && nst != ns))
         return bad(g, n, "starts, ends, axes and steps differ in length (%d, %d, %d, %d)", ns, ne,
                    ha ? na : ns, hst ? nst : ns);
-    int64_t first[MAX_RANK] = {0}, step[MAX_RANK], dims[MAX_RANK], stride[MAX_RANK];
-    bool seen[MAX_RANK] = {0};
+    int64_t first[OX_MAX_RANK] = {0}, step[OX_MAX_RANK], dims[OX_MAX_RANK], stride[OX_MAX_RANK];
+    bool seen[OX_MAX_RANK] = {0};
     for (int i = 0; i < r; i++) { step[i] = 1; dims[i] = x->dims[i]; }
     for (int j = 0; j < ns; j++) {
         int64_t a = ha ? axes[j] : j;
@@ -709,7 +628,7 @@ static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in
         step[a] = cnt > 1 ? s : 1;   /* |s| < d here, so step * stride stays inside x */
         dims[a] = cnt;
     }
-    ox_tensor *t = ox_tensor_new(g, x->dtype, r, dims);
+    ox_tensor *t = out_tensor(g, x->dtype, r, dims);
     if (!t) return no_output(g);
     int64_t base = 0;
     row_major_strides(x, stride);
@@ -726,8 +645,8 @@ static ox_code k_transpose(ox_graph *g, const ox_node *n, const ox_tensor *const
                            int arg) {
     const ox_tensor *x = in[0];
     int r = x->rank, np;
-    int64_t perm[MAX_RANK], dims[MAX_RANK], xs[MAX_RANK], stride[MAX_RANK];
-    bool given, seen[MAX_RANK] = {0};
+    int64_t perm[OX_MAX_RANK], dims[OX_MAX_RANK], xs[OX_MAX_RANK], stride[OX_MAX_RANK];
+    bool given, seen[OX_MAX_RANK] = {0};
     ox_code rc = int_list(g, n, NULL, "perm", "perm", perm, &np, &given);
     if (rc != OX_OK) return rc;
     if (!given)
@@ -742,7 +661,7 @@ static ox_code k_transpose(ox_graph *g, const ox_node *n, const ox_tensor *const
         dims[i] = x->dims[p];
         stride[i] = xs[p];
     }
-    ox_tensor *t = ox_tensor_new(g, x->dtype, r, dims);
+    ox_tensor *t = out_tensor(g, x->dtype, r, dims);
     if (!t) return no_output(g);
     if (t->nbytes) copy_strided(t, x, 0, stride);
     *out = t;
@@ -751,7 +670,7 @@ static ox_code k_transpose(ox_graph *g, const ox_node *n, const ox_tensor *const
 
 static ox_code k_expand(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                         int arg) {
-    int64_t shape[MAX_RANK];
+    int64_t shape[OX_MAX_RANK];
     int r;
     bool given;
     if (in[1]->dtype != OX_INT64) return bad(g, n, "shape must be int64, not %s", ox_dtype_name(in[1]->dtype));
@@ -768,7 +687,7 @@ static ox_code k_expand(ox_graph *g, const ox_node *n, const ox_tensor *const *i
         return bad(g, n, "input of shape %s does not broadcast to %s", shape_str(in[0], a, sizeof a),
                    shape_str(&target, b, sizeof b));
     }
-    ox_tensor *t = ox_tensor_new(g, in[0]->dtype, w.rank, w.dims);
+    ox_tensor *t = out_tensor(g, in[0]->dtype, w.rank, w.dims);
     if (!t) return no_output(g);
     size_t es = ox_dtype_size(t->dtype);
     int64_t numel = ox_tensor_numel(t);
@@ -784,7 +703,7 @@ static ox_code k_expand(ox_graph *g, const ox_node *n, const ox_tensor *const *i
 static ox_code k_tile(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
                       int arg) {
     const ox_tensor *x = in[0];
-    int64_t rep[MAX_RANK], dims[MAX_RANK], xs[MAX_RANK], idx[MAX_RANK] = {0};
+    int64_t rep[OX_MAX_RANK], dims[OX_MAX_RANK], xs[OX_MAX_RANK], idx[OX_MAX_RANK] = {0};
     int r = x->rank, nr;
     bool given;
     if (in[1]->dtype != OX_INT64) return bad(g, n, "repeats must be int64, not %s", ox_dtype_name(in[1]->dtype));
@@ -796,7 +715,7 @@ static ox_code k_tile(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
         if (rep[i] && x->dims[i] > INT64_MAX / rep[i]) return OX_EUNSUPPORTED;
         dims[i] = x->dims[i] * rep[i];
     }
-    ox_tensor *t = ox_tensor_new(g, x->dtype, r, dims);
+    ox_tensor *t = out_tensor(g, x->dtype, r, dims);
     if (!t) return no_output(g);
     size_t es = ox_dtype_size(t->dtype);
     int64_t numel = ox_tensor_numel(t);
@@ -825,7 +744,7 @@ static ox_code k_where(ox_graph *g, const ox_node *n, const ox_tensor *const *in
         return bad(g, n, "shapes %s, %s and %s do not broadcast", shape_str(in[0], a, sizeof a),
                    shape_str(in[1], b, sizeof b), shape_str(in[2], c, sizeof c));
     }
-    ox_tensor *t = ox_tensor_new(g, in[1]->dtype, w.rank, w.dims);
+    ox_tensor *t = out_tensor(g, in[1]->dtype, w.rank, w.dims);
     if (!t) return no_output(g);
     size_t es = ox_dtype_size(t->dtype);
     int64_t numel = ox_tensor_numel(t);
@@ -911,7 +830,7 @@ static ox_code k_binary(ox_graph *g, const ox_node *n, const ox_tensor *const *i
         return bad(g, n, "input shapes do not broadcast (%s with %s%s)", shape_str(in[0], a, sizeof a),
                    shape_str(in[1], b, sizeof b), k > 2 ? ", ..." : "");
     }
-    ox_tensor *t = ox_tensor_new(g, op >= B_EQ ? OX_BOOL : in[0]->dtype, w.rank, w.dims);
+    ox_tensor *t = out_tensor(g, op >= B_EQ ? OX_BOOL : in[0]->dtype, w.rank, w.dims);
     if (!t) return no_output(g);
     int64_t numel = ox_tensor_numel(t);
     for (int64_t e = 0; e < numel; e++, walk_next(&w)) {
@@ -951,7 +870,7 @@ static ox_code k_pow(ox_graph *g, const ox_node *n, const ox_tensor *const *in, 
         return bad(g, n, "input shapes do not broadcast (%s with %s)", shape_str(x, a, sizeof a),
                    shape_str(y, b, sizeof b));
     }
-    ox_tensor *t = ox_tensor_new(g, x->dtype, w.rank, w.dims);
+    ox_tensor *t = out_tensor(g, x->dtype, w.rank, w.dims);
     if (!t) return no_output(g);
     int64_t numel = ox_tensor_numel(t);
     for (int64_t e = 0; e < numel; e++, walk_next(&w)) {
@@ -981,7 +900,7 @@ static ox_code k_unary(ox_graph *g, const ox_node *n, const ox_tensor *const *in
                        int op) {
     const ox_tensor *x = in[0];
     bool fl = dclass(x->dtype) == F_FLOAT, si = dclass(x->dtype) == F_SINT;
-    ox_tensor *t = ox_tensor_new(g, x->dtype, x->rank, x->dims);
+    ox_tensor *t = out_tensor(g, x->dtype, x->rank, x->dims);
     if (!t) return no_output(g);
     int64_t numel = ox_tensor_numel(x);
     for (int64_t e = 0; e < numel; e++) {
@@ -1027,7 +946,7 @@ static ox_code k_clip(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
         bound[k] = load(b, 0);
         has[k] = true;
     }
-    ox_tensor *t = ox_tensor_new(g, x->dtype, x->rank, x->dims);
+    ox_tensor *t = out_tensor(g, x->dtype, x->rank, x->dims);
     if (!t) return no_output(g);
     int64_t numel = ox_tensor_numel(x);
     for (int64_t e = 0; e < numel; e++) {
@@ -1065,7 +984,7 @@ static ox_code k_range(ox_graph *g, const ox_node *n, const ox_tensor *const *in
         if (count > MAX_OUT / ox_dtype_size(dt)) return OX_EUNSUPPORTED;
     }
     int64_t len = (int64_t)count;
-    ox_tensor *t = ox_tensor_new(g, dt, 1, &len);
+    ox_tensor *t = out_tensor(g, dt, 1, &len);
     if (!t) return no_output(g);
     for (int64_t i = 0; i < len; i++) {
         num v;
@@ -1123,8 +1042,8 @@ static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *i
                         int op) {
     const ox_tensor *x = in[0];
     int r = x->rank, na;
-    int64_t axes[MAX_RANK];
-    bool given, red[MAX_RANK] = {0};
+    int64_t axes[OX_MAX_RANK];
+    bool given, red[OX_MAX_RANK] = {0};
     ox_code rc = int_list(g, n, n->ninputs > 1 ? in[1] : NULL, "axes", "axes", axes, &na, &given);
     if (rc != OX_OK) return rc;
     bool keepdims = ox_node_attr_int(n, "keepdims", 1) != 0;
@@ -1139,7 +1058,7 @@ static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *i
         red[a] = true;
     }
     /* Output elements walk the kept dims; each sums (or ...) over the reduced dims. */
-    int64_t xs[MAX_RANK], odims[MAX_RANK], kdims[MAX_RANK], kstr[MAX_RANK], rdims[MAX_RANK], rstr[MAX_RANK];
+    int64_t xs[OX_MAX_RANK], odims[OX_MAX_RANK], kdims[OX_MAX_RANK], kstr[OX_MAX_RANK], rdims[OX_MAX_RANK], rstr[OX_MAX_RANK];
     int orank = 0, nk = 0, nr = 0;
     int64_t inner = 1;
     row_major_strides(x, xs);
@@ -1157,12 +1076,12 @@ static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *i
             odims[orank++] = x->dims[i];
         }
     }
-    ox_tensor *t = ox_tensor_new(g, x->dtype, orank, odims);
+    ox_tensor *t = out_tensor(g, x->dtype, orank, odims);
     if (!t) return no_output(g);
-    int64_t numel = ox_tensor_numel(t), kidx[MAX_RANK] = {0}, base = 0;
+    int64_t numel = ox_tensor_numel(t), kidx[OX_MAX_RANK] = {0}, base = 0;
     for (int64_t e = 0; e < numel; e++) {
         num acc = reduce_init(op, x->dtype);
-        int64_t ridx[MAX_RANK] = {0}, off = base;
+        int64_t ridx[OX_MAX_RANK] = {0}, off = base;
         for (int64_t j = 0; j < inner; j++) {
             if (!reduce_step(op, x->dtype, &acc, load(x, off))) return OX_EUNSUPPORTED;
             for (int i = nr - 1; i >= 0; i--) {
@@ -1196,7 +1115,7 @@ static ox_code k_cumsum(ox_graph *g, const ox_node *n, const ox_tensor *const *i
     if (!norm_axis(&axis, x->rank))
         return bad(g, n, "axis %lld out of range for rank %d", (long long)load(ax, 0).i, x->rank);
     bool exclusive = ox_node_attr_int(n, "exclusive", 0) != 0, reverse = ox_node_attr_int(n, "reverse", 0) != 0;
-    ox_tensor *t = ox_tensor_new(g, x->dtype, x->rank, x->dims);
+    ox_tensor *t = out_tensor(g, x->dtype, x->rank, x->dims);
     if (!t) return no_output(g);
     int64_t outer = 1, inner = 1, len = x->dims[axis];
     for (int i = 0; i < axis; i++) outer *= x->dims[i];
@@ -1297,7 +1216,7 @@ static ox_code check_input(ox_graph *g, const ox_node *n, int i, const ox_tensor
     size_t es = ox_dtype_size(t->dtype);
     if (!es) return OX_EUNSUPPORTED;   /* strings, undefined */
     if (t->rank < 0 || (t->rank && !t->dims)) return bad(g, n, "input %d has no shape", i);
-    if (t->rank > MAX_RANK) return OX_EUNSUPPORTED;
+    if (t->rank > OX_MAX_RANK) return OX_EUNSUPPORTED;
     int64_t numel = ox_tensor_numel(t);
     if (numel < 0) return bad(g, n, "input %d has a negative or overflowing shape", i);
     if (!need_data) return OX_OK;

@@ -17,7 +17,7 @@
 #ifndef OX_FOLD_H
 #define OX_FOLD_H
 
-#include "ir/ir.h"
+#include "ir/tensor.h"
 
 /* Whether op_type (default domain) has a kernel at all. */
 bool ox_fold_has_kernel(const char *op_type);
@@ -26,8 +26,5 @@ bool ox_fold_has_kernel(const char *op_type);
  * OX_EUNSUPPORTED without recording an error (cannot fold this form), or another code with
  * g->err set (the inputs break the op's rules: the message names the node). */
 ox_code ox_fold_eval(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out);
-
-/* A new OWNED tensor of this dtype and shape in g's arena, bytes zeroed. NULL on OOM/overflow. */
-ox_tensor *ox_tensor_new(ox_graph *g, ox_dtype dtype, int rank, const int64_t *dims);
 
 #endif

@@ -69,26 +69,7 @@ static double elem(const ox_tensor *t, int64_t i) {
     unsigned char b[16];
     size_t es = ox_dtype_size(t->dtype);
     if (!es || es > sizeof b || !ox_tensor_read(t, (size_t)i * es, es, b)) return NAN;
-    switch (t->dtype) {
-    case OX_FLOAT: { float f; memcpy(&f, b, 4); return f; }
-    case OX_DOUBLE: { double d; memcpy(&d, b, 8); return d; }
-    case OX_INT64: { int64_t x; memcpy(&x, b, 8); return (double)x; }
-    case OX_INT32: { int32_t x; memcpy(&x, b, 4); return x; }
-    case OX_INT16: { int16_t x; memcpy(&x, b, 2); return x; }
-    case OX_INT8: { int8_t x; memcpy(&x, b, 1); return x; }
-    case OX_UINT8: case OX_BOOL: return b[0];
-    case OX_FLOAT16: {
-        uint16_t h; memcpy(&h, b, 2);
-        int e = (h >> 10) & 31, m = h & 1023;
-        double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, e - 25);
-        return h & 0x8000 ? -v : v;
-    }
-    case OX_BFLOAT16: {
-        uint16_t h; memcpy(&h, b, 2);
-        uint32_t x = (uint32_t)h << 16; float f; memcpy(&f, &x, 4); return f;
-    }
-    default: return NAN;
-    }
+    return ox_elem_double(t->dtype, b);
 }
 
 /* ---- Constant nodes → initializers ---- */
