@@ -1,5 +1,6 @@
 /* onnx/read.c — the bounds-checked ModelProto / FunctionProto reader; the contract is in
- * onnx/read.h, the wire layout in onnx/write.h.
+ * onnx/read.h, the wire layout in onnx/write.h, the field numbers in onnx/fields.def. Files a model
+ * names (external data) are opened and mapped only through onnx/extdata.c.
  *
  * Every message is walked by next_field(), which checks each tag, varint and length against the end
  * of the enclosing message before anything is read, so no later code can step outside the buffer.
@@ -18,12 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
-#define MAX_FIELD ((1u << 29) - 1)
+#include "onnx/extdata.h"
+#include "onnx/wire.h"
 
 /* ---- private state of ox_read_info ---- */
 
@@ -45,8 +45,7 @@ struct ox_read_priv {
     size_t nmaps, cap_maps;
     file_id *ext_ids;        /* malloc'd, parallel to info->externals (also malloc'd) */
     uint32_t cap_ext;
-    int base_fd;             /* the base folder, opened on the first external tensor; -1 */
-    char *base_real;         /* realpath of the base folder (malloc'd), NULL until needed */
+    ox_extdata_dir dir;      /* the base folder, opened on the first external tensor */
 };
 
 /* ---- reading context ---- */
@@ -110,64 +109,43 @@ static void drop(rctx *c, const char *what) {
 
 /* ---- the wire ---- */
 
-static bool get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
-    const uint8_t *p = *pp;
-    uint64_t v = 0;
-    for (unsigned i = 0; i < 10; i++) {
-        if (p >= end) return false;
-        uint8_t b = *p++;
-        if (i == 9 && b > 1) return false;   /* past 64 bits */
-        v |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *pp = p;
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
-static uint64_t le_bits(const uint8_t *p, unsigned n) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 /* The next field of s: 1, 0 at the end of s, -1 on malformed bytes (error set). */
 static int next_field(rctx *c, span *s, field *f) {
     if (s->p >= s->end) return 0;
     const uint8_t *at = s->p;
     uint64_t tag;
-    if (!get_varint(&s->p, s->end, &tag)) return malformed(c, at, "truncated or overlong tag"), -1;
-    if ((tag >> 3) == 0 || (tag >> 3) > MAX_FIELD) return malformed(c, at, "bad field number"), -1;
-    f->num = (uint32_t)(tag >> 3);
-    f->wt = (unsigned)(tag & 7);
+    if (!ox_varint_decode(&s->p, s->end, &tag)) return malformed(c, at, "truncated or overlong tag"), -1;
+    if (ox_wire_field(tag) == 0 || ox_wire_field(tag) > OX_FIELD_MAX)
+        return malformed(c, at, "bad field number"), -1;
+    f->num = (uint32_t)ox_wire_field(tag);
+    f->wt = ox_wire_type(tag);
     f->v = 0;
     f->s = (span){NULL, NULL};
     size_t left;
     switch (f->wt) {
-    case WT_VARINT:
-        if (!get_varint(&s->p, s->end, &f->v)) return malformed(c, at, "truncated or overlong varint"), -1;
+    case OX_WIRE_VARINT:
+        if (!ox_varint_decode(&s->p, s->end, &f->v))
+            return malformed(c, at, "truncated or overlong varint"), -1;
         return 1;
-    case WT_I64:
-    case WT_I32: {
-        unsigned k = f->wt == WT_I64 ? 8 : 4;
+    case OX_WIRE_I64:
+    case OX_WIRE_I32: {
+        unsigned k = f->wt == OX_WIRE_I64 ? 8 : 4;
         if ((size_t)(s->end - s->p) < k) return malformed(c, at, "truncated fixed-size field"), -1;
-        f->v = le_bits(s->p, k);
+        f->v = ox_wire_le(s->p, k);
         s->p += k;
         return 1;
     }
-    case WT_LEN: {
+    case OX_WIRE_LEN: {
         uint64_t len;
-        if (!get_varint(&s->p, s->end, &len)) return malformed(c, at, "truncated length"), -1;
+        if (!ox_varint_decode(&s->p, s->end, &len)) return malformed(c, at, "truncated length"), -1;
         left = (size_t)(s->end - s->p);
         if (len > left) return malformed(c, at, "length past the end of its message"), -1;
         f->s = (span){s->p, s->p + len};
         s->p += len;
         return 1;
     }
-    case WT_SGROUP:
-    case WT_EGROUP:
+    case OX_WIRE_SGROUP:
+    case OX_WIRE_EGROUP:
         return malformed(c, at, "group wire type (deprecated, never used by ONNX) is not supported"), -1;
     default:
         return malformed(c, at, "invalid wire type"), -1;
@@ -185,7 +163,7 @@ static size_t slen(span s) { return (size_t)(s.end - s.p); }
 
 /* A string field as a C string in arena a. NULL on error (a string is never NULL otherwise). */
 static const char *str_in(rctx *c, ox_arena *a, const field *f, const char *what) {
-    if (!want(c, f, WT_LEN, what)) return NULL;
+    if (!want(c, f, OX_WIRE_LEN, what)) return NULL;
     size_t n = slen(f->s);
     if (n && memchr(f->s.p, 0, n)) {
         failv(c, OX_EUNSUPPORTED, "%s holds a NUL byte: the IR keeps C strings", what);
@@ -213,14 +191,14 @@ typedef enum scalar_kind { SC_VARINT, SC_F32, SC_F64 } scalar_kind;
  * truncation: int32_data's float16 bits, bool, int8 ...), at most cap of them. */
 static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t width, size_t cap,
                     size_t *n, const char *what) {
-    unsigned wt = k == SC_VARINT ? WT_VARINT : k == SC_F32 ? WT_I32 : WT_I64;
+    unsigned wt = k == SC_VARINT ? OX_WIRE_VARINT : k == SC_F32 ? OX_WIRE_I32 : OX_WIRE_I64;
     unsigned fixed = k == SC_F32 ? 4 : 8;
     if (f->wt == wt) {
         if (dst && *n < cap) memcpy(dst + *n * width, &f->v, width);
         (*n)++;
         return true;
     }
-    if (f->wt != WT_LEN) return want(c, f, wt, what);
+    if (f->wt != OX_WIRE_LEN) return want(c, f, wt, what);
     const uint8_t *p = f->s.p;
     if (k != SC_VARINT) {
         if (slen(f->s) % fixed) {
@@ -228,7 +206,7 @@ static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t
             return false;
         }
         for (; p < f->s.end; p += fixed) {
-            uint64_t v = le_bits(p, fixed);
+            uint64_t v = ox_wire_le(p, fixed);
             if (dst && *n < cap) memcpy(dst + *n * width, &v, width);
             (*n)++;
         }
@@ -236,7 +214,7 @@ static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t
     }
     while (p < f->s.end) {
         uint64_t v;
-        if (!get_varint(&p, f->s.end, &v)) {
+        if (!ox_varint_decode(&p, f->s.end, &v)) {
             malformed(c, p, "truncated varint in a packed field");
             return false;
         }
@@ -255,19 +233,6 @@ static bool int_count(rctx *c, size_t n, const char *what) {
 
 /* ---- external data ---- */
 
-static bool parse_u64(const char *s, uint64_t *v) {
-    if (!*s) return false;
-    uint64_t r = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return false;
-        unsigned d = (unsigned)(*s - '0');
-        if (r > (UINT64_MAX - d) / 10) return false;
-        r = r * 10 + d;
-    }
-    *v = r;
-    return true;
-}
-
 static bool add_mapping(struct ox_read_priv *pv, mapping m) {
     if (pv->nmaps == pv->cap_maps) {
         size_t nc = pv->cap_maps ? pv->cap_maps * 2 : 4;
@@ -278,48 +243,6 @@ static bool add_mapping(struct ox_read_priv *pv, mapping m) {
     }
     pv->maps[pv->nmaps++] = m;
     return true;
-}
-
-/* Lexical checks that need no file system: a location that fails them is refused before any path
- * is built from it. NULL when fine, else why not. */
-static const char *location_problem(const char *loc) {
-    if (!*loc) return "it is empty";
-    if (loc[0] == '/') return "it is an absolute path";
-    if (strchr(loc, '\\')) return "it holds a backslash";
-    for (const char *p = loc; *p;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 2 && p[0] == '.' && p[1] == '.') return "it has a '..' component";
-        p += n;
-        if (*p == '/') p++;
-    }
-    return NULL;
-}
-
-/* Opens rel (no symlinks expected: it was realpath'd) one component at a time below dirfd with
- * O_NOFOLLOW. -1 with errno set. */
-static int open_below(int dirfd, const char *rel) {
-    char comp[NAME_MAX + 1];
-    int cur = dirfd;
-    const char *p = rel;
-    for (;;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || n > NAME_MAX) {
-            if (cur != dirfd) close(cur);
-            errno = n ? ENAMETOOLONG : ENOENT;
-            return -1;
-        }
-        memcpy(comp, p, n);
-        comp[n] = 0;
-        int fd = openat(cur, comp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (e ? O_DIRECTORY : 0));
-        int saved = errno;
-        if (cur != dirfd) close(cur);
-        if (fd < 0) { errno = saved; return -1; }
-        if (!e) return fd;
-        cur = fd;
-        p = e + 1;
-    }
 }
 
 /* The entry of info->externals for the file st describes, added (named `loc`) when new. NULL on
@@ -371,63 +294,11 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
               "(ox_read_options.base_dir)", tname, loc);
         return NULL;
     }
-    const char *why = location_problem(loc);
-    if (why) {
-        failv(c, OX_EINVAL, "tensor '%s': external data location '%s' is refused: %s", tname, loc, why);
-        return NULL;
-    }
-    if (!pv->base_real) {
-        pv->base_real = realpath(c->base_dir, NULL);
-        if (!pv->base_real) {
-            failv(c, OX_EIO, "tensor '%s': cannot resolve the model folder '%s': %s", tname, c->base_dir,
-                  strerror(errno));
-            return NULL;
-        }
-        pv->base_fd = open(pv->base_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (pv->base_fd < 0) {
-            failv(c, OX_EIO, "tensor '%s': cannot open the model folder '%s': %s", tname, pv->base_real,
-                  strerror(errno));
-            return NULL;
-        }
-    }
-    size_t bl = strlen(pv->base_real), ll = strlen(loc);
-    char *joined = malloc(bl + ll + 2);
-    if (!joined) { oom(c); return NULL; }
-    memcpy(joined, pv->base_real, bl);
-    joined[bl] = '/';
-    memcpy(joined + bl + 1, loc, ll + 1);
-    char *resolved = realpath(joined, NULL);
-    int rerr = errno;
-    free(joined);
-    if (!resolved) {
-        failv(c, rerr == ENOENT ? OX_EIO : OX_EINVAL, "tensor '%s': external data location '%s' "
-              "cannot be resolved: %s", tname, loc, strerror(rerr));
-        return NULL;
-    }
-    const char *rel = NULL;
-    if (bl == 1 && pv->base_real[0] == '/') rel = resolved + 1;
-    else if (strncmp(resolved, pv->base_real, bl) == 0 && resolved[bl] == '/') rel = resolved + bl + 1;
-    if (!rel || !*rel) {
-        failv(c, OX_EINVAL, "tensor '%s': external data location '%s' resolves outside the model "
-              "folder '%s' (to '%s')", tname, loc, pv->base_real, resolved);
-        free(resolved);
-        return NULL;
-    }
-    int fd = open_below(pv->base_fd, rel);
-    int oerr = errno;
-    free(resolved);
-    if (fd < 0) {
-        failv(c, oerr == ELOOP || oerr == ENOTDIR ? OX_EINVAL : OX_EIO,
-              "tensor '%s': cannot open external data location '%s' inside the model folder: %s%s",
-              tname, loc, strerror(oerr), oerr == ELOOP ? " (a symbolic link appeared while reading)" : "");
-        return NULL;
-    }
+    const char *where = c->where[0] ? c->where : NULL;
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        failv(c, OX_EINVAL, "tensor '%s': external data location '%s' is not a regular file", tname, loc);
-        close(fd);
+    if (ox_extdata_open(&pv->dir, c->base_dir, loc, tname, c->err, where, &fd, &st) != OX_OK)
         return NULL;
-    }
     ox_read_external *ext = note_external(c, loc, &st);
     if (!ext) { close(fd); return NULL; }
     mapping *m = NULL, none = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
@@ -448,17 +319,15 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
             return NULL;
         }
         mapping nm = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
-        if (nm.len) {
-            nm.addr = mmap(NULL, nm.len, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (nm.addr == MAP_FAILED) {
-                failv(c, OX_EIO, "tensor '%s': cannot map external data file '%s': %s", tname, loc,
-                      strerror(errno));
-                close(fd);
-                return NULL;
-            }
+        int e = ox_extdata_map(fd, nm.len, &nm.addr);
+        if (e) {
+            failv(c, OX_EIO, "tensor '%s': cannot map external data file '%s': %s", tname, loc,
+                  strerror(e));
+            close(fd);
+            return NULL;
         }
         if (!add_mapping(pv, nm)) {
-            if (nm.addr) munmap(nm.addr, nm.len);
+            ox_extdata_unmap(nm.addr, nm.len);
             close(fd);
             oom(c);
             return NULL;
@@ -466,22 +335,8 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
         m = &pv->maps[pv->nmaps - 1];
     }
     close(fd);
-    if (off > m->len) {
-        failv(c, OX_EFORMAT, "tensor '%s': external data offset %llu is past the end of '%s' (%zu bytes)",
-              tname, (unsigned long long)off, loc, m->len);
+    if (ox_extdata_check_range(m->len, off, has_len, len, nbytes, &len, tname, loc, c->err, where) != OX_OK)
         return NULL;
-    }
-    if (!has_len) len = m->len - off;
-    if (len > m->len - off) {
-        failv(c, OX_EFORMAT, "tensor '%s': external data [%llu, +%llu) is past the end of '%s' (%zu bytes)",
-              tname, (unsigned long long)off, (unsigned long long)len, loc, m->len);
-        return NULL;
-    }
-    if (len != nbytes) {
-        failv(c, OX_EFORMAT, "tensor '%s': external data length %llu in '%s', its shape needs %zu bytes",
-              tname, (unsigned long long)len, loc, nbytes);
-        return NULL;
-    }
     ext->referenced_bytes += len;
     ext->ntensors++;
     *ok = true;
@@ -509,25 +364,40 @@ static size_t dtype_align(ox_dtype t) {
 static uint32_t typed_field(ox_dtype t, size_t *per) {
     *per = 1;
     switch (t) {
-    case OX_FLOAT: return 4;
-    case OX_COMPLEX64: *per = 2; return 4;
-    case OX_DOUBLE: return 10;
-    case OX_COMPLEX128: *per = 2; return 10;
-    case OX_INT64: return 7;
-    case OX_UINT32: case OX_UINT64: return 11;
-    default: return 5;   /* int32, int16, int8, uint16, uint8, bool, float16, bfloat16 */
+    case OX_FLOAT: return OX_TensorProto_float_data;
+    case OX_COMPLEX64: *per = 2; return OX_TensorProto_float_data;
+    case OX_DOUBLE: return OX_TensorProto_double_data;
+    case OX_COMPLEX128: *per = 2; return OX_TensorProto_double_data;
+    case OX_INT64: return OX_TensorProto_int64_data;
+    case OX_UINT32: case OX_UINT64: return OX_TensorProto_uint64_data;
+    default: return OX_TensorProto_int32_data;   /* int32, (u)int16, (u)int8, bool, float16, bfloat16 */
     }
 }
 
 static const char *typed_field_name(uint32_t num) {
     switch (num) {
-    case 4: return "float_data";
-    case 5: return "int32_data";
-    case 7: return "int64_data";
-    case 10: return "double_data";
-    case 11: return "uint64_data";
+    case OX_TensorProto_float_data: return "float_data";
+    case OX_TensorProto_int32_data: return "int32_data";
+    case OX_TensorProto_int64_data: return "int64_data";
+    case OX_TensorProto_double_data: return "double_data";
+    case OX_TensorProto_uint64_data: return "uint64_data";
     default: return "?";
     }
+}
+
+/* How the elements of typed field num are encoded. */
+static scalar_kind typed_kind(uint32_t num) {
+    return num == OX_TensorProto_float_data ? SC_F32 : num == OX_TensorProto_double_data ? SC_F64 : SC_VARINT;
+}
+
+/* The first typed data field given (ntyped[num] > 0) other than `except`, in field-number order;
+ * uint64_data, the last, when none before it is. */
+static uint32_t typed_given(const size_t *ntyped, uint32_t except) {
+    static const uint32_t order[] = {OX_TensorProto_float_data, OX_TensorProto_int32_data,
+                                     OX_TensorProto_int64_data, OX_TensorProto_double_data};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (ntyped[order[i]] && order[i] != except) return order[i];
+    return OX_TensorProto_uint64_data;
 }
 
 /* Parses a TensorProto in m into a new tensor in c->a. role names it in messages when it has no
@@ -537,7 +407,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     ox_tensor *result = NULL;
     const char *name = NULL;
     int64_t dtype = 0, data_location = 0;
-    size_t ndims = 0, ntyped[12] = {0}, nentries = 0;
+    size_t ndims = 0, ntyped[OX_TensorProto_uint64_data + 1] = {0}, nentries = 0;
     span raw = {NULL, NULL};
     bool has_raw = false;
     field f;
@@ -545,33 +415,41 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     span s = m;
     while ((r = next_field(c, &s, &f)) > 0) {
         switch (f.num) {
-        case 1: if (!scalars(c, &f, SC_VARINT, NULL, 0, 0, &ndims, "TensorProto.dims")) goto out; break;
-        case 2: if (!want(c, &f, WT_VARINT, "TensorProto.data_type")) goto out; dtype = (int64_t)f.v; break;
-        case 3:
+        case OX_TensorProto_dims:
+            if (!scalars(c, &f, SC_VARINT, NULL, 0, 0, &ndims, "TensorProto.dims")) goto out;
+            break;
+        case OX_TensorProto_data_type:
+            if (!want(c, &f, OX_WIRE_VARINT, "TensorProto.data_type")) goto out;
+            dtype = (int64_t)f.v;
+            break;
+        case OX_TensorProto_segment:
             failv(c, OX_EUNSUPPORTED, "tensor '%s': segmented tensors are not supported",
                   name ? name : role);
             goto out;
-        case 4: case 5: case 7: case 10: case 11:
-            if (!scalars(c, &f, f.num == 4 ? SC_F32 : f.num == 10 ? SC_F64 : SC_VARINT, NULL, 0, 0,
-                         &ntyped[f.num], typed_field_name(f.num)))
+        case OX_TensorProto_float_data: case OX_TensorProto_int32_data: case OX_TensorProto_int64_data:
+        case OX_TensorProto_double_data: case OX_TensorProto_uint64_data:
+            if (!scalars(c, &f, typed_kind(f.num), NULL, 0, 0, &ntyped[f.num], typed_field_name(f.num)))
                 goto out;
             break;
-        case 6:
+        case OX_TensorProto_string_data:
             failv(c, OX_EUNSUPPORTED, "tensor '%s': string tensors are not supported", name ? name : role);
             goto out;
-        case 8: if (!(name = str(c, &f, "TensorProto.name"))) goto out; break;
-        case 9:
-            if (!want(c, &f, WT_LEN, "TensorProto.raw_data")) goto out;
+        case OX_TensorProto_name: if (!(name = str(c, &f, "TensorProto.name"))) goto out; break;
+        case OX_TensorProto_raw_data:
+            if (!want(c, &f, OX_WIRE_LEN, "TensorProto.raw_data")) goto out;
             raw = f.s;
             has_raw = true;
             break;
-        case 12: drop(c, "TensorProto.doc_string"); break;
-        case 13: if (!want(c, &f, WT_LEN, "TensorProto.external_data")) goto out; nentries++; break;
-        case 14:
-            if (!want(c, &f, WT_VARINT, "TensorProto.data_location")) goto out;
+        case OX_TensorProto_doc_string: drop(c, "TensorProto.doc_string"); break;
+        case OX_TensorProto_external_data:
+            if (!want(c, &f, OX_WIRE_LEN, "TensorProto.external_data")) goto out;
+            nentries++;
+            break;
+        case OX_TensorProto_data_location:
+            if (!want(c, &f, OX_WIRE_VARINT, "TensorProto.data_location")) goto out;
             data_location = (int64_t)f.v;
             break;
-        case 16: drop(c, "TensorProto.metadata_props"); break;
+        case OX_TensorProto_metadata_props: drop(c, "TensorProto.metadata_props"); break;
         default: break;   /* unknown: skipped */
         }
     }
@@ -588,7 +466,8 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     if (!t || (ndims && !dims)) { oom(c); goto out; }
     size_t nd = 0;
     for (s = m; (r = next_field(c, &s, &f)) > 0;)
-        if (f.num == 1 && !scalars(c, &f, SC_VARINT, (uint8_t *)dims, 8, ndims, &nd, "TensorProto.dims"))
+        if (f.num == OX_TensorProto_dims &&
+            !scalars(c, &f, SC_VARINT, (uint8_t *)dims, 8, ndims, &nd, "TensorProto.dims"))
             goto out;
     if (r < 0) goto out;
     for (size_t i = 0; i < ndims; i++)
@@ -606,8 +485,10 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     t->nbytes = (size_t)numel * es;
     size_t per;
     uint32_t tf = typed_field(t->dtype, &per);
-    size_t ntyped_total = ntyped[4] + ntyped[5] + ntyped[7] + ntyped[10] + ntyped[11];
-    bool external = data_location == 1;
+    size_t ntyped_total = ntyped[OX_TensorProto_float_data] + ntyped[OX_TensorProto_int32_data] +
+                          ntyped[OX_TensorProto_int64_data] + ntyped[OX_TensorProto_double_data] +
+                          ntyped[OX_TensorProto_uint64_data];
+    bool external = data_location == OX_TensorProto_EXTERNAL;
 
     if (external) {
         if (has_raw || ntyped_total) {
@@ -616,14 +497,16 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         }
         const char *loc = NULL, *offs = NULL, *lens = NULL;
         for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-            if (f.num != 13) continue;
+            if (f.num != OX_TensorProto_external_data) continue;
             const char *key = NULL, *val = NULL;
             field e;
             span es_ = f.s;
             int r2;
             while ((r2 = next_field(c, &es_, &e)) > 0) {
-                if (e.num == 1 && !(key = str(c, &e, "external_data key"))) goto out;
-                if (e.num == 2 && !(val = str(c, &e, "external_data value"))) goto out;
+                if (e.num == OX_StringStringEntryProto_key && !(key = str(c, &e, "external_data key")))
+                    goto out;
+                if (e.num == OX_StringStringEntryProto_value && !(val = str(c, &e, "external_data value")))
+                    goto out;
             }
             if (r2 < 0) goto out;
             if (!key || !val) continue;
@@ -637,7 +520,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
             goto out;
         }
         uint64_t off = 0, len = 0;
-        if ((offs && !parse_u64(offs, &off)) || (lens && !parse_u64(lens, &len))) {
+        if ((offs && !ox_extdata_parse_u64(offs, &off)) || (lens && !ox_extdata_parse_u64(lens, &len))) {
             failv(c, OX_EFORMAT, "tensor '%s': external data offset '%s' or length '%s' (location '%s') is "
                   "not a decimal number", tname, offs ? offs : "", lens ? lens : "", loc);
             goto out;
@@ -663,7 +546,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     } else if (has_raw) {
         if (ntyped_total) {
             failv(c, OX_EFORMAT, "tensor '%s': both raw_data and %s given", tname,
-                  typed_field_name(ntyped[4] ? 4 : ntyped[5] ? 5 : ntyped[7] ? 7 : ntyped[10] ? 10 : 11));
+                  typed_field_name(typed_given(ntyped, 0)));
             goto out;
         }
         if (slen(raw) != t->nbytes) {
@@ -687,8 +570,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         }
     } else if (ntyped_total) {
         if (ntyped[tf] != ntyped_total) {
-            uint32_t other = ntyped[4] && tf != 4 ? 4 : ntyped[5] && tf != 5 ? 5 : ntyped[7] && tf != 7 ? 7
-                           : ntyped[10] && tf != 10 ? 10 : 11;
+            uint32_t other = typed_given(ntyped, tf);
             failv(c, OX_EFORMAT, "tensor '%s': %s given for dtype %s (expected %s)", tname,
                   typed_field_name(other), ox_dtype_name(t->dtype), typed_field_name(tf));
             goto out;
@@ -707,7 +589,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         uint8_t *d = ox_arena_alloc(c->a, t->nbytes);
         if (!d) { oom(c); goto out; }
         size_t width = t->nbytes / ((size_t)numel * per), n = 0;
-        scalar_kind k = tf == 4 ? SC_F32 : tf == 10 ? SC_F64 : SC_VARINT;
+        scalar_kind k = typed_kind(tf);
         for (s = m; (r = next_field(c, &s, &f)) > 0;)
             if (f.num == tf && !scalars(c, &f, k, d, width, (size_t)numel * per, &n, typed_field_name(tf)))
                 goto out;
@@ -755,42 +637,69 @@ static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     memset(a, 0, sizeof *a);
     while ((r = next_field(c, &s, &f)) > 0) {
         switch (f.num) {
-        case 1: if (!(name = str(c, &f, "AttributeProto.name"))) goto out; break;
-        case 2: {
-            if (!want(c, &f, WT_I32, "AttributeProto.f")) goto out;
+        case OX_AttributeProto_name: if (!(name = str(c, &f, "AttributeProto.name"))) goto out; break;
+        case OX_AttributeProto_f: {
+            if (!want(c, &f, OX_WIRE_I32, "AttributeProto.f")) goto out;
             uint32_t bits = (uint32_t)f.v;
             memcpy(&fval, &bits, sizeof bits);
             has_f = true;
             break;
         }
-        case 3: if (!want(c, &f, WT_VARINT, "AttributeProto.i")) goto out; ival = (int64_t)f.v; has_i = true; break;
-        case 4: if (!want(c, &f, WT_LEN, "AttributeProto.s")) goto out; has_s = true; break;
-        case 5: if (!want(c, &f, WT_LEN, "AttributeProto.t")) goto out; tspan = f.s; has_t = true; break;
-        case 6: has_other = true; other = 5; break;
-        case 7: if (!scalars(c, &f, SC_F32, NULL, 0, 0, &nfloats, "AttributeProto.floats")) goto out; break;
-        case 8: if (!scalars(c, &f, SC_VARINT, NULL, 0, 0, &nints, "AttributeProto.ints")) goto out; break;
-        case 9: if (!want(c, &f, WT_LEN, "AttributeProto.strings")) goto out; nstrings++; break;
-        case 10: has_other = true; other = 9; break;
-        case 11: has_other = true; other = 10; break;
-        case 13: drop(c, "AttributeProto.doc_string"); break;
-        case 14: has_other = true; other = 13; break;
-        case 15: has_other = true; other = 14; break;
-        case 20:
-            if (!want(c, &f, WT_VARINT, "AttributeProto.type")) goto out;
+        case OX_AttributeProto_i:
+            if (!want(c, &f, OX_WIRE_VARINT, "AttributeProto.i")) goto out;
+            ival = (int64_t)f.v;
+            has_i = true;
+            break;
+        case OX_AttributeProto_s:
+            if (!want(c, &f, OX_WIRE_LEN, "AttributeProto.s")) goto out;
+            has_s = true;
+            break;
+        case OX_AttributeProto_t:
+            if (!want(c, &f, OX_WIRE_LEN, "AttributeProto.t")) goto out;
+            tspan = f.s;
+            has_t = true;
+            break;
+        case OX_AttributeProto_g: has_other = true; other = OX_AttributeProto_GRAPH; break;
+        case OX_AttributeProto_floats:
+            if (!scalars(c, &f, SC_F32, NULL, 0, 0, &nfloats, "AttributeProto.floats")) goto out;
+            break;
+        case OX_AttributeProto_ints:
+            if (!scalars(c, &f, SC_VARINT, NULL, 0, 0, &nints, "AttributeProto.ints")) goto out;
+            break;
+        case OX_AttributeProto_strings:
+            if (!want(c, &f, OX_WIRE_LEN, "AttributeProto.strings")) goto out;
+            nstrings++;
+            break;
+        case OX_AttributeProto_tensors: has_other = true; other = OX_AttributeProto_TENSORS; break;
+        case OX_AttributeProto_graphs: has_other = true; other = OX_AttributeProto_GRAPHS; break;
+        case OX_AttributeProto_doc_string: drop(c, "AttributeProto.doc_string"); break;
+        case OX_AttributeProto_tp: has_other = true; other = OX_AttributeProto_TYPE_PROTO; break;
+        case OX_AttributeProto_type_protos: has_other = true; other = OX_AttributeProto_TYPE_PROTOS; break;
+        case OX_AttributeProto_type:
+            if (!want(c, &f, OX_WIRE_VARINT, "AttributeProto.type")) goto out;
             type = (int64_t)f.v;
             has_type = true;
             break;
-        case 21: if (!(refname = str(c, &f, "AttributeProto.ref_attr_name"))) goto out; break;
-        case 22: has_other = true; other = 11; break;
-        case 23: has_other = true; other = 12; break;
+        case OX_AttributeProto_ref_attr_name:
+            if (!(refname = str(c, &f, "AttributeProto.ref_attr_name"))) goto out;
+            break;
+        case OX_AttributeProto_sparse_tensor:
+            has_other = true;
+            other = OX_AttributeProto_SPARSE_TENSOR;
+            break;
+        case OX_AttributeProto_sparse_tensors:
+            has_other = true;
+            other = OX_AttributeProto_SPARSE_TENSORS;
+            break;
         default: break;
         }
     }
     if (r < 0) goto out;
     const char *an = name ? name : "";
     if (!has_type) {   /* IR version 1 had no type: infer it from the field present */
-        type = has_f ? 1 : has_i ? 2 : has_s ? 3 : has_t ? 4 : nfloats ? 6 : nints ? 7 : nstrings ? 8
-             : has_other ? other : 0;
+        type = has_f ? OX_ATTR_FLOAT : has_i ? OX_ATTR_INT : has_s ? OX_ATTR_STRING : has_t ? OX_ATTR_TENSOR
+             : nfloats ? OX_ATTR_FLOATS : nints ? OX_ATTR_INTS : nstrings ? OX_ATTR_STRINGS
+             : has_other ? other : OX_AttributeProto_UNDEFINED;
     }
     if (!name) {
         rc = failv(c, OX_EFORMAT, "%s: an attribute has no name", c->where);
@@ -801,9 +710,11 @@ static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     case OX_ATTR_FLOATS: case OX_ATTR_INTS: case OX_ATTR_STRINGS:
         break;
     default:
-        rc = failv(c, type == 0 ? OX_EFORMAT : OX_EUNSUPPORTED, "%s: attribute '%s' of type %s (%lld) is "
-                   "not supported%s", c->where, an, attr_type_name(type), (long long)type,
-                   type == 5 || type == 10 ? " (subgraphs cannot be held by the IR)" : "");
+        rc = failv(c, type == OX_AttributeProto_UNDEFINED ? OX_EFORMAT : OX_EUNSUPPORTED,
+                   "%s: attribute '%s' of type %s (%lld) is not supported%s", c->where, an,
+                   attr_type_name(type), (long long)type,
+                   type == OX_AttributeProto_GRAPH || type == OX_AttributeProto_GRAPHS
+                       ? " (subgraphs cannot be held by the IR)" : "");
         goto out;
     }
     if (refname && !ref) {
@@ -829,18 +740,20 @@ static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     }
     size_t nf = 0, ni = 0, ns = 0;
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (type == OX_ATTR_FLOATS && f.num == 7 &&
+        if (type == OX_ATTR_FLOATS && f.num == OX_AttributeProto_floats &&
             !scalars(c, &f, SC_F32, (uint8_t *)a->u.floats.v, 4, nfloats, &nf, "AttributeProto.floats"))
             goto out;
-        if (type == OX_ATTR_INTS && f.num == 8 &&
+        if (type == OX_ATTR_INTS && f.num == OX_AttributeProto_ints &&
             !scalars(c, &f, SC_VARINT, (uint8_t *)a->u.ints.v, 8, nints, &ni, "AttributeProto.ints"))
             goto out;
-        if (type == OX_ATTR_STRINGS && f.num == 9) {
+        if (type == OX_ATTR_STRINGS && f.num == OX_AttributeProto_strings) {
             const char *v = str(c, &f, "AttributeProto.strings");
             if (!v) goto out;
             if (ns < nstrings) a->u.strings.v[ns++] = v;
         }
-        if (type == OX_ATTR_STRING && f.num == 4 && !(a->u.s = str(c, &f, "AttributeProto.s"))) goto out;
+        if (type == OX_ATTR_STRING && f.num == OX_AttributeProto_s &&
+            !(a->u.s = str(c, &f, "AttributeProto.s")))
+            goto out;
     }
     if (r < 0) goto out;
     if (type == OX_ATTR_FLOATS) a->u.floats.n = (int)nfloats;
@@ -940,8 +853,8 @@ static ox_code read_shape(rctx *c, span m, vinfo *vi) {
     size_t n = 0;
     span s = m;
     while ((r = next_field(c, &s, &f)) > 0)
-        if (f.num == 1) {
-            if (!want(c, &f, WT_LEN, "TensorShapeProto.dim")) return c->err->code;
+        if (f.num == OX_TensorShapeProto_dim) {
+            if (!want(c, &f, OX_WIRE_LEN, "TensorShapeProto.dim")) return c->err->code;
             n++;
         }
     if (r < 0) return c->err->code;
@@ -951,21 +864,21 @@ static ox_code read_shape(rctx *c, span m, vinfo *vi) {
     if (n && !vi->dims) return oom(c);
     size_t i = 0;
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 1 || i >= n) continue;
+        if (f.num != OX_TensorShapeProto_dim || i >= n) continue;
         ox_dim *d = &vi->dims[i++];
         d->value = -1;
         field e;
         int r2;
         span ds = f.s;
         while ((r2 = next_field(c, &ds, &e)) > 0) {
-            if (e.num == 1) {
-                if (!want(c, &e, WT_VARINT, "Dimension.dim_value")) return c->err->code;
+            if (e.num == OX_TensorShapeProto_Dimension_dim_value) {
+                if (!want(c, &e, OX_WIRE_VARINT, "Dimension.dim_value")) return c->err->code;
                 d->value = (int64_t)e.v;
                 d->param = NULL;
-            } else if (e.num == 2) {
+            } else if (e.num == OX_TensorShapeProto_Dimension_dim_param) {
                 if (!(d->param = str(c, &e, "Dimension.dim_param"))) return c->err->code;
                 d->value = -1;
-            } else if (e.num == 3) {
+            } else if (e.num == OX_TensorShapeProto_Dimension_denotation) {
                 drop(c, "Dimension.denotation");
             }
         }
@@ -983,14 +896,14 @@ static ox_code read_value_info(rctx *c, span m, vinfo *vi, const char *role) {
     int r;
     span s = m, type = {NULL, NULL};
     while ((r = next_field(c, &s, &f)) > 0) {
-        if (f.num == 1 && !(vi->name = str(c, &f, "ValueInfoProto.name"))) goto fail;
-        if (f.num == 2) {
-            if (!want(c, &f, WT_LEN, "ValueInfoProto.type")) goto fail;
+        if (f.num == OX_ValueInfoProto_name && !(vi->name = str(c, &f, "ValueInfoProto.name"))) goto fail;
+        if (f.num == OX_ValueInfoProto_type) {
+            if (!want(c, &f, OX_WIRE_LEN, "ValueInfoProto.type")) goto fail;
             type = f.s;
             vi->has_type = true;
         }
-        if (f.num == 3) drop(c, "ValueInfoProto.doc_string");
-        if (f.num == 4) drop(c, "ValueInfoProto.metadata_props");
+        if (f.num == OX_ValueInfoProto_doc_string) drop(c, "ValueInfoProto.doc_string");
+        if (f.num == OX_ValueInfoProto_metadata_props) drop(c, "ValueInfoProto.metadata_props");
     }
     if (r < 0) goto fail;
     if (!vi->name) vi->name = "";
@@ -998,25 +911,28 @@ static ox_code read_value_info(rctx *c, span m, vinfo *vi, const char *role) {
         span tensor = {NULL, NULL};
         bool has_tensor = false;
         for (s = type; (r = next_field(c, &s, &f)) > 0;) {
-            if (f.num == 1) {
-                if (!want(c, &f, WT_LEN, "TypeProto.tensor_type")) goto fail;
+            if (f.num == OX_TypeProto_tensor_type) {
+                if (!want(c, &f, OX_WIRE_LEN, "TypeProto.tensor_type")) goto fail;
                 tensor = f.s;
                 has_tensor = true;
-            } else if (f.num == 4 || f.num == 5 || f.num == 8 || f.num == 9) {
-                const char *kind = f.num == 4 ? "a sequence" : f.num == 5 ? "a map"
-                                 : f.num == 8 ? "a sparse tensor" : "an optional";
+            } else if (f.num == OX_TypeProto_sequence_type || f.num == OX_TypeProto_map_type ||
+                       f.num == OX_TypeProto_sparse_tensor_type || f.num == OX_TypeProto_optional_type) {
+                const char *kind = f.num == OX_TypeProto_sequence_type ? "a sequence"
+                                 : f.num == OX_TypeProto_map_type ? "a map"
+                                 : f.num == OX_TypeProto_sparse_tensor_type ? "a sparse tensor"
+                                 : "an optional";
                 rc = failv(c, OX_EUNSUPPORTED, "%s '%s' has %s type: only tensor types are supported",
                            role, vi->name, kind);
                 goto done;
-            } else if (f.num == 6) {
+            } else if (f.num == OX_TypeProto_denotation) {
                 drop(c, "TypeProto.denotation");
             }
         }
         if (r < 0) goto fail;
         if (has_tensor) {
             for (s = tensor; (r = next_field(c, &s, &f)) > 0;) {
-                if (f.num == 1) {
-                    if (!want(c, &f, WT_VARINT, "TypeProto.Tensor.elem_type")) goto fail;
+                if (f.num == OX_TypeProto_Tensor_elem_type) {
+                    if (!want(c, &f, OX_WIRE_VARINT, "TypeProto.Tensor.elem_type")) goto fail;
                     if (f.v >= OX_DTYPE_COUNT) {
                         rc = failv(c, OX_EUNSUPPORTED, "%s '%s': element type %s (%llu) is not "
                                    "supported by the IR", role, vi->name,
@@ -1024,8 +940,8 @@ static ox_code read_value_info(rctx *c, span m, vinfo *vi, const char *role) {
                         goto done;
                     }
                     vi->dtype = (ox_dtype)f.v;
-                } else if (f.num == 2) {
-                    if (!want(c, &f, WT_LEN, "TypeProto.Tensor.shape")) goto fail;
+                } else if (f.num == OX_TypeProto_Tensor_shape) {
+                    if (!want(c, &f, OX_WIRE_LEN, "TypeProto.Tensor.shape")) goto fail;
                     if (read_shape(c, f.s, vi) != OX_OK) goto fail;
                 }
             }
@@ -1060,16 +976,25 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
     c->where[0] = 0;
     while ((r = next_field(c, &s, &f)) > 0) {
         switch (f.num) {
-        case 1: if (!want(c, &f, WT_LEN, "NodeProto.input")) return c->err->code; nin++; break;
-        case 2: if (!want(c, &f, WT_LEN, "NodeProto.output")) return c->err->code; nout++; break;
-        case 3: if (!(name = str(c, &f, "NodeProto.name"))) return c->err->code; break;
-        case 4: if (!(op = str(c, &f, "NodeProto.op_type"))) return c->err->code; break;
-        case 5: if (!want(c, &f, WT_LEN, "NodeProto.attribute")) return c->err->code; nattr++; break;
-        case 6: drop(c, "NodeProto.doc_string"); break;
-        case 7: if (!(domain = str(c, &f, "NodeProto.domain"))) return c->err->code; break;
-        case 8: drop(c, "NodeProto.overload"); break;
-        case 9: drop(c, "NodeProto.metadata_props"); break;
-        case 10: drop(c, "NodeProto.device_configurations"); break;
+        case OX_NodeProto_input:
+            if (!want(c, &f, OX_WIRE_LEN, "NodeProto.input")) return c->err->code;
+            nin++;
+            break;
+        case OX_NodeProto_output:
+            if (!want(c, &f, OX_WIRE_LEN, "NodeProto.output")) return c->err->code;
+            nout++;
+            break;
+        case OX_NodeProto_name: if (!(name = str(c, &f, "NodeProto.name"))) return c->err->code; break;
+        case OX_NodeProto_op_type: if (!(op = str(c, &f, "NodeProto.op_type"))) return c->err->code; break;
+        case OX_NodeProto_attribute:
+            if (!want(c, &f, OX_WIRE_LEN, "NodeProto.attribute")) return c->err->code;
+            nattr++;
+            break;
+        case OX_NodeProto_doc_string: drop(c, "NodeProto.doc_string"); break;
+        case OX_NodeProto_domain: if (!(domain = str(c, &f, "NodeProto.domain"))) return c->err->code; break;
+        case OX_NodeProto_overload: drop(c, "NodeProto.overload"); break;
+        case OX_NodeProto_metadata_props: drop(c, "NodeProto.metadata_props"); break;
+        case OX_NodeProto_device_configurations: drop(c, "NodeProto.device_configurations"); break;
         default: break;
         }
     }
@@ -1087,7 +1012,7 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
     if ((nin && !ins) || (nattr && !attrs)) return oom(c);
     size_t ki = 0, ka = 0;
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 1 && ki < nin) {
+        if (f.num == OX_NodeProto_input && ki < nin) {
             if (!slen(f.s)) { ins[ki++] = NULL; continue; }
             ox_value *v = vmap_get(vm, f.s.p, slen(f.s));
             if (!v) {
@@ -1097,7 +1022,7 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
                 if (!vmap_put(c, vm, v)) return c->err->code;
             }
             ins[ki++] = v;
-        } else if (f.num == 5 && ka < nattr) {
+        } else if (f.num == OX_NodeProto_attribute && ka < nattr) {
             if (read_attr(c, f.s, &attrs[ka++], NULL) != OX_OK) return c->err->code;
         }
     }
@@ -1112,7 +1037,7 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
     }
     size_t ko = 0;
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 2 || ko >= nout) continue;
+        if (f.num != OX_NodeProto_output || ko >= nout) continue;
         size_t i = ko++;
         if (!slen(f.s)) { n->outputs[i] = NULL; continue; }
         ox_value *v = vmap_get(vm, f.s.p, slen(f.s));
@@ -1151,16 +1076,17 @@ static ox_code read_graph(rctx *c, span m) {
 #define CHECK_RC(x) do { if ((x) != OX_OK) goto fail; } while (0)
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
         switch (f.num) {
-        case 1: case 5: case 11: case 12: case 13:
-            if (!want(c, &f, WT_LEN, "GraphProto field")) goto fail;
+        case OX_GraphProto_node: case OX_GraphProto_initializer: case OX_GraphProto_input:
+        case OX_GraphProto_output: case OX_GraphProto_value_info:
+            if (!want(c, &f, OX_WIRE_LEN, "GraphProto field")) goto fail;
             break;
-        case 2: if (!(name = str(c, &f, "GraphProto.name"))) goto fail; break;
-        case 10: drop(c, "GraphProto.doc_string"); break;
-        case 14: drop(c, "GraphProto.quantization_annotation"); break;
-        case 15:
+        case OX_GraphProto_name: if (!(name = str(c, &f, "GraphProto.name"))) goto fail; break;
+        case OX_GraphProto_doc_string: drop(c, "GraphProto.doc_string"); break;
+        case OX_GraphProto_quantization_annotation: drop(c, "GraphProto.quantization_annotation"); break;
+        case OX_GraphProto_sparse_initializer:
             rc = failv(c, OX_EUNSUPPORTED, "the graph has sparse initializers, which the IR cannot hold");
             goto fail;
-        case 16: drop(c, "GraphProto.metadata_props"); break;
+        case OX_GraphProto_metadata_props: drop(c, "GraphProto.metadata_props"); break;
         default: break;
         }
     }
@@ -1169,7 +1095,7 @@ static ox_code read_graph(rctx *c, span m) {
 
     /* Initializers. */
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 5) continue;
+        if (f.num != OX_GraphProto_initializer) continue;
         const char *tn = NULL;
         ox_tensor *t = read_tensor(c, f.s, "(unnamed initializer)", &tn);
         if (!t) goto fail;
@@ -1187,7 +1113,7 @@ static ox_code read_graph(rctx *c, span m) {
     /* Inputs; those that are initializers stay initializers. */
     bool init_inputs_in_order = true;
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 11) continue;
+        if (f.num != OX_GraphProto_input) continue;
         vinfo vi;
         CHECK_RC(read_value_info(c, f.s, &vi, "graph input"));
         ox_value *v = vmap_get(&vm, (const uint8_t *)vi.name, strlen(vi.name));
@@ -1209,7 +1135,7 @@ static ox_code read_graph(rctx *c, span m) {
 
     /* Nodes. */
     for (s = m; (r = next_field(c, &s, &f)) > 0;)
-        if (f.num == 1) CHECK_RC(read_node(c, f.s, nnodes++, &vm));
+        if (f.num == OX_GraphProto_node) CHECK_RC(read_node(c, f.s, nnodes++, &vm));
     if (r < 0) goto fail;
     for (uint32_t i = 0; i < g->nvalues; i++)
         if (is_placeholder(g->values[i])) {
@@ -1224,7 +1150,7 @@ static ox_code read_graph(rctx *c, span m) {
 
     /* Outputs. */
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 12) continue;
+        if (f.num != OX_GraphProto_output) continue;
         vinfo vi;
         CHECK_RC(read_value_info(c, f.s, &vi, "graph output"));
         ox_value *v = vmap_get(&vm, (const uint8_t *)vi.name, strlen(vi.name));
@@ -1243,7 +1169,7 @@ static ox_code read_graph(rctx *c, span m) {
 
     /* value_info: only node outputs hold it in the IR. */
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 13) continue;
+        if (f.num != OX_GraphProto_value_info) continue;
         vinfo vi;
         CHECK_RC(read_value_info(c, f.s, &vi, "value_info"));
         ox_value *v = vmap_get(&vm, (const uint8_t *)vi.name, strlen(vi.name));
@@ -1276,9 +1202,11 @@ static ox_code read_opset(rctx *c, span m, ox_arena *a, ox_read_opset *op) {
     op->domain = "";
     op->version = 0;
     for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 1 && !(op->domain = str_in(c, a, &f, "OperatorSetIdProto.domain"))) return c->err->code;
-        if (f.num == 2) {
-            if (!want(c, &f, WT_VARINT, "OperatorSetIdProto.version")) return c->err->code;
+        if (f.num == OX_OperatorSetIdProto_domain &&
+            !(op->domain = str_in(c, a, &f, "OperatorSetIdProto.domain")))
+            return c->err->code;
+        if (f.num == OX_OperatorSetIdProto_version) {
+            if (!want(c, &f, OX_WIRE_VARINT, "OperatorSetIdProto.version")) return c->err->code;
             op->version = (int64_t)f.v;
         }
     }
@@ -1290,8 +1218,10 @@ static ox_code read_entry(rctx *c, span m, const char **k, const char **v) {
     int r;
     *k = *v = "";
     for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 1 && !(*k = str(c, &f, "StringStringEntryProto.key"))) return c->err->code;
-        if (f.num == 2 && !(*v = str(c, &f, "StringStringEntryProto.value"))) return c->err->code;
+        if (f.num == OX_StringStringEntryProto_key && !(*k = str(c, &f, "StringStringEntryProto.key")))
+            return c->err->code;
+        if (f.num == OX_StringStringEntryProto_value && !(*v = str(c, &f, "StringStringEntryProto.value")))
+            return c->err->code;
     }
     return r < 0 ? c->err->code : OX_OK;
 }
@@ -1306,37 +1236,47 @@ static ox_code read_model(rctx *c, span m) {
     size_t nopsets = 0, nfunctions = 0;
     for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
         switch (f.num) {
-        case 1:
-            if (!want(c, &f, WT_VARINT, "ModelProto.ir_version")) return c->err->code;
+        case OX_ModelProto_ir_version:
+            if (!want(c, &f, OX_WIRE_VARINT, "ModelProto.ir_version")) return c->err->code;
             g->ir_version = (int64_t)f.v;
             break;
-        case 2:
+        case OX_ModelProto_producer_name:
             in->producer_name = str_in(c, c->ia, &f, "ModelProto.producer_name");
             if (!in->producer_name) return c->err->code;
             break;
-        case 3:
+        case OX_ModelProto_producer_version:
             in->producer_version = str_in(c, c->ia, &f, "ModelProto.producer_version");
             if (!in->producer_version) return c->err->code;
             break;
-        case 4: if (!(in->domain = str_in(c, c->ia, &f, "ModelProto.domain"))) return c->err->code; break;
-        case 5:
-            if (!want(c, &f, WT_VARINT, "ModelProto.model_version")) return c->err->code;
+        case OX_ModelProto_domain:
+            if (!(in->domain = str_in(c, c->ia, &f, "ModelProto.domain"))) return c->err->code;
+            break;
+        case OX_ModelProto_model_version:
+            if (!want(c, &f, OX_WIRE_VARINT, "ModelProto.model_version")) return c->err->code;
             in->model_version = (int64_t)f.v;
             in->has_model_version = true;
             break;
-        case 6: drop(c, "ModelProto.doc_string"); break;
-        case 7:
-            if (!want(c, &f, WT_LEN, "ModelProto.graph")) return c->err->code;
+        case OX_ModelProto_doc_string: drop(c, "ModelProto.doc_string"); break;
+        case OX_ModelProto_graph:
+            if (!want(c, &f, OX_WIRE_LEN, "ModelProto.graph")) return c->err->code;
             if (has_graph)
                 return failv(c, OX_EUNSUPPORTED, "ModelProto holds two graph fields (protobuf would merge them)");
             graph = f.s;
             has_graph = true;
             break;
-        case 8: if (!want(c, &f, WT_LEN, "ModelProto.opset_import")) return c->err->code; nopsets++; break;
-        case 14: if (!want(c, &f, WT_LEN, "ModelProto.metadata_props")) return c->err->code; break;
-        case 20: drop(c, "ModelProto.training_info"); break;
-        case 25: if (!want(c, &f, WT_LEN, "ModelProto.functions")) return c->err->code; nfunctions++; break;
-        case 26: drop(c, "ModelProto.configuration"); break;
+        case OX_ModelProto_opset_import:
+            if (!want(c, &f, OX_WIRE_LEN, "ModelProto.opset_import")) return c->err->code;
+            nopsets++;
+            break;
+        case OX_ModelProto_metadata_props:
+            if (!want(c, &f, OX_WIRE_LEN, "ModelProto.metadata_props")) return c->err->code;
+            break;
+        case OX_ModelProto_training_info: drop(c, "ModelProto.training_info"); break;
+        case OX_ModelProto_functions:
+            if (!want(c, &f, OX_WIRE_LEN, "ModelProto.functions")) return c->err->code;
+            nfunctions++;
+            break;
+        case OX_ModelProto_configuration: drop(c, "ModelProto.configuration"); break;
         default: break;
         }
     }
@@ -1348,7 +1288,7 @@ static ox_code read_model(rctx *c, span m) {
     if ((nopsets && !in->opsets) || (nfunctions && !in->functions)) return oom(c);
     g->opset = 0;
     for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 8 && in->nopsets < nopsets) {
+        if (f.num == OX_ModelProto_opset_import && in->nopsets < nopsets) {
             ox_read_opset *op = &in->opsets[in->nopsets++];
             if (read_opset(c, f.s, c->ia, op) != OX_OK) return c->err->code;
             if (!*op->domain || strcmp(op->domain, "ai.onnx") == 0) {
@@ -1356,9 +1296,9 @@ static ox_code read_model(rctx *c, span m) {
                     return failv(c, OX_EUNSUPPORTED, "opset version %lld is out of range", (long long)op->version);
                 g->opset = (int)op->version;
             }
-        } else if (f.num == 25 && in->nfunctions < nfunctions) {
+        } else if (f.num == OX_ModelProto_functions && in->nfunctions < nfunctions) {
             in->functions[in->nfunctions++] = (ox_read_span){f.s.p, slen(f.s)};
-        } else if (f.num == 14) {
+        } else if (f.num == OX_ModelProto_metadata_props) {
             const char *k, *v;
             if (read_entry(c, f.s, &k, &v) != OX_OK) return c->err->code;
             if (ox_graph_add_metadata(g, k, v) != OX_OK) return graph_fail(c);
@@ -1377,7 +1317,7 @@ static ox_read_info *info_new(void) {
     struct ox_read_priv *pv = ox_arena_alloc(a, sizeof *pv);
     if (!in || !pv) { ox_arena_free(a); return NULL; }
     pv->arena = a;
-    pv->base_fd = -1;
+    pv->dir = (ox_extdata_dir)OX_EXTDATA_DIR_INIT;
     in->priv = pv;
     return in;
 }
@@ -1385,13 +1325,11 @@ static ox_read_info *info_new(void) {
 void ox_read_info_free(ox_read_info *info) {
     if (!info) return;
     struct ox_read_priv *pv = info->priv;
-    for (size_t i = 0; i < pv->nmaps; i++)
-        if (pv->maps[i].addr) munmap(pv->maps[i].addr, pv->maps[i].len);
+    for (size_t i = 0; i < pv->nmaps; i++) ox_extdata_unmap(pv->maps[i].addr, pv->maps[i].len);
     free(pv->maps);
     free(pv->ext_ids);
     free(info->externals);
-    free(pv->base_real);
-    if (pv->base_fd >= 0) close(pv->base_fd);
+    ox_extdata_dir_close(&pv->dir);
     ox_arena_free(pv->arena);   /* info and pv live in it */
 }
 
@@ -1412,10 +1350,7 @@ static ox_code read_common(const void *buf, size_t n, const ox_read_options *o, 
     ox_code rc = read_model(&c, (span){p, p + n});
     if (rc == OX_OK && ox_graph_failed(g)) rc = graph_fail(&c);
     if (rc == OX_OK && ox_arena_oom(c.ia)) rc = oom(&c);
-    if (in->priv->base_fd >= 0) {   /* every external file is mapped: the folder is no longer needed */
-        close(in->priv->base_fd);
-        in->priv->base_fd = -1;
-    }
+    ox_extdata_dir_close(&in->priv->dir);   /* every external file is mapped: the folder is done */
     if (rc != OX_OK) {
         if (err && err->code == OX_OK) ox_error_set(err, rc, NULL, "the model could not be read");
         ox_graph_free(g);
@@ -1462,14 +1397,11 @@ ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph 
     ox_read_info *in = info_new();
     if (!in) { close(fd); return ox_error_set(err, OX_ENOMEM, NULL, "out of memory"); }
     mapping m = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
-    if (m.len) {
-        m.addr = mmap(NULL, m.len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m.addr == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            ox_read_info_free(in);
-            return ox_error_set(err, OX_EIO, path, "cannot map '%s': %s", path, strerror(e));
-        }
+    int e = ox_extdata_map(fd, m.len, &m.addr);
+    if (e) {
+        close(fd);
+        ox_read_info_free(in);
+        return ox_error_set(err, OX_EIO, path, "cannot map '%s': %s", path, strerror(e));
     }
     close(fd);
     /* The model file is not an external data file: its identity is kept apart (dev 0, ino 0 cannot
@@ -1477,7 +1409,7 @@ ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph 
     m.dev = 0;
     m.ino = 0;
     if (m.addr && !add_mapping(in->priv, m)) {
-        munmap(m.addr, m.len);
+        ox_extdata_unmap(m.addr, m.len);
         ox_read_info_free(in);
         return ox_error_set(err, OX_ENOMEM, NULL, "out of memory");
     }
@@ -1503,12 +1435,25 @@ static ox_code read_fn_node(rctx *c, span m, uint32_t index, ox_function_node *f
     c->where[0] = 0;
     while ((r = next_field(c, &s, &f)) > 0) {
         switch (f.num) {
-        case 1: if (!want(c, &f, WT_LEN, "NodeProto.input")) return c->err->code; nin++; break;
-        case 2: if (!want(c, &f, WT_LEN, "NodeProto.output")) return c->err->code; nout++; break;
-        case 3: if (!(fn->name = str(c, &f, "NodeProto.name"))) return c->err->code; break;
-        case 4: if (!(fn->op_type = str(c, &f, "NodeProto.op_type"))) return c->err->code; break;
-        case 5: if (!want(c, &f, WT_LEN, "NodeProto.attribute")) return c->err->code; nattr++; break;
-        case 7: if (!(fn->domain = str(c, &f, "NodeProto.domain"))) return c->err->code; break;
+        case OX_NodeProto_input:
+            if (!want(c, &f, OX_WIRE_LEN, "NodeProto.input")) return c->err->code;
+            nin++;
+            break;
+        case OX_NodeProto_output:
+            if (!want(c, &f, OX_WIRE_LEN, "NodeProto.output")) return c->err->code;
+            nout++;
+            break;
+        case OX_NodeProto_name: if (!(fn->name = str(c, &f, "NodeProto.name"))) return c->err->code; break;
+        case OX_NodeProto_op_type:
+            if (!(fn->op_type = str(c, &f, "NodeProto.op_type"))) return c->err->code;
+            break;
+        case OX_NodeProto_attribute:
+            if (!want(c, &f, OX_WIRE_LEN, "NodeProto.attribute")) return c->err->code;
+            nattr++;
+            break;
+        case OX_NodeProto_domain:
+            if (!(fn->domain = str(c, &f, "NodeProto.domain"))) return c->err->code;
+            break;
         default: break;
         }
     }
@@ -1526,11 +1471,11 @@ static ox_code read_fn_node(rctx *c, span m, uint32_t index, ox_function_node *f
     if ((nin && !fn->inputs) || (nout && !fn->outputs) || (nattr && (!fn->attrs || !fn->attr_refs)))
         return oom(c);
     for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 1 && (size_t)fn->ninputs < nin) {
+        if (f.num == OX_NodeProto_input && (size_t)fn->ninputs < nin) {
             if (!(fn->inputs[fn->ninputs++] = str(c, &f, "NodeProto.input"))) return c->err->code;
-        } else if (f.num == 2 && (size_t)fn->noutputs < nout) {
+        } else if (f.num == OX_NodeProto_output && (size_t)fn->noutputs < nout) {
             if (!(fn->outputs[fn->noutputs++] = str(c, &f, "NodeProto.output"))) return c->err->code;
-        } else if (f.num == 5 && (size_t)fn->nattrs < nattr) {
+        } else if (f.num == OX_NodeProto_attribute && (size_t)fn->nattrs < nattr) {
             int k = fn->nattrs++;
             if (read_attr(c, f.s, &fn->attrs[k], &fn->attr_refs[k]) != OX_OK) return c->err->code;
         }
@@ -1550,15 +1495,39 @@ static ox_code read_function(rctx *c, span m, ox_function *fn) {
     size_t nin = 0, nout = 0, nattr = 0, ndef = 0, nops = 0, nnodes = 0;
     for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
         switch (f.num) {
-        case 1: if (!(fn->name = str(c, &f, "FunctionProto.name"))) return c->err->code; break;
-        case 4: if (!want(c, &f, WT_LEN, "FunctionProto.input")) return c->err->code; nin++; break;
-        case 5: if (!want(c, &f, WT_LEN, "FunctionProto.output")) return c->err->code; nout++; break;
-        case 6: if (!want(c, &f, WT_LEN, "FunctionProto.attribute")) return c->err->code; nattr++; break;
-        case 7: if (!want(c, &f, WT_LEN, "FunctionProto.node")) return c->err->code; nnodes++; break;
-        case 9: if (!want(c, &f, WT_LEN, "FunctionProto.opset_import")) return c->err->code; nops++; break;
-        case 10: if (!(fn->domain = str(c, &f, "FunctionProto.domain"))) return c->err->code; break;
-        case 11: if (!want(c, &f, WT_LEN, "FunctionProto.attribute_proto")) return c->err->code; ndef++; break;
-        case 13: if (!(fn->overload = str(c, &f, "FunctionProto.overload"))) return c->err->code; break;
+        case OX_FunctionProto_name:
+            if (!(fn->name = str(c, &f, "FunctionProto.name"))) return c->err->code;
+            break;
+        case OX_FunctionProto_input:
+            if (!want(c, &f, OX_WIRE_LEN, "FunctionProto.input")) return c->err->code;
+            nin++;
+            break;
+        case OX_FunctionProto_output:
+            if (!want(c, &f, OX_WIRE_LEN, "FunctionProto.output")) return c->err->code;
+            nout++;
+            break;
+        case OX_FunctionProto_attribute:
+            if (!want(c, &f, OX_WIRE_LEN, "FunctionProto.attribute")) return c->err->code;
+            nattr++;
+            break;
+        case OX_FunctionProto_node:
+            if (!want(c, &f, OX_WIRE_LEN, "FunctionProto.node")) return c->err->code;
+            nnodes++;
+            break;
+        case OX_FunctionProto_opset_import:
+            if (!want(c, &f, OX_WIRE_LEN, "FunctionProto.opset_import")) return c->err->code;
+            nops++;
+            break;
+        case OX_FunctionProto_domain:
+            if (!(fn->domain = str(c, &f, "FunctionProto.domain"))) return c->err->code;
+            break;
+        case OX_FunctionProto_attribute_proto:
+            if (!want(c, &f, OX_WIRE_LEN, "FunctionProto.attribute_proto")) return c->err->code;
+            ndef++;
+            break;
+        case OX_FunctionProto_overload:
+            if (!(fn->overload = str(c, &f, "FunctionProto.overload"))) return c->err->code;
+            break;
         default: break;
         }
     }
@@ -1577,30 +1546,31 @@ static ox_code read_function(rctx *c, span m, ox_function *fn) {
     if (ox_arena_oom(c->a)) return oom(c);
     for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
         switch (f.num) {
-        case 4:
+        case OX_FunctionProto_input:
             if ((size_t)fn->ninputs < nin && !(fn->inputs[fn->ninputs++] = str(c, &f, "FunctionProto.input")))
                 return c->err->code;
             break;
-        case 5:
-            if ((size_t)fn->noutputs < nout && !(fn->outputs[fn->noutputs++] = str(c, &f, "FunctionProto.output")))
+        case OX_FunctionProto_output:
+            if ((size_t)fn->noutputs < nout &&
+                !(fn->outputs[fn->noutputs++] = str(c, &f, "FunctionProto.output")))
                 return c->err->code;
             break;
-        case 6:
+        case OX_FunctionProto_attribute:
             if ((size_t)fn->nattributes < nattr &&
                 !(fn->attributes[fn->nattributes++] = str(c, &f, "FunctionProto.attribute")))
                 return c->err->code;
             break;
-        case 7:
+        case OX_FunctionProto_node:
             if ((size_t)fn->nnodes < nnodes) {
                 int k = fn->nnodes++;
                 if (read_fn_node(c, f.s, (uint32_t)k, &fn->nodes[k]) != OX_OK) return c->err->code;
             }
             break;
-        case 9:
+        case OX_FunctionProto_opset_import:
             if (fn->nopsets < nops && read_opset(c, f.s, c->a, &fn->opsets[fn->nopsets++]) != OX_OK)
                 return c->err->code;
             break;
-        case 11:
+        case OX_FunctionProto_attribute_proto:
             if ((size_t)fn->nattribute_defaults < ndef) {
                 const char *ref = NULL;
                 snprintf(c->where, sizeof c->where, "function '%s'", fn->name);
