@@ -114,8 +114,8 @@
  *   OX_ENOMEM  out of memory (the graph's error code is used when it had failed with OX_ENOMEM)
  *   OX_EIO     a file could not be created, written, synced or renamed (message: path, strerror)
  */
-#ifndef OX_PROTO_H
-#define OX_PROTO_H
+#ifndef OX_ONNX_WRITE_H
+#define OX_ONNX_WRITE_H
 
 #include <stdbool.h>
 #include <stddef.h>

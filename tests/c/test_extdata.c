@@ -145,7 +145,14 @@ static void test_check_range(void) {
     CHECK_EQ_INT(len, 0);
     CHECK_EQ_INT(ox_extdata_check_range(0, 0, true, 0, 0, &len, "w", "w.bin", &err, NULL), OX_OK);
 
-    struct { size_t file; uint64_t off; bool has_len; uint64_t len; size_t nbytes; const char *msg; } bad[] = {
+    struct {
+        size_t file;
+        uint64_t off;
+        bool has_len;
+        uint64_t len;
+        size_t nbytes;
+        const char *msg;
+    } bad[] = {
         {100, 101, true, 0, 0, "external data offset 101 is past the end of 'w.bin' (100 bytes)"},
         {100, UINT64_MAX, true, 1, 1, "is past the end"},
         {100, 90, true, 11, 11, "external data [90, +11) is past the end of 'w.bin' (100 bytes)"},
@@ -367,8 +374,9 @@ static void test_map(void) {
 
 static void remove_tree(void) {
     const char *links[] = {"model/in_link", "model/sub_link", "model/out_link", "model/out_dir",
-                           "model/abs_link", "model/self", "model/prefix_link", "model2/secret.bin", "model_link", "swapped/w.bin", "swapped/sub",
-                           "model/w.bin", "model/sub/w.bin", "model/sub/deeper/w.bin", "outside/secret.bin"};
+                           "model/abs_link", "model/self", "model/prefix_link", "model_link",
+                           "swapped/w.bin", "swapped/sub", "model/w.bin", "model/sub/w.bin",
+                           "model/sub/deeper/w.bin", "outside/secret.bin", "model2/secret.bin"};
     for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) unlink(path(links[i]));
     const char *dirs[] = {"model/sub/deeper", "model/sub", "model", "model2", "outside", "swapped"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) rmdir(path(dirs[i]));
