@@ -16,9 +16,10 @@
  *     ox_extdata_dir dir = OX_EXTDATA_DIR_INIT;    // one per model read
  *     int fd; struct stat st; void *addr;
  *     if (ox_extdata_open(&dir, base_dir, loc, tname, err, where, &fd, &st) == OX_OK) {
- *         ox_extdata_map(fd, (size_t)st.st_size, &addr);    // 0 or an errno
+ *         size_t size = (size_t)st.st_size;
+ *         int e = ox_extdata_map(fd, size, &addr);          // 0 or an errno
  *         close(fd);
- *         ox_extdata_check_range(st.st_size, off, has_len, len, nbytes, ...);
+ *         ox_extdata_check_range(size, off, has_len, len, nbytes, &len, tname, loc, err, where);
  *     }
  *     ox_extdata_dir_close(&dir);                  // when the model is read
  *     ... ox_extdata_unmap(addr, size);            // when the graph is freed
