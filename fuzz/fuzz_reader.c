@@ -1,4 +1,4 @@
-/* fuzz_reader.c — libFuzzer target over the ONNX reader (src/proto_read.h), the core's only reader
+/* fuzz_reader.c — libFuzzer target over the ONNX reader (src/onnx/read.h), the core's only reader
  * of untrusted bytes.
  *
  * Each input is read as a ModelProto (also with the metadata-only options oxport-inspect uses) and

@@ -532,7 +532,7 @@ static int save_options(PyObject *kwds, ox_save_options *o, const char **path, i
     o->data_location = loc;
     /* Small tensors (shapes, axes, scalars) stay inline, as onnx's own external-data conversion
      * does: shape inference and readers then see them without opening the data file. */
-    o->external_min_bytes = 1024;
+    o->external_min_bytes = OX_EXTERNAL_MIN_BYTES_DEFAULT;
     return 0;
 }
 

@@ -1,5 +1,5 @@
 /*
- * inline.h — instantiates ONNX functions (FunctionProto, as ox_function_read gives them) in a graph:
+ * onnx/inline.h — instantiates ONNX functions (FunctionProto, as ox_function_read gives them) in a graph:
  * how a custom translation written as an onnxscript function reaches the model.
  *
  *     ox_function *f = NULL;
@@ -40,9 +40,11 @@
  * OX_EINVAL for bad arguments; OX_ENOMEM (also recorded in g->err, where out of memory is sticky).
  * g->err is otherwise left alone, so that the caller can say where the call came from. A failed
  * call may leave nodes behind in g; they feed nothing the caller binds, and the export fails.
+ *
+ * Others may call ox_function_inline and ox_function_find; the rest of inline.c is static.
  */
-#ifndef OX_INLINE_H
-#define OX_INLINE_H
+#ifndef OX_ONNX_INLINE_H
+#define OX_ONNX_INLINE_H
 
 #include "ir/ir.h"
 #include "onnx/read.h"

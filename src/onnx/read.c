@@ -1,13 +1,15 @@
 /* onnx/read.c — the bounds-checked ModelProto / FunctionProto reader; the contract is in
- * onnx/read.h, the wire layout in onnx/write.h.
+ * onnx/read.h, the wire layout in onnx/write.h, the field numbers in onnx/fields.def. Files a model
+ * names (external data) are opened and mapped only through onnx/extdata.c.
  *
- * Every message is walked by next_field(), which checks each tag, varint and length against the end
- * of the enclosing message before anything is read, so no later code can step outside the buffer.
+ * Every message is walked by oxr_next_field(), which checks each tag, varint and length against the
+ * end of the enclosing message before anything is read, so no later code can step outside the buffer.
  * A message with repeated fields is walked twice: once to count (and validate) them, once to fill
  * arrays of exactly that size, so no array is ever grown and sizes come from the bytes themselves
  * (each element takes at least one byte: counts never exceed the buffer length). The graph is walked
  * once per field kind (initializers, inputs, nodes, outputs, value_info), since protobuf lets them
- * come in any order and nodes refer to the others by name. */
+ * come in any order and nodes refer to the others by name. FunctionProto is read by read_function.c,
+ * with the helpers declared in onnx/read_internal.h. */
 #include "onnx/read.h"
 
 #include <errno.h>
@@ -18,12 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
-#define MAX_FIELD ((1u << 29) - 1)
+#include "onnx/extdata.h"
+#include "onnx/read_internal.h"
+#include "onnx/wire.h"
 
 /* ---- private state of ox_read_info ---- */
 
@@ -45,40 +47,12 @@ struct ox_read_priv {
     size_t nmaps, cap_maps;
     file_id *ext_ids;        /* malloc'd, parallel to info->externals (also malloc'd) */
     uint32_t cap_ext;
-    int base_fd;             /* the base folder, opened on the first external tensor; -1 */
-    char *base_real;         /* realpath of the base folder (malloc'd), NULL until needed */
+    ox_extdata_dir dir;      /* the base folder, opened on the first external tensor */
 };
 
-/* ---- reading context ---- */
+/* ---- reading context (span, field, rctx: onnx/read_internal.h) ---- */
 
-typedef struct span {
-    const uint8_t *p, *end;
-} span;
-
-typedef struct field {
-    uint32_t num;
-    unsigned wt;
-    uint64_t v;              /* VARINT value, or the little-endian bits of I32 / I64 */
-    span s;                  /* LEN payload */
-} field;
-
-typedef struct rctx {
-    ox_error *err;
-    const uint8_t *base;     /* start of the bytes, for offsets in messages */
-    ox_arena *a;             /* results: the graph's or the function's arena */
-    ox_graph *g;             /* NULL when reading a function */
-    ox_read_info *info;      /* NULL when reading a function */
-    ox_arena *ia;            /* the info's arena */
-    ox_read_options o;
-    const char *base_dir;    /* folder of external data; NULL: none */
-    bool info_kept;          /* the caller takes the info: mappings may outlive the call */
-    bool copy_tensors;       /* functions: tensor bytes are always copied */
-    int depth;
-    char where[256];         /* the node being read, for messages */
-} rctx;
-
-static ox_code failv(rctx *c, ox_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static ox_code failv(rctx *c, ox_code code, const char *fmt, ...) {
+ox_code oxr_fail(rctx *c, ox_code code, const char *fmt, ...) {
     char msg[sizeof c->err->msg];
     va_list ap;
     va_start(ap, fmt);
@@ -87,7 +61,7 @@ static ox_code failv(rctx *c, ox_code code, const char *fmt, ...) {
     return ox_error_set(c->err, code, c->where[0] ? c->where : NULL, "%s", msg);
 }
 
-static ox_code oom(rctx *c) { return failv(c, OX_ENOMEM, "out of memory while reading the model"); }
+ox_code oxr_oom(rctx *c) { return oxr_fail(c, OX_ENOMEM, "out of memory while reading the model"); }
 
 static ox_code graph_fail(rctx *c) {
     ox_code code = ox_graph_status(c->g);
@@ -97,7 +71,7 @@ static ox_code graph_fail(rctx *c) {
 }
 
 static ox_code malformed(rctx *c, const uint8_t *at, const char *what) {
-    return failv(c, OX_EFORMAT, "malformed ONNX protobuf at byte %zu: %s", (size_t)(at - c->base), what);
+    return oxr_fail(c, OX_EFORMAT, "malformed ONNX protobuf at byte %zu: %s", (size_t)(at - c->base), what);
 }
 
 static void drop(rctx *c, const char *what) {
@@ -110,93 +84,70 @@ static void drop(rctx *c, const char *what) {
 
 /* ---- the wire ---- */
 
-static bool get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
-    const uint8_t *p = *pp;
-    uint64_t v = 0;
-    for (unsigned i = 0; i < 10; i++) {
-        if (p >= end) return false;
-        uint8_t b = *p++;
-        if (i == 9 && b > 1) return false;   /* past 64 bits */
-        v |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *pp = p;
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
-static uint64_t le_bits(const uint8_t *p, unsigned n) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-/* The next field of s: 1, 0 at the end of s, -1 on malformed bytes (error set). */
-static int next_field(rctx *c, span *s, field *f) {
+int oxr_next_field(rctx *c, span *s, field *f) {
     if (s->p >= s->end) return 0;
     const uint8_t *at = s->p;
     uint64_t tag;
-    if (!get_varint(&s->p, s->end, &tag)) return malformed(c, at, "truncated or overlong tag"), -1;
-    if ((tag >> 3) == 0 || (tag >> 3) > MAX_FIELD) return malformed(c, at, "bad field number"), -1;
-    f->num = (uint32_t)(tag >> 3);
-    f->wt = (unsigned)(tag & 7);
+    if (!ox_varint_decode(&s->p, s->end, &tag)) return malformed(c, at, "truncated or overlong tag"), -1;
+    if (ox_wire_field(tag) == 0 || ox_wire_field(tag) > OX_FIELD_MAX)
+        return malformed(c, at, "bad field number"), -1;
+    f->num = (uint32_t)ox_wire_field(tag);
+    f->wt = ox_wire_type(tag);
     f->v = 0;
     f->s = (span){NULL, NULL};
     size_t left;
     switch (f->wt) {
-    case WT_VARINT:
-        if (!get_varint(&s->p, s->end, &f->v)) return malformed(c, at, "truncated or overlong varint"), -1;
+    case OX_WIRE_VARINT:
+        if (!ox_varint_decode(&s->p, s->end, &f->v))
+            return malformed(c, at, "truncated or overlong varint"), -1;
         return 1;
-    case WT_I64:
-    case WT_I32: {
-        unsigned k = f->wt == WT_I64 ? 8 : 4;
+    case OX_WIRE_I64:
+    case OX_WIRE_I32: {
+        unsigned k = f->wt == OX_WIRE_I64 ? 8 : 4;
         if ((size_t)(s->end - s->p) < k) return malformed(c, at, "truncated fixed-size field"), -1;
-        f->v = le_bits(s->p, k);
+        f->v = ox_wire_le(s->p, k);
         s->p += k;
         return 1;
     }
-    case WT_LEN: {
+    case OX_WIRE_LEN: {
         uint64_t len;
-        if (!get_varint(&s->p, s->end, &len)) return malformed(c, at, "truncated length"), -1;
+        if (!ox_varint_decode(&s->p, s->end, &len)) return malformed(c, at, "truncated length"), -1;
         left = (size_t)(s->end - s->p);
         if (len > left) return malformed(c, at, "length past the end of its message"), -1;
         f->s = (span){s->p, s->p + len};
         s->p += len;
         return 1;
     }
-    case WT_SGROUP:
-    case WT_EGROUP:
+    case OX_WIRE_SGROUP:
+    case OX_WIRE_EGROUP:
         return malformed(c, at, "group wire type (deprecated, never used by ONNX) is not supported"), -1;
     default:
         return malformed(c, at, "invalid wire type"), -1;
     }
 }
 
-static bool want(rctx *c, const field *f, unsigned wt, const char *what) {
+bool oxr_want(rctx *c, const field *f, unsigned wt, const char *what) {
     if (f->wt == wt) return true;
-    failv(c, OX_EFORMAT, "malformed ONNX protobuf: %s (field %u) has wire type %u, expected %u", what,
+    oxr_fail(c, OX_EFORMAT, "malformed ONNX protobuf: %s (field %u) has wire type %u, expected %u", what,
           f->num, f->wt, wt);
     return false;
 }
 
 static size_t slen(span s) { return (size_t)(s.end - s.p); }
 
-/* A string field as a C string in arena a. NULL on error (a string is never NULL otherwise). */
-static const char *str_in(rctx *c, ox_arena *a, const field *f, const char *what) {
-    if (!want(c, f, WT_LEN, what)) return NULL;
+const char *oxr_str_in(rctx *c, ox_arena *a, const field *f, const char *what) {
+    if (!oxr_want(c, f, OX_WIRE_LEN, what)) return NULL;
     size_t n = slen(f->s);
     if (n && memchr(f->s.p, 0, n)) {
-        failv(c, OX_EUNSUPPORTED, "%s holds a NUL byte: the IR keeps C strings", what);
+        oxr_fail(c, OX_EUNSUPPORTED, "%s holds a NUL byte: the IR keeps C strings", what);
         return NULL;
     }
     char *r = ox_arena_strndup(a, n ? (const char *)f->s.p : "", n);
-    if (!r) oom(c);
+    if (!r) oxr_oom(c);
     return r;
 }
 
-static const char *str(rctx *c, const field *f, const char *what) { return str_in(c, c->a, f, what); }
+const char *oxr_str(rctx *c, const field *f, const char *what) { return oxr_str_in(c, c->a, f, what); }
 
 static bool enter(rctx *c, const uint8_t *at) {
     if (++c->depth <= OX_READ_MAX_DEPTH) return true;
@@ -213,22 +164,23 @@ typedef enum scalar_kind { SC_VARINT, SC_F32, SC_F64 } scalar_kind;
  * truncation: int32_data's float16 bits, bool, int8 ...), at most cap of them. */
 static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t width, size_t cap,
                     size_t *n, const char *what) {
-    unsigned wt = k == SC_VARINT ? WT_VARINT : k == SC_F32 ? WT_I32 : WT_I64;
+    unsigned wt = k == SC_VARINT ? OX_WIRE_VARINT : k == SC_F32 ? OX_WIRE_I32 : OX_WIRE_I64;
     unsigned fixed = k == SC_F32 ? 4 : 8;
     if (f->wt == wt) {
         if (dst && *n < cap) memcpy(dst + *n * width, &f->v, width);
         (*n)++;
         return true;
     }
-    if (f->wt != WT_LEN) return want(c, f, wt, what);
+    if (f->wt != OX_WIRE_LEN) return oxr_want(c, f, wt, what);
     const uint8_t *p = f->s.p;
     if (k != SC_VARINT) {
         if (slen(f->s) % fixed) {
-            failv(c, OX_EFORMAT, "malformed ONNX protobuf: packed %s is not a whole number of elements", what);
+            oxr_fail(c, OX_EFORMAT, "malformed ONNX protobuf: packed %s is not a whole number of elements",
+                     what);
             return false;
         }
         for (; p < f->s.end; p += fixed) {
-            uint64_t v = le_bits(p, fixed);
+            uint64_t v = ox_wire_le(p, fixed);
             if (dst && *n < cap) memcpy(dst + *n * width, &v, width);
             (*n)++;
         }
@@ -236,7 +188,7 @@ static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t
     }
     while (p < f->s.end) {
         uint64_t v;
-        if (!get_varint(&p, f->s.end, &v)) {
+        if (!ox_varint_decode(&p, f->s.end, &v)) {
             malformed(c, p, "truncated varint in a packed field");
             return false;
         }
@@ -246,27 +198,13 @@ static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t
     return true;
 }
 
-/* An element count that must fit an int. */
-static bool int_count(rctx *c, size_t n, const char *what) {
+bool oxr_int_count(rctx *c, size_t n, const char *what) {
     if (n <= INT_MAX) return true;
-    failv(c, OX_EFORMAT, "too many %s", what);
+    oxr_fail(c, OX_EFORMAT, "too many %s", what);
     return false;
 }
 
 /* ---- external data ---- */
-
-static bool parse_u64(const char *s, uint64_t *v) {
-    if (!*s) return false;
-    uint64_t r = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return false;
-        unsigned d = (unsigned)(*s - '0');
-        if (r > (UINT64_MAX - d) / 10) return false;
-        r = r * 10 + d;
-    }
-    *v = r;
-    return true;
-}
 
 static bool add_mapping(struct ox_read_priv *pv, mapping m) {
     if (pv->nmaps == pv->cap_maps) {
@@ -280,48 +218,6 @@ static bool add_mapping(struct ox_read_priv *pv, mapping m) {
     return true;
 }
 
-/* Lexical checks that need no file system: a location that fails them is refused before any path
- * is built from it. NULL when fine, else why not. */
-static const char *location_problem(const char *loc) {
-    if (!*loc) return "it is empty";
-    if (loc[0] == '/') return "it is an absolute path";
-    if (strchr(loc, '\\')) return "it holds a backslash";
-    for (const char *p = loc; *p;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 2 && p[0] == '.' && p[1] == '.') return "it has a '..' component";
-        p += n;
-        if (*p == '/') p++;
-    }
-    return NULL;
-}
-
-/* Opens rel (no symlinks expected: it was realpath'd) one component at a time below dirfd with
- * O_NOFOLLOW. -1 with errno set. */
-static int open_below(int dirfd, const char *rel) {
-    char comp[NAME_MAX + 1];
-    int cur = dirfd;
-    const char *p = rel;
-    for (;;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || n > NAME_MAX) {
-            if (cur != dirfd) close(cur);
-            errno = n ? ENAMETOOLONG : ENOENT;
-            return -1;
-        }
-        memcpy(comp, p, n);
-        comp[n] = 0;
-        int fd = openat(cur, comp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (e ? O_DIRECTORY : 0));
-        int saved = errno;
-        if (cur != dirfd) close(cur);
-        if (fd < 0) { errno = saved; return -1; }
-        if (!e) return fd;
-        cur = fd;
-        p = e + 1;
-    }
-}
-
 /* The entry of info->externals for the file st describes, added (named `loc`) when new. NULL on
  * OOM. Files are told apart by device and inode, so two spellings of one location are one file. */
 static ox_read_external *note_external(rctx *c, const char *loc, const struct stat *st) {
@@ -330,18 +226,18 @@ static ox_read_external *note_external(rctx *c, const char *loc, const struct st
     for (uint32_t i = 0; i < in->nexternals; i++)
         if (pv->ext_ids[i].dev == st->st_dev && pv->ext_ids[i].ino == st->st_ino) return &in->externals[i];
     if (in->nexternals == pv->cap_ext) {
-        if (pv->cap_ext > UINT32_MAX / 2) { oom(c); return NULL; }
+        if (pv->cap_ext > UINT32_MAX / 2) { oxr_oom(c); return NULL; }
         uint32_t nc = pv->cap_ext ? pv->cap_ext * 2 : 4;
         ox_read_external *ne = realloc(in->externals, nc * sizeof *ne);
-        if (!ne) { oom(c); return NULL; }
+        if (!ne) { oxr_oom(c); return NULL; }
         in->externals = ne;
         file_id *ni = realloc(pv->ext_ids, nc * sizeof *ni);
-        if (!ni) { oom(c); return NULL; }
+        if (!ni) { oxr_oom(c); return NULL; }
         pv->ext_ids = ni;
         pv->cap_ext = nc;
     }
     const char *name = ox_arena_strdup(c->ia, loc);
-    if (!name) { oom(c); return NULL; }
+    if (!name) { oxr_oom(c); return NULL; }
     pv->ext_ids[in->nexternals] = (file_id){st->st_dev, st->st_ino};
     ox_read_external *e = &in->externals[in->nexternals++];
     *e = (ox_read_external){.location = name, .file_bytes = (uint64_t)st->st_size};
@@ -357,77 +253,25 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
     *ok = false;
     struct ox_read_priv *pv = c->info ? c->info->priv : NULL;
     if (!pv || !c->o.allow_external_data) {
-        failv(c, OX_EINVAL, "tensor '%s': external data ('%s') is not allowed%s", tname, loc,
+        oxr_fail(c, OX_EINVAL, "tensor '%s': external data ('%s') is not allowed%s", tname, loc,
               pv ? " (set ox_read_options.allow_external_data)" : " here");
         return NULL;
     }
     if (!c->info_kept) {
-        failv(c, OX_EINVAL, "tensor '%s': external data ('%s') needs an ox_read_info to keep its "
+        oxr_fail(c, OX_EINVAL, "tensor '%s': external data ('%s') needs an ox_read_info to keep its "
               "mapping alive", tname, loc);
         return NULL;
     }
     if (!c->base_dir) {
-        failv(c, OX_EINVAL, "tensor '%s': external data ('%s') but no base folder "
+        oxr_fail(c, OX_EINVAL, "tensor '%s': external data ('%s') but no base folder "
               "(ox_read_options.base_dir)", tname, loc);
         return NULL;
     }
-    const char *why = location_problem(loc);
-    if (why) {
-        failv(c, OX_EINVAL, "tensor '%s': external data location '%s' is refused: %s", tname, loc, why);
-        return NULL;
-    }
-    if (!pv->base_real) {
-        pv->base_real = realpath(c->base_dir, NULL);
-        if (!pv->base_real) {
-            failv(c, OX_EIO, "tensor '%s': cannot resolve the model folder '%s': %s", tname, c->base_dir,
-                  strerror(errno));
-            return NULL;
-        }
-        pv->base_fd = open(pv->base_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (pv->base_fd < 0) {
-            failv(c, OX_EIO, "tensor '%s': cannot open the model folder '%s': %s", tname, pv->base_real,
-                  strerror(errno));
-            return NULL;
-        }
-    }
-    size_t bl = strlen(pv->base_real), ll = strlen(loc);
-    char *joined = malloc(bl + ll + 2);
-    if (!joined) { oom(c); return NULL; }
-    memcpy(joined, pv->base_real, bl);
-    joined[bl] = '/';
-    memcpy(joined + bl + 1, loc, ll + 1);
-    char *resolved = realpath(joined, NULL);
-    int rerr = errno;
-    free(joined);
-    if (!resolved) {
-        failv(c, rerr == ENOENT ? OX_EIO : OX_EINVAL, "tensor '%s': external data location '%s' "
-              "cannot be resolved: %s", tname, loc, strerror(rerr));
-        return NULL;
-    }
-    const char *rel = NULL;
-    if (bl == 1 && pv->base_real[0] == '/') rel = resolved + 1;
-    else if (strncmp(resolved, pv->base_real, bl) == 0 && resolved[bl] == '/') rel = resolved + bl + 1;
-    if (!rel || !*rel) {
-        failv(c, OX_EINVAL, "tensor '%s': external data location '%s' resolves outside the model "
-              "folder '%s' (to '%s')", tname, loc, pv->base_real, resolved);
-        free(resolved);
-        return NULL;
-    }
-    int fd = open_below(pv->base_fd, rel);
-    int oerr = errno;
-    free(resolved);
-    if (fd < 0) {
-        failv(c, oerr == ELOOP || oerr == ENOTDIR ? OX_EINVAL : OX_EIO,
-              "tensor '%s': cannot open external data location '%s' inside the model folder: %s%s",
-              tname, loc, strerror(oerr), oerr == ELOOP ? " (a symbolic link appeared while reading)" : "");
-        return NULL;
-    }
+    const char *where = c->where[0] ? c->where : NULL;
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        failv(c, OX_EINVAL, "tensor '%s': external data location '%s' is not a regular file", tname, loc);
-        close(fd);
+    if (ox_extdata_open(&pv->dir, c->base_dir, loc, tname, c->err, where, &fd, &st) != OX_OK)
         return NULL;
-    }
     ox_read_external *ext = note_external(c, loc, &st);
     if (!ext) { close(fd); return NULL; }
     mapping *m = NULL, none = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
@@ -435,7 +279,7 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
         if (pv->maps[i].dev == st.st_dev && pv->maps[i].ino == st.st_ino) m = &pv->maps[i];
     if (c->o.metadata_only) {
         if ((uint64_t)st.st_size > SIZE_MAX) {
-            failv(c, OX_EINVAL, "tensor '%s': external data file '%s' is too large", tname, loc);
+            oxr_fail(c, OX_EINVAL, "tensor '%s': external data file '%s' is too large", tname, loc);
             close(fd);
             return NULL;
         }
@@ -443,45 +287,29 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
     }
     if (!m) {
         if ((uint64_t)st.st_size > SIZE_MAX) {
-            failv(c, OX_EINVAL, "tensor '%s': external data file '%s' is too large to map", tname, loc);
+            oxr_fail(c, OX_EINVAL, "tensor '%s': external data file '%s' is too large to map", tname, loc);
             close(fd);
             return NULL;
         }
         mapping nm = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
-        if (nm.len) {
-            nm.addr = mmap(NULL, nm.len, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (nm.addr == MAP_FAILED) {
-                failv(c, OX_EIO, "tensor '%s': cannot map external data file '%s': %s", tname, loc,
-                      strerror(errno));
-                close(fd);
-                return NULL;
-            }
+        int e = ox_extdata_map(fd, nm.len, &nm.addr);
+        if (e) {
+            oxr_fail(c, OX_EIO, "tensor '%s': cannot map external data file '%s': %s", tname, loc,
+                  strerror(e));
+            close(fd);
+            return NULL;
         }
         if (!add_mapping(pv, nm)) {
-            if (nm.addr) munmap(nm.addr, nm.len);
+            ox_extdata_unmap(nm.addr, nm.len);
             close(fd);
-            oom(c);
+            oxr_oom(c);
             return NULL;
         }
         m = &pv->maps[pv->nmaps - 1];
     }
     close(fd);
-    if (off > m->len) {
-        failv(c, OX_EFORMAT, "tensor '%s': external data offset %llu is past the end of '%s' (%zu bytes)",
-              tname, (unsigned long long)off, loc, m->len);
+    if (ox_extdata_check_range(m->len, off, has_len, len, nbytes, &len, tname, loc, c->err, where) != OX_OK)
         return NULL;
-    }
-    if (!has_len) len = m->len - off;
-    if (len > m->len - off) {
-        failv(c, OX_EFORMAT, "tensor '%s': external data [%llu, +%llu) is past the end of '%s' (%zu bytes)",
-              tname, (unsigned long long)off, (unsigned long long)len, loc, m->len);
-        return NULL;
-    }
-    if (len != nbytes) {
-        failv(c, OX_EFORMAT, "tensor '%s': external data length %llu in '%s', its shape needs %zu bytes",
-              tname, (unsigned long long)len, loc, nbytes);
-        return NULL;
-    }
     ext->referenced_bytes += len;
     ext->ntensors++;
     *ok = true;
@@ -509,25 +337,40 @@ static size_t dtype_align(ox_dtype t) {
 static uint32_t typed_field(ox_dtype t, size_t *per) {
     *per = 1;
     switch (t) {
-    case OX_FLOAT: return 4;
-    case OX_COMPLEX64: *per = 2; return 4;
-    case OX_DOUBLE: return 10;
-    case OX_COMPLEX128: *per = 2; return 10;
-    case OX_INT64: return 7;
-    case OX_UINT32: case OX_UINT64: return 11;
-    default: return 5;   /* int32, int16, int8, uint16, uint8, bool, float16, bfloat16 */
+    case OX_FLOAT: return OX_TensorProto_float_data;
+    case OX_COMPLEX64: *per = 2; return OX_TensorProto_float_data;
+    case OX_DOUBLE: return OX_TensorProto_double_data;
+    case OX_COMPLEX128: *per = 2; return OX_TensorProto_double_data;
+    case OX_INT64: return OX_TensorProto_int64_data;
+    case OX_UINT32: case OX_UINT64: return OX_TensorProto_uint64_data;
+    default: return OX_TensorProto_int32_data;   /* int32, (u)int16, (u)int8, bool, float16, bfloat16 */
     }
 }
 
 static const char *typed_field_name(uint32_t num) {
     switch (num) {
-    case 4: return "float_data";
-    case 5: return "int32_data";
-    case 7: return "int64_data";
-    case 10: return "double_data";
-    case 11: return "uint64_data";
+    case OX_TensorProto_float_data: return "float_data";
+    case OX_TensorProto_int32_data: return "int32_data";
+    case OX_TensorProto_int64_data: return "int64_data";
+    case OX_TensorProto_double_data: return "double_data";
+    case OX_TensorProto_uint64_data: return "uint64_data";
     default: return "?";
     }
+}
+
+/* How the elements of typed field num are encoded. */
+static scalar_kind typed_kind(uint32_t num) {
+    return num == OX_TensorProto_float_data ? SC_F32 : num == OX_TensorProto_double_data ? SC_F64 : SC_VARINT;
+}
+
+/* The first typed data field given (ntyped[num] > 0) other than `except`, in field-number order;
+ * uint64_data, the last, when none before it is. */
+static uint32_t typed_given(const size_t *ntyped, uint32_t except) {
+    static const uint32_t order[] = {OX_TensorProto_float_data, OX_TensorProto_int32_data,
+                                     OX_TensorProto_int64_data, OX_TensorProto_double_data};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (ntyped[order[i]] && order[i] != except) return order[i];
+    return OX_TensorProto_uint64_data;
 }
 
 /* Parses a TensorProto in m into a new tensor in c->a. role names it in messages when it has no
@@ -537,93 +380,108 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     ox_tensor *result = NULL;
     const char *name = NULL;
     int64_t dtype = 0, data_location = 0;
-    size_t ndims = 0, ntyped[12] = {0}, nentries = 0;
+    size_t ndims = 0, ntyped[OX_TensorProto_uint64_data + 1] = {0}, nentries = 0;
     span raw = {NULL, NULL};
     bool has_raw = false;
     field f;
     int r;
     span s = m;
-    while ((r = next_field(c, &s, &f)) > 0) {
+    while ((r = oxr_next_field(c, &s, &f)) > 0) {
         switch (f.num) {
-        case 1: if (!scalars(c, &f, SC_VARINT, NULL, 0, 0, &ndims, "TensorProto.dims")) goto out; break;
-        case 2: if (!want(c, &f, WT_VARINT, "TensorProto.data_type")) goto out; dtype = (int64_t)f.v; break;
-        case 3:
-            failv(c, OX_EUNSUPPORTED, "tensor '%s': segmented tensors are not supported",
+        case OX_TensorProto_dims:
+            if (!scalars(c, &f, SC_VARINT, NULL, 0, 0, &ndims, "TensorProto.dims")) goto out;
+            break;
+        case OX_TensorProto_data_type:
+            if (!oxr_want(c, &f, OX_WIRE_VARINT, "TensorProto.data_type")) goto out;
+            dtype = (int64_t)f.v;
+            break;
+        case OX_TensorProto_segment:
+            oxr_fail(c, OX_EUNSUPPORTED, "tensor '%s': segmented tensors are not supported",
                   name ? name : role);
             goto out;
-        case 4: case 5: case 7: case 10: case 11:
-            if (!scalars(c, &f, f.num == 4 ? SC_F32 : f.num == 10 ? SC_F64 : SC_VARINT, NULL, 0, 0,
-                         &ntyped[f.num], typed_field_name(f.num)))
+        case OX_TensorProto_float_data: case OX_TensorProto_int32_data: case OX_TensorProto_int64_data:
+        case OX_TensorProto_double_data: case OX_TensorProto_uint64_data:
+            if (!scalars(c, &f, typed_kind(f.num), NULL, 0, 0, &ntyped[f.num], typed_field_name(f.num)))
                 goto out;
             break;
-        case 6:
-            failv(c, OX_EUNSUPPORTED, "tensor '%s': string tensors are not supported", name ? name : role);
+        case OX_TensorProto_string_data:
+            oxr_fail(c, OX_EUNSUPPORTED, "tensor '%s': string tensors are not supported", name ? name : role);
             goto out;
-        case 8: if (!(name = str(c, &f, "TensorProto.name"))) goto out; break;
-        case 9:
-            if (!want(c, &f, WT_LEN, "TensorProto.raw_data")) goto out;
+        case OX_TensorProto_name: if (!(name = oxr_str(c, &f, "TensorProto.name"))) goto out; break;
+        case OX_TensorProto_raw_data:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "TensorProto.raw_data")) goto out;
             raw = f.s;
             has_raw = true;
             break;
-        case 12: drop(c, "TensorProto.doc_string"); break;
-        case 13: if (!want(c, &f, WT_LEN, "TensorProto.external_data")) goto out; nentries++; break;
-        case 14:
-            if (!want(c, &f, WT_VARINT, "TensorProto.data_location")) goto out;
+        case OX_TensorProto_doc_string: drop(c, "TensorProto.doc_string"); break;
+        case OX_TensorProto_external_data:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "TensorProto.external_data")) goto out;
+            nentries++;
+            break;
+        case OX_TensorProto_data_location:
+            if (!oxr_want(c, &f, OX_WIRE_VARINT, "TensorProto.data_location")) goto out;
             data_location = (int64_t)f.v;
             break;
-        case 16: drop(c, "TensorProto.metadata_props"); break;
+        case OX_TensorProto_metadata_props: drop(c, "TensorProto.metadata_props"); break;
         default: break;   /* unknown: skipped */
         }
     }
     if (r < 0) goto out;
     const char *tname = name ? name : role;
     if (dtype <= 0 || dtype >= OX_DTYPE_COUNT || dtype == OX_STRING) {
-        failv(c, OX_EUNSUPPORTED, "tensor '%s': data type %s (%lld) is not supported by the IR", tname,
+        oxr_fail(c, OX_EUNSUPPORTED, "tensor '%s': data type %s (%lld) is not supported by the IR", tname,
               onnx_dtype_name(dtype), (long long)dtype);
         goto out;
     }
-    if (!int_count(c, ndims, "tensor dims")) goto out;
+    if (!oxr_int_count(c, ndims, "tensor dims")) goto out;
     ox_tensor *t = ox_arena_alloc(c->a, sizeof *t);
     int64_t *dims = ndims ? ox_arena_array(c->a, ndims, sizeof *dims) : NULL;
-    if (!t || (ndims && !dims)) { oom(c); goto out; }
+    if (!t || (ndims && !dims)) { oxr_oom(c); goto out; }
     size_t nd = 0;
-    for (s = m; (r = next_field(c, &s, &f)) > 0;)
-        if (f.num == 1 && !scalars(c, &f, SC_VARINT, (uint8_t *)dims, 8, ndims, &nd, "TensorProto.dims"))
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;)
+        if (f.num == OX_TensorProto_dims &&
+            !scalars(c, &f, SC_VARINT, (uint8_t *)dims, 8, ndims, &nd, "TensorProto.dims"))
             goto out;
     if (r < 0) goto out;
     for (size_t i = 0; i < ndims; i++)
         if (dims[i] < 0) {
-            failv(c, OX_EFORMAT, "tensor '%s': dimension %zu is negative (%lld)", tname, i, (long long)dims[i]);
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': dimension %zu is negative (%lld)", tname, i,
+                     (long long)dims[i]);
             goto out;
         }
     *t = (ox_tensor){.dtype = (ox_dtype)dtype, .rank = (int)ndims, .dims = dims};
     int64_t numel = ox_tensor_numel(t);
     size_t es = ox_dtype_size(t->dtype);
     if (numel < 0 || (uint64_t)numel > SIZE_MAX / es) {
-        failv(c, OX_EFORMAT, "tensor '%s': its size overflows", tname);
+        oxr_fail(c, OX_EFORMAT, "tensor '%s': its size overflows", tname);
         goto out;
     }
     t->nbytes = (size_t)numel * es;
     size_t per;
     uint32_t tf = typed_field(t->dtype, &per);
-    size_t ntyped_total = ntyped[4] + ntyped[5] + ntyped[7] + ntyped[10] + ntyped[11];
-    bool external = data_location == 1;
+    size_t ntyped_total = ntyped[OX_TensorProto_float_data] + ntyped[OX_TensorProto_int32_data] +
+                          ntyped[OX_TensorProto_int64_data] + ntyped[OX_TensorProto_double_data] +
+                          ntyped[OX_TensorProto_uint64_data];
+    bool external = data_location == OX_TensorProto_EXTERNAL;
 
     if (external) {
         if (has_raw || ntyped_total) {
-            failv(c, OX_EFORMAT, "tensor '%s': external data and inline data both given", tname);
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': external data and inline data both given", tname);
             goto out;
         }
         const char *loc = NULL, *offs = NULL, *lens = NULL;
-        for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-            if (f.num != 13) continue;
+        for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+            if (f.num != OX_TensorProto_external_data) continue;
             const char *key = NULL, *val = NULL;
             field e;
             span es_ = f.s;
             int r2;
-            while ((r2 = next_field(c, &es_, &e)) > 0) {
-                if (e.num == 1 && !(key = str(c, &e, "external_data key"))) goto out;
-                if (e.num == 2 && !(val = str(c, &e, "external_data value"))) goto out;
+            while ((r2 = oxr_next_field(c, &es_, &e)) > 0) {
+                if (e.num == OX_StringStringEntryProto_key && !(key = oxr_str(c, &e, "external_data key")))
+                    goto out;
+                if (e.num == OX_StringStringEntryProto_value &&
+                    !(val = oxr_str(c, &e, "external_data value")))
+                    goto out;
             }
             if (r2 < 0) goto out;
             if (!key || !val) continue;
@@ -633,17 +491,17 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         }
         if (r < 0) goto out;
         if (!loc) {
-            failv(c, OX_EFORMAT, "tensor '%s': external data without a location", tname);
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': external data without a location", tname);
             goto out;
         }
         uint64_t off = 0, len = 0;
-        if ((offs && !parse_u64(offs, &off)) || (lens && !parse_u64(lens, &len))) {
-            failv(c, OX_EFORMAT, "tensor '%s': external data offset '%s' or length '%s' (location '%s') is "
+        if ((offs && !ox_extdata_parse_u64(offs, &off)) || (lens && !ox_extdata_parse_u64(lens, &len))) {
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': external data offset '%s' or length '%s' (location '%s') is "
                   "not a decimal number", tname, offs ? offs : "", lens ? lens : "", loc);
             goto out;
         }
         if (c->copy_tensors) {
-            failv(c, OX_EUNSUPPORTED, "tensor '%s': external data ('%s') in a function", tname, loc);
+            oxr_fail(c, OX_EUNSUPPORTED, "tensor '%s': external data ('%s') in a function", tname, loc);
             goto out;
         }
         bool ok;
@@ -654,7 +512,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         if (c->info) c->info->nexternal_tensors++;
         if (p && (uintptr_t)p % dtype_align(t->dtype) && !c->o.borrow_unaligned) {
             void *copy = ox_arena_alloc(c->a, t->nbytes);
-            if (!copy) { oom(c); goto out; }
+            if (!copy) { oxr_oom(c); goto out; }
             memcpy(copy, p, t->nbytes);
             t->data = copy;
             t->storage = OX_DATA_OWNED;
@@ -662,12 +520,12 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         }
     } else if (has_raw) {
         if (ntyped_total) {
-            failv(c, OX_EFORMAT, "tensor '%s': both raw_data and %s given", tname,
-                  typed_field_name(ntyped[4] ? 4 : ntyped[5] ? 5 : ntyped[7] ? 7 : ntyped[10] ? 10 : 11));
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': both raw_data and %s given", tname,
+                  typed_field_name(typed_given(ntyped, 0)));
             goto out;
         }
         if (slen(raw) != t->nbytes) {
-            failv(c, OX_EFORMAT, "tensor '%s': raw_data holds %zu bytes, its shape and dtype %s need %zu",
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': raw_data holds %zu bytes, its shape and dtype %s need %zu",
                   tname, slen(raw), ox_dtype_name(t->dtype), t->nbytes);
             goto out;
         }
@@ -679,7 +537,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
             t->storage = OX_DATA_ABSENT;
         } else if (c->copy_tensors || (misaligned && !c->o.borrow_unaligned)) {
             void *copy = ox_arena_alloc(c->a, t->nbytes);
-            if (!copy) { oom(c); goto out; }
+            if (!copy) { oxr_oom(c); goto out; }
             if (t->nbytes) memcpy(copy, raw.p, t->nbytes);
             t->data = copy;
             t->storage = OX_DATA_OWNED;
@@ -687,14 +545,13 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         }
     } else if (ntyped_total) {
         if (ntyped[tf] != ntyped_total) {
-            uint32_t other = ntyped[4] && tf != 4 ? 4 : ntyped[5] && tf != 5 ? 5 : ntyped[7] && tf != 7 ? 7
-                           : ntyped[10] && tf != 10 ? 10 : 11;
-            failv(c, OX_EFORMAT, "tensor '%s': %s given for dtype %s (expected %s)", tname,
+            uint32_t other = typed_given(ntyped, tf);
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': %s given for dtype %s (expected %s)", tname,
                   typed_field_name(other), ox_dtype_name(t->dtype), typed_field_name(tf));
             goto out;
         }
         if ((uint64_t)numel > SIZE_MAX / per || ntyped[tf] != (size_t)numel * per) {
-            failv(c, OX_EFORMAT, "tensor '%s': %s holds %zu values, its shape needs %lld", tname,
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': %s holds %zu values, its shape needs %lld", tname,
                   typed_field_name(tf), ntyped[tf], (long long)numel * (long long)per);
             goto out;
         }
@@ -705,10 +562,10 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
             goto out;
         }
         uint8_t *d = ox_arena_alloc(c->a, t->nbytes);
-        if (!d) { oom(c); goto out; }
+        if (!d) { oxr_oom(c); goto out; }
         size_t width = t->nbytes / ((size_t)numel * per), n = 0;
-        scalar_kind k = tf == 4 ? SC_F32 : tf == 10 ? SC_F64 : SC_VARINT;
-        for (s = m; (r = next_field(c, &s, &f)) > 0;)
+        scalar_kind k = typed_kind(tf);
+        for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;)
             if (f.num == tf && !scalars(c, &f, k, d, width, (size_t)numel * per, &n, typed_field_name(tf)))
                 goto out;
         if (r < 0) goto out;
@@ -718,7 +575,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     } else if (t->nbytes == 0) {
         t->storage = OX_DATA_BORROWED;   /* empty: all of its zero bytes are there */
     } else {
-        failv(c, OX_EFORMAT, "tensor '%s' has no data (no raw_data, typed data or external data)", tname);
+        oxr_fail(c, OX_EFORMAT, "tensor '%s' has no data (no raw_data, typed data or external data)", tname);
         goto out;
     }
     if (name_out) *name_out = name;
@@ -737,9 +594,8 @@ static const char *attr_type_name(int64_t t) {
     return t >= 0 && t < (int64_t)(sizeof names / sizeof names[0]) ? names[t] : "unknown";
 }
 
-/* Parses an AttributeProto into *a (in c->a). ref: where ref_attr_name goes (functions); NULL in a
- * graph, where a reference is refused. */
-static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
+/* See onnx/read_internal.h. */
+ox_code oxr_read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     if (!enter(c, m.p)) return c->err->code;
     ox_code rc = OX_EFORMAT;
     const char *name = NULL, *refname = NULL;
@@ -753,47 +609,74 @@ static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     int r;
     span s = m;
     memset(a, 0, sizeof *a);
-    while ((r = next_field(c, &s, &f)) > 0) {
+    while ((r = oxr_next_field(c, &s, &f)) > 0) {
         switch (f.num) {
-        case 1: if (!(name = str(c, &f, "AttributeProto.name"))) goto out; break;
-        case 2: {
-            if (!want(c, &f, WT_I32, "AttributeProto.f")) goto out;
+        case OX_AttributeProto_name: if (!(name = oxr_str(c, &f, "AttributeProto.name"))) goto out; break;
+        case OX_AttributeProto_f: {
+            if (!oxr_want(c, &f, OX_WIRE_I32, "AttributeProto.f")) goto out;
             uint32_t bits = (uint32_t)f.v;
             memcpy(&fval, &bits, sizeof bits);
             has_f = true;
             break;
         }
-        case 3: if (!want(c, &f, WT_VARINT, "AttributeProto.i")) goto out; ival = (int64_t)f.v; has_i = true; break;
-        case 4: if (!want(c, &f, WT_LEN, "AttributeProto.s")) goto out; has_s = true; break;
-        case 5: if (!want(c, &f, WT_LEN, "AttributeProto.t")) goto out; tspan = f.s; has_t = true; break;
-        case 6: has_other = true; other = 5; break;
-        case 7: if (!scalars(c, &f, SC_F32, NULL, 0, 0, &nfloats, "AttributeProto.floats")) goto out; break;
-        case 8: if (!scalars(c, &f, SC_VARINT, NULL, 0, 0, &nints, "AttributeProto.ints")) goto out; break;
-        case 9: if (!want(c, &f, WT_LEN, "AttributeProto.strings")) goto out; nstrings++; break;
-        case 10: has_other = true; other = 9; break;
-        case 11: has_other = true; other = 10; break;
-        case 13: drop(c, "AttributeProto.doc_string"); break;
-        case 14: has_other = true; other = 13; break;
-        case 15: has_other = true; other = 14; break;
-        case 20:
-            if (!want(c, &f, WT_VARINT, "AttributeProto.type")) goto out;
+        case OX_AttributeProto_i:
+            if (!oxr_want(c, &f, OX_WIRE_VARINT, "AttributeProto.i")) goto out;
+            ival = (int64_t)f.v;
+            has_i = true;
+            break;
+        case OX_AttributeProto_s:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "AttributeProto.s")) goto out;
+            has_s = true;
+            break;
+        case OX_AttributeProto_t:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "AttributeProto.t")) goto out;
+            tspan = f.s;
+            has_t = true;
+            break;
+        case OX_AttributeProto_g: has_other = true; other = OX_AttributeProto_GRAPH; break;
+        case OX_AttributeProto_floats:
+            if (!scalars(c, &f, SC_F32, NULL, 0, 0, &nfloats, "AttributeProto.floats")) goto out;
+            break;
+        case OX_AttributeProto_ints:
+            if (!scalars(c, &f, SC_VARINT, NULL, 0, 0, &nints, "AttributeProto.ints")) goto out;
+            break;
+        case OX_AttributeProto_strings:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "AttributeProto.strings")) goto out;
+            nstrings++;
+            break;
+        case OX_AttributeProto_tensors: has_other = true; other = OX_AttributeProto_TENSORS; break;
+        case OX_AttributeProto_graphs: has_other = true; other = OX_AttributeProto_GRAPHS; break;
+        case OX_AttributeProto_doc_string: drop(c, "AttributeProto.doc_string"); break;
+        case OX_AttributeProto_tp: has_other = true; other = OX_AttributeProto_TYPE_PROTO; break;
+        case OX_AttributeProto_type_protos: has_other = true; other = OX_AttributeProto_TYPE_PROTOS; break;
+        case OX_AttributeProto_type:
+            if (!oxr_want(c, &f, OX_WIRE_VARINT, "AttributeProto.type")) goto out;
             type = (int64_t)f.v;
             has_type = true;
             break;
-        case 21: if (!(refname = str(c, &f, "AttributeProto.ref_attr_name"))) goto out; break;
-        case 22: has_other = true; other = 11; break;
-        case 23: has_other = true; other = 12; break;
+        case OX_AttributeProto_ref_attr_name:
+            if (!(refname = oxr_str(c, &f, "AttributeProto.ref_attr_name"))) goto out;
+            break;
+        case OX_AttributeProto_sparse_tensor:
+            has_other = true;
+            other = OX_AttributeProto_SPARSE_TENSOR;
+            break;
+        case OX_AttributeProto_sparse_tensors:
+            has_other = true;
+            other = OX_AttributeProto_SPARSE_TENSORS;
+            break;
         default: break;
         }
     }
     if (r < 0) goto out;
     const char *an = name ? name : "";
     if (!has_type) {   /* IR version 1 had no type: infer it from the field present */
-        type = has_f ? 1 : has_i ? 2 : has_s ? 3 : has_t ? 4 : nfloats ? 6 : nints ? 7 : nstrings ? 8
-             : has_other ? other : 0;
+        type = has_f ? OX_ATTR_FLOAT : has_i ? OX_ATTR_INT : has_s ? OX_ATTR_STRING : has_t ? OX_ATTR_TENSOR
+             : nfloats ? OX_ATTR_FLOATS : nints ? OX_ATTR_INTS : nstrings ? OX_ATTR_STRINGS
+             : has_other ? other : OX_AttributeProto_UNDEFINED;
     }
     if (!name) {
-        rc = failv(c, OX_EFORMAT, "%s: an attribute has no name", c->where);
+        rc = oxr_fail(c, OX_EFORMAT, "%s: an attribute has no name", c->where);
         goto out;
     }
     switch (type) {
@@ -801,13 +684,15 @@ static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     case OX_ATTR_FLOATS: case OX_ATTR_INTS: case OX_ATTR_STRINGS:
         break;
     default:
-        rc = failv(c, type == 0 ? OX_EFORMAT : OX_EUNSUPPORTED, "%s: attribute '%s' of type %s (%lld) is "
-                   "not supported%s", c->where, an, attr_type_name(type), (long long)type,
-                   type == 5 || type == 10 ? " (subgraphs cannot be held by the IR)" : "");
+        rc = oxr_fail(c, type == OX_AttributeProto_UNDEFINED ? OX_EFORMAT : OX_EUNSUPPORTED,
+                   "%s: attribute '%s' of type %s (%lld) is not supported%s", c->where, an,
+                   attr_type_name(type), (long long)type,
+                   type == OX_AttributeProto_GRAPH || type == OX_AttributeProto_GRAPHS
+                       ? " (subgraphs cannot be held by the IR)" : "");
         goto out;
     }
     if (refname && !ref) {
-        rc = failv(c, OX_EUNSUPPORTED, "%s: attribute '%s' refers to '%s' (ref_attr_name), which only a "
+        rc = oxr_fail(c, OX_EUNSUPPORTED, "%s: attribute '%s' refers to '%s' (ref_attr_name), which only a "
                    "function body may do", c->where, an, refname);
         goto out;
     }
@@ -817,30 +702,32 @@ static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     if (type == OX_ATTR_FLOAT) a->u.f = fval;
     if (type == OX_ATTR_INT) a->u.i = ival;
     if (ref) *ref = refname;
-    if (!int_count(c, nfloats, "floats") || !int_count(c, nints, "ints") ||
-        !int_count(c, nstrings, "strings"))
+    if (!oxr_int_count(c, nfloats, "floats") || !oxr_int_count(c, nints, "ints") ||
+        !oxr_int_count(c, nstrings, "strings"))
         goto out;
     if (type == OX_ATTR_FLOATS && nfloats) {
-        if (!(a->u.floats.v = ox_arena_array(c->a, nfloats, sizeof(float)))) { rc = oom(c); goto out; }
+        if (!(a->u.floats.v = ox_arena_array(c->a, nfloats, sizeof(float)))) { rc = oxr_oom(c); goto out; }
     } else if (type == OX_ATTR_INTS && nints) {
-        if (!(a->u.ints.v = ox_arena_array(c->a, nints, sizeof(int64_t)))) { rc = oom(c); goto out; }
+        if (!(a->u.ints.v = ox_arena_array(c->a, nints, sizeof(int64_t)))) { rc = oxr_oom(c); goto out; }
     } else if (type == OX_ATTR_STRINGS && nstrings) {
-        if (!(a->u.strings.v = ox_arena_array(c->a, nstrings, sizeof(char *)))) { rc = oom(c); goto out; }
+        if (!(a->u.strings.v = ox_arena_array(c->a, nstrings, sizeof(char *)))) { rc = oxr_oom(c); goto out; }
     }
     size_t nf = 0, ni = 0, ns = 0;
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (type == OX_ATTR_FLOATS && f.num == 7 &&
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (type == OX_ATTR_FLOATS && f.num == OX_AttributeProto_floats &&
             !scalars(c, &f, SC_F32, (uint8_t *)a->u.floats.v, 4, nfloats, &nf, "AttributeProto.floats"))
             goto out;
-        if (type == OX_ATTR_INTS && f.num == 8 &&
+        if (type == OX_ATTR_INTS && f.num == OX_AttributeProto_ints &&
             !scalars(c, &f, SC_VARINT, (uint8_t *)a->u.ints.v, 8, nints, &ni, "AttributeProto.ints"))
             goto out;
-        if (type == OX_ATTR_STRINGS && f.num == 9) {
-            const char *v = str(c, &f, "AttributeProto.strings");
+        if (type == OX_ATTR_STRINGS && f.num == OX_AttributeProto_strings) {
+            const char *v = oxr_str(c, &f, "AttributeProto.strings");
             if (!v) goto out;
             if (ns < nstrings) a->u.strings.v[ns++] = v;
         }
-        if (type == OX_ATTR_STRING && f.num == 4 && !(a->u.s = str(c, &f, "AttributeProto.s"))) goto out;
+        if (type == OX_ATTR_STRING && f.num == OX_AttributeProto_s &&
+            !(a->u.s = oxr_str(c, &f, "AttributeProto.s")))
+            goto out;
     }
     if (r < 0) goto out;
     if (type == OX_ATTR_FLOATS) a->u.floats.n = (int)nfloats;
@@ -850,7 +737,7 @@ static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     if (type == OX_ATTR_TENSOR) {
         if (!has_t) {
             if (!refname) {
-                rc = failv(c, OX_EFORMAT, "%s: tensor attribute '%s' has no tensor", c->where, an);
+                rc = oxr_fail(c, OX_EFORMAT, "%s: tensor attribute '%s' has no tensor", c->where, an);
                 goto out;
             }
         } else {
@@ -869,7 +756,8 @@ static ox_code read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     rc = OX_OK;
 out:
     leave(c);
-    if (rc != OX_OK && c->err->code == OX_OK) rc = failv(c, rc, "%s: attribute could not be read", c->where);
+    if (rc != OX_OK && c->err->code == OX_OK)
+        rc = oxr_fail(c, rc, "%s: attribute could not be read", c->where);
     return rc == OX_OK ? OX_OK : c->err->code;
 }
 
@@ -898,10 +786,10 @@ static ox_value *vmap_get(const vmap *m, const uint8_t *p, size_t n) {
 
 static bool vmap_put(rctx *c, vmap *m, ox_value *v) {
     if ((m->count + 1) * 2 > m->cap) {
-        if (m->cap > UINT32_MAX / 4) { oom(c); return false; }
+        if (m->cap > UINT32_MAX / 4) { oxr_oom(c); return false; }
         uint32_t nc = m->cap ? m->cap * 2 : 64;
         ox_value **ns = ox_arena_array(c->a, nc, sizeof *ns);
-        if (!ns) { oom(c); return false; }
+        if (!ns) { oxr_oom(c); return false; }
         for (uint32_t j = 0; j < m->cap; j++) {
             ox_value *w = m->slots[j];
             if (!w) continue;
@@ -939,33 +827,33 @@ static ox_code read_shape(rctx *c, span m, vinfo *vi) {
     int r;
     size_t n = 0;
     span s = m;
-    while ((r = next_field(c, &s, &f)) > 0)
-        if (f.num == 1) {
-            if (!want(c, &f, WT_LEN, "TensorShapeProto.dim")) return c->err->code;
+    while ((r = oxr_next_field(c, &s, &f)) > 0)
+        if (f.num == OX_TensorShapeProto_dim) {
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "TensorShapeProto.dim")) return c->err->code;
             n++;
         }
     if (r < 0) return c->err->code;
-    if (!int_count(c, n, "dimensions")) return c->err->code;
+    if (!oxr_int_count(c, n, "dimensions")) return c->err->code;
     vi->rank = (int)n;
     vi->dims = n ? ox_arena_array(c->a, n, sizeof *vi->dims) : NULL;
-    if (n && !vi->dims) return oom(c);
+    if (n && !vi->dims) return oxr_oom(c);
     size_t i = 0;
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 1 || i >= n) continue;
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num != OX_TensorShapeProto_dim || i >= n) continue;
         ox_dim *d = &vi->dims[i++];
         d->value = -1;
         field e;
         int r2;
         span ds = f.s;
-        while ((r2 = next_field(c, &ds, &e)) > 0) {
-            if (e.num == 1) {
-                if (!want(c, &e, WT_VARINT, "Dimension.dim_value")) return c->err->code;
+        while ((r2 = oxr_next_field(c, &ds, &e)) > 0) {
+            if (e.num == OX_TensorShapeProto_Dimension_dim_value) {
+                if (!oxr_want(c, &e, OX_WIRE_VARINT, "Dimension.dim_value")) return c->err->code;
                 d->value = (int64_t)e.v;
                 d->param = NULL;
-            } else if (e.num == 2) {
-                if (!(d->param = str(c, &e, "Dimension.dim_param"))) return c->err->code;
+            } else if (e.num == OX_TensorShapeProto_Dimension_dim_param) {
+                if (!(d->param = oxr_str(c, &e, "Dimension.dim_param"))) return c->err->code;
                 d->value = -1;
-            } else if (e.num == 3) {
+            } else if (e.num == OX_TensorShapeProto_Dimension_denotation) {
                 drop(c, "Dimension.denotation");
             }
         }
@@ -982,50 +870,53 @@ static ox_code read_value_info(rctx *c, span m, vinfo *vi, const char *role) {
     field f;
     int r;
     span s = m, type = {NULL, NULL};
-    while ((r = next_field(c, &s, &f)) > 0) {
-        if (f.num == 1 && !(vi->name = str(c, &f, "ValueInfoProto.name"))) goto fail;
-        if (f.num == 2) {
-            if (!want(c, &f, WT_LEN, "ValueInfoProto.type")) goto fail;
+    while ((r = oxr_next_field(c, &s, &f)) > 0) {
+        if (f.num == OX_ValueInfoProto_name && !(vi->name = oxr_str(c, &f, "ValueInfoProto.name"))) goto fail;
+        if (f.num == OX_ValueInfoProto_type) {
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "ValueInfoProto.type")) goto fail;
             type = f.s;
             vi->has_type = true;
         }
-        if (f.num == 3) drop(c, "ValueInfoProto.doc_string");
-        if (f.num == 4) drop(c, "ValueInfoProto.metadata_props");
+        if (f.num == OX_ValueInfoProto_doc_string) drop(c, "ValueInfoProto.doc_string");
+        if (f.num == OX_ValueInfoProto_metadata_props) drop(c, "ValueInfoProto.metadata_props");
     }
     if (r < 0) goto fail;
     if (!vi->name) vi->name = "";
     if (vi->has_type) {
         span tensor = {NULL, NULL};
         bool has_tensor = false;
-        for (s = type; (r = next_field(c, &s, &f)) > 0;) {
-            if (f.num == 1) {
-                if (!want(c, &f, WT_LEN, "TypeProto.tensor_type")) goto fail;
+        for (s = type; (r = oxr_next_field(c, &s, &f)) > 0;) {
+            if (f.num == OX_TypeProto_tensor_type) {
+                if (!oxr_want(c, &f, OX_WIRE_LEN, "TypeProto.tensor_type")) goto fail;
                 tensor = f.s;
                 has_tensor = true;
-            } else if (f.num == 4 || f.num == 5 || f.num == 8 || f.num == 9) {
-                const char *kind = f.num == 4 ? "a sequence" : f.num == 5 ? "a map"
-                                 : f.num == 8 ? "a sparse tensor" : "an optional";
-                rc = failv(c, OX_EUNSUPPORTED, "%s '%s' has %s type: only tensor types are supported",
+            } else if (f.num == OX_TypeProto_sequence_type || f.num == OX_TypeProto_map_type ||
+                       f.num == OX_TypeProto_sparse_tensor_type || f.num == OX_TypeProto_optional_type) {
+                const char *kind = f.num == OX_TypeProto_sequence_type ? "a sequence"
+                                 : f.num == OX_TypeProto_map_type ? "a map"
+                                 : f.num == OX_TypeProto_sparse_tensor_type ? "a sparse tensor"
+                                 : "an optional";
+                rc = oxr_fail(c, OX_EUNSUPPORTED, "%s '%s' has %s type: only tensor types are supported",
                            role, vi->name, kind);
                 goto done;
-            } else if (f.num == 6) {
+            } else if (f.num == OX_TypeProto_denotation) {
                 drop(c, "TypeProto.denotation");
             }
         }
         if (r < 0) goto fail;
         if (has_tensor) {
-            for (s = tensor; (r = next_field(c, &s, &f)) > 0;) {
-                if (f.num == 1) {
-                    if (!want(c, &f, WT_VARINT, "TypeProto.Tensor.elem_type")) goto fail;
+            for (s = tensor; (r = oxr_next_field(c, &s, &f)) > 0;) {
+                if (f.num == OX_TypeProto_Tensor_elem_type) {
+                    if (!oxr_want(c, &f, OX_WIRE_VARINT, "TypeProto.Tensor.elem_type")) goto fail;
                     if (f.v >= OX_DTYPE_COUNT) {
-                        rc = failv(c, OX_EUNSUPPORTED, "%s '%s': element type %s (%llu) is not "
+                        rc = oxr_fail(c, OX_EUNSUPPORTED, "%s '%s': element type %s (%llu) is not "
                                    "supported by the IR", role, vi->name,
                                    onnx_dtype_name(f.v > 1000 ? 1000 : (int64_t)f.v), (unsigned long long)f.v);
                         goto done;
                     }
                     vi->dtype = (ox_dtype)f.v;
-                } else if (f.num == 2) {
-                    if (!want(c, &f, WT_LEN, "TypeProto.Tensor.shape")) goto fail;
+                } else if (f.num == OX_TypeProto_Tensor_shape) {
+                    if (!oxr_want(c, &f, OX_WIRE_LEN, "TypeProto.Tensor.shape")) goto fail;
                     if (read_shape(c, f.s, vi) != OX_OK) goto fail;
                 }
             }
@@ -1058,18 +949,31 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
     const char *name = NULL, *op = NULL, *domain = NULL;
     span s = m;
     c->where[0] = 0;
-    while ((r = next_field(c, &s, &f)) > 0) {
+    while ((r = oxr_next_field(c, &s, &f)) > 0) {
         switch (f.num) {
-        case 1: if (!want(c, &f, WT_LEN, "NodeProto.input")) return c->err->code; nin++; break;
-        case 2: if (!want(c, &f, WT_LEN, "NodeProto.output")) return c->err->code; nout++; break;
-        case 3: if (!(name = str(c, &f, "NodeProto.name"))) return c->err->code; break;
-        case 4: if (!(op = str(c, &f, "NodeProto.op_type"))) return c->err->code; break;
-        case 5: if (!want(c, &f, WT_LEN, "NodeProto.attribute")) return c->err->code; nattr++; break;
-        case 6: drop(c, "NodeProto.doc_string"); break;
-        case 7: if (!(domain = str(c, &f, "NodeProto.domain"))) return c->err->code; break;
-        case 8: drop(c, "NodeProto.overload"); break;
-        case 9: drop(c, "NodeProto.metadata_props"); break;
-        case 10: drop(c, "NodeProto.device_configurations"); break;
+        case OX_NodeProto_input:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.input")) return c->err->code;
+            nin++;
+            break;
+        case OX_NodeProto_output:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.output")) return c->err->code;
+            nout++;
+            break;
+        case OX_NodeProto_name: if (!(name = oxr_str(c, &f, "NodeProto.name"))) return c->err->code; break;
+        case OX_NodeProto_op_type:
+            if (!(op = oxr_str(c, &f, "NodeProto.op_type"))) return c->err->code;
+            break;
+        case OX_NodeProto_attribute:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.attribute")) return c->err->code;
+            nattr++;
+            break;
+        case OX_NodeProto_doc_string: drop(c, "NodeProto.doc_string"); break;
+        case OX_NodeProto_domain:
+            if (!(domain = oxr_str(c, &f, "NodeProto.domain"))) return c->err->code;
+            break;
+        case OX_NodeProto_overload: drop(c, "NodeProto.overload"); break;
+        case OX_NodeProto_metadata_props: drop(c, "NodeProto.metadata_props"); break;
+        case OX_NodeProto_device_configurations: drop(c, "NodeProto.device_configurations"); break;
         default: break;
         }
     }
@@ -1077,28 +981,28 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
     if (!op) op = "";
     if (name && *name) snprintf(c->where, sizeof c->where, "node '%s' (%s)", name, op);
     else snprintf(c->where, sizeof c->where, "node #%u (%s)", index, op);
-    if (!int_count(c, nin, "node inputs") || !int_count(c, nout, "node outputs") ||
-        !int_count(c, nattr, "node attributes"))
+    if (!oxr_int_count(c, nin, "node inputs") || !oxr_int_count(c, nout, "node outputs") ||
+        !oxr_int_count(c, nattr, "node attributes"))
         return c->err->code;
     if (domain && !*domain) drop(c, "empty NodeProto.domain (written as absent)");
 
     ox_value **ins = nin ? ox_arena_array(c->a, nin, sizeof *ins) : NULL;
     ox_attr *attrs = nattr ? ox_arena_array(c->a, nattr, sizeof *attrs) : NULL;
-    if ((nin && !ins) || (nattr && !attrs)) return oom(c);
+    if ((nin && !ins) || (nattr && !attrs)) return oxr_oom(c);
     size_t ki = 0, ka = 0;
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 1 && ki < nin) {
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num == OX_NodeProto_input && ki < nin) {
             if (!slen(f.s)) { ins[ki++] = NULL; continue; }
             ox_value *v = vmap_get(vm, f.s.p, slen(f.s));
             if (!v) {
-                const char *vn = str(c, &f, "NodeProto.input");
+                const char *vn = oxr_str(c, &f, "NodeProto.input");
                 if (!vn) return c->err->code;
                 if (!(v = ox_graph_add_value(g, vn, OX_UNDEFINED, -1, NULL))) return graph_fail(c);
                 if (!vmap_put(c, vm, v)) return c->err->code;
             }
             ins[ki++] = v;
-        } else if (f.num == 5 && ka < nattr) {
-            if (read_attr(c, f.s, &attrs[ka++], NULL) != OX_OK) return c->err->code;
+        } else if (f.num == OX_NodeProto_attribute && ka < nattr) {
+            if (oxr_read_attr(c, f.s, &attrs[ka++], NULL) != OX_OK) return c->err->code;
         }
     }
     if (r < 0) return c->err->code;
@@ -1111,21 +1015,21 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
         if (strcmp(n->name, name) != 0) n->name = name;   /* keep a duplicate name as written */
     }
     size_t ko = 0;
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 2 || ko >= nout) continue;
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num != OX_NodeProto_output || ko >= nout) continue;
         size_t i = ko++;
         if (!slen(f.s)) { n->outputs[i] = NULL; continue; }
         ox_value *v = vmap_get(vm, f.s.p, slen(f.s));
         if (v) {
             if (!is_placeholder(v))
-                return failv(c, OX_EFORMAT, "%s: output '%s' is already %s", c->where, v->name,
+                return oxr_fail(c, OX_EFORMAT, "%s: output '%s' is already %s", c->where, v->name,
                              v->kind == OX_VALUE_INPUT ? "a graph input"
                              : v->kind == OX_VALUE_INITIALIZER ? "an initializer" : "produced by another node");
             n->outputs[i]->producer = NULL;   /* the fresh value stays unused */
             n->outputs[i] = v;
             v->producer = n;
         } else {
-            const char *vn = str(c, &f, "NodeProto.output");
+            const char *vn = oxr_str(c, &f, "NodeProto.output");
             if (!vn) return c->err->code;
             if (ox_value_set_name(g, n->outputs[i], vn) != OX_OK) return graph_fail(c);
             if (!vmap_put(c, vm, n->outputs[i])) return c->err->code;
@@ -1149,18 +1053,19 @@ static ox_code read_graph(rctx *c, span m) {
     uint32_t nnodes = 0;
     ox_code rc = OX_OK;
 #define CHECK_RC(x) do { if ((x) != OX_OK) goto fail; } while (0)
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
         switch (f.num) {
-        case 1: case 5: case 11: case 12: case 13:
-            if (!want(c, &f, WT_LEN, "GraphProto field")) goto fail;
+        case OX_GraphProto_node: case OX_GraphProto_initializer: case OX_GraphProto_input:
+        case OX_GraphProto_output: case OX_GraphProto_value_info:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "GraphProto field")) goto fail;
             break;
-        case 2: if (!(name = str(c, &f, "GraphProto.name"))) goto fail; break;
-        case 10: drop(c, "GraphProto.doc_string"); break;
-        case 14: drop(c, "GraphProto.quantization_annotation"); break;
-        case 15:
-            rc = failv(c, OX_EUNSUPPORTED, "the graph has sparse initializers, which the IR cannot hold");
+        case OX_GraphProto_name: if (!(name = oxr_str(c, &f, "GraphProto.name"))) goto fail; break;
+        case OX_GraphProto_doc_string: drop(c, "GraphProto.doc_string"); break;
+        case OX_GraphProto_quantization_annotation: drop(c, "GraphProto.quantization_annotation"); break;
+        case OX_GraphProto_sparse_initializer:
+            rc = oxr_fail(c, OX_EUNSUPPORTED, "the graph has sparse initializers, which the IR cannot hold");
             goto fail;
-        case 16: drop(c, "GraphProto.metadata_props"); break;
+        case OX_GraphProto_metadata_props: drop(c, "GraphProto.metadata_props"); break;
         default: break;
         }
     }
@@ -1168,14 +1073,14 @@ static ox_code read_graph(rctx *c, span m) {
     g->name = name;
 
     /* Initializers. */
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 5) continue;
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num != OX_GraphProto_initializer) continue;
         const char *tn = NULL;
         ox_tensor *t = read_tensor(c, f.s, "(unnamed initializer)", &tn);
         if (!t) goto fail;
         if (!tn) tn = "";
         if (vmap_get(&vm, (const uint8_t *)tn, strlen(tn))) {
-            rc = failv(c, OX_EFORMAT, "initializer '%s' is given twice", tn);
+            rc = oxr_fail(c, OX_EFORMAT, "initializer '%s' is given twice", tn);
             goto fail;
         }
         ox_value *v = ox_graph_adopt_tensor(g, tn, t);
@@ -1186,8 +1091,8 @@ static ox_code read_graph(rctx *c, span m) {
 
     /* Inputs; those that are initializers stay initializers. */
     bool init_inputs_in_order = true;
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 11) continue;
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num != OX_GraphProto_input) continue;
         vinfo vi;
         CHECK_RC(read_value_info(c, f.s, &vi, "graph input"));
         ox_value *v = vmap_get(&vm, (const uint8_t *)vi.name, strlen(vi.name));
@@ -1196,7 +1101,7 @@ static ox_code read_graph(rctx *c, span m) {
             if (k >= g->ninitializers || g->initializers[k] != v) init_inputs_in_order = false;
             continue;
         }
-        if (v) { rc = failv(c, OX_EFORMAT, "graph input '%s' is given twice", vi.name); goto fail; }
+        if (v) { rc = oxr_fail(c, OX_EFORMAT, "graph input '%s' is given twice", vi.name); goto fail; }
         if (c->info->ninitializer_inputs) init_inputs_in_order = false;   /* a real input after them */
         v = ox_graph_add_input(g, vi.name, vi.dtype, vi.rank, vi.dims);
         if (!v) { rc = graph_fail(c); goto fail; }
@@ -1208,8 +1113,8 @@ static ox_code read_graph(rctx *c, span m) {
                                            c->info->ninitializer_inputs == g->ninitializers;
 
     /* Nodes. */
-    for (s = m; (r = next_field(c, &s, &f)) > 0;)
-        if (f.num == 1) CHECK_RC(read_node(c, f.s, nnodes++, &vm));
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;)
+        if (f.num == OX_GraphProto_node) CHECK_RC(read_node(c, f.s, nnodes++, &vm));
     if (r < 0) goto fail;
     for (uint32_t i = 0; i < g->nvalues; i++)
         if (is_placeholder(g->values[i])) {
@@ -1217,19 +1122,19 @@ static ox_code read_graph(rctx *c, span m) {
                 c->info->nundefined_values++;
                 continue;
             }
-            rc = failv(c, OX_EFORMAT, "value '%s' is read by a node but is not a graph input, an initializer "
+            rc = oxr_fail(c, OX_EFORMAT, "value '%s' is read by a node but is not a graph input, an initializer "
                        "or any node's output", g->values[i]->name);
             goto fail;
         }
 
     /* Outputs. */
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 12) continue;
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num != OX_GraphProto_output) continue;
         vinfo vi;
         CHECK_RC(read_value_info(c, f.s, &vi, "graph output"));
         ox_value *v = vmap_get(&vm, (const uint8_t *)vi.name, strlen(vi.name));
         if (!v) {
-            rc = failv(c, OX_EFORMAT, "graph output '%s' is not produced by any node, input or initializer",
+            rc = oxr_fail(c, OX_EFORMAT, "graph output '%s' is not produced by any node, input or initializer",
                        vi.name);
             goto fail;
         }
@@ -1242,8 +1147,8 @@ static ox_code read_graph(rctx *c, span m) {
     if (r < 0) goto fail;
 
     /* value_info: only node outputs hold it in the IR. */
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num != 13) continue;
+    for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num != OX_GraphProto_value_info) continue;
         vinfo vi;
         CHECK_RC(read_value_info(c, f.s, &vi, "value_info"));
         ox_value *v = vmap_get(&vm, (const uint8_t *)vi.name, strlen(vi.name));
@@ -1263,22 +1168,24 @@ fail:
     leave(c);
     if (c->err->code == OX_OK) {
         if (ox_graph_failed(g)) return graph_fail(c);
-        return failv(c, rc != OX_OK ? rc : OX_EFORMAT, "the graph could not be read");
+        return oxr_fail(c, rc != OX_OK ? rc : OX_EFORMAT, "the graph could not be read");
     }
     return c->err->code;
 }
 
 /* ---- ModelProto ---- */
 
-static ox_code read_opset(rctx *c, span m, ox_arena *a, ox_read_opset *op) {
+ox_code oxr_read_opset(rctx *c, span m, ox_arena *a, ox_read_opset *op) {
     field f;
     int r;
     op->domain = "";
     op->version = 0;
-    for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 1 && !(op->domain = str_in(c, a, &f, "OperatorSetIdProto.domain"))) return c->err->code;
-        if (f.num == 2) {
-            if (!want(c, &f, WT_VARINT, "OperatorSetIdProto.version")) return c->err->code;
+    for (span s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num == OX_OperatorSetIdProto_domain &&
+            !(op->domain = oxr_str_in(c, a, &f, "OperatorSetIdProto.domain")))
+            return c->err->code;
+        if (f.num == OX_OperatorSetIdProto_version) {
+            if (!oxr_want(c, &f, OX_WIRE_VARINT, "OperatorSetIdProto.version")) return c->err->code;
             op->version = (int64_t)f.v;
         }
     }
@@ -1289,9 +1196,12 @@ static ox_code read_entry(rctx *c, span m, const char **k, const char **v) {
     field f;
     int r;
     *k = *v = "";
-    for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 1 && !(*k = str(c, &f, "StringStringEntryProto.key"))) return c->err->code;
-        if (f.num == 2 && !(*v = str(c, &f, "StringStringEntryProto.value"))) return c->err->code;
+    for (span s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num == OX_StringStringEntryProto_key && !(*k = oxr_str(c, &f, "StringStringEntryProto.key")))
+            return c->err->code;
+        if (f.num == OX_StringStringEntryProto_value &&
+            !(*v = oxr_str(c, &f, "StringStringEntryProto.value")))
+            return c->err->code;
     }
     return r < 0 ? c->err->code : OX_OK;
 }
@@ -1304,61 +1214,73 @@ static ox_code read_model(rctx *c, span m) {
     span graph = {NULL, NULL};
     bool has_graph = false;
     size_t nopsets = 0, nfunctions = 0;
-    for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
+    for (span s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
         switch (f.num) {
-        case 1:
-            if (!want(c, &f, WT_VARINT, "ModelProto.ir_version")) return c->err->code;
+        case OX_ModelProto_ir_version:
+            if (!oxr_want(c, &f, OX_WIRE_VARINT, "ModelProto.ir_version")) return c->err->code;
             g->ir_version = (int64_t)f.v;
             break;
-        case 2:
-            in->producer_name = str_in(c, c->ia, &f, "ModelProto.producer_name");
+        case OX_ModelProto_producer_name:
+            in->producer_name = oxr_str_in(c, c->ia, &f, "ModelProto.producer_name");
             if (!in->producer_name) return c->err->code;
             break;
-        case 3:
-            in->producer_version = str_in(c, c->ia, &f, "ModelProto.producer_version");
+        case OX_ModelProto_producer_version:
+            in->producer_version = oxr_str_in(c, c->ia, &f, "ModelProto.producer_version");
             if (!in->producer_version) return c->err->code;
             break;
-        case 4: if (!(in->domain = str_in(c, c->ia, &f, "ModelProto.domain"))) return c->err->code; break;
-        case 5:
-            if (!want(c, &f, WT_VARINT, "ModelProto.model_version")) return c->err->code;
+        case OX_ModelProto_domain:
+            if (!(in->domain = oxr_str_in(c, c->ia, &f, "ModelProto.domain"))) return c->err->code;
+            break;
+        case OX_ModelProto_model_version:
+            if (!oxr_want(c, &f, OX_WIRE_VARINT, "ModelProto.model_version")) return c->err->code;
             in->model_version = (int64_t)f.v;
             in->has_model_version = true;
             break;
-        case 6: drop(c, "ModelProto.doc_string"); break;
-        case 7:
-            if (!want(c, &f, WT_LEN, "ModelProto.graph")) return c->err->code;
+        case OX_ModelProto_doc_string: drop(c, "ModelProto.doc_string"); break;
+        case OX_ModelProto_graph:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "ModelProto.graph")) return c->err->code;
             if (has_graph)
-                return failv(c, OX_EUNSUPPORTED, "ModelProto holds two graph fields (protobuf would merge them)");
+                return oxr_fail(c, OX_EUNSUPPORTED,
+                                "ModelProto holds two graph fields (protobuf would merge them)");
             graph = f.s;
             has_graph = true;
             break;
-        case 8: if (!want(c, &f, WT_LEN, "ModelProto.opset_import")) return c->err->code; nopsets++; break;
-        case 14: if (!want(c, &f, WT_LEN, "ModelProto.metadata_props")) return c->err->code; break;
-        case 20: drop(c, "ModelProto.training_info"); break;
-        case 25: if (!want(c, &f, WT_LEN, "ModelProto.functions")) return c->err->code; nfunctions++; break;
-        case 26: drop(c, "ModelProto.configuration"); break;
+        case OX_ModelProto_opset_import:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "ModelProto.opset_import")) return c->err->code;
+            nopsets++;
+            break;
+        case OX_ModelProto_metadata_props:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "ModelProto.metadata_props")) return c->err->code;
+            break;
+        case OX_ModelProto_training_info: drop(c, "ModelProto.training_info"); break;
+        case OX_ModelProto_functions:
+            if (!oxr_want(c, &f, OX_WIRE_LEN, "ModelProto.functions")) return c->err->code;
+            nfunctions++;
+            break;
+        case OX_ModelProto_configuration: drop(c, "ModelProto.configuration"); break;
         default: break;
         }
     }
     if (r < 0) return c->err->code;
-    if (!has_graph) return failv(c, OX_EFORMAT, "malformed ONNX model: no graph (is this an ONNX file?)");
-    if (nopsets > UINT32_MAX || nfunctions > UINT32_MAX) return failv(c, OX_EFORMAT, "too many opsets");
+    if (!has_graph) return oxr_fail(c, OX_EFORMAT, "malformed ONNX model: no graph (is this an ONNX file?)");
+    if (nopsets > UINT32_MAX || nfunctions > UINT32_MAX) return oxr_fail(c, OX_EFORMAT, "too many opsets");
     in->opsets = nopsets ? ox_arena_array(c->ia, nopsets, sizeof *in->opsets) : NULL;
     in->functions = nfunctions ? ox_arena_array(c->ia, nfunctions, sizeof *in->functions) : NULL;
-    if ((nopsets && !in->opsets) || (nfunctions && !in->functions)) return oom(c);
+    if ((nopsets && !in->opsets) || (nfunctions && !in->functions)) return oxr_oom(c);
     g->opset = 0;
-    for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 8 && in->nopsets < nopsets) {
+    for (span s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
+        if (f.num == OX_ModelProto_opset_import && in->nopsets < nopsets) {
             ox_read_opset *op = &in->opsets[in->nopsets++];
-            if (read_opset(c, f.s, c->ia, op) != OX_OK) return c->err->code;
+            if (oxr_read_opset(c, f.s, c->ia, op) != OX_OK) return c->err->code;
             if (!*op->domain || strcmp(op->domain, "ai.onnx") == 0) {
                 if (op->version < 0 || op->version > INT_MAX)
-                    return failv(c, OX_EUNSUPPORTED, "opset version %lld is out of range", (long long)op->version);
+                    return oxr_fail(c, OX_EUNSUPPORTED, "opset version %lld is out of range",
+                                    (long long)op->version);
                 g->opset = (int)op->version;
             }
-        } else if (f.num == 25 && in->nfunctions < nfunctions) {
+        } else if (f.num == OX_ModelProto_functions && in->nfunctions < nfunctions) {
             in->functions[in->nfunctions++] = (ox_read_span){f.s.p, slen(f.s)};
-        } else if (f.num == 14) {
+        } else if (f.num == OX_ModelProto_metadata_props) {
             const char *k, *v;
             if (read_entry(c, f.s, &k, &v) != OX_OK) return c->err->code;
             if (ox_graph_add_metadata(g, k, v) != OX_OK) return graph_fail(c);
@@ -1377,7 +1299,7 @@ static ox_read_info *info_new(void) {
     struct ox_read_priv *pv = ox_arena_alloc(a, sizeof *pv);
     if (!in || !pv) { ox_arena_free(a); return NULL; }
     pv->arena = a;
-    pv->base_fd = -1;
+    pv->dir = (ox_extdata_dir)OX_EXTDATA_DIR_INIT;
     in->priv = pv;
     return in;
 }
@@ -1385,13 +1307,11 @@ static ox_read_info *info_new(void) {
 void ox_read_info_free(ox_read_info *info) {
     if (!info) return;
     struct ox_read_priv *pv = info->priv;
-    for (size_t i = 0; i < pv->nmaps; i++)
-        if (pv->maps[i].addr) munmap(pv->maps[i].addr, pv->maps[i].len);
+    for (size_t i = 0; i < pv->nmaps; i++) ox_extdata_unmap(pv->maps[i].addr, pv->maps[i].len);
     free(pv->maps);
     free(pv->ext_ids);
     free(info->externals);
-    free(pv->base_real);
-    if (pv->base_fd >= 0) close(pv->base_fd);
+    ox_extdata_dir_close(&pv->dir);
     ox_arena_free(pv->arena);   /* info and pv live in it */
 }
 
@@ -1411,11 +1331,8 @@ static ox_code read_common(const void *buf, size_t n, const ox_read_options *o, 
     c.base = p;
     ox_code rc = read_model(&c, (span){p, p + n});
     if (rc == OX_OK && ox_graph_failed(g)) rc = graph_fail(&c);
-    if (rc == OX_OK && ox_arena_oom(c.ia)) rc = oom(&c);
-    if (in->priv->base_fd >= 0) {   /* every external file is mapped: the folder is no longer needed */
-        close(in->priv->base_fd);
-        in->priv->base_fd = -1;
-    }
+    if (rc == OX_OK && ox_arena_oom(c.ia)) rc = oxr_oom(&c);
+    ox_extdata_dir_close(&in->priv->dir);   /* every external file is mapped: the folder is done */
     if (rc != OX_OK) {
         if (err && err->code == OX_OK) ox_error_set(err, rc, NULL, "the model could not be read");
         ox_graph_free(g);
@@ -1462,14 +1379,11 @@ ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph 
     ox_read_info *in = info_new();
     if (!in) { close(fd); return ox_error_set(err, OX_ENOMEM, NULL, "out of memory"); }
     mapping m = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
-    if (m.len) {
-        m.addr = mmap(NULL, m.len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m.addr == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            ox_read_info_free(in);
-            return ox_error_set(err, OX_EIO, path, "cannot map '%s': %s", path, strerror(e));
-        }
+    int e = ox_extdata_map(fd, m.len, &m.addr);
+    if (e) {
+        close(fd);
+        ox_read_info_free(in);
+        return ox_error_set(err, OX_EIO, path, "cannot map '%s': %s", path, strerror(e));
     }
     close(fd);
     /* The model file is not an external data file: its identity is kept apart (dev 0, ino 0 cannot
@@ -1477,7 +1391,7 @@ ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph 
     m.dev = 0;
     m.ino = 0;
     if (m.addr && !add_mapping(in->priv, m)) {
-        munmap(m.addr, m.len);
+        ox_extdata_unmap(m.addr, m.len);
         ox_read_info_free(in);
         return ox_error_set(err, OX_ENOMEM, NULL, "out of memory");
     }
@@ -1490,152 +1404,4 @@ ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph 
         return ox_error_set(err, OX_ENOMEM, NULL, "out of memory");
     }
     return read_common(m.addr, m.len, o, dir, in, out, info, err);
-}
-
-/* ---- FunctionProto ---- */
-
-static ox_code read_fn_node(rctx *c, span m, uint32_t index, ox_function_node *fn) {
-    field f;
-    int r;
-    size_t nin = 0, nout = 0, nattr = 0;
-    span s = m;
-    memset(fn, 0, sizeof *fn);
-    c->where[0] = 0;
-    while ((r = next_field(c, &s, &f)) > 0) {
-        switch (f.num) {
-        case 1: if (!want(c, &f, WT_LEN, "NodeProto.input")) return c->err->code; nin++; break;
-        case 2: if (!want(c, &f, WT_LEN, "NodeProto.output")) return c->err->code; nout++; break;
-        case 3: if (!(fn->name = str(c, &f, "NodeProto.name"))) return c->err->code; break;
-        case 4: if (!(fn->op_type = str(c, &f, "NodeProto.op_type"))) return c->err->code; break;
-        case 5: if (!want(c, &f, WT_LEN, "NodeProto.attribute")) return c->err->code; nattr++; break;
-        case 7: if (!(fn->domain = str(c, &f, "NodeProto.domain"))) return c->err->code; break;
-        default: break;
-        }
-    }
-    if (r < 0) return c->err->code;
-    if (!fn->op_type) fn->op_type = "";
-    if (fn->name && *fn->name) snprintf(c->where, sizeof c->where, "node '%s' (%s)", fn->name, fn->op_type);
-    else snprintf(c->where, sizeof c->where, "node #%u (%s)", index, fn->op_type);
-    if (!int_count(c, nin, "node inputs") || !int_count(c, nout, "node outputs") ||
-        !int_count(c, nattr, "node attributes"))
-        return c->err->code;
-    fn->inputs = nin ? ox_arena_array(c->a, nin, sizeof *fn->inputs) : NULL;
-    fn->outputs = nout ? ox_arena_array(c->a, nout, sizeof *fn->outputs) : NULL;
-    fn->attrs = nattr ? ox_arena_array(c->a, nattr, sizeof *fn->attrs) : NULL;
-    fn->attr_refs = nattr ? ox_arena_array(c->a, nattr, sizeof *fn->attr_refs) : NULL;
-    if ((nin && !fn->inputs) || (nout && !fn->outputs) || (nattr && (!fn->attrs || !fn->attr_refs)))
-        return oom(c);
-    for (s = m; (r = next_field(c, &s, &f)) > 0;) {
-        if (f.num == 1 && (size_t)fn->ninputs < nin) {
-            if (!(fn->inputs[fn->ninputs++] = str(c, &f, "NodeProto.input"))) return c->err->code;
-        } else if (f.num == 2 && (size_t)fn->noutputs < nout) {
-            if (!(fn->outputs[fn->noutputs++] = str(c, &f, "NodeProto.output"))) return c->err->code;
-        } else if (f.num == 5 && (size_t)fn->nattrs < nattr) {
-            int k = fn->nattrs++;
-            if (read_attr(c, f.s, &fn->attrs[k], &fn->attr_refs[k]) != OX_OK) return c->err->code;
-        }
-    }
-    if (r < 0) return c->err->code;
-    c->where[0] = 0;
-    return OX_OK;
-}
-
-void ox_function_free(ox_function *f) {
-    if (f) ox_arena_free(f->arena);
-}
-
-static ox_code read_function(rctx *c, span m, ox_function *fn) {
-    field f;
-    int r;
-    size_t nin = 0, nout = 0, nattr = 0, ndef = 0, nops = 0, nnodes = 0;
-    for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
-        switch (f.num) {
-        case 1: if (!(fn->name = str(c, &f, "FunctionProto.name"))) return c->err->code; break;
-        case 4: if (!want(c, &f, WT_LEN, "FunctionProto.input")) return c->err->code; nin++; break;
-        case 5: if (!want(c, &f, WT_LEN, "FunctionProto.output")) return c->err->code; nout++; break;
-        case 6: if (!want(c, &f, WT_LEN, "FunctionProto.attribute")) return c->err->code; nattr++; break;
-        case 7: if (!want(c, &f, WT_LEN, "FunctionProto.node")) return c->err->code; nnodes++; break;
-        case 9: if (!want(c, &f, WT_LEN, "FunctionProto.opset_import")) return c->err->code; nops++; break;
-        case 10: if (!(fn->domain = str(c, &f, "FunctionProto.domain"))) return c->err->code; break;
-        case 11: if (!want(c, &f, WT_LEN, "FunctionProto.attribute_proto")) return c->err->code; ndef++; break;
-        case 13: if (!(fn->overload = str(c, &f, "FunctionProto.overload"))) return c->err->code; break;
-        default: break;
-        }
-    }
-    if (r < 0) return c->err->code;
-    if (!fn->name) fn->name = "";
-    if (!int_count(c, nin, "function inputs") || !int_count(c, nout, "function outputs") ||
-        !int_count(c, nattr, "function attributes") || !int_count(c, ndef, "function attributes") ||
-        !int_count(c, nnodes, "function nodes") || !int_count(c, nops, "opsets"))
-        return c->err->code;
-    fn->inputs = nin ? ox_arena_array(c->a, nin, sizeof *fn->inputs) : NULL;
-    fn->outputs = nout ? ox_arena_array(c->a, nout, sizeof *fn->outputs) : NULL;
-    fn->attributes = nattr ? ox_arena_array(c->a, nattr, sizeof *fn->attributes) : NULL;
-    fn->attribute_defaults = ndef ? ox_arena_array(c->a, ndef, sizeof *fn->attribute_defaults) : NULL;
-    fn->opsets = nops ? ox_arena_array(c->a, nops, sizeof *fn->opsets) : NULL;
-    fn->nodes = nnodes ? ox_arena_array(c->a, nnodes, sizeof *fn->nodes) : NULL;
-    if (ox_arena_oom(c->a)) return oom(c);
-    for (span s = m; (r = next_field(c, &s, &f)) > 0;) {
-        switch (f.num) {
-        case 4:
-            if ((size_t)fn->ninputs < nin && !(fn->inputs[fn->ninputs++] = str(c, &f, "FunctionProto.input")))
-                return c->err->code;
-            break;
-        case 5:
-            if ((size_t)fn->noutputs < nout && !(fn->outputs[fn->noutputs++] = str(c, &f, "FunctionProto.output")))
-                return c->err->code;
-            break;
-        case 6:
-            if ((size_t)fn->nattributes < nattr &&
-                !(fn->attributes[fn->nattributes++] = str(c, &f, "FunctionProto.attribute")))
-                return c->err->code;
-            break;
-        case 7:
-            if ((size_t)fn->nnodes < nnodes) {
-                int k = fn->nnodes++;
-                if (read_fn_node(c, f.s, (uint32_t)k, &fn->nodes[k]) != OX_OK) return c->err->code;
-            }
-            break;
-        case 9:
-            if (fn->nopsets < nops && read_opset(c, f.s, c->a, &fn->opsets[fn->nopsets++]) != OX_OK)
-                return c->err->code;
-            break;
-        case 11:
-            if ((size_t)fn->nattribute_defaults < ndef) {
-                const char *ref = NULL;
-                snprintf(c->where, sizeof c->where, "function '%s'", fn->name);
-                if (read_attr(c, f.s, &fn->attribute_defaults[fn->nattribute_defaults++], &ref) != OX_OK)
-                    return c->err->code;
-                c->where[0] = 0;
-            }
-            break;
-        default: break;
-        }
-    }
-    return r < 0 ? c->err->code : OX_OK;
-}
-
-ox_code ox_function_read(const void *buf, size_t n, ox_function **out, ox_error *err) {
-    ox_error local = {0};
-    if (!err) err = &local;
-    if (out) *out = NULL;
-    if (!out || (!buf && n)) return ox_error_set(err, OX_EINVAL, NULL, "ox_function_read: bad arguments");
-    ox_arena *a = ox_arena_new();
-    ox_function *fn = a ? ox_arena_alloc(a, sizeof *fn) : NULL;
-    if (!fn) {
-        ox_arena_free(a);
-        return ox_error_set(err, OX_ENOMEM, NULL, "out of memory");
-    }
-    fn->arena = a;
-    const uint8_t *p = buf ? buf : (const uint8_t *)"";
-    rctx c = {.err = err, .base = p, .a = a, .copy_tensors = true};
-    ox_code rc = read_function(&c, (span){p, p + n}, fn);
-    if (rc == OX_OK && ox_arena_oom(a)) rc = oom(&c);
-    if (rc != OX_OK) {
-        if (err->code == OX_OK) ox_error_set(err, rc, NULL, "the function could not be read");
-        ox_arena_free(a);
-        return err->code;
-    }
-    *out = fn;
-    return OX_OK;
 }

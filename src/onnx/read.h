@@ -70,9 +70,13 @@
  *
  * What the graph keeps and what round trips through ox_model_write_buffer: see ox_read_info.dropped
  * for what was read but not kept (doc strings, value_info of non-node values, ...).
+ *
+ * Others may call ox_model_read, ox_model_read_file, ox_read_info_free, ox_function_read and
+ * ox_function_free. The implementation is read.c (models), read_function.c (FunctionProto) and
+ * extdata.c (every file a model names); what those share is onnx/read_internal.h, not for others.
  */
-#ifndef OX_PROTO_READ_H
-#define OX_PROTO_READ_H
+#ifndef OX_ONNX_READ_H
+#define OX_ONNX_READ_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -16,14 +16,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "onnx/extdata.h"
+#include "onnx/wire.h"
+
 enum {
-    WT_VARINT = 0, WT_I32 = 5, WT_LEN = 2,
     SINK_BUF = 1 << 20,          /* the file writer's own buffer */
     SINK_DIRECT = 256 << 10,     /* writes at least this long skip the buffer */
-    ALIGN_BIG = 64 << 10,        /* external offset alignment of tensors >= BIG_TENSOR */
-    ALIGN_SMALL = 16,            /* ... and of the others */
 };
-#define BIG_TENSOR ((size_t)1 << 20)
 #define EXT_INLINE UINT64_MAX    /* ext_off entry of an initializer whose bytes stay inline */
 
 /* ---- output: a memory buffer or a buffered file descriptor ---- */
@@ -110,35 +109,25 @@ typedef struct out {
 
 static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
-static size_t varint_len(uint64_t v) {
-    size_t n = 1;
-    while (v >= 0x80) { v >>= 7; n++; }
-    return n;
-}
-
-static size_t varint_encode(unsigned char b[10], uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) { b[n++] = (unsigned char)(v | 0x80); v >>= 7; }
-    b[n++] = (unsigned char)v;
-    return n;
-}
-
 static void put(out *o, const void *p, size_t n) {
     if (o->s) sink_put(o->s, p, n);
     else o->n = sat_add(o->n, n);
 }
 
 static void put_varint(out *o, uint64_t v) {
-    if (!o->s) { o->n = sat_add(o->n, varint_len(v)); return; }
-    unsigned char b[10];
-    sink_put(o->s, b, varint_encode(b, v));
+    if (!o->s) { o->n = sat_add(o->n, ox_varint_len(v)); return; }
+    unsigned char b[OX_VARINT_MAX];
+    sink_put(o->s, b, ox_varint_encode(b, v));
 }
 
-static void put_tag(out *o, unsigned field, unsigned wire_type) {
-    put_varint(o, (uint64_t)field << 3 | wire_type);
+static void put_tag(out *o, unsigned field, ox_wire wire_type) {
+    put_varint(o, ox_wire_tag(field, wire_type));
 }
 
-static void f_varint(out *o, unsigned field, uint64_t v) { put_tag(o, field, WT_VARINT); put_varint(o, v); }
+static void f_varint(out *o, unsigned field, uint64_t v) {
+    put_tag(o, field, OX_WIRE_VARINT);
+    put_varint(o, v);
+}
 
 /* int64 and int32 fields: a negative value is its 64-bit two's complement, 10 bytes. */
 static void f_int64(out *o, unsigned field, int64_t v) { f_varint(o, field, (uint64_t)v); }
@@ -148,12 +137,12 @@ static void f_float(out *o, unsigned field, float f) {
     memcpy(&u, &f, sizeof u);
     unsigned char b[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
                           (unsigned char)(u >> 24)};
-    put_tag(o, field, WT_I32);
+    put_tag(o, field, OX_WIRE_I32);
     put(o, b, sizeof b);
 }
 
 static void f_bytes(out *o, unsigned field, const void *p, size_t n) {
-    put_tag(o, field, WT_LEN);
+    put_tag(o, field, OX_WIRE_LEN);
     put_varint(o, n);
     put(o, p, n);
 }
@@ -182,7 +171,7 @@ static void sink_tensor(sink *s, const ox_tensor *t) {
 }
 
 static void f_tensor_bytes(out *o, unsigned field, const ox_tensor *t) {
-    put_tag(o, field, WT_LEN);
+    put_tag(o, field, OX_WIRE_LEN);
     put_varint(o, t->nbytes);
     if (o->s) sink_tensor(o->s, t);
     else o->n = sat_add(o->n, t->nbytes);
@@ -200,11 +189,24 @@ typedef void (*msg_fn)(const ctx *c, out *o, const void *arg);
 static void f_msg(const ctx *c, out *o, unsigned field, msg_fn fn, const void *arg) {
     out count = {NULL, 0};
     fn(c, &count, arg);
-    put_tag(o, field, WT_LEN);
+    put_tag(o, field, OX_WIRE_LEN);
     put_varint(o, count.n);
     if (o->s) fn(c, o, arg);
     else o->n = sat_add(o->n, count.n);
 }
+
+/* Fields by name: FIELD(M, F, WT) is OX_M_F, the number of row (M, F) of onnx/fields.def, and
+ * does not compile (a negative array size) unless that row declares wire type WT. Each F_ macro
+ * names the wire type its helper writes, so no field goes out with a wire type its row does not
+ * declare. */
+#define FIELD(M, F, WT) \
+    ((void)sizeof(char[(int)OX_##M##_##F##_WIRE == (int)OX_WIRE_##WT ? 1 : -1]), OX_##M##_##F)
+#define F_VARINT(o, M, F, v) f_varint(o, FIELD(M, F, VARINT), v)
+#define F_INT64(o, M, F, v) f_int64(o, FIELD(M, F, VARINT), v)
+#define F_FLOAT(o, M, F, v) f_float(o, FIELD(M, F, I32), v)
+#define F_STRING(o, M, F, v) f_string(o, FIELD(M, F, LEN), v)
+#define F_TENSOR_BYTES(o, M, F, t) f_tensor_bytes(o, FIELD(M, F, LEN), t)
+#define F_MSG(c, o, M, F, fn, arg) f_msg(c, o, FIELD(M, F, LEN), fn, arg)
 
 /* ---- messages ---- */
 
@@ -248,132 +250,135 @@ static const char *value_name(const ox_value *v) { return v && v->name ? v->name
 
 static void entry_msg(const ctx *c, out *o, const void *arg) {
     const ox_metadata_prop *p = arg;
-    f_string(o, 1, p->key);
-    f_string(o, 2, p->value);
+    F_STRING(o, StringStringEntryProto, key, p->key);
+    F_STRING(o, StringStringEntryProto, value, p->value);
 }
 
 static void tensor_msg(const ctx *c, out *o, const void *arg) {
     const tensor_arg *a = arg;
     const ox_tensor *t = a->t;
-    for (int i = 0; i < t->rank; i++) f_int64(o, 1, t->dims[i]);
-    f_varint(o, 2, (uint64_t)t->dtype);
-    if (a->name) f_string(o, 8, a->name);
+    for (int i = 0; i < t->rank; i++) F_INT64(o, TensorProto, dims, t->dims[i]);
+    F_VARINT(o, TensorProto, data_type, (uint64_t)t->dtype);
+    if (a->name) F_STRING(o, TensorProto, name, a->name);
     if (a->off == EXT_INLINE) {
-        f_tensor_bytes(o, 9, t);
+        F_TENSOR_BYTES(o, TensorProto, raw_data, t);
         return;
     }
     char off[24], len[24];
     snprintf(off, sizeof off, "%" PRIu64, a->off);
     snprintf(len, sizeof len, "%" PRIu64, (uint64_t)t->nbytes);
     ox_metadata_prop e[3] = {{"location", c->o.data_location}, {"offset", off}, {"length", len}};
-    for (int i = 0; i < 3; i++) f_msg(c, o, 13, entry_msg, &e[i]);
-    f_varint(o, 14, 1);          /* DataLocation.EXTERNAL */
+    for (int i = 0; i < 3; i++) F_MSG(c, o, TensorProto, external_data, entry_msg, &e[i]);
+    F_VARINT(o, TensorProto, data_location, OX_TensorProto_EXTERNAL);
 }
 
 static void dim_msg(const ctx *c, out *o, const void *arg) {
     const ox_dim *d = arg;
-    if (d->param) f_string(o, 2, d->param);
-    else if (d->value >= 0) f_int64(o, 1, d->value);
+    if (d->param) F_STRING(o, TensorShapeProto_Dimension, dim_param, d->param);
+    else if (d->value >= 0) F_INT64(o, TensorShapeProto_Dimension, dim_value, d->value);
 }
 
 static void shape_msg(const ctx *c, out *o, const void *arg) {
     static const ox_dim unknown = {-1, NULL};
     const ox_value *v = arg;
-    for (int i = 0; i < v->rank; i++) f_msg(c, o, 1, dim_msg, v->dims ? &v->dims[i] : &unknown);
+    for (int i = 0; i < v->rank; i++)
+        F_MSG(c, o, TensorShapeProto, dim, dim_msg, v->dims ? &v->dims[i] : &unknown);
 }
 
 static void tensor_type_msg(const ctx *c, out *o, const void *arg) {
     const ox_value *v = arg;
-    f_varint(o, 1, (uint64_t)v->dtype);
-    if (v->rank >= 0) f_msg(c, o, 2, shape_msg, v);
+    F_VARINT(o, TypeProto_Tensor, elem_type, (uint64_t)v->dtype);
+    if (v->rank >= 0) F_MSG(c, o, TypeProto_Tensor, shape, shape_msg, v);
 }
 
 static void type_msg(const ctx *c, out *o, const void *arg) {
-    f_msg(c, o, 1, tensor_type_msg, arg);
+    F_MSG(c, o, TypeProto, tensor_type, tensor_type_msg, arg);
 }
 
 static void value_info_msg(const ctx *c, out *o, const void *arg) {
     const ox_value *v = arg;
-    f_string(o, 1, value_name(v));
-    if (v->dtype != OX_UNDEFINED) f_msg(c, o, 2, type_msg, v);
+    F_STRING(o, ValueInfoProto, name, value_name(v));
+    if (v->dtype != OX_UNDEFINED) F_MSG(c, o, ValueInfoProto, type, type_msg, v);
 }
 
 static void attr_msg(const ctx *c, out *o, const void *arg) {
     const ox_attr *a = arg;
-    f_string(o, 1, a->name);
+    F_STRING(o, AttributeProto, name, a->name);
     switch (a->type) {
-    case OX_ATTR_FLOAT: f_float(o, 2, a->u.f); break;
-    case OX_ATTR_INT: f_int64(o, 3, a->u.i); break;
-    case OX_ATTR_STRING: f_string(o, 4, a->u.s); break;
+    case OX_ATTR_FLOAT: F_FLOAT(o, AttributeProto, f, a->u.f); break;
+    case OX_ATTR_INT: F_INT64(o, AttributeProto, i, a->u.i); break;
+    case OX_ATTR_STRING: F_STRING(o, AttributeProto, s, a->u.s); break;
     case OX_ATTR_TENSOR: {
         tensor_arg t = {a->u.t, NULL, EXT_INLINE};
-        f_msg(c, o, 5, tensor_msg, &t);
+        F_MSG(c, o, AttributeProto, t, tensor_msg, &t);
         break;
     }
     case OX_ATTR_FLOATS:
-        for (int i = 0; i < a->u.floats.n; i++) f_float(o, 7, a->u.floats.v[i]);
+        for (int i = 0; i < a->u.floats.n; i++) F_FLOAT(o, AttributeProto, floats, a->u.floats.v[i]);
         break;
     case OX_ATTR_INTS:
-        for (int i = 0; i < a->u.ints.n; i++) f_int64(o, 8, a->u.ints.v[i]);
+        for (int i = 0; i < a->u.ints.n; i++) F_INT64(o, AttributeProto, ints, a->u.ints.v[i]);
         break;
     case OX_ATTR_STRINGS:
-        for (int i = 0; i < a->u.strings.n; i++) f_string(o, 9, a->u.strings.v[i]);
+        for (int i = 0; i < a->u.strings.n; i++) F_STRING(o, AttributeProto, strings, a->u.strings.v[i]);
         break;
     }
-    f_varint(o, 20, (uint64_t)a->type);
+    F_VARINT(o, AttributeProto, type, (uint64_t)a->type);
 }
 
 static void node_msg(const ctx *c, out *o, const void *arg) {
     const ox_node *n = arg;
-    for (int i = 0; i < n->ninputs; i++) f_string(o, 1, value_name(n->inputs[i]));
-    for (int i = 0; i < n->noutputs; i++) f_string(o, 2, value_name(n->outputs[i]));
-    if (n->name) f_string(o, 3, n->name);
-    f_string(o, 4, n->op_type);
-    for (int i = 0; i < n->nattrs; i++) f_msg(c, o, 5, attr_msg, &n->attrs[i]);
-    if (n->domain && *n->domain) f_string(o, 7, n->domain);
+    for (int i = 0; i < n->ninputs; i++) F_STRING(o, NodeProto, input, value_name(n->inputs[i]));
+    for (int i = 0; i < n->noutputs; i++) F_STRING(o, NodeProto, output, value_name(n->outputs[i]));
+    if (n->name) F_STRING(o, NodeProto, name, n->name);
+    F_STRING(o, NodeProto, op_type, n->op_type);
+    for (int i = 0; i < n->nattrs; i++) F_MSG(c, o, NodeProto, attribute, attr_msg, &n->attrs[i]);
+    if (n->domain && *n->domain) F_STRING(o, NodeProto, domain, n->domain);
 }
 
 static void graph_msg(const ctx *c, out *o, const void *arg) {
     const ox_graph *g = c->g;
     for (uint32_t i = 0; i < g->nnodes; i++)
-        if (!g->nodes[i]->dead) f_msg(c, o, 1, node_msg, g->nodes[i]);
-    if (g->name) f_string(o, 2, g->name);
+        if (!g->nodes[i]->dead) F_MSG(c, o, GraphProto, node, node_msg, g->nodes[i]);
+    if (g->name) F_STRING(o, GraphProto, name, g->name);
     for (uint32_t i = 0; i < g->ninitializers; i++) {
         const ox_value *v = g->initializers[i];
         if (!written(c, v)) continue;
         tensor_arg t = {v->tensor, value_name(v), c->ext_off ? c->ext_off[i] : EXT_INLINE};
-        f_msg(c, o, 5, tensor_msg, &t);
+        F_MSG(c, o, GraphProto, initializer, tensor_msg, &t);
     }
-    for (uint32_t i = 0; i < g->ninputs; i++) f_msg(c, o, 11, value_info_msg, g->inputs[i]);
+    for (uint32_t i = 0; i < g->ninputs; i++) F_MSG(c, o, GraphProto, input, value_info_msg, g->inputs[i]);
     if (c->o.keep_initializers_as_inputs) {
         for (uint32_t i = 0; i < g->ninitializers; i++)
             if (is_initializer(g->initializers[i]))
-                f_msg(c, o, 11, value_info_msg, g->initializers[i]);
+                F_MSG(c, o, GraphProto, input, value_info_msg, g->initializers[i]);
     }
-    for (uint32_t i = 0; i < g->noutputs; i++) f_msg(c, o, 12, value_info_msg, g->outputs[i]);
+    for (uint32_t i = 0; i < g->noutputs; i++) F_MSG(c, o, GraphProto, output, value_info_msg, g->outputs[i]);
     for (uint32_t i = 0; i < g->nvalues; i++)
-        if (in_value_info(g->values[i])) f_msg(c, o, 13, value_info_msg, g->values[i]);
+        if (in_value_info(g->values[i])) F_MSG(c, o, GraphProto, value_info, value_info_msg, g->values[i]);
 }
 
 static void opset_msg(const ctx *c, out *o, const void *arg) {
     const opset_arg *a = arg;
-    f_string(o, 1, a->domain);   /* written even when "" (torch.onnx does) */
-    f_int64(o, 2, a->version);
+    F_STRING(o, OperatorSetIdProto, domain, a->domain);   /* written even when "" (torch.onnx does) */
+    F_INT64(o, OperatorSetIdProto, version, a->version);
 }
 
 static void model_msg(const ctx *c, out *o, const void *arg) {
     const ox_graph *g = c->g;
-    f_int64(o, 1, g->ir_version);
-    f_string(o, 2, c->o.producer_name);
-    if (c->o.producer_version && *c->o.producer_version) f_string(o, 3, c->o.producer_version);
-    f_msg(c, o, 7, graph_msg, NULL);
+    F_INT64(o, ModelProto, ir_version, g->ir_version);
+    F_STRING(o, ModelProto, producer_name, c->o.producer_name);
+    if (c->o.producer_version && *c->o.producer_version)
+        F_STRING(o, ModelProto, producer_version, c->o.producer_version);
+    F_MSG(c, o, ModelProto, graph, graph_msg, NULL);
     opset_arg def = {"", g->opset};
-    f_msg(c, o, 8, opset_msg, &def);
+    F_MSG(c, o, ModelProto, opset_import, opset_msg, &def);
     for (uint32_t i = 0; i < c->ndomains; i++) {
         opset_arg d = {c->domains[i], 1};
-        f_msg(c, o, 8, opset_msg, &d);
+        F_MSG(c, o, ModelProto, opset_import, opset_msg, &d);
     }
-    for (uint32_t i = 0; i < g->nmetadata; i++) f_msg(c, o, 14, entry_msg, &g->metadata[i]);
+    for (uint32_t i = 0; i < g->nmetadata; i++)
+        F_MSG(c, o, ModelProto, metadata_props, entry_msg, &g->metadata[i]);
 }
 
 /* ---- planning: checks, names, opset domains, external layout, size ---- */
@@ -452,10 +457,6 @@ static bool name_values(ox_graph *g, const ox_save_options *o) {
     return true;
 }
 
-static bool bare_file_name(const char *s) {
-    return s && *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
-}
-
 static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *err) {
     memset(c, 0, sizeof *c);
     if (!g) return ox_error_set(err, OX_EINVAL, NULL, "cannot serialize: graph is NULL");
@@ -468,7 +469,7 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
     if (opts) c->o = *opts;
     else c->o.include_initializers = true;
     if (!c->o.producer_name) c->o.producer_name = "oxport";
-    if (c->o.external_data && !bare_file_name(c->o.data_location))
+    if (c->o.external_data && !ox_extdata_bare_name(c->o.data_location))
         return ox_error_set(err, OX_EINVAL, c->o.data_location,
                             "external data location '%s' must be a bare file name (no '/', not '.' "
                             "or '..')", c->o.data_location ? c->o.data_location : "(null)");
@@ -530,12 +531,11 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
             if (!written(c, v)) continue;
             size_t nb = v->tensor->nbytes;
             if (nb == 0 || nb < c->o.external_min_bytes) continue;
-            uint64_t align = nb >= BIG_TENSOR ? ALIGN_BIG : ALIGN_SMALL;
-            if (pos > UINT64_MAX - align || (pos + align - 1) / align * align > UINT64_MAX - nb) {
+            uint64_t off;
+            if (!ox_extdata_place(pos, nb, &off)) {
                 ctx_free(c);
                 return ox_error_set(err, OX_EINVAL, v->name, "external data too large at '%s'", v->name);
             }
-            uint64_t off = (pos + align - 1) / align * align;
             c->ext_off[i] = off;
             pos = off + nb;
         }

@@ -3,7 +3,8 @@
  * with an optional external data file.
  *
  *     ox_save_options o = {.include_initializers = true, .external_data = true,
- *                          .data_location = "model.onnx.data", .external_min_bytes = 1024};
+ *                          .data_location = "model.onnx.data",
+ *                          .external_min_bytes = OX_EXTERNAL_MIN_BYTES_DEFAULT};
  *     ox_error err = {0};
  *     if (ox_model_save(g, &o, "out/model.onnx", &err) != OX_OK)   // also out/model.onnx.data
  *         fprintf(stderr, "%s\n", err.msg);
@@ -15,16 +16,20 @@
  *
  * Options may be NULL: initializers included, inline, producer "oxport".
  *
+ * Others may call the three functions below; everything else in write.c is static. Field numbers
+ * come from onnx/fields.def (through onnx/wire.h), the external data layout from onnx/extdata.h.
+ *
  * Naming: every value written gets its name first through ox_value_name (anonymous values become
  * "_v<n>"); that allocates in the graph's arena, which is why the graph is not const. The order is
  * deterministic (nodes' inputs and outputs in node order, then initializers, inputs, outputs,
  * value_info), so two calls name the same way and ox_model_size always matches what is written.
  *
- * Bytes written. Fields appear in increasing field-number order and every optional field is written
- * exactly when noted, i.e. as protobuf C++ serializes the equivalent message, so
- * onnx.load_from_string(b).SerializeToString() == b. Varints are unsigned LEB128; an int64 < 0 is its
- * two's complement (10 bytes). Nested messages are length-delimited with the length computed first.
- * Repeated scalars are NOT packed (proto2 without [packed=true]): one tag per element.
+ * Bytes written (field names as in onnx/fields.def). Fields appear in increasing field-number order
+ * and every optional field is written exactly when noted, i.e. as protobuf C++ serializes the
+ * equivalent message, so onnx.load_from_string(b).SerializeToString() == b. Varints are unsigned
+ * LEB128; an int64 < 0 is its two's complement (10 bytes). Nested messages are length-delimited with
+ * the length computed first. Repeated scalars are NOT packed (proto2 without [packed=true]): one tag
+ * per element.
  *
  *   ModelProto
  *     1  ir_version        varint     g->ir_version
@@ -92,9 +97,11 @@
  * of every initializer with nbytes >= external_min_bytes and nbytes > 0 (empty tensors stay inline:
  * there is nothing to point at), in initializer order. A tensor of 1 MiB or more starts at a multiple
  * of 64 KiB (so a reader can mmap it page-aligned); a smaller one at a multiple of 16 (so any dtype,
- * complex128 included, is aligned when mapped). Gaps are zeros; the file ends at the last tensor's
- * last byte. The data file is written even when no tensor goes to it, so that a stale file of an
- * earlier save is not left behind. data_location must be a bare file name (no '/', not "." or "..").
+ * complex128 included, is aligned when mapped): ox_extdata_place, with the constants of
+ * onnx/extdata.h, which the reader shares. Gaps are zeros; the file ends at the last tensor's last
+ * byte. The data file is written even when no tensor goes to it, so that a stale file of an earlier
+ * save is not left behind. data_location must be a bare file name (no '/', not "." or "..":
+ * ox_extdata_bare_name).
  *
  * Weights are never copied to a temporary: in memory, raw_data is one memcpy into the caller's
  * buffer; in a file, tensor bytes of 256 KiB and more go straight from tensor->data to write(2),
@@ -107,14 +114,15 @@
  *   OX_ENOMEM  out of memory (the graph's error code is used when it had failed with OX_ENOMEM)
  *   OX_EIO     a file could not be created, written, synced or renamed (message: path, strerror)
  */
-#ifndef OX_PROTO_H
-#define OX_PROTO_H
+#ifndef OX_ONNX_WRITE_H
+#define OX_ONNX_WRITE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "ir/error.h"
 #include "ir/ir.h"
+#include "onnx/extdata.h"   /* OX_EXTERNAL_MIN_BYTES_DEFAULT */
 
 typedef struct ox_save_options {
     bool include_initializers;        /* false: the weights and what was computed from them
@@ -126,7 +134,8 @@ typedef struct ox_save_options {
                                          "location", e.g. "model.onnx.data"; required when
                                          external_data */
     size_t external_min_bytes;        /* tensors smaller than this stay inline even with
-                                         external_data (0 = all external) */
+                                         external_data (0 = all external; the binding's default
+                                         is OX_EXTERNAL_MIN_BYTES_DEFAULT) */
     const char *producer_name, *producer_version; /* NULL: "oxport", "" */
 } ox_save_options;
 

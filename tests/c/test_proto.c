@@ -1,6 +1,8 @@
-/* test_proto.c — the ModelProto writer: exact bytes of small models, a minimal protobuf reader that
- * walks what was written (field order, nesting), the initializer modes, external data files, and
- * the failure paths of saving (fake weights, missing folder, write errors, out of memory).
+/* test_proto.c — the ModelProto writer: the wire codec it shares with the reader (onnx/wire.h),
+ * exact bytes of small models, a minimal protobuf reader that walks what was written (field order,
+ * nesting), the initializer modes, external data files, and the failure paths of saving (fake
+ * weights, missing folder, write errors, out of memory). The minimal reader below is this test's
+ * own, not onnx/wire.h's: the writer is checked against an independent decoder.
  *
  * OX_PROTO_DUMP=<folder>: also save full.onnx (every attribute type, value_info with dim_param,
  * metadata) and ext.onnx + ext.onnx.data there, for a check against the onnx package:
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "onnx/wire.h"
 
 /* ---- a minimal protobuf reader over what the writer produced ---- */
 
@@ -230,6 +233,53 @@ static ox_value *set_meta(ox_value *v, ox_dtype dt, int rank, const ox_dim *dims
 }
 
 /* ---- varints, through an INTS attribute ---- */
+
+/* ---- onnx/wire.h: the varint codec both directions, at every length ---- */
+
+static void test_wire_codec(void) {
+    const uint64_t vals[] = {0, 1, 127, 128, 300, 16383, 16384, (1ull << 21) - 1, 1ull << 21,
+                             (1ull << 32) - 1, 1ull << 35, (1ull << 56) - 1, 1ull << 56, (1ull << 63) - 1,
+                             1ull << 63, UINT64_MAX};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        unsigned char b[OX_VARINT_MAX];
+        size_t n = ox_varint_encode(b, vals[i]);
+        CHECK_EQ_INT(n, ox_varint_len(vals[i]));
+        size_t bits = 1;
+        while (bits < 64 && vals[i] >> bits) bits++;
+        CHECK_EQ_INT(n, (bits + 6) / 7);
+        const uint8_t *p = b;
+        uint64_t v = 0;
+        CHECK(ox_varint_decode(&p, b + n, &v));
+        CHECK(v == vals[i]);
+        CHECK(p == b + n);
+        p = b;
+        CHECK(!ox_varint_decode(&p, b + n - 1, &v));   /* truncated: refused, p unmoved */
+        CHECK(p == b);
+    }
+    CHECK_EQ_INT(ox_varint_len(UINT64_MAX), OX_VARINT_MAX);
+    /* 300 = 0xac 0x02 (the protobuf documentation's example); a redundant 0x80 0x00 is accepted */
+    const uint8_t doc[] = {0xac, 0x02}, padded[] = {0x80, 0x00};
+    const uint8_t *p = doc;
+    uint64_t v = 0;
+    CHECK(ox_varint_decode(&p, doc + 2, &v) && v == 300);
+    p = padded;
+    CHECK(ox_varint_decode(&p, padded + 2, &v) && v == 0);
+    /* past 64 bits: a 10th byte above 1, or an 11th byte */
+    const uint8_t over[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
+    const uint8_t eleven[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
+    p = over;
+    CHECK(!ox_varint_decode(&p, over + sizeof over, &v) && p == over);
+    p = eleven;
+    CHECK(!ox_varint_decode(&p, eleven + sizeof eleven, &v) && p == eleven);
+    /* tags */
+    CHECK_EQ_INT(ox_wire_tag(OX_TensorProto_dims, OX_WIRE_VARINT), 0x08);
+    CHECK_EQ_INT(ox_wire_tag(OX_AttributeProto_type, OX_WIRE_VARINT), 0xa0);
+    uint64_t tag = ox_wire_tag(OX_FIELD_MAX, OX_WIRE_I32);
+    CHECK(ox_wire_field(tag) == OX_FIELD_MAX && ox_wire_type(tag) == OX_WIRE_I32);
+    const uint8_t le[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x80};
+    CHECK(ox_wire_le(le, 4) == 0x04030201u);
+    CHECK(ox_wire_le(le, 8) == 0x8007060504030201ull);
+}
 
 static void test_varints(void) {
     ox_graph *g = ox_graph_new(20);
@@ -848,6 +898,7 @@ static void test_oom(void) {
 int main(void) {
     make_tmp_root();
     const char *dump = getenv("OX_PROTO_DUMP");
+    test_wire_codec();
     test_varints();
     test_exact_bytes();
     test_small_graph();
