@@ -7,9 +7,10 @@
 """
 from ._errors import (CaptureError, LoweringError, OnnxExporterError, OnnxExporterWarning,
                       OnnxRuntimeError, UnsupportedOpError)
+from ._dynamo_export import dynamo_export
 from ._export import export
 from ._fake import enable_fake_mode
-from ._options import DiagnosticOptions, ExportOptions, ONNXRuntimeOptions, dynamo_export
+from ._options import DiagnosticOptions, ExportOptions, ONNXRuntimeOptions
 from ._program import ONNXProgram
 from ._registry import OnnxRegistry, Value, op
 from ._verify import VerificationInfo

@@ -8,7 +8,7 @@ from torch.export import ExportedProgram
 
 from . import _core
 from ._errors import CaptureError
-from ._walk import target_name
+from ._target import target_name
 
 
 def _nonstrict(model, args, kwargs, dynamic_shapes):

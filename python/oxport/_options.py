@@ -1,9 +1,9 @@
-"""ExportOptions, DiagnosticOptions and dynamo_export: torch.onnx's older entry point."""
+"""The option types: ExportOptions and DiagnosticOptions (of dynamo_export, torch.onnx's older entry
+point) and ONNXRuntimeOptions (of ONNXProgram's session). Types only, so that both the program and
+the entry points can import them."""
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,34 +67,3 @@ class ExportOptions:
         self.fake_context = fake_context
         self.onnx_registry = onnx_registry or OnnxRegistry()
         self.diagnostic_options = diagnostic_options or DiagnosticOptions()
-
-
-def dynamo_export(model, /, *model_args, export_options: ExportOptions | None = None, **model_kwargs):
-    """Deprecated as in torch.onnx: use oxport.export(model, args, kwargs=..., dynamo=True)."""
-    from ._export import export
-
-    warnings.warn("oxport.dynamo_export is deprecated, as torch.onnx.dynamo_export is: use "
-                  "oxport.export(model, args, kwargs=kwargs) instead", DeprecationWarning, stacklevel=2)
-    options = export_options or ExportOptions()
-    if not isinstance(options, ExportOptions):
-        raise TypeError(f"export_options must be an oxport.ExportOptions, got {type(options).__name__}")
-    dynamic_shapes = options.dynamic_shapes
-    if dynamic_shapes is True:
-        # torch.onnx's ExportOptions(dynamic_shapes=True): every input dim dynamic.
-        dynamic_shapes = tuple({d: torch.export.Dim.AUTO for d in range(a.dim())}
-                               if isinstance(a, torch.Tensor) else None for a in model_args)
-    elif dynamic_shapes is False:
-        dynamic_shapes = None
-    registry = options.onnx_registry
-    fake = options.fake_context
-    if fake is not None:
-        from torch._subclasses.fake_tensor import FakeTensorMode
-        if not isinstance(fake, FakeTensorMode):
-            raise TypeError(f"ExportOptions.fake_context must be what `with oxport.enable_fake_mode() as ctx` "
-                            f"gives, got {type(fake).__name__}")
-    context = fake if fake is not None else contextlib.nullcontext()
-    with context:   # the export runs in the model's fake mode, as torch.onnx's did
-        return export(model, model_args, kwargs=model_kwargs or None, dynamic_shapes=dynamic_shapes,
-                      opset_version=registry.opset_version,
-                      custom_translation_table=None, _translations=registry._translations(),
-                      _diagnostics=options.diagnostic_options)

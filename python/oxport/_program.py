@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from torch.utils import _pytree
 
 from ._dtypes import ONNX_TO_TORCH
-from ._errors import OnnxRuntimeError
+from ._errors import OnnxExporterWarning, OnnxRuntimeError
+from ._options import ONNXRuntimeOptions
 
 _LARGE_MODEL = 2 * 1024**3   # protobuf's limit: larger models must use external data
 
@@ -105,9 +107,6 @@ class ONNXProgram:
         the weight. Apply weights before optimize(): a weight the optimizer folded into other
         constants (e.g. BatchNorm into Conv) can no longer be replaced, and says so.
         """
-        import warnings
-
-        from ._errors import OnnxExporterWarning
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
         checked = []
@@ -205,7 +204,6 @@ class ONNXProgram:
         path when the model is over 2 GB (saved with external data in a temporary folder that
         release() removes). `options` (an oxport.ONNXRuntimeOptions) configures the default
         initializer. ONNX Runtime's refusal raises OnnxRuntimeError."""
-        from ._options import ONNXRuntimeOptions
         if options is not None:
             if not isinstance(options, ONNXRuntimeOptions):
                 raise TypeError(f"options must be an oxport.ONNXRuntimeOptions, got {type(options).__name__}")
@@ -235,7 +233,6 @@ class ONNXProgram:
         As in torch.onnx's ONNXProgram, `options=oxport.ONNXRuntimeOptions(...)` (recognised by its
         type, so a model argument named `options` still passes through) configures the session; a
         session made with other options is replaced."""
-        from ._options import ONNXRuntimeOptions
         options = None
         if isinstance(kwargs.get("options"), ONNXRuntimeOptions):
             options = kwargs.pop("options")

@@ -31,6 +31,7 @@ import torch
 
 from . import _core
 from ._dtypes import TORCH_TO_ONNX
+from ._target import target_name
 
 CUSTOM_TARGET = "oxport::custom_nodes.default"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -266,7 +267,6 @@ class OnnxRegistry:
 
 def table_to_translations(table) -> dict[str, Callable]:
     """custom_translation_table {op overload: function or [functions]} → {target: function}."""
-    from ._walk import target_name
     if table is None:
         return {}
     if not isinstance(table, dict):

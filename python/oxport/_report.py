@@ -8,6 +8,8 @@ import os
 import resource
 from collections import Counter
 
+from ._target import target_name
+
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -36,7 +38,6 @@ class Report:
         if not self.enabled:
             return
         self.exported_program = str(ep)
-        from ._walk import target_name
         self.aten_ops = Counter(target_name(n.target) for n in ep.graph.nodes if n.op == "call_function")
 
     def note_graph(self, graph) -> None:

@@ -18,6 +18,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 from . import _core, _registry
 from ._errors import LoweringError, OnnxExporterWarning
 from ._dtypes import TORCH_TO_ONNX, onnx_dtype
+from ._target import target_name
 
 _INT64 = TORCH_TO_ONNX[torch.int64]
 _DROPPED = (torch.device, torch.layout, torch.memory_format)
@@ -36,17 +37,6 @@ class Walked:
     input_dtypes: list = field(default_factory=list)  # torch dtypes of the ONNX inputs, in order
     fake_weights: list = field(default_factory=list)  # names of weights with no data
     dropped_mutations: list = field(default_factory=list)
-
-
-def target_name(target) -> str:
-    """"aten::addmm.default" for OpOverloads; a readable name for anything else."""
-    schema = getattr(target, "_schema", None)
-    if schema is not None:
-        return f"{schema.name}.{target._overloadname or 'default'}"
-    if isinstance(target, torch._ops.HigherOrderOperator):
-        return f"higher_order::{target.name()}"
-    module = getattr(target, "__module__", None) or "python"
-    return f"{module}::{getattr(target, '__name__', repr(target))}"
 
 
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
