@@ -24,7 +24,7 @@ _Meta: TypeAlias = tuple[int | None, _Shape | None]
 _Input: TypeAlias = tuple[int, str, int, _Shape | None]
 """(value id, name, ONNX dtype code, shape)."""
 
-_Initializer: TypeAlias = tuple[int, str, int, _Shape, int, int, object]
+_Initializer: TypeAlias = tuple[int, str, int, Sequence[int], int, int, object]
 """(value id, name, ONNX dtype code, dims, data pointer, size in bytes, owner). Pointer 0: a fake
 weight (no data). The owner (the tensor) is kept alive as long as the graph."""
 

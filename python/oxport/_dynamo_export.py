@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from typing import Any
 
 import torch
 
 from ._export import export
+from ._program import ONNXProgram
 from ._options import ExportOptions
 
 
-def dynamo_export(model, /, *model_args, export_options: ExportOptions | None = None, **model_kwargs):
+def dynamo_export(model: torch.nn.Module | torch.export.ExportedProgram, /, *model_args: Any,
+                  export_options: ExportOptions | None = None, **model_kwargs: Any) -> ONNXProgram:
     """Deprecated as in torch.onnx: use oxport.export(model, args, kwargs=..., dynamo=True)."""
     warnings.warn("oxport.dynamo_export is deprecated, as torch.onnx.dynamo_export is: use "
                   "oxport.export(model, args, kwargs=kwargs) instead", DeprecationWarning, stacklevel=2)

@@ -4,6 +4,7 @@ the entry points can import them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,9 @@ class ONNXRuntimeOptions:
     execution_provider_options: one dict per provider in execution_providers.
     """
 
-    def __init__(self, *, session_options=None, execution_providers=None, execution_provider_options=None):
+    def __init__(self, *, session_options: Any = None,
+                 execution_providers: str | Sequence[str | tuple[str, dict[str, Any]]] | None = None,
+                 execution_provider_options: Sequence[dict[str, Any]] | None = None) -> None:
         if session_options is not None and not hasattr(session_options, "graph_optimization_level"):
             items = list(session_options)
             if len(items) != 1:
@@ -58,7 +61,7 @@ class ExportOptions:
 
     def __init__(self, *, dynamic_shapes: Any = None, fake_context: Any = None,
                  onnx_registry: OnnxRegistry | None = None,
-                 diagnostic_options: DiagnosticOptions | None = None):
+                 diagnostic_options: DiagnosticOptions | None = None) -> None:
         if onnx_registry is not None and not isinstance(onnx_registry, OnnxRegistry):
             raise TypeError(f"onnx_registry must be an oxport.OnnxRegistry, got {type(onnx_registry).__name__}")
         if diagnostic_options is not None and not isinstance(diagnostic_options, DiagnosticOptions):
