@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-import models
+import demo_models
 import oxport
 from oxport import op
 
@@ -135,7 +135,7 @@ def test_onnxscript_arguments_must_fit():
 
 def test_onnxscript_replaces_builtin():
     from tests_onnxscript_fn import sigmoid_as_tanh_fn
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False,
                             custom_translation_table={torch.ops.aten.sigmoid.default: sigmoid_as_tanh_fn})
     ops = [n.op_type for n in program.model_proto.graph.node]
@@ -148,7 +148,7 @@ def test_translation_replaces_builtin():
     def sigmoid_as_tanh(x):   # sigmoid(x) = (tanh(x/2) + 1) / 2
         half = op.constant(0.5, dtype=x.dtype)
         return op.Mul(op.Add(op.Tanh(op.Mul(x, half)), op.constant(1.0, dtype=x.dtype)), half)
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False,
                             custom_translation_table={torch.ops.aten.sigmoid.default: [sigmoid_as_tanh]})
     ops = [n.op_type for n in program.model_proto.graph.node]
@@ -176,7 +176,7 @@ def test_op_outside_translation():
 
 
 def test_bad_translation_table():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.raises(TypeError, match="op overload"):
         oxport.export(model, args, custom_translation_table={"aten::relu": builder_translation})
     with pytest.raises(TypeError, match="must be a dict"):
@@ -218,7 +218,7 @@ def test_dynamo_export_with_registry():
 
 
 def test_dynamo_export_dynamic_shapes_true():
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     with pytest.warns(DeprecationWarning):
         program = oxport.dynamo_export(model, *args, export_options=oxport.ExportOptions(dynamic_shapes=True))
     x = torch.randn(3, 3, 32, 32)
@@ -229,12 +229,12 @@ def test_dynamo_export_with_fake_context():
     """torch.onnx's documented fake-mode flow: the model and inputs made under the context, its
     mode passed as ExportOptions(fake_context=...), real weights applied afterwards."""
     with oxport.enable_fake_mode() as fake_context:
-        model = models.MLPModel()
+        model = demo_models.MLPModel()
         x = torch.rand(97, 8)
     with pytest.warns(DeprecationWarning):
         program = oxport.dynamo_export(model, x, export_options=oxport.ExportOptions(fake_context=fake_context))
     assert program._graph.has_fake_weights()
-    real, (xr,) = models.mlp()
+    real, (xr,) = demo_models.mlp()
     program.apply_weights(dict(real.state_dict()))
     torch.testing.assert_close(program(xr)[0], real(xr))
     with pytest.raises(TypeError, match="fake_context"), pytest.warns(DeprecationWarning):
@@ -271,7 +271,7 @@ def test_diagnostic_verbosity_restored():
     logger = logging.getLogger("oxport")
     before = logger.level
     options = oxport.ExportOptions(diagnostic_options=oxport.DiagnosticOptions(verbosity_level=logging.DEBUG))
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.warns(DeprecationWarning):
         oxport.dynamo_export(model, *args, export_options=options)
     assert logger.level == before

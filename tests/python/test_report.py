@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-import models
+import demo_models
 import oxport
 
 
@@ -57,7 +57,7 @@ def test_three_unsupported_ops_in_one_error(tmp_path):
 
 
 def test_success_report_with_verify_and_profile(tmp_path):
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     program = oxport.export(model, args, report=True, verify=True, profile=True,
                             dump_exported_program=True, artifacts_dir=tmp_path, verbose=False)
     assert program.report_path and program.report_path.endswith("_success.md")
@@ -79,7 +79,7 @@ def test_success_report_with_verify_and_profile(tmp_path):
 
 
 def test_dump_exported_program_loads_back(tmp_path):
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     oxport.export(model, args, dump_exported_program=True, artifacts_dir=tmp_path, verbose=False)
     (pt2,) = [p for p in os.listdir(tmp_path) if p.endswith(".pt2")]
     ep = torch.export.load(str(tmp_path / pt2))

@@ -5,12 +5,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import models
+import demo_models
 import oxport
 
 
 def _program():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     return oxport.export(model, args, verbose=False), model, args
 
 

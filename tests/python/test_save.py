@@ -78,8 +78,8 @@ def test_external_data(exported, tmp_path):
 
 
 def test_export_with_f_saves(tmp_path):
-    import models
-    model, args = models.cnn()
+    import demo_models
+    model, args = demo_models.cnn()
     path = tmp_path / "cnn.onnx"
     oxport.export(model, args, f=path, verbose=False)
     # As torch.onnx: with f, weights go to external data by default.
