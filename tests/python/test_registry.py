@@ -45,7 +45,7 @@ def test_custom_op_with_builder():
 def test_custom_op_with_onnxscript_function():
     """The function travels to C as its FunctionProto and is inlined there: the model holds its
     nodes, no function and no call of one. alpha=3.0 comes from the call site (the default is 2.0)."""
-    from tests_onnxscript_fn import scaled_relu_fn   # module-level source: onnxscript parses it
+    from onnxscript_functions import scaled_relu_fn   # module-level source: onnxscript parses it
     model, x = UsesCustomOp(), torch.randn(5, 4)
     program = oxport.export(model, (x,), verbose=False,
                             custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: scaled_relu_fn})
@@ -74,7 +74,7 @@ class TwoCalls(torch.nn.Module):
 
 
 def test_onnxscript_names_unique_and_two_outputs():
-    from tests_onnxscript_fn import relu_and_neg, scaled_relu_fn
+    from onnxscript_functions import relu_and_neg, scaled_relu_fn
     model, x = TwoCalls(), torch.randn(4, 3)
     table = {torch.ops.oxport_reg.scaled_relu.default: scaled_relu_fn,
              torch.ops.oxport_reg.relu_and_neg.default: relu_and_neg}
@@ -94,7 +94,7 @@ def test_onnxscript_names_unique_and_two_outputs():
 def test_onnxscript_nested_functions():
     """A function calling functions of its domain, an attribute passed down two calls (alpha has
     no default in relu_then_times): all inlined, the domain never reaches the model."""
-    from tests_onnxscript_fn import scaled_relu_nested
+    from onnxscript_functions import scaled_relu_nested
     model, x = UsesCustomOp(), torch.randn(5, 4)
     program = oxport.export(model, (x,), verbose=False,
                             custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: scaled_relu_nested})
@@ -107,7 +107,7 @@ def test_onnxscript_nested_functions():
 
 def test_onnxscript_newer_opset_refused():
     """A function importing opset 22 does not go into an opset-20 model; at opset 22 it does."""
-    from tests_onnxscript_fn import scaled_relu_opset22
+    from onnxscript_functions import scaled_relu_opset22
     model, x = UsesCustomOp(), torch.randn(5, 4)
     table = {torch.ops.oxport_reg.scaled_relu.default: scaled_relu_opset22}
     with pytest.raises(oxport.LoweringError, match=r"oxport_reg::scaled_relu.default \(node scaled_relu.*"
@@ -119,7 +119,7 @@ def test_onnxscript_newer_opset_refused():
 
 
 def test_onnxscript_other_domain_version_refused():
-    from tests_onnxscript_fn import binarize_ml2
+    from onnxscript_functions import binarize_ml2
     model, x = UsesCustomOp(), torch.randn(5, 4)
     with pytest.raises(oxport.LoweringError, match="imports domain 'ai.onnx.ml' at version 2"):
         oxport.export(model, (x,), verbose=False,
@@ -127,14 +127,14 @@ def test_onnxscript_other_domain_version_refused():
 
 
 def test_onnxscript_arguments_must_fit():
-    from tests_onnxscript_fn import relu_and_neg        # takes x only; scaled_relu passes alpha too
+    from onnxscript_functions import relu_and_neg        # takes x only; scaled_relu passes alpha too
     with pytest.raises(oxport.LoweringError, match="do not fit its parameters"):
         oxport.export(UsesCustomOp(), (torch.randn(2, 4),), verbose=False,
                       custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: relu_and_neg})
 
 
 def test_onnxscript_replaces_builtin():
-    from tests_onnxscript_fn import sigmoid_as_tanh_fn
+    from onnxscript_functions import sigmoid_as_tanh_fn
     model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False,
                             custom_translation_table={torch.ops.aten.sigmoid.default: sigmoid_as_tanh_fn})
