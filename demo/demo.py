@@ -14,9 +14,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import demo_models  # noqa: E402
-
-import oxport  # noqa: E402
+import demo_models
+import oxport
 
 
 def main() -> int:

@@ -11,9 +11,8 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import demo_models  # noqa: E402
-
-import oxport  # noqa: E402
+import demo_models
+import oxport
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 

@@ -30,8 +30,9 @@ def _draft(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 
 _Strategy = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any] | None, Any], ExportedProgram]
 
-STRATEGIES: tuple[tuple[str, _Strategy], ...] = (("torch.export(strict=False)", _nonstrict), ("torch.export(strict=True)", _strict),
-              ("torch.export.draft_export", _draft))
+STRATEGIES: tuple[tuple[str, _Strategy], ...] = (
+    ("torch.export(strict=False)", _nonstrict), ("torch.export(strict=True)", _strict),
+    ("torch.export.draft_export", _draft))
 
 
 def capture(model: torch.nn.Module | ExportedProgram, args: tuple[Any, ...],

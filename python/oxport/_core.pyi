@@ -15,7 +15,7 @@ from typing import TypeAlias, TypedDict, final
 _Shape: TypeAlias = Sequence[int | str]
 """Dims as ints, or strings naming a symbolic dim (written as dim_param)."""
 
-_Arg: TypeAlias = None | bool | int | float | str | bytes | Ref | Sequence[_Arg]
+_Arg: TypeAlias = bool | int | float | str | bytes | Ref | Sequence[_Arg] | None
 """One node argument: a Ref for a graph value, lists of arguments nested at most 8 deep."""
 
 _Meta: TypeAlias = tuple[int | None, _Shape | None]

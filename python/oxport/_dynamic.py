@@ -45,7 +45,7 @@ def from_dynamic_axes(model: _Model, args: tuple[Any, ...], kwargs: dict[str, An
 
 def _check_and_convert(spec: Any, where: str, names: AxisNames, path: tuple[Any, ...]) -> Any:
     """Returns spec with strings replaced by Dim.DYNAMIC; records (path, axis) -> name."""
-    if spec is None or isinstance(spec, int) and not isinstance(spec, bool):
+    if spec is None or (isinstance(spec, int) and not isinstance(spec, bool)):
         return spec
     if isinstance(spec, dict) and all(isinstance(k, int) for k in spec):
         out = {}
@@ -83,7 +83,8 @@ def _axis(d: Any, where: str, names: AxisNames, path: tuple[Any, ...], axis: int
 
 def prepare(model: _Model, args: tuple[Any, ...], kwargs: dict[str, Any],
             dynamic_shapes: Any) -> tuple[Any, AxisNames]:
-    """Validates dynamic_shapes before capture. Returns (spec for torch.export, {(path, axis): name})."""
+    """Validates dynamic_shapes before capture. Returns (spec for torch.export,
+    {(path, axis): name})."""
     names: AxisNames = {}
     spec: Any
     if dynamic_shapes is None:
@@ -97,7 +98,8 @@ def prepare(model: _Model, args: tuple[Any, ...], kwargs: dict[str, Any],
                                  f"(inputs: {sorted(params)})")
         spec = {k: _check_and_convert(v, f"[{k!r}]", names, (k,)) for k, v in dynamic_shapes.items()}
     elif isinstance(dynamic_shapes, (tuple, list)):
-        # Counted by parameter, as torch.export does: forward(*args) takes one entry for all its args.
+        # Counted by parameter, as torch.export does: forward(*args) takes one entry for all
+        # its args.
         n_inputs = (len(_combine_args(model, args, kwargs)) if isinstance(model, torch.nn.Module)
                     else len(args) + len(kwargs or {}))
         if len(dynamic_shapes) != n_inputs:

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from ._export import export
-from ._program import ONNXProgram
 from ._options import ExportOptions
+from ._program import ONNXProgram
 
 
 def dynamo_export(model: torch.nn.Module | torch.export.ExportedProgram, /, *model_args: Any,
@@ -23,7 +23,7 @@ def dynamo_export(model: torch.nn.Module | torch.export.ExportedProgram, /, *mod
     dynamic_shapes = options.dynamic_shapes
     if dynamic_shapes is True:
         # torch.onnx's ExportOptions(dynamic_shapes=True): every input dim dynamic.
-        dynamic_shapes = tuple({d: torch.export.Dim.AUTO for d in range(a.dim())}
+        dynamic_shapes = tuple(dict.fromkeys(range(a.dim()), torch.export.Dim.AUTO)
                                if isinstance(a, torch.Tensor) else None for a in model_args)
     elif dynamic_shapes is False:
         dynamic_shapes = None

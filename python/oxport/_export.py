@@ -14,13 +14,11 @@ import torch
 from torch.export import ExportedProgram
 from torch.utils import _pytree
 
-from . import _core
-from . import _dynamic, _fake, _registry
+from . import _core, _dynamic, _fake, _registry
 from ._capture import capture, decompose, functionalize_inplace, needs_decomposition
-from ._options import DiagnosticOptions
-from ._errors import (LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError,
-                      format_unsupported)
 from ._dtypes import TORCH_TO_ONNX
+from ._errors import LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError, format_unsupported
+from ._options import DiagnosticOptions
 from ._program import ONNXProgram
 from ._report import Report
 from ._verify import verify as verify_outputs
@@ -45,7 +43,8 @@ except Exception:  # not installed as a distribution (e.g. running from a source
 
 
 class _Stages:
-    """Times each stage, prints `[oxport] <stage> <seconds> s` unless quiet, and tells the report."""
+    """Times each stage, prints `[oxport] <stage> <seconds> s` unless quiet, and tells the
+    report."""
 
     def __init__(self, verbose: bool, report: Report) -> None:
         self.verbose = verbose
@@ -151,8 +150,8 @@ def export(
     `report=True` writes `onnx_export_<timestamp>_<status>.md` to `artifacts_dir`, on success and on
     failure (the error then names the file). `verify=True` runs ONNX Runtime on the example inputs
     and compares with eager (`program.verification`), warning for an output whose max abs difference
-    passes `verify_atol + verify_rtol * max|eager output|`. `profile=True` adds a profile of the export
-    to the report; `dump_exported_program=True` saves the ExportedProgram as a .pt2 file.
+    passes `verify_atol + verify_rtol * max|eager output|`. `profile=True` adds a profile of the
+    export to the report; `dump_exported_program=True` saves the ExportedProgram as a .pt2 file.
     """
     opset = DEFAULT_OPSET if opset_version is None else opset_version
     args, kwargs = _check_arguments(model, args, kwargs, f, input_names, output_names, opset, dynamo)

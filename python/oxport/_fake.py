@@ -1,14 +1,15 @@
-"""enable_fake_mode(): build models and inputs as fake tensors (shapes and dtypes, no memory), export
-them, and supply real weights afterwards with ONNXProgram.apply_weights.
+"""enable_fake_mode(): build models and inputs as fake tensors (shapes and dtypes, no memory),
+export them, and supply real weights afterwards with ONNXProgram.apply_weights.
 
 Why torch.onnx's version broke with Hugging Face transformers: a transformers model computes some
 tensors in __init__ and registers them as *non-persistent* buffers (Llama's rotary `inv_freq`, from
 `base ** (arange(0, dim, 2) / dim)`). Under fake mode they are fake too, and since they are not in
 any state_dict, `apply_weights(real.state_dict())` can never supply them: the exported model keeps a
 weight with no data. Here the fake mode records, for every small tensor it produces with
-deterministic ops, how it was computed (op and arguments: a thunk), and when the context exits every non-persistent buffer registered inside it is computed for real from its
-thunk. (An export *inside* the context still sees them fake: torch.export fakifies the model's
-real buffers under an active fake mode.) Parameters and persistent buffers stay fake; they come from the state_dict. Random ops
+deterministic ops, how it was computed (op and arguments: a thunk), and when the context exits every
+non-persistent buffer registered inside it is computed for real from its thunk. (An export *inside*
+the context still sees them fake: torch.export fakifies the model's real buffers under an active
+fake mode.) Parameters and persistent buffers stay fake; they come from the state_dict. Random ops
 (`nondeterministic_seeded`) leave no thunk, so a buffer drawn at random stays fake.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ class _NotComputable(Exception):
 class _Thunk:
     """How a fake tensor was computed: func(*args, **kwargs), output `index` of its flat outputs.
     For an in-place op, args[0] is the thunk of the tensor before the op."""
-    __slots__ = ("func", "args", "kwargs", "index", "inplace")
+    __slots__ = ("args", "func", "index", "inplace", "kwargs")
 
     def __init__(self, func: Any, args: Any, kwargs: Any, index: int | None,
                  inplace: bool = False) -> None:

@@ -9,20 +9,18 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch.utils import _pytree
 from torch.utils.dlpack import from_dlpack
 
+from . import _core
 from ._dtypes import ONNX_TO_TORCH
 from ._errors import OnnxExporterWarning, OnnxRuntimeError
-from . import _core
 from ._options import ONNXRuntimeOptions
-
 from ._verify import VerificationInfo
 
 if TYPE_CHECKING:
-    import onnx   # imported when first needed: it is slow to import
+    import onnx  # imported when first needed: it is slow to import
 
 _LARGE_MODEL = 2 * 1024**3   # protobuf's limit: larger models must use external data
 

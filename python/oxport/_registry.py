@@ -14,9 +14,9 @@ A translation may also be an onnxscript function (`@onnxscript.script()`): the o
 inputs and its other arguments the call's attributes.
 
 The walker runs the translation once per use and hands the recorded nodes to the C core, which
-emits them (the `oxport::custom_nodes` row of src/lower/lower.c); an onnxscript function is recorded as
-one call and travels as its FunctionProto, which the C core inlines (src/onnx/inline.c). A translation
-replaces a built-in lowering or supplies an op oxport lacks, e.g. one made with
+emits them (the `oxport::custom_nodes` row of src/lower/lower.c); an onnxscript function is recorded
+as one call and travels as its FunctionProto, which the C core inlines (src/onnx/inline.c). A
+translation replaces a built-in lowering or supplies an op oxport lacks, e.g. one made with
 torch.library.custom_op.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Value:
     """An ONNX value inside a translation: a graph value (`ref`) or an output of a node the
     translation made (`index`)."""
-    __slots__ = ("ref", "index", "dtype", "shape")
+    __slots__ = ("dtype", "index", "ref", "shape")
 
     def __init__(self, ref: _core.Ref | None = None, index: int | None = None,
                  dtype: torch.dtype | None = None, shape: tuple[Any, ...] | None = None) -> None:
@@ -66,7 +66,7 @@ _recorder: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("ox
 
 
 def _attr(name: str, value: object) -> list[Any]:
-    if isinstance(value, bool) or isinstance(value, (int, np.integer)):
+    if isinstance(value, (bool, int, np.integer)):
         return [name, "int", int(value)]
     if isinstance(value, (float, np.floating)):
         return [name, "float", float(value)]
@@ -145,7 +145,8 @@ def _add_node(op_type: str, domain: str, inputs: Sequence[Any], attrs: Mapping[s
     return outs[0] if noutputs == 1 else outs
 
 
-_protos_cache: weakref.WeakKeyDictionary[Any, tuple[Any, list[bytes]]] = weakref.WeakKeyDictionary()   # fn -> _function_protos(fn)
+# fn -> _function_protos(fn)
+_protos_cache: weakref.WeakKeyDictionary[Any, tuple[Any, list[bytes]]] = weakref.WeakKeyDictionary()
 
 
 def _function_protos(fn: Any) -> tuple[Any, list[bytes]]:
@@ -291,4 +292,4 @@ def table_to_translations(table: dict[Any, Any] | None) -> dict[str, Callable[..
     return out
 
 
-__all__ = ["OnnxRegistry", "Value", "op", "BuiltinLowering"]
+__all__ = ["BuiltinLowering", "OnnxRegistry", "Value", "op"]

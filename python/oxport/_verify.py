@@ -1,4 +1,5 @@
-"""verify=True: the exported model run in ONNX Runtime against eager PyTorch on the example inputs."""
+"""verify=True: the exported model run in ONNX Runtime against eager PyTorch on the example
+inputs."""
 from __future__ import annotations
 
 import warnings

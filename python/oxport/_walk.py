@@ -18,8 +18,8 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
 from . import _core, _registry
-from ._errors import LoweringError, OnnxExporterWarning
 from ._dtypes import TORCH_TO_ONNX, onnx_dtype
+from ._errors import LoweringError, OnnxExporterWarning
 from ._target import target_name
 
 _INT64 = TORCH_TO_ONNX[torch.int64]
@@ -149,7 +149,7 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
         raise ValueError(f"input_names has {len(input_names)} names but the model has "
                          f"{len(tensor_inputs)} tensor inputs")
     k = 0
-    for node, spec in user:
+    for node, _spec in user:
         val = node.meta.get("val")
         if not isinstance(val, torch.Tensor):
             literals[node] = val if not isinstance(val, torch.SymInt) else None

@@ -92,7 +92,8 @@ def test_varargs_forward_takes_one_entry_for_all_its_args():
 
 
 class CatSplit(torch.nn.Module):
-    """Two batches through one layer and back, as torchvision's RoIHeads splits its boxes per image."""
+    """Two batches through one layer and back, as torchvision's RoIHeads splits its boxes per
+    image."""
 
     def forward(self, a, b):
         y = torch.cat([a, b]).relu() * 2

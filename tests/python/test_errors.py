@@ -16,7 +16,7 @@ def no_capture(monkeypatch):
 
 
 def test_model_not_a_module(no_capture):
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
         oxport.export(lambda x: x, (torch.zeros(1),))
 
 

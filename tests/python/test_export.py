@@ -9,7 +9,7 @@ import oxport
 
 @pytest.mark.parametrize("opset", [18, 20, 23])
 def test_models_match_eager(model_case, opset):
-    name, model, args, expected = model_case
+    _name, model, args, expected = model_case
     program = oxport.export(model, args, dynamo=True, opset_version=opset, verbose=False)
     program.optimize()
     proto = program.model_proto
@@ -51,7 +51,7 @@ def test_exported_program_as_model():
 
 def test_decomposed_forms_lower(model_case):
     """The core-ATen forms torch produces after run_decompositions lower too."""
-    name, model, args, expected = model_case
+    _name, model, args, expected = model_case
     ep = torch.export.export(model, args).run_decompositions()
     program = oxport.export(ep, args, verbose=False)
     torch.testing.assert_close(program(*args)[0], expected)
@@ -60,7 +60,7 @@ def test_decomposed_forms_lower(model_case):
 def test_skipping_the_retrace_matches_decomposing(model_case):
     """The export that skips run_decompositions (every op native) computes what the export of the
     decomposed program computes."""
-    name, model, args, expected = model_case
+    _name, model, args, _expected = model_case
     ep = torch.export.export(model, args)
     native = oxport.export(ep, args, verbose=False)
     decomposed = oxport.export(ep.run_decompositions(), args, verbose=False)
@@ -143,7 +143,7 @@ def test_optimize_removes_dead_code():
 def test_optimize_keeps_outputs_and_shrinks(model_case):
     """The optimized graph computes what the unoptimized one does, with no more nodes, and no
     Identity or Constant node is left."""
-    name, model, args, expected = model_case
+    _name, model, args, _expected = model_case
     program = oxport.export(model, args, optimize=False, verbose=False)
     before = program(*args)
     n_before = len(program.model_proto.graph.node)

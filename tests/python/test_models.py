@@ -141,7 +141,7 @@ def test_llama_with_dynamic_cache_at_other_sizes():
 
 @pytest.mark.parametrize("name", ["t5", "whisper_decoder", "resnet_hf"])
 def test_corpus_model_matches_eager(name):
-    family, build = corpus.corpus()[name]
+    _family, build = corpus.corpus()[name]
     model, args, _ = build()
     program = oxport.export(model, args, verbose=False)
     with torch.no_grad():

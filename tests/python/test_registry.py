@@ -44,8 +44,9 @@ def test_custom_op_with_builder():
 
 def test_custom_op_with_onnxscript_function():
     """The function travels to C as its FunctionProto and is inlined there: the model holds its
-    nodes, no function and no call of one. alpha=3.0 comes from the call site (the default is 2.0)."""
-    from onnxscript_functions import scaled_relu_fn   # module-level source: onnxscript parses it
+    nodes, no function and no call of one. alpha=3.0 comes from the call site (the default is
+    2.0)."""
+    from onnxscript_functions import scaled_relu_fn  # module-level source: onnxscript parses it
     model, x = UsesCustomOp(), torch.randn(5, 4)
     program = oxport.export(model, (x,), verbose=False,
                             custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: scaled_relu_fn})
@@ -121,13 +122,13 @@ def test_onnxscript_newer_opset_refused():
 def test_onnxscript_other_domain_version_refused():
     from onnxscript_functions import binarize_ml2
     model, x = UsesCustomOp(), torch.randn(5, 4)
-    with pytest.raises(oxport.LoweringError, match="imports domain 'ai.onnx.ml' at version 2"):
+    with pytest.raises(oxport.LoweringError, match=r"imports domain 'ai\.onnx\.ml' at version 2"):
         oxport.export(model, (x,), verbose=False,
                       custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: binarize_ml2})
 
 
 def test_onnxscript_arguments_must_fit():
-    from onnxscript_functions import relu_and_neg        # takes x only; scaled_relu passes alpha too
+    from onnxscript_functions import relu_and_neg  # takes x only; scaled_relu passes alpha too
     with pytest.raises(oxport.LoweringError, match="do not fit its parameters"):
         oxport.export(UsesCustomOp(), (torch.randn(2, 4),), verbose=False,
                       custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: relu_and_neg})
@@ -165,7 +166,7 @@ def test_translation_error_names_op_and_node():
 
 
 def test_translation_must_return_values():
-    with pytest.raises(oxport.LoweringError, match="must return values made with oxport.op"):
+    with pytest.raises(oxport.LoweringError, match=r"must return values made with oxport\.op"):
         oxport.export(UsesCustomOp(), (torch.randn(2, 4),), verbose=False,
                       custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: lambda x, a: 3})
 

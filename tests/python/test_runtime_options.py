@@ -1,6 +1,6 @@
-"""ONNXRuntimeOptions (torch.onnx.ONNXRuntimeOptions): session options, execution providers and their
-options reach the default ONNX Runtime session, given to ONNXProgram.__call__ as torch.onnx took it, or
-to initialize_inference_session."""
+"""ONNXRuntimeOptions (torch.onnx.ONNXRuntimeOptions): session options, execution providers and
+their options reach the default ONNX Runtime session, given to ONNXProgram.__call__ as torch.onnx
+took it, or to initialize_inference_session."""
 import onnxruntime as ort
 import pytest
 import torch
