@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 BUILD   := build
 JOBS    ?= 2
 
-.PHONY: demo test build ctest pytest clean bench fuzz coverage coverage-oxport coverage-ci core-aten large models
+.PHONY: demo test build ctest pytest lint clean bench fuzz coverage coverage-oxport coverage-ci core-aten large models
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -34,6 +34,20 @@ pytest: build
 	$(PY) -m pytest -q
 
 test: ctest pytest
+
+# The linters CI runs (configured in pyproject.toml): ruff over the Python (ruff format is not used),
+# mypy --strict on the package, the _core.pyi stub against the built extension, no import cycles in
+# the package, and clang-format over the C once the repo has a .clang-format (skipped, with a note,
+# where clang-format is not installed; .ci/run installs it).
+C_SOURCES = $(shell find src tests/c fuzz -name '*.[ch]' 2>/dev/null) $(wildcard tools/*.c)
+lint: build
+	$(PY) -m ruff check
+	$(PY) -m mypy --strict
+	$(PY) -m mypy.stubtest oxport._core
+	$(PY) tools/import_cycles.py python/oxport
+	@if [ ! -f .clang-format ]; then echo "lint: no .clang-format, the C is not checked"; \
+	elif ! command -v clang-format >/dev/null 2>&1; then echo "lint: clang-format is not installed, the C is not checked"; \
+	else echo "clang-format --dry-run --Werror (C sources)"; clang-format --dry-run --Werror $(C_SOURCES); fi
 
 clean:
 	rm -rf $(BUILD) .venv

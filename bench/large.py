@@ -6,11 +6,11 @@
 
 (a) real: a Llama config with about 2.5 GB of float32 random weights. Export with oxport, save with
     external data, load the saved file in ONNX Runtime and compare with eager. The peak RSS of the
-    export and of the save is sampled from /proc/self/statm every 5 ms (ru_maxrss cannot tell the two
-    apart in one process), against the weight size; target: peak <= weights * 1.25 + 1 GiB.
+    export and of the save is sampled from /proc/self/statm every 5 ms (ru_maxrss cannot tell the
+    two apart in one process), against the weight size; target: peak <= weights * 1.25 + 1 GiB.
 (b) fake: under oxport.enable_fake_mode(), the Llama-2-7B architecture (32 layers, hidden 4096,
-    intermediate 11008, 32 heads, vocab 32000), exported and saved without initializers; time and peak
-    RSS of the whole run (model construction included); targets: < 2 min, < 4 GiB.
+    intermediate 11008, 32 heads, vocab 32000), exported and saved without initializers; time and
+    peak RSS of the whole run (model construction included); targets: < 2 min, < 4 GiB.
 
 Each step runs in a fresh process (`bench/large.py --step ...`) so that one step's memory does not
 count against the next; a step prints its figures as the last stdout line after `LARGE_JSON `.
@@ -209,9 +209,12 @@ def write_markdown(res: dict, path: str) -> None:
             f"intermediate {r['config']['intermediate_size']}, vocab {r['config']['vocab_size']}), sequence {SEQ}:", "",
             "| step | time | peak RSS | RSS target (weights × 1.25 + 1 GiB) |",
             "| --- | --- | --- | --- |",
-            f"| model built and run eagerly | {r['build_seconds']} s (build) | {_gb(r['rss_after_model_and_eager'])} (after) | |",
-            f"| export (`oxport.export`) | {r['export_seconds']} s | {_gb(r['export_peak_rss'])} | {_gb(r['target_peak_rss'])} |",
-            f"| save, external data | {r['save_seconds']} s | {_gb(r['save_peak_rss'])} | {_gb(r['target_peak_rss'])} |",
+            f"| model built and run eagerly | {r['build_seconds']} s (build) | "
+            f"{_gb(r['rss_after_model_and_eager'])} (after) | |",
+            f"| export (`oxport.export`) | {r['export_seconds']} s | {_gb(r['export_peak_rss'])} | "
+            f"{_gb(r['target_peak_rss'])} |",
+            f"| save, external data | {r['save_seconds']} s | {_gb(r['save_peak_rss'])} | "
+            f"{_gb(r['target_peak_rss'])} |",
             "",
             f"Peak over export and save: {_gb(r['peak_rss'])}, i.e. weights + "
             f"{_gb(r['peak_rss'] - r['weight_bytes'])}, of which {_gb(r['rss_before_model'])} is Python and torch "
@@ -223,7 +226,8 @@ def write_markdown(res: dict, path: str) -> None:
             lines += [f"Loaded in ONNX Runtime in {c['ort_load_seconds']} s (peak RSS of that process "
                       f"{_gb(c['ort_peak_rss'])}); logits vs eager: max abs diff {c['max_abs_diff']:.2e}, "
                       f"{'match' if c['matches_eager'] else '**do not match**'} (rtol 1e-3, atol 1e-4)."
-                      + (f" `oxport-inspect` on the saved model: {c['inspect_seconds']} s." if c.get("inspect_seconds") is not None else ""),
+                      + (f" `oxport-inspect` on the saved model: {c['inspect_seconds']} s."
+                         if c.get("inspect_seconds") is not None else ""),
                       ""]
         else:
             lines += [f"ONNX Runtime check failed: `{c.get('error', '?')}`", ""]
@@ -265,7 +269,8 @@ def main() -> None:
 
     import torch
     res = {"date": time.strftime("%Y-%m-%d", time.gmtime()),
-           "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / GIB:.0f} GiB, "
+           "machine": f"{os.cpu_count()} cores, "
+                      f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / GIB:.0f} GiB, "
                       f"{platform.machine()}, torch {torch.__version__}"}
     if a.only in (None, "real"):
         res["real"] = run_step("real_export", a.work)
@@ -279,7 +284,8 @@ def main() -> None:
     with open(a.json, "w") as fh:
         json.dump(res, fh, indent=1)
     write_markdown(res, a.md)
-    print(open(a.md).read())
+    with open(a.md) as fh:
+        print(fh.read())
 
 
 if __name__ == "__main__":

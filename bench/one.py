@@ -10,8 +10,8 @@ eager. An export that raises is reported with status "failed" and the first line
 Stages (seconds): capture (torch.export), decompose (run_decompositions), translate (ATen → ONNX),
 optimize, save. For torch.onnx, capture runs torch.onnx's own capture strategies, the
 ExportedProgram then goes to torch.onnx.export(..., optimize=False) with run_decompositions timed by
-a wrapper (translate is the rest of that call: building the op registry, type promotion, translation),
-and ONNXProgram.optimize() and save() are timed apart: the same work as
+a wrapper (translate is the rest of that call: building the op registry, type promotion,
+translation), and ONNXProgram.optimize() and save() are timed apart: the same work as
 torch.onnx.export(model, dynamo=True, optimize=True) followed by save.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from torch.utils import _pytree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import zoo  # noqa: E402
+import zoo
 
 MARKER = "BENCH_JSON "
 STAGES = ("capture", "decompose", "translate", "optimize", "save")
@@ -71,14 +71,14 @@ def stopwatch(owner, attr: str) -> list[float]:
     return spent
 
 
-# ---- the two exporters: each imports what it needs, exports, saves and returns its stage times ----
+# ---- the two exporters: each imports what it needs, exports, saves, returns its stage times ----
 
 def import_torch_export():
     """torch.export's lazily imported machinery (dynamo, sympy, aot_autograd, networkx), imported
     before the baseline by both children: torch.onnx's own imports pull much of it in, so otherwise
     oxport's capture stage would pay for imports that torch.onnx's does not."""
-    import torch._dynamo  # noqa: F401
-    import torch.export._trace  # noqa: F401
+    import torch._dynamo
+    import torch.export._trace
     import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 
@@ -105,7 +105,8 @@ def import_torch_onnx():
 
 
 def torch_onnx_capture(model, args):
-    """What torch.onnx.export does first: its capture strategies in order, the first that succeeds."""
+    """What torch.onnx.export does first: its capture strategies in order, the first
+    that succeeds."""
     from torch.onnx._internal.exporter import _capture_strategies
 
     failures = []
@@ -134,7 +135,8 @@ EXPORTERS = {"oxport": (import_oxport, export_oxport),
 # ---- what is measured on the saved model, the same for both ----
 
 def inspect_file(path: str) -> dict:
-    """Node count, initializer bytes (from dims and dtype, so external data counts too), bytes on disk."""
+    """Node count, initializer bytes (from dims and dtype, so external data counts too),
+    bytes on disk."""
     import onnx
 
     proto = onnx.load(path, load_external_data=False)
@@ -188,7 +190,8 @@ def max_abs_diff(actual: list[torch.Tensor], expected) -> float:
 
 
 def first_line(e: BaseException) -> str:
-    """The exception's type and first line; for oxport's UnsupportedOpError also the ops it lists."""
+    """The exception's type and first line; for oxport's UnsupportedOpError also the ops
+    it lists."""
     text = str(e).strip()
     line = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
     unsupported = getattr(e, "unsupported", None)

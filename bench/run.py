@@ -1,9 +1,9 @@
-"""Benchmark oxport against torch.onnx: every model through both exporters, each run in a fresh process.
+"""Benchmark oxport against torch.onnx: every model through both exporters, each in a fresh process.
 
-    make bench                                      # every model, 3 runs each; rewrites the outputs below
-    .venv/bin/python bench/run.py --quick           # a few small models, 1 run: outputs in bench/out/
+    make bench                                  # every model, 3 runs; rewrites the outputs below
+    .venv/bin/python bench/run.py --quick       # a few small models, 1 run: outputs in bench/out/
     .venv/bin/python bench/run.py --models gpt2,depth512 --runs 1
-    .venv/bin/python bench/run.py --report-only     # rewrite the page and the plot from the results
+    .venv/bin/python bench/run.py --report-only # rewrite the page and the plot from the results
 
 A full run writes bench/results.json (every run and the medians), docs/benchmarks.md and
 docs/bench_depth.png. A partial run (--quick or --models) writes the same three files to bench/out/
@@ -23,8 +23,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import one  # noqa: E402
-import zoo  # noqa: E402
+import one
+import zoo
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -92,7 +92,7 @@ def summarize(records: list[dict]) -> dict:
     out: dict = {}
     for r in records:
         out.setdefault(r["model"], {}).setdefault(r["exporter"], []).append(r)
-    for model, by_exporter in out.items():
+    for by_exporter in out.values():
         for exporter, rs in by_exporter.items():
             ok = [flatten(r) for r in rs if r["status"] == "ok"]
             keys = {k for f in ok for k in f}   # some figures come from the first run only

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo"))
-import models as demo_models  # noqa: E402
+import demo_models
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -14,9 +14,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import models  # noqa: E402
-
-import oxport  # noqa: E402
+import demo_models
+import oxport
 
 
 def main() -> int:
@@ -28,7 +27,7 @@ def main() -> int:
 
     rows = []
     failed = False
-    for name, build in models.MODELS.items():
+    for name, build in demo_models.MODELS.items():
         print(f"== {name}", flush=True)
         model, args = build()
         with torch.no_grad():

@@ -11,9 +11,8 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import models  # noqa: E402
-
-import oxport  # noqa: E402
+import demo_models
+import oxport
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 
@@ -45,7 +44,7 @@ class Unsupported(torch.nn.Module):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        model, args = models.cnn()
+        model, args = demo_models.cnn()
         program = oxport.export(model, args, report=True, verify=True, profile=True,
                                 artifacts_dir=tmp, verbose=False)
         shutil.copy(program.report_path, os.path.join(DOCS, "report_sample_success.md"))

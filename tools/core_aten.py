@@ -2,8 +2,9 @@
 """The core ATen opset against oxport's lowerings (issue 4).
 
 PyTorch tags the overloads of its core ATen opset with `torch.Tag.core`: the set every backend is
-asked to cover. This lists each of them with oxport's lowering (from `oxport._core.supported_targets`)
-and torch.onnx's (its torchlib registry), and writes docs/core_aten.md.
+asked to cover. This lists each of them with oxport's lowering (from
+`oxport._core.supported_targets`) and torch.onnx's (its torchlib registry), and writes
+docs/core_aten.md.
 
     .venv/bin/python tools/core_aten.py              # -> docs/core_aten.md
     .venv/bin/python tools/core_aten.py --check      # exit 1 if a core overload has no lowering
@@ -60,7 +61,7 @@ def core_overloads() -> list[str]:
         try:
             packet = getattr(torch.ops.aten, name)
             overloads = packet.overloads()
-        except Exception:   # noqa: BLE001 - not an op packet
+        except Exception:   # not an op packet
             continue
         for ov in overloads:
             if torch.Tag.core in getattr(packet, ov).tags:

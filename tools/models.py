@@ -1,7 +1,7 @@
 """The model corpus of issue 5: torchvision and Hugging Face models through oxport and torch.onnx.
 
-    .venv/bin/python tools/models.py                    # everything -> docs/models.md, docs/models.json
-    .venv/bin/python tools/models.py --quick            # a handful, into build/models/
+    .venv/bin/python tools/models.py          # everything -> docs/models.md, docs/models.json
+    .venv/bin/python tools/models.py --quick  # a handful, into build/models/
     .venv/bin/python tools/models.py --models resnet18,llama_cache --out build/models
 
 Each model runs in a fresh process (`--one NAME`, crash safety and memory), with a timeout. The
@@ -417,7 +417,8 @@ def _compare(actual, expected, tied=False) -> tuple[bool, float, str]:
             try:
                 torch.testing.assert_close(a, e, rtol=RTOL, atol=ATOL, equal_nan=True, check_dtype=False)
             except AssertionError as err:
-                detail = [ln.strip() for ln in str(err).splitlines() if ln.strip().startswith(("Mismatched", "Greatest"))]
+                detail = [ln.strip() for ln in str(err).splitlines()
+                          if ln.strip().startswith(("Mismatched", "Greatest"))]
                 problem = problem or f"output {i} {tuple(e.shape)}: " + ", ".join(detail)
         elif not torch.equal(a.to(e.dtype), e):
             problem = problem or f"output {i} ({e.dtype}) differs"
@@ -436,7 +437,8 @@ def _export(exporter, model, args, dynamic_shapes, optimize=True):
 
 
 def _opt_vs_unopt(optimized, plain) -> tuple[float, float]:
-    """(max abs diff between the optimized and the unoptimized graph's outputs, the output scale)."""
+    """(max abs diff between the optimized and the unoptimized graph's outputs, the output
+    scale)."""
     import torch
     diff, scale = 0.0, 0.0
     for a, b in zip(optimized, plain):
@@ -465,7 +467,7 @@ def _op_counts(program) -> tuple[int, dict]:
 
 
 def _run(program, args):
-    return [t for t in program(*args)]
+    return list(program(*args))
 
 
 def run_one(name: str) -> dict:
@@ -478,7 +480,7 @@ def run_one(name: str) -> dict:
         model, args, dyn = build()
         with torch.no_grad():
             expected = list(model(*args))
-    except Exception as e:   # noqa: BLE001 - the reason is the record
+    except Exception as e:   # the reason is the record
         record["build"] = _first_line(e)
         return record
     record["build_s"] = round(time.perf_counter() - t0, 2)
@@ -516,7 +518,7 @@ def run_one(name: str) -> dict:
             r["status"] = "match" if ok else "mismatch"
             if problem:
                 r["reason"] = problem
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             r["status"] = "failed"
             r["reason"] = _first_line(e)
             r["trace"] = traceback.format_exc()[-2000:]
@@ -540,7 +542,7 @@ def run_one(name: str) -> dict:
             d["status"] = "match" if not problems else "mismatch"
             if problems:
                 d["reason"] = "; ".join(problems)[:600]
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             d["status"] = "failed"
             d["reason"] = _first_line(e)
         d["time_s"] = round(time.perf_counter() - t0, 2)
@@ -622,7 +624,7 @@ def _optimizer_section(records: list[dict]) -> list[str]:
          f"{len(over)}" + (": " + ", ".join(r["name"] for r in over) if over else "") + ".",
          f"- optimized against unoptimized on {len(measured)} models: the worst relative difference is "
          + (f"{worst['oxport']['opt_vs_unopt_rel']:.1e} ({worst['name']})." if worst else "n/a."),
-         f"- Identity or Constant nodes left in oxport's optimized graphs: "
+         "- Identity or Constant nodes left in oxport's optimized graphs: "
          + (", ".join(f"{r['name']} {r['oxport']['identity_constant_nodes']}" for r in left) if left else "none") + ".",
          "", "| model | oxport nodes | torch.onnx nodes | oxport unoptimized | optimize() | opt vs unopt (rel) |",
          "| --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -639,9 +641,10 @@ def write_report(records: list[dict], out: str, command: str, seconds: float) ->
     import torch
     import torchvision
     import transformers
+
     import oxport
     os.makedirs(out, exist_ok=True)
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    meta = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": command, "seconds": round(seconds), "python": platform.python_version(),
             "torch": torch.__version__, "torchvision": torchvision.__version__,
             "transformers": transformers.__version__, "onnx": onnx.__version__,
@@ -664,19 +667,22 @@ def write_report(records: list[dict], out: str, command: str, seconds: float) ->
         f"onnx {meta['onnx']}, onnxruntime {meta['onnxruntime']}, Python {meta['python']}.",
         "",
         "Each model runs in a fresh process. Weights are random (torchvision `weights=None`, batch-norm "
-        "statistics drawn like trained ones, for detection measured on 8 random images; Hugging Face models from 2-layer configs of hidden size 64). "
+        "statistics drawn like trained ones, for detection measured on 8 random images; Hugging Face "
+        "models from 2-layer configs of hidden size 64). "
         "Inputs are small: 2×3×64×64 images (224 for ViT, Swin and MaxViT, 96 for Inception v3), "
         "segmentation at 1×3×64×64, detection at 320×320, text 2×16 tokens. "
         "Each exporter's model runs in ONNX Runtime and every output is compared with eager PyTorch "
         f"(rtol {RTOL:g}, atol {ATOL:g}); a cell shows the max abs diff and the export time. "
         "\"dynamic\" is a second export with dynamic batch (and sequence for text, past length for the "
         "cache) run at the traced size and at batch 1 and 3 with other sequence lengths, each compared "
-        "with eager. Detection outputs are rows sorted by score; rows whose scores tie within the tolerance may come in either order, and are paired before comparing. A model passes when both its static and its dynamic runs match.",
+        "with eager. Detection outputs are rows sorted by score; rows whose scores tie within the "
+        "tolerance may come in either order, and are paired before comparing. A model passes when both "
+        "its static and its dynamic runs match.",
         "",
         "## Totals",
         "",
-        f"| | oxport | torch.onnx |",
-        f"| --- | --- | --- |",
+        "| | oxport | torch.onnx |",
+        "| --- | --- | --- |",
         f"| models that export and match (of {n}) | {ok['oxport']} | {ok['torch.onnx']} |",
         f"| dynamic-shape runs that match (of {len(dyn)}) | {dyn_ok['oxport']} | {dyn_ok['torch.onnx']} |",
         "",

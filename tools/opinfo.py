@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Operator coverage: PyTorch's OpInfo samples through oxport and torch.onnx, side by side (issue 4).
+"""Operator coverage: PyTorch's OpInfo samples through oxport and torch.onnx, side by side (issue
+4).
 
 For every OpInfo in torch.testing._internal.common_methods_invocations.op_db (each
 (name, variant_test_name) is its own entry) and every dtype of DTYPES the OpInfo declares for CPU,
@@ -10,8 +11,8 @@ baked in), exported with `oxport.export(m, args, optimize=True)` and with
 with eager by `torch.testing.assert_close` at its default tolerances (equal_nan=True), unless
 TOLERANCES says otherwise. Ops in RANDOM_OPS compare shape and dtype only.
 
-The sample cap, `--max-samples` (default 2), keeps the full run (about 3,000 pairs) near 1.5 hours on
-2 cores; OpInfo's first samples are its plainest ones, so the cap mostly drops the corner cases.
+The sample cap, `--max-samples` (default 2), keeps the full run (about 3,000 pairs) near 1.5 hours
+on 2 cores; OpInfo's first samples are its plainest ones, so the cap mostly drops the corner cases.
 
 A pair (op, dtype) passes for an exporter when every tested sample passes. Once an exporter fails a
 sample of a pair, its later samples of that pair are not run (the pair has failed already); the
@@ -502,7 +503,8 @@ def _signal_name(rc):
 def run_pair(worker: Worker, key: str, dtype: str, reuse: dict | None = None) -> dict:
     """Runs every sample of (op, dtype), restarting the worker after a crash, and folds the samples
     into the pair's record. With `reuse` (this pair's record from an earlier run with the same
-    torch, onnx, onnxscript and onnxruntime), only oxport runs and torch.onnx's result is taken from it."""
+    torch, onnx, onnxscript and onnxruntime), only oxport runs and torch.onnx's result is taken from
+    it."""
     samples: dict[int, dict] = {}
     run_set = ["oxport"] if reuse else list(EXPORTERS)
     exporters = list(run_set)
@@ -622,7 +624,7 @@ def plan(args) -> list[tuple[str, str]]:
     if args.ops:
         sel = set(args.ops)
         keys = [k for k in (ops if not args.subset else keys) if k in sel or ops[k].name in sel]
-        missing = sel - {k for k in keys} - {ops[k].name for k in keys}
+        missing = sel - set(keys) - {ops[k].name for k in keys}
         if missing:
             sys.exit(f"unknown ops: {', '.join(sorted(missing))}")
     missing = [k for k in keys if k not in ops]
@@ -637,16 +639,17 @@ def versions() -> dict:
     import onnxscript
     import torch
     try:
-        import oxport._program  # noqa: F401
         from importlib.metadata import version
+
+        import oxport._program  # noqa: F401
         ox = version("oxport")
     except Exception:
         ox = "?"
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "python"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "python"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
         commit += " (with uncommitted changes in src/ or python/)" if dirty else ""
     except Exception:
         commit = "?"
@@ -737,7 +740,7 @@ def main(argv=None):
                           {"date": old["meta"].get("date"), "commit": ov.get("commit")},
                           **{"from": args.reuse_torch_onnx})
     command = "python tools/opinfo.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
-    meta = {"command": command.strip(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    meta = {"command": command.strip(), "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "versions": versions(), "max_samples": args.max_samples,
             "timeout": args.timeout, "jobs": args.jobs, "subset": args.subset,
             "dtypes": args.dtypes or (SUBSET_DTYPES if args.subset else DTYPES), "pairs_planned": len(pairs)}
@@ -751,8 +754,9 @@ def main(argv=None):
     results: dict[int, dict] = {}
     lock = threading.Lock()
     t0 = time.time()
-    log = open(os.path.join(args.work, "workers.log"), "w")
-    partial = open(ppath, "w")
+    # both stay open for the whole run and are closed at its end
+    log = open(os.path.join(args.work, "workers.log"), "w")  # noqa: SIM115
+    partial = open(ppath, "w")  # noqa: SIM115
     partial.write(json.dumps({"meta": dict(meta, partial=True)}) + "\n")
 
     def drive():
@@ -863,7 +867,8 @@ def write_markdown(doc: dict, path: str):
     L.append(f"- samples: the first {meta.get('max_samples')} of `op.sample_inputs('cpu', dtype, requires_grad=False)` "
              f"per (op, dtype), seed 0; dtypes {', '.join(meta.get('dtypes', DTYPES))} where the OpInfo declares "
              f"them for CPU; a pair passes when all its tested samples pass (an exporter's later samples are "
-             f"skipped once it has failed one); timeout {meta.get('timeout', DEFAULT_TIMEOUT):g} s per sample and exporter")
+             f"skipped once it has failed one); timeout {meta.get('timeout', DEFAULT_TIMEOUT):g} s per sample "
+             f"and exporter")
     ru = meta.get("reused_torch_onnx")
     if ru:
         n = sum(1 for r in records if r.get("torch_onnx", {}).get("reused"))
@@ -872,9 +877,11 @@ def write_markdown(doc: dict, path: str):
                  f"`--reuse-torch-onnx`: they do not depend on oxport; only oxport was exported again on them. "
                  f"`make coverage` without it runs both")
     L.append("- comparison: `torch.testing.assert_close(onnx, eager, equal_nan=True)` at default tolerances, except "
-             "the overrides in `TOLERANCES` in `tools/opinfo.py`; random ops (`RANDOM_OPS`) compare shape and dtype only")
+             "the overrides in `TOLERANCES` in `tools/opinfo.py`; random ops (`RANDOM_OPS`) compare shape and "
+             "dtype only")
     L.append(f"- not exportable: {s['not_exportable']} pairs whose every sample `torch.export` cannot capture for "
-             f"either exporter are left out of every figure below; {s['no_samples']} pairs had no sample eager could run")
+             f"either exporter are left out of every figure below; {s['no_samples']} pairs had no sample eager "
+             f"could run")
     L.append("")
     t = s["tested"]
     po, pt = s["pass"]["oxport"], s["pass"]["torch_onnx"]
@@ -882,8 +889,10 @@ def write_markdown(doc: dict, path: str):
           f"| (op, dtype) pairs tested | {t} | |",
           f"| oxport passes | {po} | {_pct(po, t)} |",
           f"| torch.onnx passes | {pt} | {_pct(pt, t)} |",
-          f"| torch.onnx passes, oxport fails | {len(s['onnx_only'])} | {_pct(len(s['onnx_only']), pt)} of torch.onnx's passes |",
-          f"| oxport passes, torch.onnx fails | {len(s['oxport_only'])} | {_pct(len(s['oxport_only']), po)} of oxport's passes |",
+          f"| torch.onnx passes, oxport fails | {len(s['onnx_only'])} | "
+          f"{_pct(len(s['onnx_only']), pt)} of torch.onnx's passes |",
+          f"| oxport passes, torch.onnx fails | {len(s['oxport_only'])} | "
+          f"{_pct(len(s['oxport_only']), po)} of oxport's passes |",
           ""]
     L.append(f"oxport passes {_pct(pt - len(s['onnx_only']), pt)} of the pairs torch.onnx passes.")
     L += ["", "## Failures by category", "", "| category | oxport | torch.onnx |", "| --- | ---: | ---: |"]

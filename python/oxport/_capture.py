@@ -2,33 +2,42 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Collection
+from typing import Any, cast
 
 import torch
 from torch.export import ExportedProgram
 
 from . import _core
 from ._errors import CaptureError
-from ._walk import target_name
+from ._target import target_name
 
 
-def _nonstrict(model, args, kwargs, dynamic_shapes):
+def _nonstrict(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
+               dynamic_shapes: Any) -> ExportedProgram:
     return torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, strict=False)
 
 
-def _strict(model, args, kwargs, dynamic_shapes):
+def _strict(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
+            dynamic_shapes: Any) -> ExportedProgram:
     return torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, strict=True)
 
 
-def _draft(model, args, kwargs, dynamic_shapes):
+def _draft(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
+           dynamic_shapes: Any) -> ExportedProgram:
     return torch.export.draft_export(model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes)
 
 
-STRATEGIES = (("torch.export(strict=False)", _nonstrict), ("torch.export(strict=True)", _strict),
-              ("torch.export.draft_export", _draft))
+_Strategy = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any] | None, Any], ExportedProgram]
+
+STRATEGIES: tuple[tuple[str, _Strategy], ...] = (
+    ("torch.export(strict=False)", _nonstrict), ("torch.export(strict=True)", _strict),
+    ("torch.export.draft_export", _draft))
 
 
-def capture(model, args: tuple, kwargs: dict | None, dynamic_shapes=None,
-            attempts: list | None = None) -> tuple[ExportedProgram, str]:
+def capture(model: torch.nn.Module | ExportedProgram, args: tuple[Any, ...],
+            kwargs: dict[str, Any] | None, dynamic_shapes: Any = None,
+            attempts: list[tuple[str, str]] | None = None) -> tuple[ExportedProgram, str]:
     """Tries each strategy in turn (non-strict, strict, draft_export). Returns the ExportedProgram
     and the strategy that produced it; every failure is appended to `attempts` as
     (strategy, error text) and kept in the CaptureError when all fail."""
@@ -44,21 +53,21 @@ def capture(model, args: tuple, kwargs: dict | None, dynamic_shapes=None,
     raise CaptureError(f"torch.export could not capture the model; every strategy failed:\n{lines}")
 
 
-def _aliases(node) -> bool:
+def _aliases(node: torch.fx.Node) -> bool:
     """Whether node's value may share storage with another value: a placeholder (input, weight,
     buffer), a view (its schema returns an alias), or an element of a view op's tuple."""
     if node.op != "call_function":
         return True
     target = node.target
     if target is operator.getitem:
-        return _aliases(node.args[0])
+        return _aliases(cast(torch.fx.Node, node.args[0]))   # a getitem reads a node
     schema = getattr(target, "_schema", None)
     if schema is None:
         return True
     return any(r.alias_info is not None for r in schema.returns)
 
 
-def _functional_twin(target):
+def _functional_twin(target: Any) -> torch._ops.OpOverload | None:
     """aten.relu.default for aten.relu_.default: the out-of-place overload of an in-place op that
     writes only its first argument and returns it; None for anything else."""
     schema = getattr(target, "_schema", None)
@@ -76,10 +85,12 @@ def _functional_twin(target):
     return twin
 
 
-def _same_dtype(node) -> bool:
+def _same_dtype(node: torch.fx.Node) -> bool:
     """Whether every tensor argument has the dtype of the one written: then the out-of-place op,
     which promotes, gives what the in-place op, which keeps self's dtype, gives."""
-    val = lambda a: a.meta.get("val") if isinstance(a, torch.fx.Node) else None
+    def val(a: object) -> Any:
+        return a.meta.get("val") if isinstance(a, torch.fx.Node) else None
+
     want = getattr(val(node.args[0]), "dtype", None)
     if want is None:
         return False
@@ -124,7 +135,8 @@ def functionalize_inplace(ep: ExportedProgram) -> ExportedProgram:
 INLINED_BY_DECOMPOSITION = frozenset({"wrap_with_set_grad_enabled", "wrap_with_autocast"})
 
 
-def needs_decomposition(ep: ExportedProgram, opset: int, custom=frozenset()) -> list[str]:
+def needs_decomposition(ep: ExportedProgram, opset: int,
+                        custom: Collection[str] = frozenset()) -> list[str]:
     """The overloads in the graph that the C core does not lower and no custom translation
     covers, but that PyTorch can decompose (or that mutate: they need functionalization). Empty
     means the re-trace of run_decompositions can be skipped: it would change nothing oxport can
@@ -151,7 +163,7 @@ def needs_decomposition(ep: ExportedProgram, opset: int, custom=frozenset()) -> 
     return sorted(missing)
 
 
-def decompose(ep: ExportedProgram, opset: int, custom=frozenset()) -> ExportedProgram:
+def decompose(ep: ExportedProgram, opset: int, custom: Collection[str] = frozenset()) -> ExportedProgram:
     """run_decompositions with PyTorch's core-ATen table minus every op oxport lowers natively
     or has a custom translation for."""
     supported = _core.supported_targets(opset) | set(custom)
@@ -159,4 +171,5 @@ def decompose(ep: ExportedProgram, opset: int, custom=frozenset()) -> ExportedPr
     for op in list(table.keys()):
         if target_name(op) in supported:
             del table[op]
-    return ep.run_decompositions(table)
+    decomposed: ExportedProgram = ep.run_decompositions(table)
+    return decomposed

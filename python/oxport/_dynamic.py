@@ -8,14 +8,21 @@ dim_param on inputs and outputs.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch.export import Dim
 from torch.export.dynamic_shapes import _combine_args
 
+# (path of the input in the args, axis) -> the name the user gave the axis
+AxisNames = dict[tuple[tuple[Any, ...], int], str]
+_Model = torch.nn.Module | torch.export.ExportedProgram
 
-def from_dynamic_axes(model, args, kwargs, dynamic_axes, input_names) -> dict:
+
+def from_dynamic_axes(model: _Model, args: tuple[Any, ...], kwargs: dict[str, Any],
+                      dynamic_axes: Mapping[str, Any],
+                      input_names: Sequence[str] | None) -> dict[str, Any]:
     """The legacy dynamic_axes ({input name: {axis: name} or [axes]}) as dynamic_shapes."""
     warnings.warn("dynamic_axes is the TorchScript exporter's argument; oxport converts it to "
                   "dynamic_shapes. Pass dynamic_shapes instead.", DeprecationWarning, stacklevel=3)
@@ -36,9 +43,9 @@ def from_dynamic_axes(model, args, kwargs, dynamic_axes, input_names) -> dict:
     return shapes
 
 
-def _check_and_convert(spec, where: str, names: dict, path: tuple):
+def _check_and_convert(spec: Any, where: str, names: AxisNames, path: tuple[Any, ...]) -> Any:
     """Returns spec with strings replaced by Dim.DYNAMIC; records (path, axis) -> name."""
-    if spec is None or isinstance(spec, int) and not isinstance(spec, bool):
+    if spec is None or (isinstance(spec, int) and not isinstance(spec, bool)):
         return spec
     if isinstance(spec, dict) and all(isinstance(k, int) for k in spec):
         out = {}
@@ -55,11 +62,11 @@ def _check_and_convert(spec, where: str, names: dict, path: tuple):
                     f"got {type(spec).__name__}")
 
 
-def _is_axis_spec(d) -> bool:
+def _is_axis_spec(d: object) -> bool:
     return d is None or isinstance(d, (str, Dim, torch.export.dynamic_shapes._DimHint, int))
 
 
-def _axis(d, where: str, names: dict, path: tuple, axis: int):
+def _axis(d: Any, where: str, names: AxisNames, path: tuple[Any, ...], axis: int) -> Any:
     if isinstance(d, str):
         if not d.isidentifier():
             raise ValueError(f"dynamic_shapes{where}: axis name {d!r} must be an identifier")
@@ -74,9 +81,12 @@ def _axis(d, where: str, names: dict, path: tuple, axis: int):
     raise TypeError(f"dynamic_shapes{where}: expected a Dim, a str, an int or None, got {type(d).__name__}")
 
 
-def prepare(model, args, kwargs, dynamic_shapes):
-    """Validates dynamic_shapes before capture. Returns (spec for torch.export, {(path, axis): name})."""
-    names: dict = {}
+def prepare(model: _Model, args: tuple[Any, ...], kwargs: dict[str, Any],
+            dynamic_shapes: Any) -> tuple[Any, AxisNames]:
+    """Validates dynamic_shapes before capture. Returns (spec for torch.export,
+    {(path, axis): name})."""
+    names: AxisNames = {}
+    spec: Any
     if dynamic_shapes is None:
         return None, names
     if isinstance(dynamic_shapes, dict):
@@ -88,7 +98,8 @@ def prepare(model, args, kwargs, dynamic_shapes):
                                  f"(inputs: {sorted(params)})")
         spec = {k: _check_and_convert(v, f"[{k!r}]", names, (k,)) for k, v in dynamic_shapes.items()}
     elif isinstance(dynamic_shapes, (tuple, list)):
-        # Counted by parameter, as torch.export does: forward(*args) takes one entry for all its args.
+        # Counted by parameter, as torch.export does: forward(*args) takes one entry for all
+        # its args.
         n_inputs = (len(_combine_args(model, args, kwargs)) if isinstance(model, torch.nn.Module)
                     else len(args) + len(kwargs or {}))
         if len(dynamic_shapes) != n_inputs:
@@ -101,13 +112,15 @@ def prepare(model, args, kwargs, dynamic_shapes):
     return spec, names
 
 
-def dim_names(model, args, kwargs, dynamic_shapes, names: dict, ep) -> dict[str, str]:
+def dim_names(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+              dynamic_shapes: Any, names: AxisNames,
+              ep: torch.export.ExportedProgram) -> dict[str, str]:
     """torch's symbol → user name, found by walking the inputs beside the spec."""
     if not names:
         return {}
     combined = _combine_args(model, args, kwargs)
     keyed = isinstance(dynamic_shapes, dict)
-    found: dict = {}    # (path, axis) -> tensor
+    found: dict[tuple[Any, ...], torch.Tensor] = {}    # path -> tensor
     for i, (param, value) in enumerate(combined.items()):
         root = (param,) if keyed else (i,)
         _collect(value, root, found)
@@ -124,7 +137,8 @@ def dim_names(model, args, kwargs, dynamic_shapes, names: dict, ep) -> dict[str,
     return result
 
 
-def _collect(value, path, found):
+def _collect(value: object, path: tuple[Any, ...],
+             found: dict[tuple[Any, ...], torch.Tensor]) -> None:
     if isinstance(value, torch.Tensor):
         found[path] = value
     elif isinstance(value, dict):
@@ -135,7 +149,8 @@ def _collect(value, path, found):
             _collect(v, path + (i,), found)
 
 
-def _symbol_for(ep, tensor, path, axis, found):
+def _symbol_for(ep: torch.export.ExportedProgram, tensor: torch.Tensor, path: tuple[Any, ...],
+                axis: int, found: dict[tuple[Any, ...], torch.Tensor]) -> str | None:
     tensors = list(found.values())
     index = next(k for k, t in enumerate(tensors) if t is tensor)
     from torch.export.graph_signature import InputKind

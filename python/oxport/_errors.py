@@ -1,6 +1,8 @@
 """The errors oxport raises. OnnxExporterError is the base, as in torch.onnx."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class OnnxExporterError(RuntimeError):
     """An export failed. Subclasses say at which stage."""
@@ -18,7 +20,7 @@ class CaptureError(OnnxExporterError):
 class UnsupportedOpError(OnnxExporterError):
     """The graph holds ops oxport cannot lower. `unsupported` lists every one of them."""
 
-    def __init__(self, message: str, unsupported: list[dict]):
+    def __init__(self, message: str, unsupported: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.unsupported = unsupported
 
@@ -31,7 +33,7 @@ class OnnxRuntimeError(OnnxExporterError):
     """ONNX Runtime could not load or run the exported model."""
 
 
-def format_unsupported(items: list[dict]) -> str:
+def format_unsupported(items: list[dict[str, Any]]) -> str:
     """One line per unsupported overload: count, first place it occurs, argument dtypes, reason."""
     lines = [f"{len(items)} op{'s' if len(items) != 1 else ''} in the model cannot be lowered to ONNX:"]
     for u in items:

@@ -7,22 +7,28 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import torch
 from torch.export import ExportedProgram
 from torch.utils import _pytree
 
-from . import _core
-from . import _dynamic, _fake, _registry
+from . import _core, _dynamic, _fake, _registry
 from ._capture import capture, decompose, functionalize_inplace, needs_decomposition
-from ._errors import (LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError,
-                      format_unsupported)
 from ._dtypes import TORCH_TO_ONNX
+from ._errors import LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError, format_unsupported
+from ._options import DiagnosticOptions
 from ._program import ONNXProgram
 from ._report import Report
 from ._verify import verify as verify_outputs
 from ._walk import walk
+
+if TYPE_CHECKING:
+    import cProfile
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 logger = logging.getLogger("oxport")
 
@@ -37,14 +43,15 @@ except Exception:  # not installed as a distribution (e.g. running from a source
 
 
 class _Stages:
-    """Times each stage, prints `[oxport] <stage> <seconds> s` unless quiet, and tells the report."""
+    """Times each stage, prints `[oxport] <stage> <seconds> s` unless quiet, and tells the
+    report."""
 
-    def __init__(self, verbose: bool, report: Report):
+    def __init__(self, verbose: bool, report: Report) -> None:
         self.verbose = verbose
         self.report = report
         self.timings: dict[str, float] = {}
 
-    def run(self, stage: str, fn, *args, **kwargs):
+    def run(self, stage: str, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         t0 = time.perf_counter()
         try:
             result = fn(*args, **kwargs)
@@ -60,7 +67,8 @@ class _Stages:
         return result
 
 
-def _check_arguments(model, args, kwargs, f, input_names, output_names, opset_version, dynamo):
+def _check_arguments(model: Any, args: Any, kwargs: Any, f: Any, input_names: Any, output_names: Any,
+                     opset_version: Any, dynamo: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Bad arguments fail here, before any capture, naming the argument."""
     if dynamo is not True:
         raise ValueError("dynamo=False: oxport exports through TorchDynamo (torch.export) only; "
@@ -106,7 +114,7 @@ def _check_arguments(model, args, kwargs, f, input_names, output_names, opset_ve
 def export(
     model: torch.nn.Module | ExportedProgram,
     args: tuple[Any, ...] | torch.Tensor = (),
-    f: str | os.PathLike | None = None,
+    f: str | os.PathLike[str] | None = None,
     *,
     kwargs: dict[str, Any] | None = None,
     dynamic_shapes: dict[str, Any] | tuple[Any, ...] | list[Any] | None = None,
@@ -120,16 +128,16 @@ def export(
     external_data: bool = True,
     optimize: bool = True,
     keep_initializers_as_inputs: bool = False,
-    custom_translation_table: dict | None = None,
+    custom_translation_table: dict[Any, Callable[..., Any] | Sequence[Callable[..., Any]]] | None = None,
     report: bool = False,
     verify: bool = False,
     verify_atol: float = 1e-4,
     verify_rtol: float = 1e-3,
     profile: bool = False,
     dump_exported_program: bool = False,
-    artifacts_dir: str | os.PathLike = ".",
-    _translations: dict | None = None,
-    _diagnostics=None,
+    artifacts_dir: str | os.PathLike[str] = ".",
+    _translations: dict[str, Callable[..., Any]] | None = None,
+    _diagnostics: DiagnosticOptions | None = None,
 ) -> ONNXProgram:
     """Export `model` to ONNX. Takes the arguments of torch.onnx.export(..., dynamo=True).
 
@@ -142,8 +150,8 @@ def export(
     `report=True` writes `onnx_export_<timestamp>_<status>.md` to `artifacts_dir`, on success and on
     failure (the error then names the file). `verify=True` runs ONNX Runtime on the example inputs
     and compares with eager (`program.verification`), warning for an output whose max abs difference
-    passes `verify_atol + verify_rtol * max|eager output|`. `profile=True` adds a profile of the export
-    to the report; `dump_exported_program=True` saves the ExportedProgram as a .pt2 file.
+    passes `verify_atol + verify_rtol * max|eager output|`. `profile=True` adds a profile of the
+    export to the report; `dump_exported_program=True` saves the ExportedProgram as a .pt2 file.
     """
     opset = DEFAULT_OPSET if opset_version is None else opset_version
     args, kwargs = _check_arguments(model, args, kwargs, f, input_names, output_names, opset, dynamo)
@@ -157,13 +165,13 @@ def export(
     translations = dict(_translations or {})
     translations.update(_registry.table_to_translations(custom_translation_table))
     rep = Report(report, artifacts_dir)
-    options = dict(f=f, opset=opset, shapes=(dynamic_shapes, torch_shapes, axis_names),
-                   translations=translations, input_names=input_names, output_names=output_names,
-                   export_params=export_params, verbose=verbose, external_data=external_data,
-                   optimize=optimize, keep_initializers_as_inputs=keep_initializers_as_inputs,
-                   verify=(verify_atol, verify_rtol) if verify else None,
-                   dump_exported_program=dump_exported_program,
-                   artifacts_dir=artifacts_dir)
+    options: dict[str, Any] = dict(
+        f=f, opset=opset, shapes=(dynamic_shapes, torch_shapes, axis_names),
+        translations=translations, input_names=input_names, output_names=output_names,
+        export_params=export_params, verbose=verbose, external_data=external_data,
+        optimize=optimize, keep_initializers_as_inputs=keep_initializers_as_inputs,
+        verify=(verify_atol, verify_rtol) if verify else None,
+        dump_exported_program=dump_exported_program, artifacts_dir=artifacts_dir)
     profiler = None
     if profile:
         import cProfile
@@ -194,7 +202,7 @@ def export(
     return program
 
 
-def _profile_text(profiler) -> str:
+def _profile_text(profiler: cProfile.Profile) -> str:
     import io
     import pstats
     buf = io.StringIO()
@@ -203,7 +211,7 @@ def _profile_text(profiler) -> str:
 
 
 @contextlib.contextmanager
-def _diagnostics_scope(options):
+def _diagnostics_scope(options: DiagnosticOptions | None) -> Iterator[None]:
     """DiagnosticOptions in effect: the "oxport" logger's level, warnings raised as errors."""
     if options is None:
         yield
@@ -220,9 +228,14 @@ def _diagnostics_scope(options):
         logger.setLevel(level)
 
 
-def _export(model, args, kwargs, rep, *, f, opset, shapes, translations, input_names, output_names,
-            export_params, verbose, external_data, optimize, keep_initializers_as_inputs, verify,
-            dump_exported_program, artifacts_dir):
+def _export(model: torch.nn.Module | ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any],
+            rep: Report, *, f: str | os.PathLike[str] | None, opset: int,
+            shapes: tuple[Any, Any, _dynamic.AxisNames],
+            translations: dict[str, Callable[..., Any]], input_names: Sequence[str] | None,
+            output_names: Sequence[str] | None, export_params: bool, verbose: bool | None,
+            external_data: bool, optimize: bool, keep_initializers_as_inputs: bool,
+            verify: tuple[float, float] | None, dump_exported_program: bool,
+            artifacts_dir: str | os.PathLike[str]) -> ONNXProgram:
     """The stages, once the arguments are checked. shapes: (as given, for torch.export, names)."""
     dynamic_shapes, torch_shapes, axis_names = shapes
     stages = _Stages(verbose is not False, rep)
@@ -270,8 +283,8 @@ def _export(model, args, kwargs, rep, *, f, opset, shapes, translations, input_n
         rep.note_graph(graph)
     if graph.has_fake_weights() and isinstance(model, torch.nn.Module):
         # inside enable_fake_mode: buffers no state_dict carries (rotary inv_freq) are computed now
-        names = set(graph.initializer_names())
-        computed = {k: v for k, v in _fake.computed_buffers(model).items() if k in names}
+        initializer_names = set(graph.initializer_names())
+        computed = {k: v for k, v in _fake.computed_buffers(model).items() if k in initializer_names}
         if computed:
             from torch._subclasses.fake_tensor import unset_fake_temporarily
             with unset_fake_temporarily():

@@ -1,23 +1,29 @@
-"""enable_fake_mode(): build models and inputs as fake tensors (shapes and dtypes, no memory), export
-them, and supply real weights afterwards with ONNXProgram.apply_weights.
+"""enable_fake_mode(): build models and inputs as fake tensors (shapes and dtypes, no memory),
+export them, and supply real weights afterwards with ONNXProgram.apply_weights.
 
 Why torch.onnx's version broke with Hugging Face transformers: a transformers model computes some
 tensors in __init__ and registers them as *non-persistent* buffers (Llama's rotary `inv_freq`, from
 `base ** (arange(0, dim, 2) / dim)`). Under fake mode they are fake too, and since they are not in
 any state_dict, `apply_weights(real.state_dict())` can never supply them: the exported model keeps a
 weight with no data. Here the fake mode records, for every small tensor it produces with
-deterministic ops, how it was computed (op and arguments: a thunk), and when the context exits every non-persistent buffer registered inside it is computed for real from its
-thunk. (An export *inside* the context still sees them fake: torch.export fakifies the model's
-real buffers under an active fake mode.) Parameters and persistent buffers stay fake; they come from the state_dict. Random ops
+deterministic ops, how it was computed (op and arguments: a thunk), and when the context exits every
+non-persistent buffer registered inside it is computed for real from its thunk. (An export *inside*
+the context still sees them fake: torch.export fakifies the model's real buffers under an active
+fake mode.) Parameters and persistent buffers stay fake; they come from the state_dict. Random ops
 (`nondeterministic_seeded`) leave no thunk, so a buffer drawn at random stays fake.
 """
 from __future__ import annotations
 
 import contextlib
 import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils import _pytree
+
+if TYPE_CHECKING:   # imported lazily below (torch._subclasses is slow to import)
+    from torch._subclasses.fake_tensor import FakeTensorMode
 
 # Tensors larger than this (elements) are never computed for real: parameters and anything the
 # size of one are left fake, and their thunks are not kept.
@@ -25,7 +31,7 @@ _MAX_NUMEL = 1 << 22
 
 # (module weakref, buffer name) of the non-persistent buffers registered under fake mode, still
 # to compute for real.
-_pending: list[tuple[weakref.ref, str]] = []
+_pending: list[tuple[weakref.ref[torch.nn.Module], str]] = []
 
 
 class _NotComputable(Exception):
@@ -35,17 +41,18 @@ class _NotComputable(Exception):
 class _Thunk:
     """How a fake tensor was computed: func(*args, **kwargs), output `index` of its flat outputs.
     For an in-place op, args[0] is the thunk of the tensor before the op."""
-    __slots__ = ("func", "args", "kwargs", "index", "inplace")
+    __slots__ = ("args", "func", "index", "inplace", "kwargs")
 
-    def __init__(self, func, args, kwargs, index, inplace=False):
+    def __init__(self, func: Any, args: Any, kwargs: Any, index: int | None,
+                 inplace: bool = False) -> None:
         self.func, self.args, self.kwargs, self.index, self.inplace = func, args, kwargs, index, inplace
 
-    def evaluate(self, memo: dict):
+    def evaluate(self, memo: dict[int, Any]) -> Any:
         key = id(self)
         if key in memo:
             return memo[key]
 
-        def real(x):
+        def real(x: Any) -> Any:
             if isinstance(x, _Thunk):
                 return x.evaluate(memo)
             if _is_fake(x):
@@ -66,12 +73,12 @@ class _Thunk:
         return out
 
 
-def _is_fake(x) -> bool:
+def _is_fake(x: object) -> bool:
     from torch._subclasses.fake_tensor import FakeTensor
     return isinstance(x, FakeTensor)
 
 
-def _record(func, args, kwargs, out) -> None:
+def _record(func: Any, args: Any, kwargs: Any, out: Any) -> None:
     """Attach a thunk to each tensor `func` produced (or mutated), or drop a stale one."""
     schema = func._schema
     written = [i for i, a in enumerate(schema.arguments) if a.alias_info is not None and a.alias_info.is_write]
@@ -101,14 +108,14 @@ def _record(func, args, kwargs, out) -> None:
             o._oxport_thunk = _Thunk(func, args, kwargs, None if single else i)
 
 
-def _fake_mode_class():
+def _fake_mode_class() -> type[FakeTensorMode]:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     class _RecordingFakeTensorMode(FakeTensorMode):
         """FakeTensorMode that keeps thunks while `recording` (inside enable_fake_mode)."""
         recording = False
 
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             out = super().__torch_dispatch__(func, types, args, kwargs)
             if self.recording:
                 try:
@@ -128,13 +135,13 @@ def materialize_buffers() -> None:
         return
     items = list(_pending)
     _pending.clear()
-    memo: dict = {}
+    memo: dict[int, Any] = {}
     with unset_fake_temporarily(), torch.no_grad():
         for ref, name in items:
             module = ref()
             if module is None:
                 continue
-            t = module._buffers.get(name)
+            t: Any = module._buffers.get(name)
             if not _is_fake(t):
                 continue
             th = t.__dict__.get("_oxport_thunk")
@@ -148,13 +155,14 @@ def materialize_buffers() -> None:
                 module._buffers[name] = value.detach()
 
 
-def computed_buffers(model) -> dict:
+def computed_buffers(model: object) -> dict[str, torch.Tensor]:
     """{qualified name: real tensor} for the fake buffers of `model` that have a thunk, evaluated
     now without touching the module: what an export made inside the context uses to fill them."""
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     if not isinstance(model, torch.nn.Module):
         return {}
-    found, memo = {}, {}
+    found: dict[str, torch.Tensor] = {}
+    memo: dict[int, Any] = {}
     with unset_fake_temporarily(), torch.no_grad():
         for name, t in model.named_buffers(remove_duplicate=False):
             th = t.__dict__.get("_oxport_thunk") if _is_fake(t) else None
@@ -170,7 +178,7 @@ def computed_buffers(model) -> dict:
 
 
 @contextlib.contextmanager
-def enable_fake_mode():
+def enable_fake_mode() -> Iterator[FakeTensorMode]:
     """Within the context, parameters, buffers and tensors are created as FakeTensors.
 
     Export works outside or inside the context; the exported program's weights are absent until
@@ -181,21 +189,22 @@ def enable_fake_mode():
     """
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
-    mode = _fake_mode_class()(allow_non_fake_inputs=True,
+    mode: Any = _fake_mode_class()(allow_non_fake_inputs=True,
                               shape_env=ShapeEnv(allow_dynamic_output_shape_ops=True))
     original = torch.nn.Module.register_buffer
 
-    def register_buffer(module, name, tensor, persistent=True):
+    def register_buffer(module: torch.nn.Module, name: str, tensor: torch.Tensor | None,
+                        persistent: bool = True) -> None:
         original(module, name, tensor, persistent=persistent)
         if not persistent and _is_fake(tensor):
             _pending.append((weakref.ref(module), name))
 
-    torch.nn.Module.register_buffer = register_buffer
+    torch.nn.Module.register_buffer = register_buffer   # type: ignore[method-assign,assignment]
     mode.recording = True
     try:
         with mode:
             yield mode
     finally:
         mode.recording = False
-        torch.nn.Module.register_buffer = original
+        torch.nn.Module.register_buffer = original   # type: ignore[method-assign]
         materialize_buffers()

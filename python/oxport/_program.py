@@ -4,19 +4,28 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Callable, Sequence
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch.utils import _pytree
+from torch.utils.dlpack import from_dlpack
 
+from . import _core
 from ._dtypes import ONNX_TO_TORCH
-from ._errors import OnnxRuntimeError
+from ._errors import OnnxExporterWarning, OnnxRuntimeError
+from ._options import ONNXRuntimeOptions
+from ._verify import VerificationInfo
+
+if TYPE_CHECKING:
+    import onnx  # imported when first needed: it is slow to import
 
 _LARGE_MODEL = 2 * 1024**3   # protobuf's limit: larger models must use external data
 
 
-def _ort_session_initializer(model: str | bytes, options=None):
+def _ort_session_initializer(model: str | bytes, options: ONNXRuntimeOptions | None = None) -> Any:
     """The default session: ONNX Runtime on the CPU, errors only in its log, unless `options` (an
     ONNXRuntimeOptions) gives the session options, providers and provider options."""
     import onnxruntime as ort
@@ -38,8 +47,10 @@ class ONNXProgram:
     Runtime, `release()` drops the session. The graph lives in the C core (`_graph`).
     """
 
-    def __init__(self, graph, exported_program, *, input_names: Sequence[str], capture_strategy: str,
-                 timings: dict | None = None, weights: Sequence[tuple] = ()):
+    def __init__(self, graph: _core.Graph, exported_program: torch.export.ExportedProgram, *,
+                 input_names: Sequence[str], capture_strategy: str,
+                 timings: dict[str, float] | None = None,
+                 weights: Sequence[tuple[str, int, Sequence[int]]] = ()) -> None:
         self._graph = graph
         # name -> (index in the core's weight list, torch dtype, shape)
         self._weights = {name: (i, ONNX_TO_TORCH[dtype], tuple(dims))
@@ -48,18 +59,20 @@ class ONNXProgram:
         self.capture_strategy = capture_strategy
         self.timings = dict(timings or {})
         self._input_names = list(input_names)
-        self._proto = None
-        self._inference_session = None
-        self._runtime_options = None   # the ONNXRuntimeOptions the session was made with
-        self._tempdir = None
-        self.verification = None   # list[VerificationInfo] when exported with verify=True
-        self.report_path = None    # the markdown report when exported with report=True
-        self.pass_stats = None     # what optimize() did
+        self._proto: onnx.ModelProto | None = None
+        self._inference_session: Any = None   # an onnxruntime.InferenceSession
+        # the ONNXRuntimeOptions the session was made with
+        self._runtime_options: ONNXRuntimeOptions | None = None
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        # when exported with verify=True
+        self.verification: list[VerificationInfo] | None = None
+        self.report_path: str | None = None   # the markdown report when exported with report=True
+        self.pass_stats: dict[str, int] | None = None   # what optimize() did
 
     # ---- the model ----
 
     @property
-    def model_proto(self):
+    def model_proto(self) -> onnx.ModelProto:
         """The model as an onnx.ModelProto (parsed from the core's bytes; cached)."""
         if self._proto is None:
             import onnx
@@ -70,7 +83,7 @@ class ONNXProgram:
             self._proto = onnx.load_from_string(self._graph.serialize())
         return self._proto
 
-    def _changed(self):
+    def _changed(self) -> None:
         self._proto = None
         self.release()
 
@@ -79,7 +92,7 @@ class ONNXProgram:
         self.pass_stats = self._graph.optimize()
         self._changed()
 
-    def save(self, destination: str | os.PathLike, *, include_initializers: bool = True,
+    def save(self, destination: str | os.PathLike[str], *, include_initializers: bool = True,
              keep_initializers_as_inputs: bool = False, external_data: bool | None = None) -> None:
         """Save the model to `destination`, atomically (a failed save leaves the old file).
 
@@ -105,9 +118,6 @@ class ONNXProgram:
         the weight. Apply weights before optimize(): a weight the optimizer folded into other
         constants (e.g. BatchNorm into Conv) can no longer be replaced, and says so.
         """
-        import warnings
-
-        from ._errors import OnnxExporterWarning
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
         checked = []
@@ -131,7 +141,8 @@ class ONNXProgram:
             self._graph.set_weight(index, t.data_ptr(), t.numel() * t.element_size(), t)
         self._changed()
 
-    def compute_values(self, value_names: Sequence[str], args=(), kwargs=None) -> list[torch.Tensor]:
+    def compute_values(self, value_names: Sequence[str], args: tuple[Any, ...] = (),
+                       kwargs: dict[str, Any] | None = None) -> list[torch.Tensor]:
         """The values of the ONNX graph named `value_names` (any intermediate value included), for
         these inputs, computed by ONNX Runtime."""
         import difflib
@@ -165,7 +176,7 @@ class ONNXProgram:
         results = session.run_with_ort_values(list(value_names), self._feeds(args, kwargs or {}))
         return [_from_ort_value(r) for r in results]
 
-    def rename_axes(self, rename_mapping: dict) -> None:
+    def rename_axes(self, rename_mapping: dict[Any, str]) -> None:
         """Rename dynamic axes (dim_param names) everywhere: inputs, outputs and value_info.
 
         Keys are axis names (or objects whose `.value` is one, such as onnx_ir's SymbolicDim, as
@@ -175,7 +186,7 @@ class ONNXProgram:
         """
         if not isinstance(rename_mapping, dict):
             raise TypeError(f"rename_axes takes a dict, got {type(rename_mapping).__name__}")
-        mapping = {}
+        mapping: dict[str, str] = {}
         for key, value in rename_mapping.items():
             old = key if isinstance(key, str) else getattr(key, "value", None)
             if not isinstance(old, str):
@@ -188,7 +199,7 @@ class ONNXProgram:
         # One pass over each name, longest keys first: {"a": "b", "b": "a"} swaps in "a+b" too.
         words = re.compile(r"(?<!\w)(" + "|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True))
                            + r")(?!\w)")
-        exact = {}
+        exact: dict[str, str] = {}
         for name in self._graph.rename_dim_params({}):
             new = mapping.get(name) or words.sub(lambda m: mapping[m.group(1)], name)
             if new != name:
@@ -199,13 +210,13 @@ class ONNXProgram:
 
     # ---- running ----
 
-    def initialize_inference_session(self, initializer: Callable = _ort_session_initializer, *,
-                                     options=None) -> None:
+    def initialize_inference_session(
+            self, initializer: Callable[[str | bytes], Any] = _ort_session_initializer, *,
+            options: ONNXRuntimeOptions | None = None) -> None:
         """Create the ONNX Runtime session with `initializer(model)`, model being bytes, or a
         path when the model is over 2 GB (saved with external data in a temporary folder that
         release() removes). `options` (an oxport.ONNXRuntimeOptions) configures the default
         initializer. ONNX Runtime's refusal raises OnnxRuntimeError."""
-        from ._options import ONNXRuntimeOptions
         if options is not None:
             if not isinstance(options, ONNXRuntimeOptions):
                 raise TypeError(f"options must be an oxport.ONNXRuntimeOptions, got {type(options).__name__}")
@@ -215,8 +226,6 @@ class ONNXProgram:
         self.release()
         try:
             if self._graph.stats()["initializer_bytes"] > _LARGE_MODEL:
-                import tempfile
-
                 self._tempdir = tempfile.TemporaryDirectory(prefix="oxport-")
                 path = os.path.join(self._tempdir.name, "model.onnx")
                 self.save(path, external_data=True)
@@ -229,13 +238,12 @@ class ONNXProgram:
                 raise OnnxRuntimeError(f"ONNX Runtime could not load the exported model: {e}") from e
             raise
 
-    def __call__(self, *args, **kwargs) -> tuple[torch.Tensor, ...]:
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """Run the model in ONNX Runtime with the arguments the torch model takes.
 
         As in torch.onnx's ONNXProgram, `options=oxport.ONNXRuntimeOptions(...)` (recognised by its
         type, so a model argument named `options` still passes through) configures the session; a
         session made with other options is replaced."""
-        from ._options import ONNXRuntimeOptions
         options = None
         if isinstance(kwargs.get("options"), ONNXRuntimeOptions):
             options = kwargs.pop("options")
@@ -250,7 +258,7 @@ class ONNXProgram:
             raise
         return tuple(_from_ort_value(o) for o in outputs)
 
-    def _feeds(self, args, kwargs) -> dict:
+    def _feeds(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         flat = [a for a in _pytree.tree_leaves((args, kwargs)) if a is not None]
         tensors = [a for a in flat if isinstance(a, torch.Tensor)]
         if len(tensors) != len(self._input_names):
@@ -272,7 +280,7 @@ class ONNXProgram:
                 f"initializers={s['initializers']}, inputs={self._input_names})")
 
 
-def _to_ort_value(t: torch.Tensor):
+def _to_ort_value(t: torch.Tensor) -> Any:
     """A torch tensor as an OrtValue. bfloat16, which numpy lacks, travels as its uint16 bits with
     the ONNX type named (ONNX Runtime 1.21+)."""
     import onnxruntime as ort
@@ -282,10 +290,10 @@ def _to_ort_value(t: torch.Tensor):
     return ort.OrtValue.ortvalue_from_numpy(t.numpy())
 
 
-def _from_ort_value(v) -> torch.Tensor:
+def _from_ort_value(v: Any) -> torch.Tensor:
     """An OrtValue output as a torch tensor: bfloat16 through DLPack, the rest through numpy (a
     copy only when the array is not contiguous, since np.ascontiguousarray turns 0-d into (1,))."""
     if v.data_type() == "tensor(bfloat16)":
-        return torch.from_dlpack(v._get_c_value()).clone()
+        return from_dlpack(v._get_c_value()).clone()
     a = v.numpy()
     return torch.from_numpy(a if a.flags.c_contiguous else a.copy())

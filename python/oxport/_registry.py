@@ -14,9 +14,9 @@ A translation may also be an onnxscript function (`@onnxscript.script()`): the o
 inputs and its other arguments the call's attributes.
 
 The walker runs the translation once per use and hands the recorded nodes to the C core, which
-emits them (the `oxport::custom_nodes` row of src/lower/lower.c); an onnxscript function is recorded as
-one call and travels as its FunctionProto, which the C core inlines (src/onnx/inline.c). A translation
-replaces a built-in lowering or supplies an op oxport lacks, e.g. one made with
+emits them (the `oxport::custom_nodes` row of src/lower/lower.c); an onnxscript function is recorded
+as one call and travels as its FunctionProto, which the C core inlines (src/onnx/inline.c). A
+translation replaces a built-in lowering or supplies an op oxport lacks, e.g. one made with
 torch.library.custom_op.
 """
 from __future__ import annotations
@@ -24,13 +24,15 @@ from __future__ import annotations
 import contextvars
 import re
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from . import _core
 from ._dtypes import TORCH_TO_ONNX
+from ._target import target_name
 
 CUSTOM_TARGET = "oxport::custom_nodes.default"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -39,22 +41,23 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Value:
     """An ONNX value inside a translation: a graph value (`ref`) or an output of a node the
     translation made (`index`)."""
-    __slots__ = ("ref", "index", "dtype", "shape")
+    __slots__ = ("dtype", "index", "ref", "shape")
 
-    def __init__(self, ref=None, index=None, dtype=None, shape=None):
+    def __init__(self, ref: _core.Ref | None = None, index: int | None = None,
+                 dtype: torch.dtype | None = None, shape: tuple[Any, ...] | None = None) -> None:
         self.ref, self.index, self.dtype, self.shape = ref, index, dtype, shape
 
-    def _encode(self):
+    def _encode(self) -> _core.Ref | int | None:
         return self.ref if self.ref is not None else self.index
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         what = f"graph value {self.ref.id}" if self.ref is not None else f"node output {self.index}"
         return f"Value({what}, dtype={self.dtype}, shape={self.shape})"
 
 
 class _Recorder:
-    def __init__(self):
-        self.nodes: list = []
+    def __init__(self) -> None:
+        self.nodes: list[list[Any]] = []   # [op_type, domain, inputs, attributes, noutputs]
         self.nlocals = 0
         self.functions: list[bytes] = []   # FunctionProtos the nodes may call
 
@@ -62,8 +65,8 @@ class _Recorder:
 _recorder: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar("oxport_recorder", default=None)
 
 
-def _attr(name: str, value) -> list:
-    if isinstance(value, bool) or isinstance(value, (int, np.integer)):
+def _attr(name: str, value: object) -> list[Any]:
+    if isinstance(value, (bool, int, np.integer)):
         return [name, "int", int(value)]
     if isinstance(value, (float, np.floating)):
         return [name, "float", float(value)]
@@ -80,7 +83,7 @@ def _attr(name: str, value) -> list:
                     f"or a tensor")
 
 
-def _tensor_payload(value) -> list:
+def _tensor_payload(value: torch.Tensor | np.ndarray[Any, Any]) -> list[Any]:
     t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
     t = t.detach().cpu().contiguous()
     if t.dtype not in TORCH_TO_ONNX:
@@ -94,21 +97,22 @@ class _Ops:
     recorded and returns its output (a tuple when `_outputs` > 1). `_domain` sets the node's domain.
     Python numbers, numpy arrays and torch tensors given as inputs become constants."""
 
-    def __getattr__(self, op_type: str):
+    def __getattr__(self, op_type: str) -> Callable[..., Value | tuple[Value, ...]]:
         if op_type.startswith("_"):
             raise AttributeError(op_type)
 
-        def make(*inputs, _outputs: int = 1, _domain: str = "", **attrs):
+        def make(*inputs: Any, _outputs: int = 1, _domain: str = "",
+                 **attrs: Any) -> Value | tuple[Value, ...]:
             return _add_node(op_type, _domain, inputs, attrs, _outputs)
         make.__name__ = op_type
         return make
 
-    def constant(self, value, dtype: torch.dtype | None = None) -> Value:
+    def constant(self, value: Any, dtype: torch.dtype | None = None) -> Value:
         """A constant tensor (from a number, a list, a numpy array or a torch tensor)."""
         t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
         if dtype is not None:
             t = t.to(dtype)
-        (out,) = (_add_node("Constant", "", (), {"value": t}, 1),)
+        out = cast(Value, _add_node("Constant", "", (), {"value": t}, 1))   # one output: a Value
         out.dtype, out.shape = t.dtype, tuple(t.shape)
         return out
 
@@ -116,14 +120,15 @@ class _Ops:
 op = _Ops()
 
 
-def _add_node(op_type, domain, inputs, attrs, noutputs):
+def _add_node(op_type: str, domain: str, inputs: Sequence[Any], attrs: Mapping[str, Any],
+              noutputs: int) -> Value | tuple[Value, ...]:
     rec = _recorder.get()
     if rec is None:
         raise RuntimeError(f"oxport.op.{op_type} used outside a translation: it only records nodes "
                            f"while oxport.export runs a custom translation")
     if not isinstance(noutputs, int) or noutputs < 1:
         raise ValueError(f"{op_type}: _outputs must be a positive int")
-    encoded = []
+    encoded: list[_core.Ref | int | None] = []
     for x in inputs:
         if x is None:
             encoded.append(None)
@@ -140,10 +145,11 @@ def _add_node(op_type, domain, inputs, attrs, noutputs):
     return outs[0] if noutputs == 1 else outs
 
 
-_protos_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # fn -> _function_protos(fn)
+# fn -> _function_protos(fn)
+_protos_cache: weakref.WeakKeyDictionary[Any, tuple[Any, list[bytes]]] = weakref.WeakKeyDictionary()
 
 
-def _function_protos(fn) -> tuple:
+def _function_protos(fn: Any) -> tuple[Any, list[bytes]]:
     """(FunctionProto, [serialized FunctionProto, ...]) of an onnxscript function: itself first,
     then every function it calls, directly or not, for the C core to inline."""
     protos = _protos_cache.get(fn)
@@ -157,7 +163,8 @@ def _function_protos(fn) -> tuple:
     return protos
 
 
-def _call_onnxscript(fn, args: Sequence, kwargs: dict):
+def _call_onnxscript(rec: _Recorder, fn: Any, args: Sequence[Any],
+                     kwargs: dict[str, Any]) -> Value | tuple[Value, ...]:
     """Records one call of onnxscript function `fn`: the op's arguments bound to the function's
     parameters by position and name, tensors becoming its inputs and the rest the call's
     attributes (an argument left None takes the function's default). The C core reads the
@@ -175,14 +182,14 @@ def _call_onnxscript(fn, args: Sequence, kwargs: dict):
     while inputs and inputs[-1] is None:    # trailing optional inputs left out
         inputs.pop()
     attrs = {name: value for name, value in bound.items() if name in attr_names and value is not None}
-    rec = _recorder.get()
     for proto in functions:
         if proto not in rec.functions:
             rec.functions.append(proto)
     return _add_node(fp.name, fp.domain, inputs, attrs, len(fp.output))
 
 
-def record(fn: Callable, args: Sequence, kwargs: dict, target: str, node: str) -> list:
+def record(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], target: str,
+           node: str) -> list[Any]:
     """Runs translation `fn` of op `target` at FX node `node` (a Python function using oxport.op,
     or an onnxscript function, which the C core inlines); returns the args of the custom_nodes row:
     [nodes, results, functions, target]."""
@@ -190,13 +197,13 @@ def record(fn: Callable, args: Sequence, kwargs: dict, target: str, node: str) -
     token = _recorder.set(rec)
     try:
         if hasattr(fn, "to_function_proto") and hasattr(fn, "function"):
-            result = _call_onnxscript(fn, args, kwargs)
+            result = _call_onnxscript(rec, fn, args, kwargs)
         else:
             result = fn(*args, **kwargs)
     finally:
         _recorder.reset(token)
     results = result if isinstance(result, (tuple, list)) else (result,)
-    encoded = []
+    encoded: list[_core.Ref | int | None] = []
     for r in results:
         if not isinstance(r, Value):
             raise TypeError(f"{target} (node {node}): the translation {getattr(fn, '__name__', fn)!r} "
@@ -219,25 +226,25 @@ def qualified_name(namespace: str, op_name: str, overload: str | None) -> str:
 class BuiltinLowering:
     """A lowering written in oxport's C core (a row of src/lower/lower.def)."""
 
-    def __init__(self, target: str):
+    def __init__(self, target: str) -> None:
         self.target = target
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<oxport built-in lowering of {self.target}>"
 
 
 class OnnxRegistry:
     """The translations oxport knows: the built-in C lowerings plus registered Python ones."""
 
-    def __init__(self, opset_version: int = 20):
+    def __init__(self, opset_version: int = 20) -> None:
         self._opset_version = opset_version
-        self._custom: dict[str, list[Callable]] = {}
+        self._custom: dict[str, list[Callable[..., Any]]] = {}
 
     @property
     def opset_version(self) -> int:
         return self._opset_version
 
-    def register_op(self, function: Callable, namespace: str, op_name: str, overload: str | None = None,
+    def register_op(self, function: Callable[..., Any], namespace: str, op_name: str, overload: str | None = None,
                     is_complex: bool = False) -> None:
         """Register `function` as the translation of namespace::op_name.overload."""
         if not callable(function):
@@ -250,28 +257,28 @@ class OnnxRegistry:
         name = qualified_name(namespace, op_name, overload)
         return name in self._custom or name in _core.supported_targets(self._opset_version)
 
-    def get_op_functions(self, namespace: str, op_name: str, overload: str | None = None) -> list | None:
+    def get_op_functions(self, namespace: str, op_name: str,
+                         overload: str | None = None) -> list[BuiltinLowering | Callable[..., Any]] | None:
         """Built-in lowering first, then custom functions in registration order; None if none."""
         name = qualified_name(namespace, op_name, overload)
-        found: list = []
+        found: list[BuiltinLowering | Callable[..., Any]] = []
         if name in _core.supported_targets(self._opset_version):
             found.append(BuiltinLowering(name))
         found.extend(self._custom.get(name, []))
         return found or None
 
-    def _translations(self) -> dict[str, Callable]:
+    def _translations(self) -> dict[str, Callable[..., Any]]:
         """target → the translation used: the last one registered."""
         return {name: fns[-1] for name, fns in self._custom.items() if fns}
 
 
-def table_to_translations(table) -> dict[str, Callable]:
+def table_to_translations(table: dict[Any, Any] | None) -> dict[str, Callable[..., Any]]:
     """custom_translation_table {op overload: function or [functions]} → {target: function}."""
-    from ._walk import target_name
     if table is None:
         return {}
     if not isinstance(table, dict):
         raise TypeError(f"custom_translation_table must be a dict, got {type(table).__name__}")
-    out = {}
+    out: dict[str, Callable[..., Any]] = {}
     for key, fns in table.items():
         if isinstance(key, torch._ops.OpOverloadPacket):
             key = key.default
@@ -285,4 +292,4 @@ def table_to_translations(table) -> dict[str, Callable]:
     return out
 
 
-__all__ = ["OnnxRegistry", "Value", "op", "BuiltinLowering"]
+__all__ = ["BuiltinLowering", "OnnxRegistry", "Value", "op"]

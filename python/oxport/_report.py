@@ -7,6 +7,13 @@ import io
 import os
 import resource
 from collections import Counter
+from typing import Any
+
+import torch
+
+from . import _core
+from ._target import target_name
+from ._verify import VerificationInfo
 
 
 def peak_rss_mb() -> float:
@@ -14,32 +21,31 @@ def peak_rss_mb() -> float:
 
 
 class Report:
-    def __init__(self, enabled: bool, artifacts_dir: str | os.PathLike):
+    def __init__(self, enabled: bool, artifacts_dir: str | os.PathLike[str]) -> None:
         self.enabled = enabled
         self.artifacts_dir = os.fspath(artifacts_dir)
         self.stages: list[tuple[str, str, float, float]] = []   # name, status, seconds, peak RSS
         self.capture_attempts: list[tuple[str, str]] = []
         self.strategy: str | None = None
         self.exported_program: str | None = None
-        self.aten_ops: Counter = Counter()
-        self.onnx_ops: Counter = Counter()
-        self.unsupported: list[dict] = []
-        self.graph_summary: dict | None = None
-        self.verification: list | None = None
+        self.aten_ops: Counter[str] = Counter()
+        self.onnx_ops: Counter[str] = Counter()
+        self.unsupported: list[dict[str, Any]] = []
+        self.graph_summary: _core._GraphStats | None = None
+        self.verification: list[VerificationInfo] | None = None
         self.profile: str | None = None
         self.error: str | None = None
 
     def stage(self, name: str, status: str, seconds: float) -> None:
         self.stages.append((name, status, seconds, peak_rss_mb()))
 
-    def note_program(self, ep) -> None:
+    def note_program(self, ep: torch.export.ExportedProgram) -> None:
         if not self.enabled:
             return
         self.exported_program = str(ep)
-        from ._walk import target_name
         self.aten_ops = Counter(target_name(n.target) for n in ep.graph.nodes if n.op == "call_function")
 
-    def note_graph(self, graph) -> None:
+    def note_graph(self, graph: _core.Graph) -> None:
         stats = graph.stats()
         self.onnx_ops = Counter(stats["op_counts"])
         self.graph_summary = stats

@@ -1,13 +1,29 @@
-"""verify=True: the exported model run in ONNX Runtime against eager PyTorch on the example inputs."""
+"""verify=True: the exported model run in ONNX Runtime against eager PyTorch on the example
+inputs."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch.utils import _pytree
 
 from ._errors import OnnxExporterWarning
+
+if TYPE_CHECKING:
+    import onnx
+
+
+class _Runnable(Protocol):
+    """What verify needs of an ONNXProgram (which holds the VerificationInfo it returns, so this
+    module does not import it)."""
+
+    @property
+    def model_proto(self) -> onnx.ModelProto: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]: ...
 
 
 @dataclass
@@ -26,7 +42,9 @@ class VerificationInfo:
             self.max_abs_diff <= atol + rtol * self.max_abs_expected
 
 
-def verify(program, model, args, kwargs, *, atol: float = 1e-4, rtol: float = 1e-3) -> list[VerificationInfo]:
+def verify(program: _Runnable, model: torch.nn.Module | torch.export.ExportedProgram,
+           args: tuple[Any, ...], kwargs: Mapping[str, Any], *, atol: float = 1e-4,
+           rtol: float = 1e-3) -> list[VerificationInfo]:
     """Runs both and compares output by output; warns (OnnxExporterWarning) for every output
     beyond atol + rtol * max|expected|."""
     runner = model.module() if isinstance(model, torch.export.ExportedProgram) else model

@@ -9,15 +9,18 @@ from __future__ import annotations
 import operator
 import re
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
 from . import _core, _registry
-from ._errors import LoweringError, OnnxExporterWarning
 from ._dtypes import TORCH_TO_ONNX, onnx_dtype
+from ._errors import LoweringError, OnnxExporterWarning
+from ._target import target_name
 
 _INT64 = TORCH_TO_ONNX[torch.int64]
 _DROPPED = (torch.device, torch.layout, torch.memory_format)
@@ -26,36 +29,26 @@ _DROPPED = (torch.device, torch.layout, torch.memory_format)
 @dataclass
 class Walked:
     """The arguments of _core.lower, plus what the Python side keeps for ONNXProgram."""
-    inputs: list = field(default_factory=list)        # (id, name, dtype, shape)
-    initializers: list = field(default_factory=list)  # (id, name, dtype, dims, ptr, nbytes, owner)
-    nodes: list = field(default_factory=list)         # (target, name, where, args, ids, metas)
-    outputs: list = field(default_factory=list)       # ids
-    output_names: list = field(default_factory=list)  # FX names of the outputs
+    inputs: list[_core._Input] = field(default_factory=list)        # (id, name, dtype, shape)
+    # (id, name, dtype, dims, ptr, nbytes, owner)
+    initializers: list[_core._Initializer] = field(default_factory=list)
+    nodes: list[_core._Node] = field(default_factory=list)  # (target, name, where, args, ids, metas)
+    outputs: list[int] = field(default_factory=list)       # ids
+    output_names: list[str] = field(default_factory=list)  # FX names of the outputs
     nvalues: int = 0
-    input_names: list = field(default_factory=list)
-    input_dtypes: list = field(default_factory=list)  # torch dtypes of the ONNX inputs, in order
-    fake_weights: list = field(default_factory=list)  # names of weights with no data
-    dropped_mutations: list = field(default_factory=list)
-
-
-def target_name(target) -> str:
-    """"aten::addmm.default" for OpOverloads; a readable name for anything else."""
-    schema = getattr(target, "_schema", None)
-    if schema is not None:
-        return f"{schema.name}.{target._overloadname or 'default'}"
-    if isinstance(target, torch._ops.HigherOrderOperator):
-        return f"higher_order::{target.name()}"
-    module = getattr(target, "__module__", None) or "python"
-    return f"{module}::{getattr(target, '__name__', repr(target))}"
+    input_names: list[str] = field(default_factory=list)
+    input_dtypes: list[torch.dtype] = field(default_factory=list)  # of the ONNX inputs, in order
+    fake_weights: list[str] = field(default_factory=list)  # names of weights with no data
+    dropped_mutations: list[str] = field(default_factory=list)
 
 
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
-def _shape(shape, names: dict | None = None) -> tuple:
+def _shape(shape: Sequence[Any], names: dict[str, str] | None = None) -> tuple[int | str, ...]:
     """Dims as ints, or as strings for symbolic ones; symbols the user named (in dynamic_shapes)
     are written with those names, also inside expressions ("s0 + 1" becomes "seq + 1")."""
-    out = []
+    out: list[int | str] = []
     for d in shape:
         if isinstance(d, int) or _is_static(d):
             out.append(int(d))
@@ -67,14 +60,14 @@ def _shape(shape, names: dict | None = None) -> tuple:
     return tuple(out)
 
 
-def _is_static(d) -> bool:
+def _is_static(d: object) -> bool:
     try:
         return d.node.is_constant() if isinstance(d, torch.SymInt) else True
     except Exception:
         return False
 
 
-def _meta(val, where: str, names: dict | None = None):
+def _meta(val: object, where: str, names: dict[str, str] | None = None) -> _core._Meta:
     """(onnx dtype, shape) of one FX value; (None, None) when it is not a tensor or number."""
     if isinstance(val, torch.Tensor):
         return (onnx_dtype(val.dtype, where), _shape(val.shape, names))
@@ -87,7 +80,7 @@ def _meta(val, where: str, names: dict | None = None):
     return (None, None)
 
 
-def _where(node) -> str | None:
+def _where(node: torch.fx.Node) -> str | None:
     """The module path and source line an FX node came from: "attn.qkv (Linear), model.py:31"."""
     parts = []
     stack = node.meta.get("nn_module_stack")
@@ -114,10 +107,10 @@ def _where(node) -> str | None:
 class _Schemas:
     """Per-overload argument lists, looked up once per target."""
 
-    def __init__(self):
-        self._cache = {}
+    def __init__(self) -> None:
+        self._cache: dict[Any, list[tuple[str, bool, bool, Any]]] = {}
 
-    def get(self, target):
+    def get(self, target: Any) -> list[tuple[str, bool, bool, Any]]:
         spec = self._cache.get(target)
         if spec is None:
             args = target._schema.arguments
@@ -128,15 +121,16 @@ class _Schemas:
 
 
 def walk(ep: ExportedProgram, input_names: list[str] | None = None,
-         dim_names: dict[str, str] | None = None, translations: dict | None = None) -> Walked:
+         dim_names: dict[str, str] | None = None,
+         translations: dict[str, Callable[..., Any]] | None = None) -> Walked:
     """dim_names maps torch's symbols ("s0") to the names the user gave them; translations maps
     targets to custom translation functions (run here, their nodes sent to C)."""
     w = Walked()
     sig = ep.graph_signature
     graph = ep.graph_module.graph
-    ids: dict = {}        # fx.Node -> id, or a tuple of ids for multi-output nodes
-    literals: dict = {}   # fx.Node -> Python value, for non-tensor user inputs torch specialized
-    refs: list = []
+    ids: dict[torch.fx.Node, int | tuple[int, ...]] = {}   # a tuple for multi-output nodes
+    literals: dict[torch.fx.Node, _core._Arg] = {}   # non-tensor user inputs torch specialized
+    refs: list[_core.Ref] = []
 
     def new_id() -> int:
         i = w.nvalues
@@ -155,7 +149,7 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
         raise ValueError(f"input_names has {len(input_names)} names but the model has "
                          f"{len(tensor_inputs)} tensor inputs")
     k = 0
-    for node, spec in user:
+    for node, _spec in user:
         val = node.meta.get("val")
         if not isinstance(val, torch.Tensor):
             literals[node] = val if not isinstance(val, torch.SymInt) else None
@@ -186,7 +180,7 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
 
     schemas = _Schemas()
 
-    def arg(a, where):
+    def arg(a: Any, where: str) -> _core._Arg:
         if isinstance(a, torch.fx.Node):
             if a in literals:
                 return literals[a]
@@ -206,7 +200,7 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
             return None
         raise TypeError(f"{where}: argument of type {type(a).__name__} cannot be exported")
 
-    def user_arg(a):
+    def user_arg(a: Any) -> Any:
         """An argument as a translation sees it: FX values become Value handles."""
         if isinstance(a, torch.fx.Node):
             if a in literals:
@@ -215,9 +209,9 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
             if i is None or isinstance(i, tuple):
                 raise NotImplementedError(f"argument {a.name} cannot be passed to a translation")
             val = a.meta.get("val")
-            is_t = isinstance(val, torch.Tensor)
-            return _registry.Value(ref=refs[i], dtype=val.dtype if is_t else None,
-                                   shape=tuple(val.shape) if is_t else None)
+            if isinstance(val, torch.Tensor):
+                return _registry.Value(ref=refs[i], dtype=val.dtype, shape=tuple(val.shape))
+            return _registry.Value(ref=refs[i])
         if isinstance(a, (list, tuple)):
             return type(a)(user_arg(x) for x in a)
         return a
@@ -277,9 +271,10 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
         if spec.kind != OutputKind.USER_OUTPUT:
             w.dropped_mutations.append(f"{spec.kind.name}: {spec.target}")
             continue
-        if not isinstance(o, torch.fx.Node) or isinstance(ids.get(o), tuple) or o not in ids:
+        out_id = ids.get(o) if isinstance(o, torch.fx.Node) else None
+        if out_id is None or isinstance(out_id, tuple):
             raise NotImplementedError(f"output {getattr(o, 'name', o)!r}: only tensor outputs are exported")
-        w.outputs.append(ids[o])
+        w.outputs.append(out_id)
         w.output_names.append(o.name)
     if w.dropped_mutations:
         warnings.warn("oxport: the model mutates state that ONNX cannot carry; dropped: "
@@ -287,7 +282,7 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
     return w
 
 
-def _weight(i: int, name: str, t: torch.Tensor, w: Walked):
+def _weight(i: int, name: str, t: torch.Tensor, w: Walked) -> _core._Initializer:
     """(id, name, dtype, dims, ptr, nbytes, owner): the C core borrows the tensor's bytes."""
     t = t.detach()
     dtype = onnx_dtype(t.dtype, f"weight {name}")

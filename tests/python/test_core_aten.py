@@ -5,8 +5,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 
-import core_aten  # noqa: E402
-from oxport import _core  # noqa: E402
+import core_aten
+from oxport import _core
 
 
 def test_core_aten_overloads_are_lowered_or_explained():

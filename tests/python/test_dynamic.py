@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.export import Dim
 
-import models
+import demo_models
 import oxport
 import oxport._export
 
@@ -20,7 +20,7 @@ def _dims(value_info):
     {"input_ids": ("batch", "seq")},
 ])
 def test_named_axes_and_other_sizes(spec):
-    model, args = models.transformer()
+    model, args = demo_models.transformer()
     program = oxport.export(model, args, dynamic_shapes=spec, verbose=False)
     graph = program.model_proto.graph
     assert _dims(graph.input[0]) == ["batch", "seq"]
@@ -32,7 +32,7 @@ def test_named_axes_and_other_sizes(spec):
 
 @pytest.mark.parametrize("hint", [Dim.DYNAMIC, Dim.AUTO])
 def test_unnamed_dynamic_axes(hint):
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     program = oxport.export(model, args, dynamic_shapes=({0: hint},), verbose=False)
     dim0 = program.model_proto.graph.input[0].type.tensor_type.shape.dim[0]
     assert dim0.dim_param                      # symbolic, named by torch
@@ -42,13 +42,13 @@ def test_unnamed_dynamic_axes(hint):
 
 
 def test_static_and_int_specs_stay_static():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, dynamic_shapes=({0: Dim.STATIC, 1: 8},), verbose=False)
     assert _dims(program.model_proto.graph.input[0]) == [97, 8]
 
 
 def test_dynamic_axes_converted_with_warning():
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     with pytest.warns(DeprecationWarning, match="dynamic_axes"):
         program = oxport.export(model, args, input_names=["images"],
                                 dynamic_axes={"images": {0: "N"}}, verbose=False)
@@ -72,7 +72,7 @@ def no_capture(monkeypatch):
     ("batch", TypeError, "dict or a tuple"),
 ])
 def test_malformed_dynamic_shapes_fail_before_capture(no_capture, spec, exc, match):
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.raises(exc, match=match):
         oxport.export(model, args, dynamic_shapes=spec)
 
@@ -92,7 +92,8 @@ def test_varargs_forward_takes_one_entry_for_all_its_args():
 
 
 class CatSplit(torch.nn.Module):
-    """Two batches through one layer and back, as torchvision's RoIHeads splits its boxes per image."""
+    """Two batches through one layer and back, as torchvision's RoIHeads splits its boxes per
+    image."""
 
     def forward(self, a, b):
         y = torch.cat([a, b]).relu() * 2

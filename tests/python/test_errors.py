@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-import models
+import demo_models
 import oxport
 import oxport._export
 
@@ -16,39 +16,39 @@ def no_capture(monkeypatch):
 
 
 def test_model_not_a_module(no_capture):
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
         oxport.export(lambda x: x, (torch.zeros(1),))
 
 
 @pytest.mark.parametrize("args", ["x", 3, {"x": 1}, None])
 def test_args_not_tuple_or_tensor(no_capture, args):
-    model, _ = models.mlp()
+    model, _ = demo_models.mlp()
     with pytest.raises(TypeError, match="args must be a tuple"):
         oxport.export(model, args)
 
 
 @pytest.mark.parametrize("opset", [7, 17, 25])
 def test_opset_out_of_range(no_capture, opset):
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.raises(ValueError, match=f"opset_version={opset}"):
         oxport.export(model, args, opset_version=opset)
 
 
 def test_opset_not_int(no_capture):
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.raises(TypeError, match="opset_version"):
         oxport.export(model, args, opset_version="20")
 
 
 def test_dynamo_false(no_capture):
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.raises(ValueError, match="dynamo=False"):
         oxport.export(model, args, dynamo=False)
 
 
 @pytest.mark.parametrize("kw", ["input_names", "output_names"])
 def test_names_not_strings(no_capture, kw):
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.raises(TypeError, match=kw):
         oxport.export(model, args, **{kw: "x"})
     with pytest.raises(ValueError, match=kw):
@@ -56,13 +56,13 @@ def test_names_not_strings(no_capture, kw):
 
 
 def test_list_args_accepted_as_tuple():
-    model, (x,) = models.mlp()
+    model, (x,) = demo_models.mlp()
     program = oxport.export(model, [x], verbose=False)
     torch.testing.assert_close(program(x)[0], model(x))
 
 
 def test_single_tensor_args_accepted():
-    model, (x,) = models.mlp()
+    model, (x,) = demo_models.mlp()
     program = oxport.export(model, x, verbose=False)
     torch.testing.assert_close(program(x)[0], model(x))
 
@@ -72,7 +72,7 @@ def test_too_many_input_names(monkeypatch):
     import oxport._export as ex
 
     monkeypatch.setattr(ex, "capture", lambda *a, **k: pytest.fail("captured"))
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.raises(ValueError, match="input_names has 2 names but the inputs hold 1 tensor"):
         oxport.export(model, args, input_names=["a", "b"], verbose=False)
 
@@ -147,7 +147,7 @@ def test_lowering_failure_in_c_is_lowering_error():
 
 
 def test_unsupported_input_dtype_fails_before_capture(no_capture):
-    model, _ = models.mlp()
+    model, _ = demo_models.mlp()
     with pytest.raises(TypeError, match=r"input 0 .* dtype torch.float8_e4m3fn"):
         oxport.export(model, (torch.zeros(2, 8, dtype=torch.float8_e4m3fn),))
 
@@ -155,7 +155,7 @@ def test_unsupported_input_dtype_fails_before_capture(no_capture):
 def test_runtime_failure_is_onnx_runtime_error():
     import onnxruntime as ort
 
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False)
 
     def refuses(model_bytes):
@@ -168,7 +168,7 @@ def test_runtime_failure_is_onnx_runtime_error():
 
 
 def test_verbosity_controls_logging(caplog):
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     options = oxport.ExportOptions(diagnostic_options=oxport.DiagnosticOptions(verbosity_level=20))
     with caplog.at_level(20, logger="oxport"), pytest.warns(DeprecationWarning):
         oxport.dynamo_export(model, *args, export_options=options)

@@ -3,13 +3,13 @@ import onnx
 import pytest
 import torch
 
-import models
+import demo_models
 import oxport
 
 
 @pytest.mark.parametrize("opset", [18, 20, 23])
 def test_models_match_eager(model_case, opset):
-    name, model, args, expected = model_case
+    _name, model, args, expected = model_case
     program = oxport.export(model, args, dynamo=True, opset_version=opset, verbose=False)
     program.optimize()
     proto = program.model_proto
@@ -21,7 +21,7 @@ def test_models_match_eager(model_case, opset):
 
 
 def test_documented_example(tmp_path):
-    model, (tensor_x,) = models.mlp()
+    model, (tensor_x,) = demo_models.mlp()
     onnx_program = oxport.export(model, (tensor_x,), dynamo=True)
     onnx_program.optimize()
     onnx_program.save(tmp_path / "mlp.onnx")
@@ -35,14 +35,14 @@ def test_documented_example(tmp_path):
 
 def test_other_inputs_than_traced_run():
     """The exported model computes, not replays: fresh inputs of the same shape match eager."""
-    model, args = models.transformer()
+    model, args = demo_models.transformer()
     program = oxport.export(model, args, verbose=False)
     ids = torch.randint(0, 100, args[0].shape)
     torch.testing.assert_close(program(ids)[0], model(ids))
 
 
 def test_exported_program_as_model():
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     ep = torch.export.export(model, args)
     program = oxport.export(ep, args, verbose=False)
     assert program.capture_strategy == "given"
@@ -51,7 +51,7 @@ def test_exported_program_as_model():
 
 def test_decomposed_forms_lower(model_case):
     """The core-ATen forms torch produces after run_decompositions lower too."""
-    name, model, args, expected = model_case
+    _name, model, args, expected = model_case
     ep = torch.export.export(model, args).run_decompositions()
     program = oxport.export(ep, args, verbose=False)
     torch.testing.assert_close(program(*args)[0], expected)
@@ -60,7 +60,7 @@ def test_decomposed_forms_lower(model_case):
 def test_skipping_the_retrace_matches_decomposing(model_case):
     """The export that skips run_decompositions (every op native) computes what the export of the
     decomposed program computes."""
-    name, model, args, expected = model_case
+    _name, model, args, _expected = model_case
     ep = torch.export.export(model, args)
     native = oxport.export(ep, args, verbose=False)
     decomposed = oxport.export(ep.run_decompositions(), args, verbose=False)
@@ -69,7 +69,7 @@ def test_skipping_the_retrace_matches_decomposing(model_case):
 
 
 def test_input_and_output_names():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, input_names=["x"], output_names=["logits"], verbose=False)
     g = program.model_proto.graph
     assert [i.name for i in g.input] == ["x"]
@@ -79,7 +79,7 @@ def test_input_and_output_names():
 
 def test_no_decomposition_needed_for_native_models(capsys):
     """Every op of the three models is lowered natively: the re-trace is skipped."""
-    for build in models.MODELS.values():
+    for build in demo_models.MODELS.values():
         model, args = build()
         oxport.export(model, args)
         err = capsys.readouterr().err
@@ -88,14 +88,14 @@ def test_no_decomposition_needed_for_native_models(capsys):
 
 
 def test_verbose_false_is_silent(capsys):
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     oxport.export(model, args, verbose=False)
     captured = capsys.readouterr()
     assert "[oxport]" not in captured.err + captured.out
 
 
 def test_release_drops_session():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False)
     program(*args)
     assert program._inference_session is not None
@@ -113,7 +113,7 @@ def test_custom_session_initializer():
         seen.append(type(model))
         return ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False)
     program.initialize_inference_session(initializer)
     torch.testing.assert_close(program(*args)[0], model(*args))
@@ -143,7 +143,7 @@ def test_optimize_removes_dead_code():
 def test_optimize_keeps_outputs_and_shrinks(model_case):
     """The optimized graph computes what the unoptimized one does, with no more nodes, and no
     Identity or Constant node is left."""
-    name, model, args, expected = model_case
+    _name, model, args, _expected = model_case
     program = oxport.export(model, args, optimize=False, verbose=False)
     before = program(*args)
     n_before = len(program.model_proto.graph.node)
@@ -158,7 +158,7 @@ def test_optimize_keeps_outputs_and_shrinks(model_case):
 
 
 def test_cnn_batchnorm_folded_into_conv():
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     program = oxport.export(model, args, verbose=False)
     ops = [n.op_type for n in program.model_proto.graph.node]
     assert "BatchNormalization" not in ops

@@ -1,7 +1,7 @@
 """enable_fake_mode() with Hugging Face transformers models built from a config: construct under the
-context manager, export, apply the weights of a real instance, compare with eager. torch.onnx dropped
-fake mode because it broke here: the rotary `inv_freq` is a non-persistent buffer no state_dict
-carries, so it must be computed for real (see oxport/_fake.py)."""
+context manager, export, apply the weights of a real instance, compare with eager. torch.onnx
+dropped fake mode because it broke here: the rotary `inv_freq` is a non-persistent buffer no
+state_dict carries, so it must be computed for real (see oxport/_fake.py)."""
 import pytest
 import torch
 

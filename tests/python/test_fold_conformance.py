@@ -4,13 +4,13 @@ Every backend node test in the pinned onnx wheel whose model is one node of an o
 run through `oxport._core.fold_node` with the node's attributes and the inputs of test_data_set_0,
 and each output is compared with the expected one. A case the kernel declines (NotImplementedError:
 a dtype or form it does not fold) is skipped with that reason; a wrong value, dtype or shape fails,
-and so does a ValueError (the kernel calling a valid node malformed). `test_every_kernel_passes_a_case`
-fails when a kernel skips all of its cases, so a kernel cannot hide behind skips.
+and so does a ValueError (the kernel calling a valid node malformed).
+`test_every_kernel_passes_a_case` fails when a kernel skips all of its cases, so a kernel cannot
+hide behind skips.
 """
 
 import collections
 import functools
-import glob
 import json
 import os
 
@@ -31,7 +31,8 @@ KERNEL_OPS = frozenset(
 
 NODE_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node")
 
-# TensorProto data types oxport's IR holds with fixed-size elements (strings, float8, int4, ... not).
+# TensorProto data types oxport's IR holds with fixed-size elements (strings, float8, int4, ...
+# not).
 IR_DTYPES = frozenset(range(1, 17)) - {onnx.TensorProto.STRING}
 
 # Results are rounded to the output's format: float16 and bfloat16 get one unit in the last place.
@@ -132,7 +133,7 @@ def _compare(name, k, got, want, tolerance):
         np.testing.assert_array_equal(actual, expected, err_msg=f"{name} output {k}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_case(name):
     """("pass" | "skip", reason) for one backend test; raises on a mismatch."""
     case_dir = os.path.join(NODE_DIR, name)

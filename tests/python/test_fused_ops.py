@@ -222,8 +222,9 @@ def test_recurrent_with_initial_state_and_unbatched_input():
 
 
 INTERPOLATE = [   # (input rank, kwargs)
-    (4, dict(scale_factor=2, mode="nearest")), (4, dict(size=(5, 7), mode="nearest")), (3, dict(scale_factor=3, mode="nearest")),
-    (5, dict(size=(3, 5, 7), mode="nearest")), (4, dict(size=(5, 9), mode="nearest-exact")), (4, dict(scale_factor=1.5, mode="nearest-exact")),
+    (4, dict(scale_factor=2, mode="nearest")), (4, dict(size=(5, 7), mode="nearest")),
+    (3, dict(scale_factor=3, mode="nearest")), (5, dict(size=(3, 5, 7), mode="nearest")),
+    (4, dict(size=(5, 9), mode="nearest-exact")), (4, dict(scale_factor=1.5, mode="nearest-exact")),
     (3, dict(scale_factor=2, mode="linear")), (3, dict(size=7, mode="linear", align_corners=True)),
     (4, dict(size=(5, 7), mode="bilinear")), (4, dict(scale_factor=2.5, mode="bilinear", align_corners=True)),
     (4, dict(size=(3, 2), mode="bilinear")), (5, dict(scale_factor=2, mode="trilinear")),
@@ -231,7 +232,8 @@ INTERPOLATE = [   # (input rank, kwargs)
 ]
 
 
-@pytest.mark.parametrize("rank,kw", INTERPOLATE, ids=[f"{kw['mode']}{r - 2}d-{i}" for i, (r, kw) in enumerate(INTERPOLATE)])
+@pytest.mark.parametrize("rank,kw", INTERPOLATE,
+                         ids=[f"{kw['mode']}{r - 2}d-{i}" for i, (r, kw) in enumerate(INTERPOLATE)])
 def test_interpolate(rank, kw):
     torch.manual_seed(0)
     x = torch.randn(*[2, 3, 4, 6, 5][:rank])
@@ -265,7 +267,8 @@ def test_sampling_ops():
             return (torch.ops.aten.uniform.default(x, -2.0, 3.0), torch.rand_like(x), torch.randn_like(x),
                     torch.randint_like(x, 4, 9), torch.ops.aten.exponential.default(x, 2.0),
                     torch.ops.aten.cauchy.default(x, 1.0, 0.5), torch.ops.aten.geometric.default(x, 0.3),
-                    torch.ops.aten.log_normal.default(x, 0.0, 0.5), torch.ops.aten.normal_functional.default(x, 5.0, 0.1),
+                    torch.ops.aten.log_normal.default(x, 0.0, 0.5),
+                    torch.ops.aten.normal_functional.default(x, 5.0, 0.1),
                     torch.bernoulli(torch.full_like(x, 0.5)), torch.ops.aten.bernoulli.p(x, 0.25))
 
     x = torch.rand(64, 32)
@@ -297,7 +300,7 @@ def test_random_factories():
     rand, randn, ri_low, ri, nrm, nrm_t = program(m, s)
     for got, want in zip(program(m, s), M()(m, s)):
         assert got.shape == want.shape and got.dtype == want.dtype
-    assert 0 <= rand.min() and rand.max() < 1 and 0.8 < randn.std() < 1.2
+    assert rand.min() >= 0 and rand.max() < 1 and 0.8 < randn.std() < 1.2
     assert ri_low.min() >= 3 and ri_low.max() <= 6 and ri.min() >= 0 and ri.max() <= 4
     assert abs(nrm.mean() - 2.0) < 0.05 and abs(nrm_t.mean() - 3.0) < 0.02
 

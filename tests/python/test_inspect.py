@@ -1,5 +1,5 @@
-"""oxport-inspect (tools/oxport_inspect.c) against the onnx package's view of the same file: inputs and
-outputs with shapes, opsets, op histogram, parameters by dtype, external data; bad files give an
+"""oxport-inspect (tools/oxport_inspect.c) against the onnx package's view of the same file: inputs
+and outputs with shapes, opsets, op histogram, parameters by dtype, external data; bad files give an
 error and a non-zero exit, never a crash; tensor data is never read."""
 import collections
 import os
@@ -157,9 +157,9 @@ def test_figures_match_onnx(program, tmp_path, external, keep):
 
 
 def test_model_saved_without_initializers(program, tmp_path):
-    """include_initializers=False, keep_initializers_as_inputs=False: the nodes read weights the file
-    does not define (onnx's checker refuses it); oxport-inspect still describes the model and counts
-    them."""
+    """include_initializers=False, keep_initializers_as_inputs=False: the nodes read weights the
+    file does not define (onnx's checker refuses it); oxport-inspect still describes the model and
+    counts them."""
     path = tmp_path / "arch.onnx"
     program.save(path, include_initializers=False)
     full = onnx.load_from_string(program._graph.serialize())

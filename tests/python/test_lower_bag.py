@@ -20,8 +20,8 @@ class Bag(torch.nn.Module):
 
 torch.manual_seed(0)
 W = torch.randn(10, 3)
-I = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9])
-O = torch.tensor([0, 4, 4, 6])   # the second bag is empty
+INDICES = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9])
+OFFSETS = torch.tensor([0, 4, 4, 6])   # the second bag is empty
 
 
 @pytest.mark.parametrize("kw", [dict(mode="sum"), dict(mode="mean"), dict(mode="max"),
@@ -31,8 +31,8 @@ O = torch.tensor([0, 4, 4, 6])   # the second bag is empty
                                 dict(mode="mean", padding_idx=-3)], ids=str)
 def test_offsets(kw):
     model = Bag(**kw)
-    program = oxport.export(model, (W, I, O), verbose=False)
-    torch.testing.assert_close(program(W, I, O)[0], model(W, I, O))
+    program = oxport.export(model, (W, INDICES, OFFSETS), verbose=False)
+    torch.testing.assert_close(program(W, INDICES, OFFSETS)[0], model(W, INDICES, OFFSETS))
     i2, o2 = torch.tensor([0, 0, 7, 1, 9, 9, 4, 2]), torch.tensor([0, 1, 1, 3])   # other values, same sizes
     torch.testing.assert_close(program(W, i2, o2)[0], model(W, i2, o2))
 
@@ -40,8 +40,8 @@ def test_offsets(kw):
 def test_per_sample_weights():
     model = Bag(mode="sum")
     psw = torch.rand(8)
-    program = oxport.export(model, (W, I, O, psw), verbose=False)
-    torch.testing.assert_close(program(W, I, O, psw)[0], model(W, I, O, psw))
+    program = oxport.export(model, (W, INDICES, OFFSETS, psw), verbose=False)
+    torch.testing.assert_close(program(W, INDICES, OFFSETS, psw)[0], model(W, INDICES, OFFSETS, psw))
 
 
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])
@@ -55,5 +55,5 @@ def test_two_dimensional_bags(mode):
 def test_half_weights():
     model = Bag(mode="mean")
     w = W.half()
-    program = oxport.export(model, (w, I, O), verbose=False)
-    torch.testing.assert_close(program(w, I, O)[0], model(w, I, O))
+    program = oxport.export(model, (w, INDICES, OFFSETS), verbose=False)
+    torch.testing.assert_close(program(w, INDICES, OFFSETS)[0], model(w, INDICES, OFFSETS))

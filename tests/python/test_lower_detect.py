@@ -86,7 +86,8 @@ class Unique(torch.nn.Module):
                                torch.tensor([1.5, -2.0, 1.5, 0.0]).half(), torch.tensor([True, False, True])],
                          ids=["int64", "int32", "float16", "bool"])
 @pytest.mark.parametrize("kw", [{}, {"return_inverse": True}, {"return_counts": True},
-                                {"return_inverse": True, "return_counts": True}], ids=["plain", "inverse", "counts", "both"])
+                                {"return_inverse": True, "return_counts": True}],
+                         ids=["plain", "inverse", "counts", "both"])
 def test_unique_matches_eager(x, kw):
     model = Unique(**kw)
     program = oxport.export(model, (x,), verbose=False)

@@ -77,7 +77,8 @@ CASES = {
     "select_slice": _case(lambda x: (x[1], x[:, 1:3], x[..., ::2], x[:, -1], x[0, 1:, :-1], x[:, None]), r(3, 4, 5)),
     "cat_stack_split": _case(lambda a, b: (torch.cat([a, b], 1), torch.stack([a, b], 0), *a.split(2, 1), *a.chunk(2, 0),
                                            *b.split([1, 3], 1), *a.unbind(0)), r(4, 4), r(4, 4)),
-    # torch.cat drops legacy empty 1-D inputs; torch.stack keeps them: (2, 0), and (3, 0) beside rows
+    # torch.cat drops legacy empty 1-D inputs; torch.stack keeps them: (2, 0), and (3, 0) beside
+    # rows
     "stack_empty": _case(lambda a, b: (torch.stack([a, b]), torch.stack([a, a * 2, b], 1), torch.cat([a, b])),
                          torch.zeros(0), torch.zeros(0)),
     "squeeze_unsqueeze_expand": _case(lambda x: (x.unsqueeze(0), x.squeeze(1), x.squeeze(), x.expand(2, 3, 4), x.expand_as(torch.empty(5, 2, 2, 4)),

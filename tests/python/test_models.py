@@ -3,6 +3,8 @@ natively (no run_decompositions), passes the ONNX checker and matches eager in O
 Weights are random (torchvision weights=None, transformers from configs); sizes are cut down
 (2 layers, hidden 64) but the architectures are the real ones."""
 import collections
+import os
+import sys
 
 import onnx
 import pytest
@@ -13,6 +15,10 @@ from oxport import _capture
 
 torchvision = pytest.importorskip("torchvision")
 transformers = pytest.importorskip("transformers")
+
+# tools/models.py, the corpus of `make models`
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
+import models as corpus  # noqa: E402
 
 
 def _vision(name):
@@ -114,21 +120,6 @@ def test_transformer_with_dynamic_batch_and_sequence(name):
         torch.testing.assert_close(program(ids)[0], expected, rtol=1e-3, atol=1e-4)
 
 
-def _corpus():
-    """tools/models.py, the corpus of `make models`, imported under its own name (demo/models.py is
-    `models` on sys.path)."""
-    import importlib.util
-    import os
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "models.py")
-    spec = importlib.util.spec_from_file_location("oxport_corpus", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _corpus()
-
-
 def test_llama_with_dynamic_cache_at_other_sizes():
     """One decoding step of Llama over a DynamicCache, with batch, new tokens and past length
     dynamic: the cache's inputs and outputs keep their named dims, and the model matches eager
@@ -150,7 +141,7 @@ def test_llama_with_dynamic_cache_at_other_sizes():
 
 @pytest.mark.parametrize("name", ["t5", "whisper_decoder", "resnet_hf"])
 def test_corpus_model_matches_eager(name):
-    family, build = corpus.corpus()[name]
+    _family, build = corpus.corpus()[name]
     model, args, _ = build()
     program = oxport.export(model, args, verbose=False)
     with torch.no_grad():

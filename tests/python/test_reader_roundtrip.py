@@ -7,8 +7,8 @@ onnx/backend/test/data/node this test checks that:
 * the reader never fails on a model it should read: the only refusals allowed are OX_EUNSUPPORTED
   (subgraphs, sequence types, float8 ...), and each is counted with its reason;
 * the rewritten bytes parse with onnx, and equal the original bytes, either exactly ("identical") or
-  after the original is put through the writer's documented policies (onnx/write.h), each named, so that
-  every difference is explained ("normalized"). Anything else fails the test.
+  after the original is put through the writer's documented policies (onnx/write.h), each named, so
+  that every difference is explained ("normalized"). Anything else fails the test.
 
 The counts are printed (pytest -s) and summarized in the assertion messages.
 """
@@ -66,7 +66,8 @@ def _tensors_of_graph(g):
 
 
 def _to_raw(t):
-    """A tensor with typed data fields as the writer writes it: raw_data (bytes as numpy lays them)."""
+    """A tensor with typed data fields as the writer writes it: raw_data (bytes as
+    numpy lays them)."""
     if t.HasField("raw_data") or t.data_location == onnx.TensorProto.EXTERNAL:
         return False
     arr = numpy_helper.to_array(t)
@@ -209,8 +210,8 @@ def test_reader_roundtrip_backend_node_models():
         name = os.path.basename(os.path.dirname(path))
         if rc == 2:
             counts["unsupported"] += 1
-            # "unsupported: node 'x' (If): attribute 'then_branch' of type GRAPH ... (at ...)": group
-            # refusals by kind, without the quoted names
+            # "unsupported: node 'x' (If): attribute 'then_branch' of type GRAPH ... (at ...)":
+            # group refusals by kind, without the quoted names
             msg = err.split(": ", 1)[-1].split(" (at ")[0]
             key = re.sub(r"node #\d+ ", "node ", "".join(msg.split("'")[0::2]))
             unsupported[key.strip()] += 1
@@ -218,10 +219,11 @@ def test_reader_roundtrip_backend_node_models():
         if rc != 0:
             problems.append(f"{name}: exit {rc}: {err.strip()}")
             continue
-        orig = open(path, "rb").read()
+        with open(path, "rb") as f:
+            orig = f.read()
         try:
             rewritten = onnx.load_from_string(out)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             problems.append(f"{name}: the rewritten bytes do not parse with onnx: {e}")
             continue
         if out == orig:

@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-import models
+import demo_models
 import oxport
 from oxport import op
 
@@ -44,8 +44,9 @@ def test_custom_op_with_builder():
 
 def test_custom_op_with_onnxscript_function():
     """The function travels to C as its FunctionProto and is inlined there: the model holds its
-    nodes, no function and no call of one. alpha=3.0 comes from the call site (the default is 2.0)."""
-    from tests_onnxscript_fn import scaled_relu_fn   # module-level source: onnxscript parses it
+    nodes, no function and no call of one. alpha=3.0 comes from the call site (the default is
+    2.0)."""
+    from onnxscript_functions import scaled_relu_fn  # module-level source: onnxscript parses it
     model, x = UsesCustomOp(), torch.randn(5, 4)
     program = oxport.export(model, (x,), verbose=False,
                             custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: scaled_relu_fn})
@@ -74,7 +75,7 @@ class TwoCalls(torch.nn.Module):
 
 
 def test_onnxscript_names_unique_and_two_outputs():
-    from tests_onnxscript_fn import relu_and_neg, scaled_relu_fn
+    from onnxscript_functions import relu_and_neg, scaled_relu_fn
     model, x = TwoCalls(), torch.randn(4, 3)
     table = {torch.ops.oxport_reg.scaled_relu.default: scaled_relu_fn,
              torch.ops.oxport_reg.relu_and_neg.default: relu_and_neg}
@@ -94,7 +95,7 @@ def test_onnxscript_names_unique_and_two_outputs():
 def test_onnxscript_nested_functions():
     """A function calling functions of its domain, an attribute passed down two calls (alpha has
     no default in relu_then_times): all inlined, the domain never reaches the model."""
-    from tests_onnxscript_fn import scaled_relu_nested
+    from onnxscript_functions import scaled_relu_nested
     model, x = UsesCustomOp(), torch.randn(5, 4)
     program = oxport.export(model, (x,), verbose=False,
                             custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: scaled_relu_nested})
@@ -107,7 +108,7 @@ def test_onnxscript_nested_functions():
 
 def test_onnxscript_newer_opset_refused():
     """A function importing opset 22 does not go into an opset-20 model; at opset 22 it does."""
-    from tests_onnxscript_fn import scaled_relu_opset22
+    from onnxscript_functions import scaled_relu_opset22
     model, x = UsesCustomOp(), torch.randn(5, 4)
     table = {torch.ops.oxport_reg.scaled_relu.default: scaled_relu_opset22}
     with pytest.raises(oxport.LoweringError, match=r"oxport_reg::scaled_relu.default \(node scaled_relu.*"
@@ -119,23 +120,23 @@ def test_onnxscript_newer_opset_refused():
 
 
 def test_onnxscript_other_domain_version_refused():
-    from tests_onnxscript_fn import binarize_ml2
+    from onnxscript_functions import binarize_ml2
     model, x = UsesCustomOp(), torch.randn(5, 4)
-    with pytest.raises(oxport.LoweringError, match="imports domain 'ai.onnx.ml' at version 2"):
+    with pytest.raises(oxport.LoweringError, match=r"imports domain 'ai\.onnx\.ml' at version 2"):
         oxport.export(model, (x,), verbose=False,
                       custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: binarize_ml2})
 
 
 def test_onnxscript_arguments_must_fit():
-    from tests_onnxscript_fn import relu_and_neg        # takes x only; scaled_relu passes alpha too
+    from onnxscript_functions import relu_and_neg  # takes x only; scaled_relu passes alpha too
     with pytest.raises(oxport.LoweringError, match="do not fit its parameters"):
         oxport.export(UsesCustomOp(), (torch.randn(2, 4),), verbose=False,
                       custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: relu_and_neg})
 
 
 def test_onnxscript_replaces_builtin():
-    from tests_onnxscript_fn import sigmoid_as_tanh_fn
-    model, args = models.mlp()
+    from onnxscript_functions import sigmoid_as_tanh_fn
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False,
                             custom_translation_table={torch.ops.aten.sigmoid.default: sigmoid_as_tanh_fn})
     ops = [n.op_type for n in program.model_proto.graph.node]
@@ -148,7 +149,7 @@ def test_translation_replaces_builtin():
     def sigmoid_as_tanh(x):   # sigmoid(x) = (tanh(x/2) + 1) / 2
         half = op.constant(0.5, dtype=x.dtype)
         return op.Mul(op.Add(op.Tanh(op.Mul(x, half)), op.constant(1.0, dtype=x.dtype)), half)
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False,
                             custom_translation_table={torch.ops.aten.sigmoid.default: [sigmoid_as_tanh]})
     ops = [n.op_type for n in program.model_proto.graph.node]
@@ -165,7 +166,7 @@ def test_translation_error_names_op_and_node():
 
 
 def test_translation_must_return_values():
-    with pytest.raises(oxport.LoweringError, match="must return values made with oxport.op"):
+    with pytest.raises(oxport.LoweringError, match=r"must return values made with oxport\.op"):
         oxport.export(UsesCustomOp(), (torch.randn(2, 4),), verbose=False,
                       custom_translation_table={torch.ops.oxport_reg.scaled_relu.default: lambda x, a: 3})
 
@@ -176,7 +177,7 @@ def test_op_outside_translation():
 
 
 def test_bad_translation_table():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.raises(TypeError, match="op overload"):
         oxport.export(model, args, custom_translation_table={"aten::relu": builder_translation})
     with pytest.raises(TypeError, match="must be a dict"):
@@ -218,7 +219,7 @@ def test_dynamo_export_with_registry():
 
 
 def test_dynamo_export_dynamic_shapes_true():
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     with pytest.warns(DeprecationWarning):
         program = oxport.dynamo_export(model, *args, export_options=oxport.ExportOptions(dynamic_shapes=True))
     x = torch.randn(3, 3, 32, 32)
@@ -229,12 +230,12 @@ def test_dynamo_export_with_fake_context():
     """torch.onnx's documented fake-mode flow: the model and inputs made under the context, its
     mode passed as ExportOptions(fake_context=...), real weights applied afterwards."""
     with oxport.enable_fake_mode() as fake_context:
-        model = models.MLPModel()
+        model = demo_models.MLPModel()
         x = torch.rand(97, 8)
     with pytest.warns(DeprecationWarning):
         program = oxport.dynamo_export(model, x, export_options=oxport.ExportOptions(fake_context=fake_context))
     assert program._graph.has_fake_weights()
-    real, (xr,) = models.mlp()
+    real, (xr,) = demo_models.mlp()
     program.apply_weights(dict(real.state_dict()))
     torch.testing.assert_close(program(xr)[0], real(xr))
     with pytest.raises(TypeError, match="fake_context"), pytest.warns(DeprecationWarning):
@@ -271,7 +272,7 @@ def test_diagnostic_verbosity_restored():
     logger = logging.getLogger("oxport")
     before = logger.level
     options = oxport.ExportOptions(diagnostic_options=oxport.DiagnosticOptions(verbosity_level=logging.DEBUG))
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     with pytest.warns(DeprecationWarning):
         oxport.dynamo_export(model, *args, export_options=options)
     assert logger.level == before

@@ -1,5 +1,5 @@
-"""ONNXProgram.rename_axes (issue 5, torch.onnx's ONNXProgram.rename_axes): dim_param names renamed on
-inputs, outputs and every value_info, expressions included; the model still runs."""
+"""ONNXProgram.rename_axes (issue 5, torch.onnx's ONNXProgram.rename_axes): dim_param names renamed
+on inputs, outputs and every value_info, expressions included; the model still runs."""
 import onnx
 import pytest
 import torch

@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-import models
+import demo_models
 import oxport
 
 
@@ -57,11 +57,12 @@ def test_three_unsupported_ops_in_one_error(tmp_path):
 
 
 def test_success_report_with_verify_and_profile(tmp_path):
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     program = oxport.export(model, args, report=True, verify=True, profile=True,
                             dump_exported_program=True, artifacts_dir=tmp_path, verbose=False)
     assert program.report_path and program.report_path.endswith("_success.md")
-    text = open(program.report_path).read()
+    with open(program.report_path) as f:
+        text = f.read()
     for section in ("## Stages", "## Capture", "## ATen ops", "## ONNX graph",
                     "## Verification against eager", "## Profile", "## Exported program"):
         assert section in text, section
@@ -79,7 +80,7 @@ def test_success_report_with_verify_and_profile(tmp_path):
 
 
 def test_dump_exported_program_loads_back(tmp_path):
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     oxport.export(model, args, dump_exported_program=True, artifacts_dir=tmp_path, verbose=False)
     (pt2,) = [p for p in os.listdir(tmp_path) if p.endswith(".pt2")]
     ep = torch.export.load(str(tmp_path / pt2))
@@ -134,7 +135,8 @@ def test_capture_falls_back_and_records_attempts(monkeypatch, tmp_path):
     x = torch.randn(2)
     program = oxport.export(NeedsStrict(), (x,), report=True, artifacts_dir=tmp_path, verbose=False)
     assert program.capture_strategy == "torch.export(strict=True)"
-    text = open(program.report_path).read()
+    with open(program.report_path) as f:
+        text = f.read()
     assert "non-strict broke on purpose" in text
 
 

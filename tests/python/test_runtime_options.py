@@ -1,16 +1,16 @@
-"""ONNXRuntimeOptions (torch.onnx.ONNXRuntimeOptions): session options, execution providers and their
-options reach the default ONNX Runtime session, given to ONNXProgram.__call__ as torch.onnx took it, or
-to initialize_inference_session."""
+"""ONNXRuntimeOptions (torch.onnx.ONNXRuntimeOptions): session options, execution providers and
+their options reach the default ONNX Runtime session, given to ONNXProgram.__call__ as torch.onnx
+took it, or to initialize_inference_session."""
 import onnxruntime as ort
 import pytest
 import torch
 
-import models
+import demo_models
 import oxport
 
 
 def _program():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     return oxport.export(model, args, verbose=False), model, args
 
 

@@ -2,7 +2,6 @@
 running the saved file in ONNX Runtime against eager; the writer's bytes equal onnx's."""
 import os
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -78,8 +77,8 @@ def test_external_data(exported, tmp_path):
 
 
 def test_export_with_f_saves(tmp_path):
-    import models
-    model, args = models.cnn()
+    import demo_models
+    model, args = demo_models.cnn()
     path = tmp_path / "cnn.onnx"
     oxport.export(model, args, f=path, verbose=False)
     # As torch.onnx: with f, weights go to external data by default.
@@ -106,7 +105,8 @@ def test_saved_file_bytes_equal_onnx_serializer(exported, tmp_path):
     for ext in (False, True):
         path = str(tmp_path / f"m{ext}.onnx")
         program.save(path, external_data=ext)
-        raw = open(path, "rb").read()
+        with open(path, "rb") as f:
+            raw = f.read()
         assert onnx.load(path, load_external_data=False).SerializeToString() == raw
 
 
@@ -114,11 +114,13 @@ def test_failed_save_leaves_old_file(exported, tmp_path):
     _, program, _, _ = exported
     path = str(tmp_path / "model.onnx")
     program.save(path)
-    before = open(path, "rb").read()
+    with open(path, "rb") as f:
+        before = f.read()
     os.mkdir(path + ".data")        # the data file cannot be renamed into place
     with pytest.raises(OSError):
         program.save(path, external_data=True)
-    assert open(path, "rb").read() == before
+    with open(path, "rb") as f:
+        assert f.read() == before
     assert sorted(os.listdir(tmp_path)) == ["model.onnx", "model.onnx.data"]   # no temp files left
 
 
@@ -138,7 +140,8 @@ def test_save_rejects_non_path(exported):
 
 
 class _Wide(torch.nn.Module):
-    """Two 1 MiB weights and a small one: external data, alignment and the 2 GB rule at small scale."""
+    """Two 1 MiB weights and a small one: external data, alignment and the 2 GB rule at small
+    scale."""
 
     def __init__(self):
         super().__init__()
@@ -181,7 +184,7 @@ def test_over_the_size_limit(monkeypatch, tmp_path):
     program.save(tmp_path / "m.onnx")
     assert os.path.getsize(tmp_path / "m.onnx.data") > 2 << 20
     with pytest.raises(ValueError, match="over 2 GB"):
-        program.model_proto
+        _ = program.model_proto
     seen = []
 
     def initializer(model_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-import models
+import demo_models
 import oxport
 
 
@@ -18,9 +18,9 @@ def _doubled(model):
 
 
 def test_apply_weights_replaces_by_name():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, optimize=False, verbose=False)
-    other = _doubled(models.mlp()[0])
+    other = _doubled(demo_models.mlp()[0])
     program.apply_weights(dict(other.state_dict()))
     torch.testing.assert_close(program(*args)[0], other(*args))
     program.optimize()                      # views of the new weights fold as usual
@@ -28,7 +28,7 @@ def test_apply_weights_replaces_by_name():
 
 
 def test_apply_weights_unknown_name_warns():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False)
     with pytest.warns(oxport.OnnxExporterWarning, match="no weight named 'nope'"):
         program.apply_weights({"nope": torch.zeros(1)})
@@ -39,23 +39,23 @@ def test_apply_weights_unknown_name_warns():
     (torch.zeros(4, 8), r"'fc0.weight' is torch.float32 \[4, 8\], the model's weight is torch.float32 \[8, 8\]"),
 ])
 def test_apply_weights_mismatch_raises_and_changes_nothing(bad, match):
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, optimize=False, verbose=False)
-    other = _doubled(models.mlp()[0]).state_dict()
+    other = _doubled(demo_models.mlp()[0]).state_dict()
     with pytest.raises(ValueError, match=match):
         program.apply_weights({"fc1.weight": other["fc1.weight"], "fc0.weight": bad})
     torch.testing.assert_close(program(*args)[0], model(*args))   # fc1 was not applied either
 
 
 def test_apply_weights_after_folding_is_refused():
-    model, args = models.cnn()
+    model, args = demo_models.cnn()
     program = oxport.export(model, args, verbose=False)     # BatchNorm folded into Conv
     with pytest.raises(ValueError, match="folded into other constants"):
         program.apply_weights({"conv1.weight": torch.zeros(16, 3, 3, 3)})
 
 
 def test_compute_values_intermediate():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False)
     (hidden, out) = program.compute_values(["sigmoid", program.model_proto.graph.output[0].name], args)
     torch.testing.assert_close(hidden, torch.sigmoid(model.fc0(args[0])))
@@ -63,7 +63,7 @@ def test_compute_values_intermediate():
 
 
 def test_compute_values_unknown_name_lists_close_matches():
-    model, args = models.mlp()
+    model, args = demo_models.mlp()
     program = oxport.export(model, args, verbose=False)
     with pytest.raises(ValueError, match="'sigmod' \\(close: sigmoid"):
         program.compute_values(["sigmod"], args)
@@ -71,7 +71,7 @@ def test_compute_values_unknown_name_lists_close_matches():
 
 def test_fake_mode_export_then_real_weights(tmp_path):
     with oxport.enable_fake_mode():
-        model = models.MLPModel()
+        model = demo_models.MLPModel()
         x = torch.rand(97, 8)
     program = oxport.export(model, (x,), optimize=False, verbose=False)
     # without weights the architecture saves; with include_initializers it cannot
@@ -80,7 +80,7 @@ def test_fake_mode_export_then_real_weights(tmp_path):
     with pytest.raises(ValueError, match="apply_weights"):
         program.save(tmp_path / "full.onnx")
     assert not (tmp_path / "full.onnx").exists()
-    real, (xr,) = models.mlp()
+    real, (xr,) = demo_models.mlp()
     program.apply_weights(dict(real.state_dict()))
     program.optimize()
     program.save(tmp_path / "full.onnx")
@@ -101,7 +101,7 @@ def test_fake_mode_torchvision():
 
 def test_save_fake_weights_with_initializers_points_at_the_fix(tmp_path):
     with oxport.enable_fake_mode():
-        model = models.MLPModel()
+        model = demo_models.MLPModel()
         x = torch.rand(4, 8)
     program = oxport.export(model, (x,), optimize=False, verbose=False)
     for include_keep in ({}, {"keep_initializers_as_inputs": True}, {"external_data": True}):

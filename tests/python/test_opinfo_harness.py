@@ -1,5 +1,5 @@
-"""The OpInfo coverage harness (tools/opinfo.py) itself: its per-sample function, run in-process on a
-handful of ops for oxport only, passes what oxport lowers and reports what it gets wrong."""
+"""The OpInfo coverage harness (tools/opinfo.py) itself: its per-sample function, run in-process on
+a handful of ops for oxport only, passes what oxport lowers and reports what it gets wrong."""
 import os
 import sys
 
@@ -79,7 +79,8 @@ def test_unsupported_op_is_reported():
 
 def test_fold_takes_the_first_failure_and_drops_unexportable_samples():
     samples = {0: {"oxport": {"status": "pass"}, "torch_onnx": {"status": "pass"}},
-               1: {"oxport": {"status": "capture", "message": "x"}, "torch_onnx": {"status": "capture", "message": "y"}},
+               1: {"oxport": {"status": "capture", "message": "x"},
+                   "torch_onnx": {"status": "capture", "message": "y"}},
                2: {"oxport": {"status": "mismatch", "message": "m", "max_abs_diff": 2.0},
                    "torch_onnx": {"status": "pass"}}}
     rec = opinfo.fold("add", "float32", samples, 3, None, 0.0)

@@ -1,9 +1,8 @@
 """onnxscript functions for test_registry.py. onnxscript reads a function's source, so they live in
 a module of their own rather than inside a test."""
 import onnxscript
-from onnxscript import FLOAT
+from onnxscript import FLOAT, opset22
 from onnxscript import opset18 as op
-from onnxscript import opset22
 from onnxscript import opset_ai_onnx_ml2 as ml2
 from onnxscript.values import Opset
 
@@ -54,5 +53,6 @@ def relu_and_neg(x: FLOAT) -> (FLOAT, FLOAT):
 
 @onnxscript.script()
 def binarize_ml2(x: FLOAT, alpha: float = 0.0) -> FLOAT:
-    """Imports ai.onnx.ml at version 2, which the model cannot declare (other domains are version 1)."""
+    """Imports ai.onnx.ml at version 2, which the model cannot declare (other domains are version
+    1)."""
     return ml2.Binarizer(x, threshold=alpha)

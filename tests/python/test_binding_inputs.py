@@ -1,4 +1,5 @@
-"""oxport._core.lower is fed by the walker, but whatever it is fed, it raises instead of crashing."""
+"""oxport._core.lower is fed by the walker, but whatever it is fed, it raises instead of
+crashing."""
 import pytest
 
 from oxport import _core
