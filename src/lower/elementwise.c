@@ -10,26 +10,6 @@
 
 #include <string.h>
 
-/* Sets the dtype an emitted value is known to have, so later ox_cast calls can skip no-ops. */
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static int category(ox_dtype t) {
-    if (t == OX_BOOL) return 0;
-    if (ox_dtype_is_int(t)) return 1;
-    if (ox_dtype_is_float(t)) return 2;
-    return 3;
-}
-
-/* Operand i (a tensor, or a Python number) as a value of dtype t. */
-static ox_value *operand(ox_lower *L, int i, ox_dtype t) {
-    const ox_arg *a = ox_arg_at(L, i);
-    if (a && a->kind == OX_ARG_VALUE) return ox_cast(L, ox_arg_value(L, i), t);
-    return ox_arg_scalar(L, i, t);
-}
-
 /* The output dtype, or a failure naming it when torch recorded none. */
 static ox_dtype out_dtype(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
@@ -45,14 +25,14 @@ static ox_value *scale_by_alpha(ox_lower *L, ox_value *x, int i, ox_dtype t) {
     const ox_arg *a = ox_arg_at(L, i);
     if (a->kind == OX_ARG_INT && a->u.i == 1) return x;
     if (a->kind == OX_ARG_FLOAT && a->u.f == 1.0) return x;
-    return typed(ox_out(ox_op(L, "Mul", 2, x, ox_arg_scalar(L, i, t))), t);
+    return ox_binary(L, "Mul", x, ox_arg_scalar(L, i, t), t);
 }
 
 /* out = lhs (op) alpha * rhs, each operand cast to the output dtype. `swap` is rsub. */
 static int arith(ox_lower *L, const char *op, int alpha_arg, bool swap) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
-    ox_value *a = operand(L, 0, t), *b = operand(L, 1, t);
+    ox_value *a = ox_arg_scalar(L, 0, t), *b = ox_arg_scalar(L, 1, t);
     if (swap) {
         ox_value *tmp = a;
         a = b;
@@ -65,7 +45,7 @@ static int arith(ox_lower *L, const char *op, int alpha_arg, bool swap) {
         else if (!strcmp(op, "Mul")) op = "And";
         else return ox_lower_unsupported(L, "%s of bool tensors", op);
     }
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, op, 2, a, b)), t));
+    return ox_bind(L, 0, ox_binary(L, op, a, b, t));
 }
 
 int lower_add(ox_lower *L) { return arith(L, "Add", 2, false); }
@@ -76,9 +56,9 @@ int lower_div(ox_lower *L) { return arith(L, "Div", -1, false); }
 
 /* Where(q < 0, Ceil(q), Floor(q)): ONNX has no Trunc. */
 static ox_value *trunc_float(ox_lower *L, ox_value *q, ox_dtype t) {
-    ox_value *neg = typed(ox_out(ox_op(L, "Less", 2, q, ox_const_scalar(L, t, 0))), OX_BOOL);
+    ox_value *neg = ox_binary(L, "Less", q, ox_const_scalar(L, t, 0), OX_BOOL);
     ox_value *c = ox_out(ox_op(L, "Ceil", 1, q)), *f = ox_out(ox_op(L, "Floor", 1, q));
-    return typed(ox_out(ox_op(L, "Where", 3, neg, c, f)), t);
+    return ox_op_typed(L, "Where", t, 3, neg, c, f);
 }
 
 /* Integer floor division: (a - a mod b) / b is exact, with mod taking the divisor's sign. */
@@ -86,25 +66,25 @@ static ox_value *floordiv_int(ox_lower *L, ox_value *a, ox_value *b, ox_dtype t)
     ox_node *mod = ox_op(L, "Mod", 2, a, b);
     if (mod) ox_node_set_int(L->g, mod, "fmod", 0);
     ox_value *exact = ox_out(ox_op(L, "Sub", 2, a, ox_out(mod)));
-    return typed(ox_out(ox_op(L, "Div", 2, exact, b)), t);
+    return ox_binary(L, "Div", exact, b, t);
 }
 
 static int divide(ox_lower *L, const char *mode) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
     if (!mode) return arith(L, "Div", -1, false);
-    ox_value *a = operand(L, 0, t), *b = operand(L, 1, t);
+    ox_value *a = ox_arg_scalar(L, 0, t), *b = ox_arg_scalar(L, 1, t);
     bool is_int = ox_dtype_is_int(t);
     if (!is_int && !ox_dtype_is_float(t))
         return ox_lower_unsupported(L, "division with rounding_mode=%s of %s tensors", mode,
                                     ox_dtype_name(t));
     if (!strcmp(mode, "trunc")) {
-        ox_value *q = typed(ox_out(ox_op(L, "Div", 2, a, b)), t);
+        ox_value *q = ox_binary(L, "Div", a, b, t);
         return ox_bind(L, 0, is_int ? q : trunc_float(L, q, t));   /* integer Div truncates */
     }
     if (!strcmp(mode, "floor")) {
         if (is_int) return ox_bind(L, 0, floordiv_int(L, a, b, t));
-        return ox_bind(L, 0, typed(ox_out(ox_op(L, "Floor", 1, ox_out(ox_op(L, "Div", 2, a, b)))), t));
+        return ox_bind(L, 0, ox_unary(L, "Floor", ox_out(ox_op(L, "Div", 2, a, b)), t));
     }
     return ox_lower_fail(L, "argument 2 (rounding_mode): unknown mode \"%s\"", mode);
 }
@@ -116,36 +96,36 @@ int lower_floor_divide(ox_lower *L) { return divide(L, "floor"); }
 int lower_remainder(ox_lower *L) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
-    ox_value *a = operand(L, 0, t), *b = operand(L, 1, t);
+    ox_value *a = ox_arg_scalar(L, 0, t), *b = ox_arg_scalar(L, 1, t);
     if (ox_dtype_is_int(t)) {
         ox_node *n = ox_op(L, "Mod", 2, a, b);
         if (n) ox_node_set_int(L->g, n, "fmod", 0);
-        return ox_bind(L, 0, typed(ox_out(n), t));
+        return ox_bind(L, 0, ox_typed(ox_out(n), t));
     }
     if (!ox_dtype_is_float(t))
         return ox_lower_unsupported(L, "remainder of %s tensors", ox_dtype_name(t));
     /* a - floor(a / b) * b: ONNX Mod on floats only has C's fmod. */
     ox_value *q = ox_out(ox_op(L, "Floor", 1, ox_out(ox_op(L, "Div", 2, a, b))));
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Sub", 2, a, ox_out(ox_op(L, "Mul", 2, q, b)))), t));
+    return ox_bind(L, 0, ox_binary(L, "Sub", a, ox_out(ox_op(L, "Mul", 2, q, b)), t));
 }
 
 int lower_fmod(ox_lower *L) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
-    ox_node *n = ox_op(L, "Mod", 2, operand(L, 0, t), operand(L, 1, t));
+    ox_node *n = ox_op(L, "Mod", 2, ox_arg_scalar(L, 0, t), ox_arg_scalar(L, 1, t));
     if (n) ox_node_set_int(L->g, n, "fmod", 1);
-    return ox_bind(L, 0, typed(ox_out(n), t));
+    return ox_bind(L, 0, ox_typed(ox_out(n), t));
 }
 
 /* pow.Tensor_Scalar, pow.Tensor_Tensor, pow.Scalar: base and exponent in the output dtype. */
 int lower_pow(ox_lower *L) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
-    ox_value *x = operand(L, 0, t);
+    ox_value *x = ox_arg_scalar(L, 0, t);
     const ox_arg *e = ox_arg_at(L, 1);
     if (e && e->kind != OX_ARG_VALUE && ox_arg_float(L, 1, 0) == 2.0)
-        return ox_bind(L, 0, typed(ox_out(ox_op(L, "Mul", 2, x, x)), t));
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Pow", 2, x, operand(L, 1, t))), t));
+        return ox_bind(L, 0, ox_binary(L, "Mul", x, x, t));
+    return ox_bind(L, 0, ox_binary(L, "Pow", x, ox_arg_scalar(L, 1, t), t));
 }
 
 /* Max/Min: of bools they are Or/And; bfloat16 goes through float (exact), which ONNX Runtime's
@@ -153,9 +133,9 @@ int lower_pow(ox_lower *L) {
 static int extreme2(ox_lower *L, const char *op, const char *bool_op) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
-    if (t == OX_BOOL) return ox_bind(L, 0, typed(ox_out(ox_op(L, bool_op, 2, operand(L, 0, t), operand(L, 1, t))), t));
+    if (t == OX_BOOL) return ox_bind(L, 0, ox_binary(L, bool_op, ox_arg_scalar(L, 0, t), ox_arg_scalar(L, 1, t), t));
     ox_dtype ct = t == OX_BFLOAT16 ? OX_FLOAT : t;
-    return ox_bind(L, 0, ox_cast(L, typed(ox_out(ox_op(L, op, 2, operand(L, 0, ct), operand(L, 1, ct))), ct), t));
+    return ox_bind(L, 0, ox_cast(L, ox_binary(L, op, ox_arg_scalar(L, 0, ct), ox_arg_scalar(L, 1, ct), ct), t));
 }
 
 int lower_maximum(ox_lower *L) { return extreme2(L, "Max", "Or"); }
@@ -175,14 +155,14 @@ int lower_rsqrt(ox_lower *L) {
     ox_dtype t;
     ox_value *x = unary_input(L, &t);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Reciprocal", 1, ox_out(ox_op(L, "Sqrt", 1, x)))), t));
+    return ox_bind(L, 0, ox_unary(L, "Reciprocal", ox_out(ox_op(L, "Sqrt", 1, x)), t));
 }
 
 int lower_silu(ox_lower *L) {
     ox_dtype t;
     ox_value *x = unary_input(L, &t);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Mul", 2, x, ox_out(ox_op(L, "Sigmoid", 1, x)))), t));
+    return ox_bind(L, 0, ox_binary(L, "Mul", x, ox_out(ox_op(L, "Sigmoid", 1, x)), t));
 }
 
 int lower_leaky_relu(ox_lower *L) {
@@ -190,7 +170,7 @@ int lower_leaky_relu(ox_lower *L) {
     ox_value *x = unary_input(L, &t);
     ox_node *n = ox_op(L, "LeakyRelu", 1, x);
     if (n) ox_node_set_float(L->g, n, "alpha", (float)ox_arg_float(L, 1, 0.01));
-    return ox_bind(L, 0, typed(ox_out(n), t));
+    return ox_bind(L, 0, ox_typed(ox_out(n), t));
 }
 
 /* elu(self, alpha, scale, input_scale): ONNX Elu has alpha only. */
@@ -206,7 +186,7 @@ int lower_elu(ox_lower *L) {
     ox_node *n = ox_op(L, scale == 1.0 ? "Elu" : "Selu", 1, x);
     if (n) ox_node_set_float(L->g, n, "alpha", (float)alpha);
     if (n && scale != 1.0) ox_node_set_float(L->g, n, "gamma", (float)scale);
-    return ox_bind(L, 0, typed(ox_out(n), t));
+    return ox_bind(L, 0, ox_typed(ox_out(n), t));
 }
 
 int lower_hardsigmoid(ox_lower *L) {
@@ -217,23 +197,23 @@ int lower_hardsigmoid(ox_lower *L) {
         ox_node_set_float(L->g, n, "alpha", 1.0f / 6.0f);
         ox_node_set_float(L->g, n, "beta", 0.5f);
     }
-    return ox_bind(L, 0, typed(ox_out(n), t));
+    return ox_bind(L, 0, ox_typed(ox_out(n), t));
 }
 
 int lower_hardswish(ox_lower *L) {
     ox_dtype t;
     ox_value *x = unary_input(L, &t);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "HardSwish", 1, x)), t));
+    return ox_bind(L, 0, ox_unary(L, "HardSwish", x, t));
 }
 
 /* clamp(self, min?, max?) and hardtanh(self, min_val, max_val): Clip with scalar bounds. */
 static int clip(ox_lower *L, int lo, int hi) {
     ox_dtype t;
     ox_value *x = unary_input(L, &t);
-    ox_value *mn = ox_arg_is_none(L, lo) ? NULL : operand(L, lo, t);
-    ox_value *mx = ox_arg_is_none(L, hi) ? NULL : operand(L, hi, t);
+    ox_value *mn = ox_arg_is_none(L, lo) ? NULL : ox_arg_scalar(L, lo, t);
+    ox_value *mx = ox_arg_is_none(L, hi) ? NULL : ox_arg_scalar(L, hi, t);
     if (t == OX_BOOL) return ox_lower_unsupported(L, "clamp of a bool tensor");
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Clip", 3, x, mn, mx)), t));
+    return ox_bind(L, 0, ox_op_typed(L, "Clip", t, 3, x, mn, mx));
 }
 
 int lower_clamp(ox_lower *L) { return clip(L, 1, 2); }
@@ -245,8 +225,8 @@ int lower_hardtanh(ox_lower *L) { return clip(L, 1, 2); }
 int lower_clamp_tensor(ox_lower *L) {
     ox_dtype t;
     ox_value *x = unary_input(L, &t);
-    if (!ox_arg_is_none(L, 1)) x = typed(ox_out(ox_op(L, "Max", 2, x, operand(L, 1, t))), t);
-    if (!ox_arg_is_none(L, 2)) x = typed(ox_out(ox_op(L, "Min", 2, x, operand(L, 2, t))), t);
+    if (!ox_arg_is_none(L, 1)) x = ox_binary(L, "Max", x, ox_arg_scalar(L, 1, t), t);
+    if (!ox_arg_is_none(L, 2)) x = ox_binary(L, "Min", x, ox_arg_scalar(L, 2, t), t);
     return ox_bind(L, 0, x);
 }
 
@@ -260,8 +240,8 @@ static ox_dtype compare_dtype(ox_lower *L) {
     const ox_arg *b = ox_arg_at(L, 1);
     ox_dtype ta = a->dtype;
     if (!b || b->kind == OX_ARG_NONE) return OX_UNDEFINED;
-    if (b->kind == OX_ARG_FLOAT) return category(ta) >= 2 ? ta : OX_FLOAT;
-    if (b->kind == OX_ARG_INT) return category(ta) >= 1 ? ta : OX_INT64;
+    if (b->kind == OX_ARG_FLOAT) return ox_dtype_category(ta) >= 2 ? ta : OX_FLOAT;
+    if (b->kind == OX_ARG_INT) return ox_dtype_category(ta) >= 1 ? ta : OX_INT64;
     if (b->kind == OX_ARG_BOOL) return ta;
     ox_value *bv = ox_arg_value(L, 1);
     if (!bv) return OX_UNDEFINED;
@@ -269,7 +249,7 @@ static ox_dtype compare_dtype(ox_lower *L) {
     bool a0 = a->rank == 0, b0 = bv->rank == 0;
     if (a0 != b0) {
         ox_dtype dim_t = a0 ? tb : ta, zero_t = a0 ? ta : tb;
-        if (category(zero_t) <= category(dim_t)) return dim_t;
+        if (ox_dtype_category(zero_t) <= ox_dtype_category(dim_t)) return dim_t;
     }
     return ox_promote(ta, tb);
 }
@@ -284,8 +264,8 @@ static int compare(ox_lower *L, const char *op, bool negate) {
      * exact for it). */
     if (t == OX_BOOL && strcmp(op, "Equal")) t = OX_INT32;
     if (t == OX_BFLOAT16) t = OX_FLOAT;
-    ox_value *r = typed(ox_out(ox_op(L, op, 2, operand(L, 0, t), operand(L, 1, t))), OX_BOOL);
-    if (negate) r = typed(ox_out(ox_op(L, "Not", 1, r)), OX_BOOL);
+    ox_value *r = ox_binary(L, op, ox_arg_scalar(L, 0, t), ox_arg_scalar(L, 1, t), OX_BOOL);
+    if (negate) r = ox_unary(L, "Not", r, OX_BOOL);
     return ox_bind(L, 0, ox_cast(L, r, ox_out_dtype(L, 0) ? ox_out_dtype(L, 0) : OX_BOOL));
 }
 
@@ -300,7 +280,7 @@ int lower_ge(ox_lower *L) { return compare(L, "GreaterOrEqual", false); }
 
 static int logical(ox_lower *L, const char *op) {
     ox_value *a = ox_cast(L, ox_arg_value(L, 0), OX_BOOL), *b = ox_cast(L, ox_arg_value(L, 1), OX_BOOL);
-    ox_value *r = typed(ox_out(ox_op(L, op, 2, a, b)), OX_BOOL);
+    ox_value *r = ox_binary(L, op, a, b, OX_BOOL);
     return ox_bind(L, 0, ox_cast(L, r, ox_out_dtype(L, 0) ? ox_out_dtype(L, 0) : OX_BOOL));
 }
 
@@ -309,7 +289,7 @@ int lower_logical_or(ox_lower *L) { return logical(L, "Or"); }
 int lower_logical_xor(ox_lower *L) { return logical(L, "Xor"); }
 
 int lower_logical_not(ox_lower *L) {
-    ox_value *r = typed(ox_out(ox_op(L, "Not", 1, ox_cast(L, ox_arg_value(L, 0), OX_BOOL))), OX_BOOL);
+    ox_value *r = ox_unary(L, "Not", ox_cast(L, ox_arg_value(L, 0), OX_BOOL), OX_BOOL);
     return ox_bind(L, 0, ox_cast(L, r, ox_out_dtype(L, 0) ? ox_out_dtype(L, 0) : OX_BOOL));
 }
 
@@ -321,8 +301,8 @@ static int bitwise(ox_lower *L, const char *bool_op, const char *int_op) {
         return ox_lower_unsupported(L, "bitwise op on %s tensors", ox_dtype_name(t));
     const char *op = t == OX_BOOL ? bool_op : int_op;
     if (ox_nargs(L) < 2)
-        return ox_bind(L, 0, typed(ox_out(ox_op(L, op, 1, operand(L, 0, t))), t));
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, op, 2, operand(L, 0, t), operand(L, 1, t))), t));
+        return ox_bind(L, 0, ox_unary(L, op, ox_arg_scalar(L, 0, t), t));
+    return ox_bind(L, 0, ox_binary(L, op, ox_arg_scalar(L, 0, t), ox_arg_scalar(L, 1, t), t));
 }
 
 int lower_bitwise_not(ox_lower *L) { return bitwise(L, "Not", "BitwiseNot"); }
@@ -338,15 +318,15 @@ int lower_where(ox_lower *L) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
     ox_value *c = ox_cast(L, ox_arg_value(L, 0), OX_BOOL);
-    return ox_bind(L, 0, ox_where(L, c, operand(L, 1, t), operand(L, 2, t), t));
+    return ox_bind(L, 0, ox_where(L, c, ox_arg_scalar(L, 1, t), ox_arg_scalar(L, 2, t), t));
 }
 
 /* masked_fill.Scalar / .Tensor (self, mask, value). */
 int lower_masked_fill(ox_lower *L) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
-    ox_value *x = operand(L, 0, t), *m = ox_cast(L, ox_arg_value(L, 1), OX_BOOL);
-    return ox_bind(L, 0, ox_where(L, m, operand(L, 2, t), x, t));
+    ox_value *x = ox_arg_scalar(L, 0, t), *m = ox_cast(L, ox_arg_value(L, 1), OX_BOOL);
+    return ox_bind(L, 0, ox_where(L, m, ox_arg_scalar(L, 2, t), x, t));
 }
 
 /* ---- casts ---- */
@@ -364,5 +344,5 @@ int lower_to_dtype(ox_lower *L) {
 int lower_scalar_tensor(ox_lower *L) {
     ox_dtype t = out_dtype(L);
     if (t == OX_UNDEFINED) return OX_ELOWER;
-    return ox_bind(L, 0, operand(L, 0, t));
+    return ox_bind(L, 0, ox_arg_scalar(L, 0, t));
 }

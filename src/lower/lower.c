@@ -527,9 +527,179 @@ ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype 
     return ox_cast(L, r, t);
 }
 
+/* ---- typed ops, int64 constants, shapes ---- */
+
+ox_value *ox_typed(ox_value *v, ox_dtype t) {
+    if (v) v->dtype = t;
+    return v;
+}
+
+ox_value *ox_unary(ox_lower *L, const char *op_type, ox_value *x, ox_dtype t) {
+    return ox_typed(ox_out(ox_op(L, op_type, 1, x)), t);
+}
+
+ox_value *ox_binary(ox_lower *L, const char *op_type, ox_value *a, ox_value *b, ox_dtype t) {
+    return ox_typed(ox_out(ox_op(L, op_type, 2, a, b)), t);
+}
+
+ox_value *ox_op_typed(ox_lower *L, const char *op_type, ox_dtype t, int ninputs, ...) {
+    va_list ap;
+    va_start(ap, ninputs);
+    ox_node *n = op_va(L, op_type, 1, ninputs, ap);
+    va_end(ap);
+    return ox_typed(ox_out(n), t);
+}
+
+ox_value *ox_const_i64(ox_lower *L, int64_t v) {
+    return ox_const_tensor(L, OX_INT64, 0, NULL, &v);
+}
+
+ox_value *ox_const_i64_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
+
+ox_value *ox_shape_of(ox_lower *L, ox_value *x, int64_t start, int64_t end) {
+    ox_node *n = ox_op(L, "Shape", 1, x);
+    if (!n) return NULL;
+    if (start) ox_node_set_int(L->g, n, "start", start);
+    if (end != INT64_MAX) ox_node_set_int(L->g, n, "end", end);
+    return ox_typed(ox_out(n), OX_INT64);
+}
+
+bool ox_static_dim(const ox_value *x, int k, int64_t *size) {
+    if (!x || k < 0 || k >= x->rank || !x->dims || x->dims[k].param || x->dims[k].value < 0)
+        return false;
+    *size = x->dims[k].value;
+    return true;
+}
+
+bool ox_static_shape(const ox_value *x, int64_t *dims) {
+    if (!x || x->rank < 0 || x->rank > OX_MAX_RANK || (x->rank && !x->dims)) return false;
+    for (int k = 0; k < x->rank; k++) {
+        if (x->dims[k].param || x->dims[k].value < 0) return false;
+        if (dims) dims[k] = x->dims[k].value;
+    }
+    return true;
+}
+
+bool ox_out_static_shape(const ox_lower *L, int i, int64_t *dims, int *rank) {
+    const ox_meta *m = ox_out_meta(L, i);
+    if (!m || m->rank < 0 || m->rank > OX_MAX_RANK || (m->rank && !m->dims)) return false;
+    for (int k = 0; k < m->rank; k++) {
+        if (m->dims[k].param || m->dims[k].value < 0) return false;
+        dims[k] = m->dims[k].value;
+    }
+    *rank = m->rank;
+    return true;
+}
+
+/* ---- arguments read into emitted values ---- */
+
+ox_value *ox_arg_value_as_out(ox_lower *L, int i, ox_dtype *t) {
+    *t = ox_out_dtype(L, 0);
+    ox_value *x = ox_arg_value(L, i);
+    if (*t == OX_UNDEFINED && x) *t = x->dtype;
+    return ox_cast(L, x, *t);
+}
+
+bool ox_arg_ints_n(ox_lower *L, int i, int n, int64_t *out, int64_t dflt, const char *what) {
+    int64_t buf[OX_MAX_RANK];
+    int got = ox_arg_ints(L, i, buf, OX_MAX_RANK);
+    if (got < 0) return false;
+    if (got > 1 && got != n) {
+        ox_lower_fail(L, "%s has %d values for %d spatial dims", what, got, n);
+        return false;
+    }
+    for (int k = 0; k < n; k++) {
+        out[k] = got == 0 ? dflt : got == 1 ? buf[0] : buf[k];
+        /* Sizes beyond int32 are no real layer's, and would overflow the size arithmetic. */
+        if (out[k] < -INT32_MAX || out[k] > INT32_MAX) {
+            ox_lower_fail(L, "%s value %lld out of range", what, (long long)out[k]);
+            return false;
+        }
+    }
+    return true;
+}
+
+ox_value *ox_size_1d(ox_lower *L, ox_value *v) {
+    int64_t one = 1;
+    return ox_typed(ox_reshape(L, ox_cast(L, v, OX_INT64), 1, &one), OX_INT64);
+}
+
+ox_value *ox_concat_sizes(ox_lower *L, int n, ox_value **parts) {
+    if (n == 1) return parts[0];
+    ox_node *c = ox_op_array(L, "Concat", 1, n, parts);
+    if (c) ox_node_set_int(L->g, c, "axis", 0);
+    return ox_typed(ox_out(c), OX_INT64);
+}
+
+ox_value *ox_arg_sizes(ox_lower *L, int i, bool neg_to_one, bool *has_zero) {
+    const ox_arg *a = ox_arg_at(L, i);
+    *has_zero = false;
+    if (!a || a->kind == OX_ARG_NONE) {
+        ox_lower_fail(L, "argument %d: a size list is required, got None", i);
+        return NULL;
+    }
+    if (a->kind == OX_ARG_VALUE) return ox_size_1d(L, ox_arg_value(L, i));
+    const ox_arg *items = a->kind == OX_ARG_LIST ? a->u.list.items : a;
+    int n = a->kind == OX_ARG_LIST ? a->u.list.n : 1;
+    if (a->kind != OX_ARG_LIST && a->kind != OX_ARG_INT) {
+        ox_lower_unsupported(L, "argument %d is not a size list", i);
+        return NULL;
+    }
+    if (n > OX_MAX_RANK) {
+        ox_lower_fail(L, "argument %d has %d sizes, at most %d are supported", i, n, OX_MAX_RANK);
+        return NULL;
+    }
+    int64_t ints[OX_MAX_RANK];
+    ox_value *parts[OX_MAX_RANK];
+    int nparts = 0, nints = 0;
+    for (int k = 0; k <= n; k++) {
+        const ox_arg *e = k < n ? &items[k] : NULL;
+        if (e && e->kind == OX_ARG_INT) {
+            int64_t v = e->u.i;
+            if (v == 0) *has_zero = true;
+            ints[nints++] = neg_to_one && v == -1 ? 1 : v;
+            continue;
+        }
+        if (nints) parts[nparts++] = ox_const_ints(L, nints, ints);
+        nints = 0;
+        if (!e) break;
+        if (e->kind != OX_ARG_VALUE) {
+            ox_lower_unsupported(L, "argument %d item %d is not an int or a symbolic size", i, k);
+            return NULL;
+        }
+        if (e->u.ref >= L->prog->nvalues || !L->prog->table[e->u.ref]) {
+            ox_lower_fail(L, "argument %d item %d refers to a value that was never produced", i, k);
+            return NULL;
+        }
+        parts[nparts++] = ox_size_1d(L, L->prog->table[e->u.ref]);
+    }
+    if (nparts == 0) return ox_const_ints(L, 0, ints);
+    return ox_concat_sizes(L, nparts, parts);
+}
+
+/* ---- unbatched inputs of batch-first layers ---- */
+
+ox_value *ox_batch_in(ox_lower *L, ox_value *x, int nsp, bool *unbatched) {
+    *unbatched = false;
+    if (!x) return NULL;
+    if (x->rank == nsp + 1) {
+        *unbatched = true;
+        return ox_binary(L, "Unsqueeze", x, ox_const_i64_1d(L, 0), x->dtype);
+    }
+    if (x->rank >= 0 && x->rank != nsp + 2) {
+        ox_lower_fail(L, "input of rank %d, expected %d or %d", x->rank, nsp + 1, nsp + 2);
+        return NULL;
+    }
+    return x;
+}
+
+ox_value *ox_batch_out(ox_lower *L, ox_value *y, bool unbatched) {
+    return unbatched ? ox_out(ox_op(L, "Squeeze", 2, y, ox_const_i64_1d(L, 0))) : y;
+}
+
 /* ---- type promotion (torch.promote_types for tensors) ---- */
 
-static int category(ox_dtype t) {
+int ox_dtype_category(ox_dtype t) {
     if (t == OX_BOOL) return 0;
     if (ox_dtype_is_int(t)) return 1;
     if (ox_dtype_is_float(t)) return 2;
@@ -540,7 +710,7 @@ ox_dtype ox_promote(ox_dtype a, ox_dtype b) {
     if (a == b) return a;
     if (a == OX_UNDEFINED) return b;
     if (b == OX_UNDEFINED) return a;
-    int ca = category(a), cb = category(b);
+    int ca = ox_dtype_category(a), cb = ox_dtype_category(b);
     if (ca != cb) return ca > cb ? a : b;
     if (ca == 2) {
         /* float16 with bfloat16 gives float32, as torch does. */

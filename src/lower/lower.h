@@ -163,6 +163,57 @@ ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype 
 
 /* Type promotion as in PyTorch (torch.result_type for two tensors of these dtypes). */
 ox_dtype ox_promote(ox_dtype a, ox_dtype b);
+/* torch's dtype categories, in promotion order: 0 bool, 1 integer, 2 floating, 3 complex. */
+int ox_dtype_category(ox_dtype t);
+
+/* ---- the shared helpers: every family file uses these, none keeps its own copy ----
+ *
+ * Emitted values carry the dtype their first input had (ox_op's rule); where the op's result has
+ * another, the typed forms record it, so that later ox_cast calls see the true dtype and skip
+ * no-op casts. All accept NULL inputs and return NULL after a failure. */
+
+/* Records that v has dtype t (NULL-safe); returns v. */
+ox_value *ox_typed(ox_value *v, ox_dtype t);
+/* op(x), op(a, b) and op(inputs...) with one output, of dtype t: the output of ox_op, typed. */
+ox_value *ox_unary(ox_lower *L, const char *op_type, ox_value *x, ox_dtype t);
+ox_value *ox_binary(ox_lower *L, const char *op_type, ox_value *a, ox_value *b, ox_dtype t);
+ox_value *ox_op_typed(ox_lower *L, const char *op_type, ox_dtype t, int ninputs, ...);
+
+/* int64 constants: a 0-d v, and the 1-D [v]. */
+ox_value *ox_const_i64(ox_lower *L, int64_t v);
+ox_value *ox_const_i64_1d(ox_lower *L, int64_t v);
+
+/* Shape(x)[start:end] as a 1-D int64 value; start 0 and end INT64_MAX are not written. */
+ox_value *ox_shape_of(ox_lower *L, ox_value *x, int64_t start, int64_t end);
+
+/* A 0-d (or one-element) size value as a 1-D int64 of one element. */
+ox_value *ox_size_1d(ox_lower *L, ox_value *v);
+/* parts (1-D int64 values) joined by Concat along axis 0; parts[0] itself when n is 1. */
+ox_value *ox_concat_sizes(ox_lower *L, int n, ox_value **parts);
+
+/* Static sizes. ox_static_dim: dim k of x is a known size (into *size). ox_static_shape: the rank
+ * is known (at most OX_MAX_RANK) and every dim is a known size; the sizes go to dims[x->rank]
+ * unless dims is NULL. ox_out_static_shape: the same for the shape torch recorded for output i. */
+bool ox_static_dim(const ox_value *x, int k, int64_t *size);
+bool ox_static_shape(const ox_value *x, int64_t *dims);
+bool ox_out_static_shape(const ox_lower *L, int i, int64_t *dims, int *rank);
+
+/* Argument i cast to the dtype torch recorded for output 0 (sqrt of an int tensor is float, as in
+ * torch), that dtype in *t; when torch recorded none, argument i as it is and its dtype. */
+ox_value *ox_arg_value_as_out(ox_lower *L, int i, ox_dtype *t);
+/* List argument i as exactly n ints: one value is repeated (int[2] given as 3), none gives dflt;
+ * values beyond int32 fail (no real layer has them). `what` names the argument in messages. */
+bool ox_arg_ints_n(ox_lower *L, int i, int n, int64_t *out, int64_t dflt, const char *what);
+/* Size-list argument i (ints and symbolic sizes, or one tensor) as a 1-D int64 value: a constant
+ * when every size is an int, else a Concat of the ints and the symbols. neg_to_one turns -1 into 1
+ * (expand's "keep this dim"); *has_zero reports a literal 0 (for Reshape's allowzero). */
+ox_value *ox_arg_sizes(ox_lower *L, int i, bool neg_to_one, bool *has_zero);
+
+/* Layers whose ONNX op needs a batch dim (Conv, MaxPool, ...) take torch's unbatched inputs too:
+ * an input of rank nsp + 1 (nsp spatial dims) gets a batch dim and *unbatched is set; ranks other
+ * than nsp + 1 and nsp + 2 fail. ox_batch_out drops the batch dim again when *unbatched was set. */
+ox_value *ox_batch_in(ox_lower *L, ox_value *x, int nsp, bool *unbatched);
+ox_value *ox_batch_out(ox_lower *L, ox_value *y, bool unbatched);
 
 /* Binds ATen output i to v. v NULL means the lowering failed; returns the status. */
 int ox_bind(ox_lower *L, int i, ox_value *v);

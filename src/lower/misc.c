@@ -10,11 +10,6 @@
 
 enum { MAX_INPUTS = 64 };
 
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
 /* einsum(equation, tensors[], *, path=None): the equation as torch takes it; spaces dropped. */
 int lower_einsum(ox_lower *L) {
     const char *eq = ox_arg_string(L, 0, NULL);
@@ -42,7 +37,7 @@ int lower_einsum(ox_lower *L) {
     if (t == OX_BOOL) return ox_lower_unsupported(L, "einsum over bool");
     ox_node *e = ox_op_array(L, "Einsum", 1, n, in);
     if (e) ox_node_set_string(L->g, e, "equation", clean);
-    return ox_bind(L, 0, typed(ox_out(e), t != OX_UNDEFINED ? t : in[0]->dtype));
+    return ox_bind(L, 0, ox_typed(ox_out(e), t != OX_UNDEFINED ? t : in[0]->dtype));
 }
 
 /* pixel_shuffle(self, upscale_factor): [.., C r^2, H, W] -> [.., C, H r, W r]. */
@@ -54,7 +49,7 @@ int lower_pixel_shuffle(ox_lower *L) {
     if (r < 1) return ox_lower_fail(L, "upscale_factor %lld", (long long)r);
     ox_node *d = ox_op(L, "DepthToSpace", 1, x);
     if (d) ox_node_set_int(L->g, d, "blocksize", r), ox_node_set_string(L->g, d, "mode", "CRD");
-    return ox_bind(L, 0, typed(ox_out(d), x->dtype));
+    return ox_bind(L, 0, ox_typed(ox_out(d), x->dtype));
 }
 
 /* pixel_unshuffle(self, downscale_factor): [N, C, H r, W r] -> [N, C r^2, H, W] (static C, H, W). */
@@ -71,10 +66,10 @@ int lower_pixel_unshuffle(ox_lower *L) {
         return ox_lower_fail(L, "sizes %lld x %lld do not divide by %lld", (long long)x->dims[2].value,
                              (long long)x->dims[3].value, (long long)r);
     int64_t six[6] = {0, c, h, r, w, r}, four[4] = {0, c * r * r, h, w};
-    ox_value *v = typed(ox_reshape(L, x, 6, six), x->dtype);
+    ox_value *v = ox_typed(ox_reshape(L, x, 6, six), x->dtype);
     ox_node *t = ox_op(L, "Transpose", 1, v);
     if (t) ox_node_set_ints(L->g, t, "perm", (const int64_t[]){0, 1, 3, 5, 2, 4}, 6);
-    return ox_bind(L, 0, typed(ox_reshape(L, typed(ox_out(t), x->dtype), 4, four), x->dtype));
+    return ox_bind(L, 0, ox_typed(ox_reshape(L, ox_typed(ox_out(t), x->dtype), 4, four), x->dtype));
 }
 
 /* grid_sampler / grid_sampler_2d / grid_sampler_3d (input, grid, interpolation_mode,
@@ -101,5 +96,5 @@ int lower_grid_sampler(ox_lower *L) {
         ox_node_set_string(L->g, n, "padding_mode", pads[padding]);
         ox_node_set_int(L->g, n, "align_corners", align);
     }
-    return ox_bind(L, 0, typed(ox_out(n), x->dtype));
+    return ox_bind(L, 0, ox_typed(ox_out(n), x->dtype));
 }

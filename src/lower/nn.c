@@ -12,76 +12,11 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { MAX_SPATIAL = 3, MAX_DIMS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static ox_value *const_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
-
-/* ox_cast, keeping x's rank and dims on the result (a Cast does not change the shape). */
-static ox_value *cast_keep(ox_lower *L, ox_value *x, ox_dtype t) {
-    ox_value *y = ox_cast(L, x, t);
-    if (y && y != x && y->rank < 0) {
-        y->rank = x->rank;
-        y->dims = x->dims;
-    }
-    return y;
-}
-
-
-static bool static_dim(const ox_value *v, int k, int64_t *out) {
-    if (!v || k < 0 || k >= v->rank || !v->dims || v->dims[k].param || v->dims[k].value < 0)
-        return false;
-    *out = v->dims[k].value;
-    return true;
-}
-
-/* List argument i as exactly n ints: one value is repeated (int[2] given as 3), none gives dflt. */
-static bool ints_n(ox_lower *L, int i, int n, int64_t *out, int64_t dflt, const char *what) {
-    int64_t buf[MAX_DIMS];
-    int got = ox_arg_ints(L, i, buf, MAX_DIMS);
-    if (got < 0) return false;
-    if (got > 1 && got != n) {
-        ox_lower_fail(L, "%s has %d values for %d spatial dims", what, got, n);
-        return false;
-    }
-    for (int k = 0; k < n; k++) {
-        out[k] = got == 0 ? dflt : got == 1 ? buf[0] : buf[k];
-        /* Sizes beyond int32 are no real layer's, and would overflow the size arithmetic. */
-        if (out[k] < -INT32_MAX || out[k] > INT32_MAX) {
-            ox_lower_fail(L, "%s value %lld out of range", what, (long long)out[k]);
-            return false;
-        }
-    }
-    return true;
-}
+enum { MAX_SPATIAL = 3 };
 
 /* A tensor of `shape` filled with v in dtype t (the missing weight or bias of a norm layer). */
 static ox_value *filled(ox_lower *L, ox_dtype t, double v, int rank, const int64_t *shape) {
-    return typed(ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, t, v),
-                              ox_const_ints(L, rank, shape))), t);
-}
-
-/* Unbatched inputs (rank nsp + 1) get a batch dim; *batched says whether they had one. */
-static ox_value *batch_in(ox_lower *L, ox_value *x, int nsp, bool *unbatched) {
-    *unbatched = false;
-    if (!x) return NULL;
-    if (x->rank == nsp + 1) {
-        *unbatched = true;
-        return typed(ox_out(ox_op(L, "Unsqueeze", 2, x, const_1d(L, 0))), x->dtype);
-    }
-    if (x->rank >= 0 && x->rank != nsp + 2) {
-        ox_lower_fail(L, "input of rank %d, expected %d or %d", x->rank, nsp + 1, nsp + 2);
-        return NULL;
-    }
-    return x;
-}
-
-static ox_value *batch_out(ox_lower *L, ox_value *y, bool unbatched) {
-    return unbatched ? ox_out(ox_op(L, "Squeeze", 2, y, const_1d(L, 0))) : y;
+    return ox_binary(L, "Expand", ox_const_scalar(L, t, v), ox_const_ints(L, rank, shape), t);
 }
 
 /* ---- matrix products ---- */
@@ -96,23 +31,23 @@ int lower_linear(ox_lower *L) {
     if (x->rank == 2 && w->rank == 2 && (!b || b->rank <= 2) && gemm_dtype(t)) {
         ox_node *n = ox_op(L, "Gemm", b ? 3 : 2, x, w, b);
         if (n) ox_node_set_int(L->g, n, "transB", 1);
-        return ox_bind(L, 0, typed(ox_out(n), t));
+        return ox_bind(L, 0, ox_typed(ox_out(n), t));
     }
     /* Transpose without perm reverses the dims: a 2-D weight is transposed, a 1-D one kept. */
-    ox_value *wt = w->rank == 1 ? w : typed(ox_out(ox_op(L, "Transpose", 1, w)), w->dtype);
-    ox_value *y = typed(ox_out(ox_op(L, "MatMul", 2, x, wt)), t);
-    if (b) y = typed(ox_out(ox_op(L, "Add", 2, y, b)), t);
+    ox_value *wt = w->rank == 1 ? w : ox_unary(L, "Transpose", w, w->dtype);
+    ox_value *y = ox_binary(L, "MatMul", x, wt, t);
+    if (b) y = ox_binary(L, "Add", y, b, t);
     return ox_bind(L, 0, y);
 }
 
 /* beta * self + alpha * (a @ b), the MatMul form (any rank, any dtype). */
 static ox_value *scaled_product(ox_lower *L, ox_value *self, ox_value *a, ox_value *b, double beta,
                                 double alpha, ox_dtype t) {
-    ox_value *y = typed(ox_out(ox_op(L, "MatMul", 2, a, b)), t);
-    if (alpha != 1.0) y = typed(ox_out(ox_op(L, "Mul", 2, y, ox_const_scalar(L, t, alpha))), t);
+    ox_value *y = ox_binary(L, "MatMul", a, b, t);
+    if (alpha != 1.0) y = ox_binary(L, "Mul", y, ox_const_scalar(L, t, alpha), t);
     if (beta == 0.0) return y;   /* torch ignores self then, NaNs included */
-    if (beta != 1.0) self = typed(ox_out(ox_op(L, "Mul", 2, self, ox_const_scalar(L, t, beta))), t);
-    return typed(ox_out(ox_op(L, "Add", 2, y, self)), t);
+    if (beta != 1.0) self = ox_binary(L, "Mul", self, ox_const_scalar(L, t, beta), t);
+    return ox_binary(L, "Add", y, self, t);
 }
 
 /* addmm(self, mat1, mat2, *, beta, alpha) */
@@ -125,7 +60,7 @@ int lower_addmm(ox_lower *L) {
         ox_node *n = beta == 0.0 ? ox_op(L, "Gemm", 2, a, b) : ox_op(L, "Gemm", 3, a, b, self);
         if (n && alpha != 1.0) ox_node_set_float(L->g, n, "alpha", (float)alpha);
         if (n && beta != 1.0 && beta != 0.0) ox_node_set_float(L->g, n, "beta", (float)beta);
-        return ox_bind(L, 0, typed(ox_out(n), t));
+        return ox_bind(L, 0, ox_typed(ox_out(n), t));
     }
     return ox_bind(L, 0, scaled_product(L, self, a, b, beta, alpha, t));
 }
@@ -141,7 +76,7 @@ int lower_baddbmm(ox_lower *L) {
 int lower_matmul(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
     ox_value *a = ox_cast(L, ox_arg_value(L, 0), t), *b = ox_cast(L, ox_arg_value(L, 1), t);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "MatMul", 2, a, b)), t));
+    return ox_bind(L, 0, ox_binary(L, "MatMul", a, b, t));
 }
 
 /* ---- convolution ---- */
@@ -156,7 +91,7 @@ typedef struct conv_args {
 static bool same_pads(ox_lower *L, ox_value *w, int nsp, const int64_t *dil, int64_t *pads) {
     for (int k = 0; k < nsp; k++) {
         int64_t ks;
-        if (!static_dim(w, k + 2, &ks) || ks > INT32_MAX) {
+        if (!ox_static_dim(w, k + 2, &ks) || ks > INT32_MAX) {
             ox_lower_unsupported(L, "padding=\"same\" with a symbolic kernel size");
             return false;
         }
@@ -176,7 +111,7 @@ static int conv(ox_lower *L, const conv_args *c) {
         return ox_lower_fail(L, "weight of rank %d (expected 3 to 5)", w->rank);
     int64_t stride[MAX_SPATIAL], pad[MAX_SPATIAL], dil[MAX_SPATIAL], outpad[MAX_SPATIAL];
     int64_t pads[2 * MAX_SPATIAL];
-    if (!ints_n(L, c->stride, nsp, stride, 1, "stride") || !ints_n(L, c->dilation, nsp, dil, 1, "dilation"))
+    if (!ox_arg_ints_n(L, c->stride, nsp, stride, 1, "stride") || !ox_arg_ints_n(L, c->dilation, nsp, dil, 1, "dilation"))
         return OX_ELOWER;
     const ox_arg *pa = ox_arg_at(L, c->padding);
     if (pa && pa->kind == OX_ARG_STRING) {
@@ -184,11 +119,11 @@ static int conv(ox_lower *L, const conv_args *c) {
         else if (!strcmp(pa->u.s, "same")) { if (!same_pads(L, w, nsp, dil, pads)) return OX_EUNSUPPORTED; }
         else return ox_lower_fail(L, "padding \"%s\" (expected \"same\" or \"valid\")", pa->u.s);
     } else {
-        if (!ints_n(L, c->padding, nsp, pad, 0, "padding")) return OX_ELOWER;
+        if (!ox_arg_ints_n(L, c->padding, nsp, pad, 0, "padding")) return OX_ELOWER;
         for (int k = 0; k < nsp; k++) pads[k] = pads[k + nsp] = pad[k];
     }
     bool unbatched;
-    x = batch_in(L, x, nsp, &unbatched);
+    x = ox_batch_in(L, x, nsp, &unbatched);
     ox_node *n = ox_op(L, c->transposed ? "ConvTranspose" : "Conv", b ? 3 : 2, x, w, b);
     if (!n) return ox_bind(L, 0, NULL);
     ox_node_set_ints(L->g, n, "strides", stride, nsp);
@@ -196,10 +131,10 @@ static int conv(ox_lower *L, const conv_args *c) {
     ox_node_set_ints(L->g, n, "dilations", dil, nsp);
     ox_node_set_int(L->g, n, "group", c->groups);
     if (c->transposed) {
-        if (!ints_n(L, c->output_padding, nsp, outpad, 0, "output_padding")) return OX_ELOWER;
+        if (!ox_arg_ints_n(L, c->output_padding, nsp, outpad, 0, "output_padding")) return OX_ELOWER;
         ox_node_set_ints(L->g, n, "output_padding", outpad, nsp);
     }
-    return ox_bind(L, 0, batch_out(L, typed(ox_out(n), x ? x->dtype : OX_UNDEFINED), unbatched));
+    return ox_bind(L, 0, ox_batch_out(L, ox_typed(ox_out(n), x ? x->dtype : OX_UNDEFINED), unbatched));
 }
 
 /* conv1d/2d/3d.default and .padding (input, weight, bias, stride, padding, dilation, groups) */
@@ -227,8 +162,8 @@ int lower_conv_transpose(ox_lower *L) {
  * statistics, which inference does not compute: torch returns empty tensors there). */
 static int bind_zeros(ox_lower *L, int i) {
     const ox_meta *m = ox_out_meta(L, i);
-    int64_t dims[MAX_DIMS];
-    if (!m || m->rank < 0 || m->rank > MAX_DIMS || (m->rank && !m->dims) || m->dtype == OX_UNDEFINED)
+    int64_t dims[OX_MAX_RANK];
+    if (!m || m->rank < 0 || m->rank > OX_MAX_RANK || (m->rank && !m->dims) || m->dtype == OX_UNDEFINED)
         return ox_lower_unsupported(L, "output %d has no static shape", i);
     for (int k = 0; k < m->rank; k++) {
         if (m->dims[k].param || m->dims[k].value < 0)
@@ -248,7 +183,7 @@ static int batch_norm(ox_lower *L, int w_i, double eps) {
                                     "and running_var are None): it normalizes with batch statistics");
     if (x->rank >= 0 && x->rank < 2) return ox_lower_fail(L, "input of rank %d (at least 2)", x->rank);
     int64_t c;
-    if (!static_dim(mean, 0, &c) && !static_dim(x, 1, &c))
+    if (!ox_static_dim(mean, 0, &c) && !ox_static_dim(x, 1, &c))
         return ox_lower_unsupported(L, "the channel count is symbolic");
     ox_dtype t = x->dtype;
     ox_value *w = ox_arg_value_opt(L, w_i), *b = ox_arg_value_opt(L, w_i + 1);
@@ -256,7 +191,7 @@ static int batch_norm(ox_lower *L, int w_i, double eps) {
     b = b ? ox_cast(L, b, t) : filled(L, t, 0, 1, &c);
     ox_node *n = ox_op(L, "BatchNormalization", 5, x, w, b, ox_cast(L, mean, t), ox_cast(L, var, t));
     if (n) ox_node_set_float(L->g, n, "epsilon", (float)eps);
-    int rc = ox_bind(L, 0, typed(ox_out(n), t));
+    int rc = ox_bind(L, 0, ox_typed(ox_out(n), t));
     for (int i = 1; rc == OX_OK && i < L->node->noutputs && i < 3; i++) rc = bind_zeros(L, i);
     return rc;
 }
@@ -277,10 +212,6 @@ int lower_native_batch_norm(ox_lower *L) {
     return batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
 }
 
-static ox_value *binary(ox_lower *L, const char *op, ox_value *a, ox_value *b, ox_dtype t) {
-    return typed(ox_out(ox_op(L, op, 2, a, b)), t);
-}
-
 /* Batch norm with batch statistics: mean and biased variance over every dim but 1, computed in
  * float for float16/bfloat16 (ORT CPU lacks their reductions). Binds out, save_mean, save_rstd;
  * with running statistics (rm_i >= 0, not None) also binds outputs run_out and run_out + 1 to
@@ -288,7 +219,7 @@ static ox_value *binary(ox_lower *L, const char *op, ox_value *a, ox_value *b, o
 static int batch_norm_training(ox_lower *L, int rm_i, int run_out, double momentum, double eps) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (x->rank < 2 || x->rank > MAX_DIMS)
+    if (x->rank < 2 || x->rank > OX_MAX_RANK)
         return ox_lower_unsupported(L, "batch norm with batch statistics on an input of rank %d "
                                     "(a known rank of at least 2 is needed)", x->rank);
     int r = x->rank;
@@ -296,49 +227,44 @@ static int batch_norm_training(ox_lower *L, int rm_i, int run_out, double moment
     ox_dtype ct = (t == OX_FLOAT16 || t == OX_BFLOAT16) ? OX_FLOAT : t;
     if (ct != OX_FLOAT && ct != OX_DOUBLE)
         return ox_lower_unsupported(L, "batch norm of a non-floating input");
-    int64_t axes[MAX_DIMS], cshape[MAX_DIMS];
+    int64_t axes[OX_MAX_RANK], cshape[OX_MAX_RANK];
     int na = 0;
     axes[na++] = 0;
     for (int k = 2; k < r; k++) axes[na++] = k;
     cshape[0] = -1;
     for (int k = 1; k < r - 1; k++) cshape[k] = 1;   /* [C, 1, ...]: broadcasts against dims 1.. */
-    ox_value *xf = cast_keep(L, x, ct);
+    ox_value *xf = ox_cast(L, x, ct);
     ox_value *ax = ox_const_ints(L, na, axes);
-    ox_value *mean = typed(ox_out(ox_op(L, "ReduceMean", 2, xf, ax)), ct);
-    ox_value *d = binary(L, "Sub", xf, mean, ct);
-    ox_value *var = typed(ox_out(ox_op(L, "ReduceMean", 2, binary(L, "Mul", d, d, ct), ax)), ct);
-    ox_value *rstd = typed(ox_out(ox_op(L, "Reciprocal", 1, typed(ox_out(ox_op(L, "Sqrt", 1,
-                           binary(L, "Add", var, ox_const_scalar(L, ct, eps), ct))), ct))), ct);
-    ox_value *y = binary(L, "Mul", d, rstd, ct);
+    ox_value *mean = ox_binary(L, "ReduceMean", xf, ax, ct);
+    ox_value *d = ox_binary(L, "Sub", xf, mean, ct);
+    ox_value *var = ox_binary(L, "ReduceMean", ox_binary(L, "Mul", d, d, ct), ax, ct);
+    ox_value *rstd = ox_unary(L, "Reciprocal", ox_unary(L, "Sqrt", ox_binary(L, "Add", var,
+                                                                             ox_const_scalar(L, ct, eps), ct), ct), ct);
+    ox_value *y = ox_binary(L, "Mul", d, rstd, ct);
     ox_value *w = ox_arg_value_opt(L, 1), *b = ox_arg_value_opt(L, 2);
-    if (w) y = binary(L, "Mul", y, typed(ox_reshape(L, ox_cast(L, w, ct), r - 1, cshape), ct), ct);
-    if (b) y = binary(L, "Add", y, typed(ox_reshape(L, ox_cast(L, b, ct), r - 1, cshape), ct), ct);
-    int rc = ox_bind(L, 0, cast_keep(L, y, t));
+    if (w) y = ox_binary(L, "Mul", y, ox_typed(ox_reshape(L, ox_cast(L, w, ct), r - 1, cshape), ct), ct);
+    if (b) y = ox_binary(L, "Add", y, ox_typed(ox_reshape(L, ox_cast(L, b, ct), r - 1, cshape), ct), ct);
+    int rc = ox_bind(L, 0, ox_cast(L, y, t));
     int64_t flat = -1;
-    ox_value *mean_c = typed(ox_reshape(L, mean, 1, &flat), ct);
+    ox_value *mean_c = ox_typed(ox_reshape(L, mean, 1, &flat), ct);
     if (rc == OX_OK && L->node->noutputs > 1)
         rc = ox_bind(L, 1, ox_cast(L, mean_c, ox_out_dtype(L, 1)));
     if (rc == OX_OK && L->node->noutputs > 2)
-        rc = ox_bind(L, 2, ox_cast(L, typed(ox_reshape(L, rstd, 1, &flat), ct), ox_out_dtype(L, 2)));
+        rc = ox_bind(L, 2, ox_cast(L, ox_typed(ox_reshape(L, rstd, 1, &flat), ct), ox_out_dtype(L, 2)));
     if (rc != OX_OK || rm_i < 0 || L->node->noutputs < run_out + 2) return rc;
     ox_value *rm = ox_arg_value_opt(L, rm_i), *rv = ox_arg_value_opt(L, rm_i + 1);
     if (!rm || !rv) return ox_lower_unsupported(L, "running statistics updated without running_mean");
     /* n / (n - 1) with n = numel / C, from the runtime shape so symbolic batches work too. */
-    ox_node *cn = ox_op(L, "Shape", 1, x);
-    if (cn) {
-        ox_node_set_int(L->g, cn, "start", 1);
-        ox_node_set_int(L->g, cn, "end", 2);
-    }
-    ox_value *n = binary(L, "Div", cast_keep(L, typed(ox_out(ox_op(L, "Size", 1, x)), OX_INT64), ct),
-                         cast_keep(L, typed(ox_out(cn), OX_INT64), ct), ct);
-    ox_value *bessel = binary(L, "Div", n, binary(L, "Sub", n, ox_const_scalar(L, ct, 1), ct), ct);
-    ox_value *var_c = binary(L, "Mul", typed(ox_reshape(L, var, 1, &flat), ct), bessel, ct);
+    ox_value *c = ox_shape_of(L, x, 1, 2);
+    ox_value *n = ox_binary(L, "Div", ox_cast(L, ox_unary(L, "Size", x, OX_INT64), ct), ox_cast(L, c, ct), ct);
+    ox_value *bessel = ox_binary(L, "Div", n, ox_binary(L, "Sub", n, ox_const_scalar(L, ct, 1), ct), ct);
+    ox_value *var_c = ox_binary(L, "Mul", ox_typed(ox_reshape(L, var, 1, &flat), ct), bessel, ct);
     ox_value *keep = ox_const_scalar(L, ct, 1.0 - momentum), *mom = ox_const_scalar(L, ct, momentum);
     ox_value *stats[2] = {mean_c, var_c}, *run[2] = {rm, rv};
     for (int i = 0; rc == OX_OK && i < 2; i++) {
         ox_dtype rt = run[i]->dtype;
-        ox_value *u = binary(L, "Add", binary(L, "Mul", cast_keep(L, run[i], ct), keep, ct),
-                             binary(L, "Mul", stats[i], mom, ct), ct);
+        ox_value *u = ox_binary(L, "Add", ox_binary(L, "Mul", ox_cast(L, run[i], ct), keep, ct),
+                                ox_binary(L, "Mul", stats[i], mom, ct), ct);
         rc = ox_bind(L, run_out + i, ox_cast(L, u, rt));
     }
     return rc;
@@ -390,8 +316,8 @@ int lower_batch_norm_no_training(ox_lower *L) {
 /* LayerNormalization over the last len(normalized_shape) dims; outputs mean and rstd too when the
  * ATen op has them (native_layer_norm). */
 static int layer_norm(ox_lower *L, double eps) {
-    int64_t shape[MAX_DIMS];
-    int n = ox_arg_ints(L, 1, shape, MAX_DIMS);
+    int64_t shape[OX_MAX_RANK];
+    int n = ox_arg_ints(L, 1, shape, OX_MAX_RANK);
     ox_value *x = ox_arg_value(L, 0), *w = ox_arg_value_opt(L, 2), *b = ox_arg_value_opt(L, 3);
     if (n < 0 || !x) return ox_bind(L, 0, NULL);
     if (n == 0) return ox_lower_fail(L, "normalized_shape is empty");
@@ -405,10 +331,10 @@ static int layer_norm(ox_lower *L, double eps) {
     if (!ln) return ox_bind(L, 0, NULL);
     ox_node_set_int(L->g, ln, "axis", -n);
     ox_node_set_float(L->g, ln, "epsilon", (float)eps);
-    int rc = ox_bind(L, 0, typed(ln->outputs[0], t));
+    int rc = ox_bind(L, 0, ox_typed(ln->outputs[0], t));
     /* Mean and InvStdDev come in the stash type, float (ONNX allows no other but bfloat16). */
     for (int i = 1; rc == OX_OK && i < nout && i < L->node->noutputs; i++)
-        rc = ox_bind(L, i, ox_cast(L, typed(ln->outputs[i], OX_FLOAT), ox_out_dtype(L, i)));
+        rc = ox_bind(L, i, ox_cast(L, ox_typed(ln->outputs[i], OX_FLOAT), ox_out_dtype(L, i)));
     return rc;
 }
 
@@ -427,14 +353,15 @@ typedef struct pool_attrs {
 
 static bool pool_args(ox_lower *L, int nsp, bool has_dilation, pool_attrs *p) {
     int64_t pad[MAX_SPATIAL];
-    if (!ints_n(L, 1, nsp, p->kernel, 0, "kernel_size")) return false;
+    if (!ox_arg_ints_n(L, 1, nsp, p->kernel, 0, "kernel_size")) return false;
     for (int k = 0; k < nsp; k++)
         if (p->kernel[k] <= 0) {
             ox_lower_fail(L, "kernel_size %lld (must be positive)", (long long)p->kernel[k]);
             return false;
         }
     /* An empty stride means the kernel size. */
-    if (!ints_n(L, 2, nsp, p->stride, 0, "stride") || !ints_n(L, 3, nsp, pad, 0, "padding")) return false;
+    if (!ox_arg_ints_n(L, 2, nsp, p->stride, 0, "stride") || !ox_arg_ints_n(L, 3, nsp, pad, 0,
+                                                                            "padding")) return false;
     for (int k = 0; k < nsp; k++) {
         if (p->stride[k] == 0) p->stride[k] = p->kernel[k];
         p->pads[k] = p->pads[k + nsp] = pad[k];
@@ -443,7 +370,7 @@ static bool pool_args(ox_lower *L, int nsp, bool has_dilation, pool_attrs *p) {
         for (int k = 0; k < nsp; k++) p->dil[k] = 1;
         return true;
     }
-    return ints_n(L, 4, nsp, p->dil, 1, "dilation");
+    return ox_arg_ints_n(L, 4, nsp, p->dil, 1, "dilation");
 }
 
 static void set_pool_attrs(ox_lower *L, ox_node *n, int nsp, const pool_attrs *p) {
@@ -458,7 +385,7 @@ static void set_pool_attrs(ox_lower *L, ox_node *n, int nsp, const pool_attrs *p
 static bool ceil_sizes(const ox_value *x, int nsp, const pool_attrs *p, int64_t *want, int64_t *old) {
     for (int k = 0; k < nsp; k++) {
         int64_t in, s = p->stride[k], pb = p->pads[k], pe = p->pads[k + nsp];
-        if (x->rank < nsp || !static_dim(x, x->rank - nsp + k, &in) || in > INT32_MAX || s <= 0)
+        if (x->rank < nsp || !ox_static_dim(x, x->rank - nsp + k, &in) || in > INT32_MAX || s <= 0)
             return false;
         int64_t room = in + pb + pe - (p->dil[k] * (p->kernel[k] - 1) + 1);
         if (room < 0) return false;
@@ -498,8 +425,8 @@ static bool ceil_mode_for(const ox_lower *L, const ox_value *x, int nsp, pool_at
 static ox_value *trim_spatial(ox_lower *L, ox_value *y, int nsp, const int64_t *want) {
     int64_t zeros[MAX_SPATIAL] = {0}, axes[MAX_SPATIAL];
     for (int k = 0; k < nsp; k++) axes[k] = 2 + k;
-    return typed(ox_out(ox_op(L, "Slice", 4, y, ox_const_ints(L, nsp, zeros), ox_const_ints(L, nsp, want),
-                              ox_const_ints(L, nsp, axes))), y ? y->dtype : OX_UNDEFINED);
+    return ox_op_typed(L, "Slice", y ? y->dtype : OX_UNDEFINED, 4, y, ox_const_ints(L, nsp, zeros),
+                       ox_const_ints(L, nsp, want), ox_const_ints(L, nsp, axes));
 }
 
 /* Product of x's last nsp dims as an int64 scalar: the size of one pooling plane. */
@@ -507,15 +434,13 @@ static ox_value *plane_size(ox_lower *L, ox_value *x, int nsp) {
     int64_t prod = 1, d;
     bool known = x->rank >= nsp;
     for (int k = 0; known && k < nsp; k++) {
-        known = static_dim(x, x->rank - nsp + k, &d);
+        known = ox_static_dim(x, x->rank - nsp + k, &d);
         if (known) prod *= d;
     }
-    if (known) return ox_const_tensor(L, OX_INT64, 0, NULL, &prod);
-    ox_node *shape = ox_op(L, "Shape", 1, x);
-    if (shape) ox_node_set_int(L->g, shape, "start", -nsp);
-    ox_node *n = ox_op(L, "ReduceProd", 1, typed(ox_out(shape), OX_INT64));
+    if (known) return ox_const_i64(L, prod);
+    ox_node *n = ox_op(L, "ReduceProd", 1, ox_shape_of(L, x, -nsp, INT64_MAX));
     if (n) ox_node_set_int(L->g, n, "keepdims", 0);
-    return typed(ox_out(n), OX_INT64);
+    return ox_typed(ox_out(n), OX_INT64);
 }
 
 /* max_pool{1,2,3}d[_with_indices](self, kernel_size, stride, padding, dilation, ceil_mode).
@@ -527,19 +452,19 @@ static int max_pool(ox_lower *L, int nsp) {
     bool unbatched, indices = L->node->noutputs > 1, ceil = ox_arg_bool(L, 5, false), trim = false;
     int64_t want[MAX_SPATIAL];
     if (ceil) ceil = ceil_mode_for(L, x0, nsp, &p, false, want, &trim);
-    ox_value *x = batch_in(L, x0, nsp, &unbatched);
+    ox_value *x = ox_batch_in(L, x0, nsp, &unbatched);
     ox_node *n = ox_opn(L, "MaxPool", indices ? 2 : 1, 1, x);
     if (!n) return ox_bind(L, 0, NULL);
     set_pool_attrs(L, n, nsp, &p);
     ox_node_set_ints(L->g, n, "dilations", p.dil, nsp);
     if (ceil) ox_node_set_int(L->g, n, "ceil_mode", 1);
-    ox_value *y = typed(n->outputs[0], x0->dtype), *idx = indices ? typed(n->outputs[1], OX_INT64) : NULL;
+    ox_value *y = ox_typed(n->outputs[0], x0->dtype), *idx = indices ? ox_typed(n->outputs[1], OX_INT64) : NULL;
     if (trim) y = trim_spatial(L, y, nsp, want);
-    int rc = ox_bind(L, 0, batch_out(L, y, unbatched));
+    int rc = ox_bind(L, 0, ox_batch_out(L, y, unbatched));
     if (rc != OX_OK || !indices) return rc;
     if (trim) idx = trim_spatial(L, idx, nsp, want);
     ox_node *mod = ox_op(L, "Mod", 2, idx, plane_size(L, x0, nsp));
-    return ox_bind(L, 1, batch_out(L, typed(ox_out(mod), OX_INT64), unbatched));
+    return ox_bind(L, 1, ox_batch_out(L, ox_typed(ox_out(mod), OX_INT64), unbatched));
 }
 
 int lower_max_pool1d(ox_lower *L) { return max_pool(L, 1); }
@@ -560,14 +485,14 @@ static int avg_pool(ox_lower *L, int nsp) {
     int64_t want[MAX_SPATIAL];
     if (ceil) ceil = ceil_mode_for(L, x0, nsp, &p, include_pad, want, &trim);
     bool unbatched;
-    ox_value *x = batch_in(L, x0, nsp, &unbatched);
+    ox_value *x = ox_batch_in(L, x0, nsp, &unbatched);
     ox_node *n = ox_op(L, "AveragePool", 1, x);
     if (!n) return ox_bind(L, 0, NULL);
     set_pool_attrs(L, n, nsp, &p);
     if (ceil) ox_node_set_int(L->g, n, "ceil_mode", 1);
     if (include_pad) ox_node_set_int(L->g, n, "count_include_pad", 1);
-    ox_value *y = typed(ox_out(n), x0->dtype);
-    return ox_bind(L, 0, batch_out(L, trim ? trim_spatial(L, y, nsp, want) : y, unbatched));
+    ox_value *y = ox_typed(ox_out(n), x0->dtype);
+    return ox_bind(L, 0, ox_batch_out(L, trim ? trim_spatial(L, y, nsp, want) : y, unbatched));
 }
 
 int lower_avg_pool1d(ox_lower *L) { return avg_pool(L, 1); }
@@ -581,7 +506,7 @@ static int adaptive_avg_matmul(ox_lower *L, ox_value *x, int nsp, const int64_t 
     ox_dtype t = x->dtype;
     if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "adaptive pooling of %s", ox_dtype_name(t));
     int r = x->rank;
-    if (r > MAX_DIMS) return ox_lower_fail(L, "input of rank %d", r);
+    if (r > OX_MAX_RANK) return ox_lower_fail(L, "input of rank %d", r);
     ox_dtype ct = t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t;
     ox_value *y = ox_cast(L, x, ct);
     for (int k = 0; k < nsp; k++) {
@@ -602,7 +527,7 @@ static int adaptive_avg_matmul(ox_lower *L, ox_value *x, int nsp, const int64_t 
         }
         int64_t dims[2] = {in, o};
         ox_value *at = ox_const_tensor(L, ct, 2, dims, m);
-        int64_t perm[MAX_DIMS];
+        int64_t perm[OX_MAX_RANK];
         for (int d = 0; d < r; d++) perm[d] = d;
         perm[axis] = r - 1;
         perm[r - 1] = axis;
@@ -610,13 +535,13 @@ static int adaptive_avg_matmul(ox_lower *L, ox_value *x, int nsp, const int64_t 
         if (swap) {
             ox_node *tr = ox_op(L, "Transpose", 1, y);
             if (tr) ox_node_set_ints(L->g, tr, "perm", perm, r);
-            y = typed(ox_out(tr), ct);
+            y = ox_typed(ox_out(tr), ct);
         }
-        y = typed(ox_out(ox_op(L, "MatMul", 2, y, at)), ct);
+        y = ox_binary(L, "MatMul", y, at, ct);
         if (swap) {
             ox_node *tr = ox_op(L, "Transpose", 1, y);
             if (tr) ox_node_set_ints(L->g, tr, "perm", perm, r);
-            y = typed(ox_out(tr), ct);
+            y = ox_typed(ox_out(tr), ct);
         }
     }
     return ox_bind(L, 0, ox_cast(L, y, t));
@@ -627,14 +552,14 @@ static int adaptive_avg_matmul(ox_lower *L, ox_value *x, int nsp, const int64_t 
 static int adaptive_avg_pool(ox_lower *L, int nsp) {
     int64_t out[MAX_SPATIAL];
     ox_value *x0 = ox_arg_value(L, 0);
-    if (!x0 || !ints_n(L, 1, nsp, out, 1, "output_size")) return ox_bind(L, 0, NULL);
+    if (!x0 || !ox_arg_ints_n(L, 1, nsp, out, 1, "output_size")) return ox_bind(L, 0, NULL);
     bool global = true;
     for (int k = 0; k < nsp; k++) global &= out[k] == 1;
     pool_attrs p = {0};
     bool unequal = false;
     for (int k = 0; !global && k < nsp; k++) {
         int64_t in;
-        if (x0->rank < nsp || !static_dim(x0, x0->rank - nsp + k, &in))
+        if (x0->rank < nsp || !ox_static_dim(x0, x0->rank - nsp + k, &in))
             return ox_lower_unsupported(L, "adaptive pooling to %lld of a symbolic size", (long long)out[k]);
         if (out[k] <= 0) return ox_lower_fail(L, "output size %lld", (long long)out[k]);
         if (in % out[k]) unequal = true;
@@ -642,10 +567,10 @@ static int adaptive_avg_pool(ox_lower *L, int nsp) {
     }
     if (unequal) return adaptive_avg_matmul(L, x0, nsp, out);
     bool unbatched;
-    ox_value *x = batch_in(L, x0, nsp, &unbatched);
+    ox_value *x = ox_batch_in(L, x0, nsp, &unbatched);
     ox_node *n = ox_op(L, global ? "GlobalAveragePool" : "AveragePool", 1, x);
     if (n && !global) set_pool_attrs(L, n, nsp, &p);
-    return ox_bind(L, 0, batch_out(L, typed(ox_out(n), x0->dtype), unbatched));
+    return ox_bind(L, 0, ox_batch_out(L, ox_typed(ox_out(n), x0->dtype), unbatched));
 }
 
 int lower_adaptive_avg_pool1d(ox_lower *L) { return adaptive_avg_pool(L, 1); }
@@ -656,8 +581,8 @@ int lower_adaptive_avg_pool3d(ox_lower *L) { return adaptive_avg_pool(L, 3); }
 
 /* op over the dims of argument 1 (None or [] means all), keepdim at argument 2. */
 static ox_value *reduce(ox_lower *L, const char *op, ox_value *x) {
-    int64_t dims[MAX_DIMS];
-    int n = ox_arg_ints(L, 1, dims, MAX_DIMS);
+    int64_t dims[OX_MAX_RANK];
+    int n = ox_arg_ints(L, 1, dims, OX_MAX_RANK);
     if (n < 0 || !x) return NULL;
     if (x->rank == 0) {   /* torch takes dim 0 or -1 of a 0-d tensor and reduces nothing */
         for (int k = 0; k < n; k++)
@@ -674,7 +599,7 @@ static ox_value *reduce(ox_lower *L, const char *op, ox_value *x) {
 /* mean.dim(self, dim?, keepdim, *, dtype) */
 int lower_mean_dim(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
-    return ox_bind(L, 0, typed(reduce(L, "ReduceMean", cast_keep(L, ox_arg_value(L, 0), t)), t));
+    return ox_bind(L, 0, ox_typed(reduce(L, "ReduceMean", ox_cast(L, ox_arg_value(L, 0), t)), t));
 }
 
 /* op over every dim, keepdims 0: sum.default(self, *, dtype), mean.default(self, *, dtype) */
@@ -682,7 +607,7 @@ static int reduce_all(ox_lower *L, const char *op) {
     ox_dtype t = ox_out_dtype(L, 0);
     ox_node *r = ox_op(L, op, 1, ox_cast(L, ox_arg_value(L, 0), t));
     if (r) ox_node_set_int(L->g, r, "keepdims", 0);
-    return ox_bind(L, 0, typed(ox_out(r), t));
+    return ox_bind(L, 0, ox_typed(ox_out(r), t));
 }
 
 int lower_mean(ox_lower *L) { return reduce_all(L, "ReduceMean"); }
@@ -691,16 +616,16 @@ int lower_sum(ox_lower *L) { return reduce_all(L, "ReduceSum"); }
 /* sum.dim_IntList(self, dim?, keepdim, *, dtype): bools and ints sum in int64, as torch says. */
 int lower_sum_dim(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
-    return ox_bind(L, 0, typed(reduce(L, "ReduceSum", cast_keep(L, ox_arg_value(L, 0), t)), t));
+    return ox_bind(L, 0, ox_typed(reduce(L, "ReduceSum", ox_cast(L, ox_arg_value(L, 0), t)), t));
 }
 
 /* any.dim / any.dims (self, dim, keepdim), any.default(self): max over x != 0, in int32 since
  * reductions over bool are not run by every runtime. */
 int lower_any(ox_lower *L) {
-    ox_value *i = cast_keep(L, cast_keep(L, ox_arg_value(L, 0), OX_BOOL), OX_INT32);
+    ox_value *i = ox_cast(L, ox_cast(L, ox_arg_value(L, 0), OX_BOOL), OX_INT32);
     ox_value *r = ox_nargs(L) > 1 ? reduce(L, "ReduceMax", i) : ox_out(ox_op(L, "ReduceMax", 1, i));
     if (ox_nargs(L) <= 1 && r) ox_node_set_int(L->g, r->producer, "keepdims", 0);
-    return ox_bind(L, 0, ox_cast(L, typed(r, OX_INT32), ox_out_dtype(L, 0)));
+    return ox_bind(L, 0, ox_cast(L, ox_typed(r, OX_INT32), ox_out_dtype(L, 0)));
 }
 
 /* ---- lookups and activations ---- */
@@ -710,15 +635,7 @@ int lower_any(ox_lower *L) {
 int lower_embedding(ox_lower *L) {
     ox_value *w = ox_arg_value(L, 0), *idx = ox_arg_value(L, 1);
     if (idx && idx->dtype != OX_INT32) idx = ox_cast(L, idx, OX_INT64);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Gather", 2, w, idx)), w ? w->dtype : OX_UNDEFINED));
-}
-
-static ox_value *mul(ox_lower *L, ox_value *a, ox_value *b, ox_dtype t) {
-    return typed(ox_out(ox_op(L, "Mul", 2, a, b)), t);
-}
-
-static ox_value *add(ox_lower *L, ox_value *a, ox_value *b, ox_dtype t) {
-    return typed(ox_out(ox_op(L, "Add", 2, a, b)), t);
+    return ox_bind(L, 0, ox_binary(L, "Gather", w, idx, w ? w->dtype : OX_UNDEFINED));
 }
 
 /* gelu(x) in dtype t: the Gelu op from opset 20, the formula below (and for double, which
@@ -727,19 +644,19 @@ static ox_value *gelu(ox_lower *L, ox_value *x, bool tanh_mode, ox_dtype t) {
     if (L->opset >= 20 && t != OX_DOUBLE) {
         ox_node *n = ox_op(L, "Gelu", 1, x);
         if (n && tanh_mode) ox_node_set_string(L->g, n, "approximate", "tanh");
-        return typed(ox_out(n), t);
+        return ox_typed(ox_out(n), t);
     }
     ox_value *inner;
     if (tanh_mode) {   /* tanh(sqrt(2/pi) * (x + 0.044715 x^3)) */
-        ox_value *x3 = mul(L, mul(L, x, x, t), x, t);
-        ox_value *poly = add(L, x, mul(L, x3, ox_const_scalar(L, t, 0.044715), t), t);
-        ox_value *arg = mul(L, poly, ox_const_scalar(L, t, sqrt(2.0 / M_PI)), t);
-        inner = typed(ox_out(ox_op(L, "Tanh", 1, arg)), t);
+        ox_value *x3 = ox_binary(L, "Mul", ox_binary(L, "Mul", x, x, t), x, t);
+        ox_value *poly = ox_binary(L, "Add", x, ox_binary(L, "Mul", x3, ox_const_scalar(L, t, 0.044715), t), t);
+        ox_value *arg = ox_binary(L, "Mul", poly, ox_const_scalar(L, t, sqrt(2.0 / M_PI)), t);
+        inner = ox_unary(L, "Tanh", arg, t);
     } else {           /* erf(x / sqrt(2)) */
-        inner = typed(ox_out(ox_op(L, "Erf", 1, mul(L, x, ox_const_scalar(L, t, M_SQRT1_2), t))), t);
+        inner = ox_unary(L, "Erf", ox_binary(L, "Mul", x, ox_const_scalar(L, t, M_SQRT1_2), t), t);
     }
-    ox_value *one_plus = add(L, inner, ox_const_scalar(L, t, 1.0), t);
-    return mul(L, mul(L, x, ox_const_scalar(L, t, 0.5), t), one_plus, t);
+    ox_value *one_plus = ox_binary(L, "Add", inner, ox_const_scalar(L, t, 1.0), t);
+    return ox_binary(L, "Mul", ox_binary(L, "Mul", x, ox_const_scalar(L, t, 0.5), t), one_plus, t);
 }
 
 /* gelu(self, *, approximate) */
@@ -760,14 +677,14 @@ int lower_gelu(ox_lower *L) {
  * _softmax's half_to_float). */
 static int softmax(ox_lower *L, const char *op) {
     ox_dtype t = ox_out_dtype(L, 0);
-    ox_value *x = cast_keep(L, ox_arg_value(L, 0), t);
+    ox_value *x = ox_cast(L, ox_arg_value(L, 0), t);
     int64_t dim = ox_arg_int(L, 1, -1);
     if (!x) return ox_bind(L, 0, NULL);
     if (x->rank == 0) return ox_lower_unsupported(L, "%s of a 0-d tensor", op);
     if (x->rank > 0 && !ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     ox_node *n = ox_op(L, op, 1, x);
     if (n) ox_node_set_int(L->g, n, "axis", dim);
-    return ox_bind(L, 0, typed(ox_out(n), t));
+    return ox_bind(L, 0, ox_typed(ox_out(n), t));
 }
 
 int lower_softmax(ox_lower *L) { return softmax(L, "Softmax"); }
@@ -792,7 +709,7 @@ int lower_native_dropout(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int rc = ox_bind(L, 0, x);
     if (rc != OX_OK || L->node->noutputs < 2) return rc;
-    ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64);
+    ox_value *shape = ox_unary(L, "Shape", x, OX_INT64);
     ox_value *mask = ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, OX_BOOL, 1), shape));
-    return ox_bind(L, 1, ox_cast(L, typed(mask, OX_BOOL), ox_out_dtype(L, 1)));
+    return ox_bind(L, 1, ox_cast(L, ox_typed(mask, OX_BOOL), ox_out_dtype(L, 1)));
 }

@@ -12,22 +12,11 @@
 
 #include <stdint.h>
 
-enum { MAX_DIMS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static ox_value *op2(ox_lower *L, const char *op, ox_value *a, ox_value *b, ox_dtype t) {
-    return typed(ox_out(ox_op(L, op, 2, a, b)), t);
-}
-
 /* v (a [C] weight or bias) reshaped to [C, 1, ...] so that it broadcasts over x's spatial dims. */
 static ox_value *per_channel(ox_lower *L, ox_value *v, int rank) {
-    int64_t shape[MAX_DIMS] = {-1};
+    int64_t shape[OX_MAX_RANK] = {-1};
     for (int k = 1; k < rank - 1; k++) shape[k] = 1;
-    return typed(ox_reshape(L, v, rank - 1, shape), v->dtype);
+    return ox_typed(ox_reshape(L, v, rank - 1, shape), v->dtype);
 }
 
 /* x, weight?, bias? at args 0..2, then group and eps; C known from the arguments. */
@@ -35,7 +24,8 @@ static int group_norm(ox_lower *L, int wi, int64_t c, int64_t group, double eps)
     ox_value *x = ox_arg_value(L, 0);
     ox_value *w = ox_arg_value_opt(L, wi), *b = ox_arg_value_opt(L, wi + 1);
     if (!x) return ox_bind(L, 0, NULL);
-    if (x->rank < 2 || x->rank > MAX_DIMS) return ox_lower_fail(L, "input of rank %d (needs N, C, ...)", x->rank);
+    if (x->rank < 2 || x->rank > OX_MAX_RANK) return ox_lower_fail(L, "input of rank %d (needs N, C, ...)",
+                                                                   x->rank);
     if (group < 1 || c < 1 || c % group)
         return ox_lower_fail(L, "%lld channels do not split into %lld groups", (long long)c, (long long)group);
     ox_dtype t = x->dtype, ct = t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t;
@@ -47,40 +37,39 @@ static int group_norm(ox_lower *L, int wi, int64_t c, int64_t group, double eps)
     if (L->g->opset >= 21) {
         ox_value *scale = w, *shift = b;
         if (!scale || !shift) {
-            ox_value *ones = ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, ct, 1), ox_const_ints(L, 1, &c)));
-            ox_value *zeros = ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, ct, 0), ox_const_ints(L, 1, &c)));
-            if (!scale) scale = typed(ones, ct);
-            if (!shift) shift = typed(zeros, ct);
+            ox_value *ones = ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, ct, 1), ox_const_i64_1d(L, c)));
+            ox_value *zeros = ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, ct, 0), ox_const_i64_1d(L, c)));
+            if (!scale) scale = ox_typed(ones, ct);
+            if (!shift) shift = ox_typed(zeros, ct);
         }
         ox_node *gn = ox_op(L, "GroupNormalization", 3, xc, scale, shift);
         if (gn) {
             ox_node_set_int(L->g, gn, "num_groups", group);
             ox_node_set_float(L->g, gn, "epsilon", (float)eps);
         }
-        rc = ox_bind(L, 0, ox_cast(L, typed(ox_out(gn), ct), t));
+        rc = ox_bind(L, 0, ox_cast(L, ox_typed(ox_out(gn), ct), t));
         if (rc != OX_OK || L->node->noutputs == 1) return rc;
     }
 
     /* the statistics: over x as [N, group, -1] */
     int64_t grouped[3] = {0, group, -1}, axes = 2;
-    ox_value *xr = typed(ox_reshape(L, xc, 3, grouped), ct);
-    ox_node *mn = ox_op(L, "ReduceMean", 2, xr, ox_const_ints(L, 1, &axes));
-    ox_value *mean = typed(ox_out(mn), ct);
-    ox_value *d = op2(L, "Sub", xr, mean, ct);
-    ox_value *var = typed(ox_out(ox_op(L, "ReduceMean", 2, op2(L, "Mul", d, d, ct), ox_const_ints(L, 1, &axes))), ct);
-    ox_value *sd = typed(ox_out(ox_op(L, "Sqrt", 1, op2(L, "Add", var, ox_const_scalar(L, ct, eps), ct))), ct);
-    ox_value *rstd = typed(ox_out(ox_op(L, "Reciprocal", 1, sd)), ct);
+    ox_value *xr = ox_typed(ox_reshape(L, xc, 3, grouped), ct);
+    ox_node *mn = ox_op(L, "ReduceMean", 2, xr, ox_const_i64_1d(L, axes));
+    ox_value *mean = ox_typed(ox_out(mn), ct);
+    ox_value *d = ox_binary(L, "Sub", xr, mean, ct);
+    ox_value *var = ox_binary(L, "ReduceMean", ox_binary(L, "Mul", d, d, ct), ox_const_i64_1d(L, axes), ct);
+    ox_value *sd = ox_unary(L, "Sqrt", ox_binary(L, "Add", var, ox_const_scalar(L, ct, eps), ct), ct);
+    ox_value *rstd = ox_unary(L, "Reciprocal", sd, ct);
     if (L->g->opset < 21) {
-        ox_value *y = typed(ox_out(ox_op(L, "Reshape", 2, op2(L, "Mul", d, rstd, ct),
-                                         typed(ox_out(ox_op(L, "Shape", 1, xc)), OX_INT64))), ct);
-        if (w) y = op2(L, "Mul", y, per_channel(L, w, x->rank), ct);
-        if (b) y = op2(L, "Add", y, per_channel(L, b, x->rank), ct);
+        ox_value *y = ox_binary(L, "Reshape", ox_binary(L, "Mul", d, rstd, ct), ox_unary(L, "Shape", xc, OX_INT64), ct);
+        if (w) y = ox_binary(L, "Mul", y, per_channel(L, w, x->rank), ct);
+        if (b) y = ox_binary(L, "Add", y, per_channel(L, b, x->rank), ct);
         if ((rc = ox_bind(L, 0, ox_cast(L, y, t))) != OX_OK || L->node->noutputs == 1) return rc;
     }
     int64_t ng[2] = {0, group};
-    rc = ox_bind(L, 1, ox_cast(L, typed(ox_reshape(L, mean, 2, ng), ct), ox_out_dtype(L, 1)));
+    rc = ox_bind(L, 1, ox_cast(L, ox_typed(ox_reshape(L, mean, 2, ng), ct), ox_out_dtype(L, 1)));
     if (rc == OX_OK && L->node->noutputs > 2)
-        rc = ox_bind(L, 2, ox_cast(L, typed(ox_reshape(L, rstd, 2, ng), ct), ox_out_dtype(L, 2)));
+        rc = ox_bind(L, 2, ox_cast(L, ox_typed(ox_reshape(L, rstd, 2, ng), ct), ox_out_dtype(L, 2)));
     return rc;
 }
 

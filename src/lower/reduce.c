@@ -12,17 +12,10 @@
 #include <math.h>
 #include <stdint.h>
 
-enum { MAX_DIMS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
 /* The dims of argument i, normalized; 0 of them means all. -1 after a failure. A 0-d x takes
  * any of 0 and -1 and reduces nothing. */
 static int dims_arg(ox_lower *L, int i, const ox_value *x, int64_t *dims) {
-    int n = ox_arg_ints(L, i, dims, MAX_DIMS);
+    int n = ox_arg_ints(L, i, dims, OX_MAX_RANK);
     if (n < 0 || !x) return -1;
     if (x->rank == 0) {
         for (int k = 0; k < n; k++)
@@ -40,7 +33,7 @@ static ox_value *reduce(ox_lower *L, const char *op, ox_value *x, int n, const i
     if (x->rank == 0) return x;
     ox_node *r = n ? ox_op(L, op, 2, x, ox_const_ints(L, n, dims)) : ox_op(L, op, 1, x);
     if (r) ox_node_set_int(L->g, r, "keepdims", keep);
-    return typed(ox_out(r), x->dtype);
+    return ox_typed(ox_out(r), x->dtype);
 }
 
 /* x as a type ReduceMax/Min take: bool as int32. */
@@ -51,7 +44,7 @@ static ox_value *reducible(ox_lower *L, ox_value *x) {
 /* amax/amin(self, dim[], keepdim) */
 static int extreme(ox_lower *L, const char *op) {
     ox_value *x = ox_arg_value(L, 0);
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int n = dims_arg(L, 1, x, dims);
     if (n < 0) return ox_bind(L, 0, NULL);
     ox_value *r = reduce(L, op, reducible(L, x), n, dims, ox_arg_bool(L, 2, false));
@@ -78,7 +71,7 @@ static ox_value *arg_extreme(ox_lower *L, const char *op, ox_value *x, int64_t d
         ox_node_set_int(L->g, a, "axis", dim);
         ox_node_set_int(L->g, a, "keepdims", keep);
     }
-    return typed(ox_out(a), OX_INT64);
+    return ox_typed(ox_out(a), OX_INT64);
 }
 
 /* max.dim / min.dim (self, dim, keepdim) -> (values, indices) */
@@ -110,9 +103,9 @@ static int arg_only(ox_lower *L, const char *op) {
         ox_value *r = arg_extreme(L, op, ox_reshape(L, x, 1, &flat), 0, false);
         const ox_meta *m = ox_out_meta(L, 0);
         if (m && m->rank > 0) {   /* keepdim: every dim of size 1 */
-            int64_t ones[MAX_DIMS];
-            for (int k = 0; k < m->rank && k < MAX_DIMS; k++) ones[k] = 1;
-            r = typed(ox_reshape(L, r, m->rank, ones), OX_INT64);
+            int64_t ones[OX_MAX_RANK];
+            for (int k = 0; k < m->rank && k < OX_MAX_RANK; k++) ones[k] = 1;
+            r = ox_typed(ox_reshape(L, r, m->rank, ones), OX_INT64);
         }
         return ox_bind(L, 0, r);
     }
@@ -143,7 +136,7 @@ int lower_all(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     ox_value *i = ox_cast(L, ox_cast(L, x, OX_BOOL), OX_INT32);
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int n = ox_nargs(L) > 1 ? dims_arg(L, 1, x, dims) : 0;
     if (n < 0) return ox_bind(L, 0, NULL);
     ox_value *r = reduce(L, "ReduceMin", i, n, dims, ox_nargs(L) > 1 && ox_arg_bool(L, 2, false));
@@ -161,15 +154,15 @@ static ox_value *count(ox_lower *L, ox_value *x, int n, const int64_t *dims, ox_
         else c *= (double)d->value;
     }
     if (known) return ox_const_scalar(L, t, c);
-    ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64);
+    ox_value *shape = ox_unary(L, "Shape", x, OX_INT64);
     if (n) {
         ox_node *gt = ox_op(L, "Gather", 2, shape, ox_const_ints(L, n, dims));
         if (gt) ox_node_set_int(L->g, gt, "axis", 0);
-        shape = typed(ox_out(gt), OX_INT64);
+        shape = ox_typed(ox_out(gt), OX_INT64);
     }
     ox_node *p = ox_op(L, "ReduceProd", 1, shape);
     if (p) ox_node_set_int(L->g, p, "keepdims", 0);
-    return ox_cast(L, typed(ox_out(p), OX_INT64), t);
+    return ox_cast(L, ox_typed(ox_out(p), OX_INT64), t);
 }
 
 /* The sum of squared deviations over dims (argument 1) divided by (count - corr); std its square
@@ -177,7 +170,7 @@ static ox_value *count(ox_lower *L, ox_value *x, int n, const int64_t *dims, ox_
 static int variance(ox_lower *L, bool root, double corr) {
     ox_value *x = ox_arg_value(L, 0);
     ox_dtype t = ox_out_dtype(L, 0);
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int n = dims_arg(L, 1, x, dims);
     if (n < 0) return ox_bind(L, 0, NULL);
     bool keep = ox_arg_bool(L, 3, false);
@@ -186,16 +179,16 @@ static int variance(ox_lower *L, bool root, double corr) {
     ox_value *xc = ox_cast(L, x, ct);
     if (xc && xc != x && xc->rank < 0) { xc->rank = x->rank; xc->dims = x->dims; }
     if (x->rank == 0) {   /* one element: 0 / (1 - correction) */
-        ox_value *z = typed(ox_out(ox_op(L, "Sub", 2, xc, xc)), ct);
-        ox_value *v = typed(ox_out(ox_op(L, "Div", 2, z, ox_const_scalar(L, ct, 1.0 - corr))), ct);
+        ox_value *z = ox_binary(L, "Sub", xc, xc, ct);
+        ox_value *v = ox_binary(L, "Div", z, ox_const_scalar(L, ct, 1.0 - corr), ct);
         return ox_bind(L, 0, ox_cast(L, v, t));
     }
     ox_value *mean = reduce(L, "ReduceMean", xc, n, dims, true);
-    ox_value *d = typed(ox_out(ox_op(L, "Sub", 2, xc, mean)), ct);
-    ox_value *ss = reduce(L, "ReduceSum", typed(ox_out(ox_op(L, "Mul", 2, d, d)), ct), n, dims, keep);
-    ox_value *denom = typed(ox_out(ox_op(L, "Sub", 2, count(L, x, n, dims, ct), ox_const_scalar(L, ct, corr))), ct);
-    ox_value *v = typed(ox_out(ox_op(L, "Div", 2, ss, denom)), ct);
-    if (root) v = typed(ox_out(ox_op(L, "Sqrt", 1, v)), ct);
+    ox_value *d = ox_binary(L, "Sub", xc, mean, ct);
+    ox_value *ss = reduce(L, "ReduceSum", ox_binary(L, "Mul", d, d, ct), n, dims, keep);
+    ox_value *denom = ox_binary(L, "Sub", count(L, x, n, dims, ct), ox_const_scalar(L, ct, corr), ct);
+    ox_value *v = ox_binary(L, "Div", ss, denom, ct);
+    if (root) v = ox_unary(L, "Sqrt", v, ct);
     return ox_bind(L, 0, ox_cast(L, v, t));
 }
 
@@ -214,7 +207,7 @@ int lower_std_dim(ox_lower *L) { return variance(L, true, ox_arg_bool(L, 2, true
 int lower_logsumexp(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     ox_dtype t = ox_out_dtype(L, 0);
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int n = dims_arg(L, 1, x, dims);
     if (n < 0) return ox_bind(L, 0, NULL);
     bool keep = ox_arg_bool(L, 2, false);
@@ -223,18 +216,18 @@ int lower_logsumexp(ox_lower *L) {
     if (x->rank == 0) return ox_bind(L, 0, xc);
     ox_value *m = reduce(L, "ReduceMax", xc, n, dims, true);
     /* an all -inf slice would give -inf - -inf = nan: shift by 0 there */
-    ox_value *finite = typed(ox_out(ox_op(L, "IsInf", 1, m)), OX_BOOL);
-    m = typed(ox_out(ox_op(L, "Where", 3, finite, ox_const_scalar(L, t, 0), m)), t);
-    ox_value *e = typed(ox_out(ox_op(L, "Exp", 1, typed(ox_out(ox_op(L, "Sub", 2, xc, m)), t))), t);
-    ox_value *s = typed(ox_out(ox_op(L, "Log", 1, reduce(L, "ReduceSum", e, n, dims, true))), t);
-    ox_value *r = typed(ox_out(ox_op(L, "Add", 2, s, m)), t);
+    ox_value *finite = ox_unary(L, "IsInf", m, OX_BOOL);
+    m = ox_op_typed(L, "Where", t, 3, finite, ox_const_scalar(L, t, 0), m);
+    ox_value *e = ox_unary(L, "Exp", ox_binary(L, "Sub", xc, m, t), t);
+    ox_value *s = ox_unary(L, "Log", reduce(L, "ReduceSum", e, n, dims, true), t);
+    ox_value *r = ox_binary(L, "Add", s, m, t);
     if (!keep) {
         ox_node *sq = n ? ox_op(L, "Squeeze", 2, r, ox_const_ints(L, n, dims)) : NULL;
         if (!n) {   /* every dim */
             int64_t none = 0;
-            return ox_bind(L, 0, typed(ox_reshape(L, r, 0, &none), t));
+            return ox_bind(L, 0, ox_typed(ox_reshape(L, r, 0, &none), t));
         }
-        r = typed(ox_out(sq), t);
+        r = ox_typed(ox_out(sq), t);
     }
     return ox_bind(L, 0, r);
 }
@@ -245,13 +238,13 @@ int lower_vector_norm(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     ox_dtype t = ox_out_dtype(L, 0);
     double ord = ox_arg_float(L, 1, 2.0);
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int n = dims_arg(L, 2, x, dims);
     if (n < 0) return ox_bind(L, 0, NULL);
     bool keep = ox_arg_bool(L, 3, false);
     if (t == OX_UNDEFINED) t = x->dtype;
     ox_value *xc = ox_cast(L, x, t);
-    ox_value *a = typed(ox_out(ox_op(L, "Abs", 1, xc)), t);
+    ox_value *a = ox_unary(L, "Abs", xc, t);
     if (x->rank == 0) return ox_bind(L, 0, ord == 0 ? ox_cast(L, ox_cast(L, a, OX_BOOL), t) : a);
     ox_value *r;
     if (ord == 2) r = reduce(L, "ReduceL2", xc, n, dims, keep);
@@ -259,9 +252,9 @@ int lower_vector_norm(ox_lower *L) {
     else if (isinf(ord)) r = reduce(L, ord > 0 ? "ReduceMax" : "ReduceMin", a, n, dims, keep);
     else if (ord == 0) r = reduce(L, "ReduceSum", ox_cast(L, ox_cast(L, a, OX_BOOL), t), n, dims, keep);
     else {
-        ox_value *p = typed(ox_out(ox_op(L, "Pow", 2, a, ox_const_scalar(L, t, ord))), t);
+        ox_value *p = ox_binary(L, "Pow", a, ox_const_scalar(L, t, ord), t);
         ox_value *s = reduce(L, "ReduceSum", p, n, dims, keep);
-        r = typed(ox_out(ox_op(L, "Pow", 2, s, ox_const_scalar(L, t, 1.0 / ord))), t);
+        r = ox_binary(L, "Pow", s, ox_const_scalar(L, t, 1.0 / ord), t);
     }
-    return ox_bind(L, 0, typed(r, t));
+    return ox_bind(L, 0, ox_typed(r, t));
 }

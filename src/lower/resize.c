@@ -16,11 +16,6 @@
 
 enum { MAX_SPATIAL = 3 };
 
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
 /* The output size list at argument i as a 1-D int64 value of n entries; NULL when None. */
 static ox_value *sizes_arg(ox_lower *L, int i, int n, bool *failed) {
     const ox_arg *a = ox_arg_at(L, i);
@@ -48,7 +43,7 @@ static ox_value *sizes_arg(ox_lower *L, int i, int n, bool *failed) {
     for (int k = 0; k < n; k++) {
         const ox_arg *e = &a->u.list.items[k];
         if (e->kind == OX_ARG_INT) {
-            parts[k] = ox_const_ints(L, 1, &e->u.i);
+            parts[k] = ox_const_i64_1d(L, e->u.i);
             continue;
         }
         ox_value *v = e->u.ref < L->prog->nvalues ? L->prog->table[e->u.ref] : NULL;
@@ -58,11 +53,11 @@ static ox_value *sizes_arg(ox_lower *L, int i, int n, bool *failed) {
             return NULL;
         }
         int64_t one = 1;
-        parts[k] = typed(ox_reshape(L, ox_cast(L, v, OX_INT64), 1, &one), OX_INT64);
+        parts[k] = ox_typed(ox_reshape(L, ox_cast(L, v, OX_INT64), 1, &one), OX_INT64);
     }
     ox_node *c = ox_op_array(L, "Concat", 1, n, parts);
     if (c) ox_node_set_int(L->g, c, "axis", 0);
-    return typed(ox_out(c), OX_INT64);
+    return ox_typed(ox_out(c), OX_INT64);
 }
 
 /* upsample_*.vec (input, output_size?, [align_corners,] scale_factors?). */
@@ -104,8 +99,8 @@ static int resize(ox_lower *L, int nsp, const char *mode, int align_arg, bool ex
         ox_node_set_string(L->g, n, "coordinate_transformation_mode", align ? "align_corners" : "pytorch_half_pixel");
         if (mode[0] == 'c') ox_node_set_float(L->g, n, "cubic_coeff_a", -0.75f);
     }
-    if (t != OX_BFLOAT16) return ox_bind(L, 0, typed(ox_out(n), t));
-    return ox_bind(L, 0, ox_cast(L, typed(ox_out(n), OX_FLOAT), t));
+    if (t != OX_BFLOAT16) return ox_bind(L, 0, ox_typed(ox_out(n), t));
+    return ox_bind(L, 0, ox_cast(L, ox_typed(ox_out(n), OX_FLOAT), t));
 }
 
 int lower_upsample_nearest1d(ox_lower *L) { return resize(L, 1, "nearest", -1, false); }

@@ -13,14 +13,6 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { MAX_DIMS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-
 /* The input's rank, else the output's when the op keeps the rank (meta rank otherwise). */
 static int rank_or_meta(const ox_lower *L, const ox_value *x) {
     if (x && x->rank >= 0) return x->rank;
@@ -28,105 +20,20 @@ static int rank_or_meta(const ox_lower *L, const ox_value *x) {
     return m ? m->rank : -1;
 }
 
-/* The meta shape of output i into dims when every dim is a number. */
-static bool meta_static(const ox_lower *L, int i, int64_t *dims, int *rank) {
-    const ox_meta *m = ox_out_meta(L, i);
-    if (!m || m->rank < 0 || m->rank > MAX_DIMS || (m->rank && !m->dims)) return false;
-    for (int k = 0; k < m->rank; k++) {
-        if (m->dims[k].param || m->dims[k].value < 0) return false;
-        dims[k] = m->dims[k].value;
-    }
-    *rank = m->rank;
-    return true;
-}
-
-static ox_value *const_i64(ox_lower *L, int64_t v) {
-    return ox_const_tensor(L, OX_INT64, 0, NULL, &v);
-}
-
-static ox_value *const_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
-
-/* A 0-d (or 1-element) size value as a 1-D int64 of one element. */
-static ox_value *as_1d(ox_lower *L, ox_value *v) {
-    int64_t one = 1;
-    return typed(ox_reshape(L, ox_cast(L, v, OX_INT64), 1, &one), OX_INT64);
-}
-
-/* Shape(x)[start:end]; end INT64_MAX means to the end. */
-static ox_value *shape_of(ox_lower *L, ox_value *x, int64_t start, int64_t end) {
-    ox_node *n = ox_op(L, "Shape", 1, x);
-    if (!n) return NULL;
-    if (start) ox_node_set_int(L->g, n, "start", start);
-    if (end != INT64_MAX) ox_node_set_int(L->g, n, "end", end);
-    return typed(ox_out(n), OX_INT64);
-}
-
-static ox_value *concat(ox_lower *L, int n, ox_value **parts) {
-    if (n == 1) return parts[0];
-    ox_node *c = ox_op_array(L, "Concat", 1, n, parts);
-    if (c) ox_node_set_int(L->g, c, "axis", 0);
-    return typed(ox_out(c), OX_INT64);
-}
-
 /* The list argument i (ints and symbolic sizes) as a 1-D int64 value. neg_to_one turns -1 into 1
  * (expand's "keep this dim", which Expand's broadcasting gives with 1). *has_zero reports a
  * literal 0, for Reshape's allowzero. */
-static ox_value *size_list(ox_lower *L, int i, bool neg_to_one, bool *has_zero) {
-    const ox_arg *a = ox_arg_at(L, i);
-    *has_zero = false;
-    if (!a || a->kind == OX_ARG_NONE) {
-        ox_lower_fail(L, "argument %d: a size list is required, got None", i);
-        return NULL;
-    }
-    if (a->kind == OX_ARG_VALUE) return as_1d(L, ox_arg_value(L, i));
-    const ox_arg *items = a->kind == OX_ARG_LIST ? a->u.list.items : a;
-    int n = a->kind == OX_ARG_LIST ? a->u.list.n : 1;
-    if (a->kind != OX_ARG_LIST && a->kind != OX_ARG_INT) {
-        ox_lower_unsupported(L, "argument %d is not a size list", i);
-        return NULL;
-    }
-    if (n > MAX_DIMS) {
-        ox_lower_fail(L, "argument %d has %d sizes, at most %d are supported", i, n, MAX_DIMS);
-        return NULL;
-    }
-    int64_t ints[MAX_DIMS];
-    ox_value *parts[MAX_DIMS];
-    int nparts = 0, nints = 0;
-    for (int k = 0; k <= n; k++) {
-        const ox_arg *e = k < n ? &items[k] : NULL;
-        if (e && e->kind == OX_ARG_INT) {
-            int64_t v = e->u.i;
-            if (v == 0) *has_zero = true;
-            ints[nints++] = neg_to_one && v == -1 ? 1 : v;
-            continue;
-        }
-        if (nints) parts[nparts++] = ox_const_ints(L, nints, ints);
-        nints = 0;
-        if (!e) break;
-        if (e->kind != OX_ARG_VALUE) {
-            ox_lower_unsupported(L, "argument %d item %d is not an int or a symbolic size", i, k);
-            return NULL;
-        }
-        if (e->u.ref >= L->prog->nvalues || !L->prog->table[e->u.ref]) {
-            ox_lower_fail(L, "argument %d item %d refers to a value that was never produced", i, k);
-            return NULL;
-        }
-        parts[nparts++] = as_1d(L, L->prog->table[e->u.ref]);
-    }
-    if (nparts == 0) return ox_const_ints(L, 0, ints);
-    return concat(L, nparts, parts);
-}
 
 /* The shape output 0 must have: the meta shape when static, else argument i. */
 static ox_value *target_shape(ox_lower *L, int i, bool neg_to_one, bool *has_zero) {
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int rank;
-    if (meta_static(L, 0, dims, &rank)) {
+    if (ox_out_static_shape(L, 0, dims, &rank)) {
         *has_zero = false;
         for (int k = 0; k < rank; k++) *has_zero |= dims[k] == 0;
         return ox_const_ints(L, rank, dims);
     }
-    return size_list(L, i, neg_to_one, has_zero);
+    return ox_arg_sizes(L, i, neg_to_one, has_zero);
 }
 
 /* ---- aliases ---- */
@@ -147,19 +54,19 @@ int lower_sym_size(ox_lower *L) {
     if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     if (x->rank == 0) return ox_lower_fail(L, "size of a 0-d tensor");
     if (x->dims && !x->dims[dim].param && x->dims[dim].value >= 0)
-        return ox_bind(L, 0, const_i64(L, x->dims[dim].value));
-    ox_value *d = shape_of(L, x, dim, dim + 1);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Squeeze", 1, d)), OX_INT64));
+        return ox_bind(L, 0, ox_const_i64(L, x->dims[dim].value));
+    ox_value *d = ox_shape_of(L, x, dim, dim + 1);
+    return ox_bind(L, 0, ox_unary(L, "Squeeze", d, OX_INT64));
 }
 
 /* sym_numel.default(self) */
 int lower_sym_numel(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int64_t n = x ? ox_value_numel(x) : -1;
-    if (n >= 0) return ox_bind(L, 0, const_i64(L, n));
-    ox_node *r = ox_op(L, "ReduceProd", 1, shape_of(L, x, 0, INT64_MAX));
+    if (n >= 0) return ox_bind(L, 0, ox_const_i64(L, n));
+    ox_node *r = ox_op(L, "ReduceProd", 1, ox_shape_of(L, x, 0, INT64_MAX));
     if (r) ox_node_set_int(L->g, r, "keepdims", 0);
-    return ox_bind(L, 0, typed(ox_out(r), OX_INT64));
+    return ox_bind(L, 0, ox_typed(ox_out(r), OX_INT64));
 }
 
 /* ---- view / reshape ---- */
@@ -181,15 +88,15 @@ int lower_view(ox_lower *L) {
 /* flatten.using_ints(self, start_dim, end_dim). */
 int lower_flatten(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
-    int64_t start = ox_arg_int(L, 1, 0), end = ox_arg_int(L, 2, -1), dims[MAX_DIMS];
+    int64_t start = ox_arg_int(L, 1, 0), end = ox_arg_int(L, 2, -1), dims[OX_MAX_RANK];
     int rank = x ? x->rank : -1, mrank;
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_norm_dim(L, &start, rank, "start_dim") || !ox_norm_dim(L, &end, rank, "end_dim"))
         return OX_ELOWER;
-    if (rank >= MAX_DIMS) return ox_lower_unsupported(L, "flatten of a rank-%d input", rank);
+    if (rank >= OX_MAX_RANK) return ox_lower_unsupported(L, "flatten of a rank-%d input", rank);
     if (start > end) return ox_lower_fail(L, "start_dim %lld is after end_dim %lld",
                                           (long long)start, (long long)end);
-    if (meta_static(L, 0, dims, &mrank)) {
+    if (ox_out_static_shape(L, 0, dims, &mrank)) {
         bool has_zero = false;
         for (int k = 0; k < mrank; k++) has_zero |= dims[k] == 0;
         return ox_bind(L, 0, reshape_to(L, x, ox_const_ints(L, mrank, dims), has_zero));
@@ -198,22 +105,22 @@ int lower_flatten(ox_lower *L) {
     if (start == end) return ox_bind(L, 0, x);
     /* Leading dims copy (ONNX's 0 at the same index), the flattened run is -1, the trailing dims
      * come from Shape. */
-    int64_t head[MAX_DIMS];
+    int64_t head[OX_MAX_RANK];
     for (int k = 0; k < start; k++) head[k] = 0;
     head[start] = -1;
     ox_value *parts[2] = {ox_const_ints(L, (int)start + 1, head), NULL};
-    if (end < rank - 1) parts[1] = shape_of(L, x, end + 1, INT64_MAX);
-    return ox_bind(L, 0, reshape_to(L, x, concat(L, parts[1] ? 2 : 1, parts), false));
+    if (end < rank - 1) parts[1] = ox_shape_of(L, x, end + 1, INT64_MAX);
+    return ox_bind(L, 0, reshape_to(L, x, ox_concat_sizes(L, parts[1] ? 2 : 1, parts), false));
 }
 
 /* unflatten.int(self, dim, sizes): dim becomes sizes (one may be -1). */
 int lower_unflatten(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
-    int64_t dim = ox_arg_int(L, 1, 0), dims[MAX_DIMS];
+    int64_t dim = ox_arg_int(L, 1, 0), dims[OX_MAX_RANK];
     int rank = x ? x->rank : -1, mrank;
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
-    if (meta_static(L, 0, dims, &mrank)) {
+    if (ox_out_static_shape(L, 0, dims, &mrank)) {
         bool has_zero = false;
         for (int k = 0; k < mrank; k++) has_zero |= dims[k] == 0;
         return ox_bind(L, 0, reshape_to(L, x, ox_const_ints(L, mrank, dims), has_zero));
@@ -222,10 +129,10 @@ int lower_unflatten(ox_lower *L) {
     bool has_zero = false;
     ox_value *parts[3];
     int np = 0;
-    if (dim > 0) parts[np++] = shape_of(L, x, 0, dim);
-    parts[np++] = size_list(L, 2, false, &has_zero);
-    if (dim + 1 < rank) parts[np++] = shape_of(L, x, dim + 1, INT64_MAX);
-    return ox_bind(L, 0, reshape_to(L, x, concat(L, np, parts), true));
+    if (dim > 0) parts[np++] = ox_shape_of(L, x, 0, dim);
+    parts[np++] = ox_arg_sizes(L, 2, false, &has_zero);
+    if (dim + 1 < rank) parts[np++] = ox_shape_of(L, x, dim + 1, INT64_MAX);
+    return ox_bind(L, 0, reshape_to(L, x, ox_concat_sizes(L, np, parts), true));
 }
 
 /* ---- permutations ---- */
@@ -238,13 +145,13 @@ static ox_value *transpose(ox_lower *L, ox_value *x, int rank, const int64_t *pe
 
 /* permute(self, dims). */
 int lower_permute(ox_lower *L) {
-    int64_t perm[MAX_DIMS];
-    int n = ox_arg_ints(L, 1, perm, MAX_DIMS);
+    int64_t perm[OX_MAX_RANK];
+    int n = ox_arg_ints(L, 1, perm, OX_MAX_RANK);
     ox_value *x = ox_arg_value(L, 0);
     if (n < 0 || !x) return ox_bind(L, 0, NULL);
     if (x->rank >= 0 && x->rank != n)
         return ox_lower_fail(L, "dims has %d entries for a rank-%d input", n, x->rank);
-    bool seen[MAX_DIMS] = {false};
+    bool seen[OX_MAX_RANK] = {false};
     for (int k = 0; k < n; k++) {
         if (!ox_norm_dim(L, &perm[k], n, "dims entry")) return OX_ELOWER;
         if (seen[perm[k]]) return ox_lower_fail(L, "dims repeats %lld", (long long)perm[k]);
@@ -258,9 +165,9 @@ int lower_permute(ox_lower *L) {
 int lower_transpose(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int rank = rank_or_meta(L, x);
-    int64_t d0 = ox_arg_int(L, 1, 0), d1 = ox_arg_int(L, 2, 1), perm[MAX_DIMS];
+    int64_t d0 = ox_arg_int(L, 1, 0), d1 = ox_arg_int(L, 2, 1), perm[OX_MAX_RANK];
     if (!x) return ox_bind(L, 0, NULL);
-    if (rank > MAX_DIMS) return ox_lower_unsupported(L, "rank %d input", rank);
+    if (rank > OX_MAX_RANK) return ox_lower_unsupported(L, "rank %d input", rank);
     if (!ox_norm_dim(L, &d0, rank, "dim0") || !ox_norm_dim(L, &d1, rank, "dim1")) return OX_ELOWER;
     if (d0 == d1 || rank < 2) return ox_bind(L, 0, x);
     for (int k = 0; k < rank; k++) perm[k] = k;
@@ -287,11 +194,11 @@ static ox_value *index_arg(ox_lower *L, int i, int64_t dflt, bool one_d, int64_t
     const ox_arg *a = ox_arg_at(L, i);
     if (a && a->kind == OX_ARG_VALUE) {
         ox_value *v = ox_cast(L, ox_arg_value(L, i), OX_INT64);
-        return one_d ? as_1d(L, v) : v;
+        return one_d ? ox_size_1d(L, v) : v;
     }
     int64_t v = ox_arg_int(L, i, dflt);
     if (known) *known = v;
-    return one_d ? const_1d(L, v) : const_i64(L, v);
+    return one_d ? ox_const_i64_1d(L, v) : ox_const_i64(L, v);
 }
 
 /* select.int(self, dim, index): Gather with a 0-d index drops the dim. */
@@ -323,7 +230,7 @@ int lower_slice(ox_lower *L) {
     ox_value *starts = index_arg(L, 2, 0, true, &start);
     ox_value *ends = index_arg(L, 3, INT64_MAX, true, &end);
     if (start == 0 && end == INT64_MAX && step == 1) return ox_bind(L, 0, x);
-    ox_value *axes = const_1d(L, dim), *steps = const_1d(L, step);
+    ox_value *axes = ox_const_i64_1d(L, dim), *steps = ox_const_i64_1d(L, step);
     return ox_bind(L, 0, ox_out(ox_op(L, "Slice", 5, x, starts, ends, axes, steps)));
 }
 
@@ -384,7 +291,7 @@ int lower_stack(ox_lower *L) {
     if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
     int n = tensor_list(L, &vals, false);
     if (n <= 0) return ox_bind(L, 0, NULL);
-    ox_value *axes = const_1d(L, dim);
+    ox_value *axes = ox_const_i64_1d(L, dim);
     for (int k = 0; k < n; k++) vals[k] = ox_out(ox_op(L, "Unsqueeze", 2, vals[k], axes));
     if (n == 1) return ox_bind(L, 0, vals[0]);
     ox_node *c = ox_op_array(L, "Concat", 1, n, vals);
@@ -415,13 +322,13 @@ static int split_outputs(ox_lower *L, ox_value *x, int64_t dim, bool squeeze) {
         if (!a || a->kind != OX_ARG_LIST || a->u.list.n != nout)
             return ox_lower_unsupported(L, "the sizes of the outputs along dim %lld are symbolic",
                                         (long long)dim);
-        split = size_list(L, 1, false, &has_zero);
+        split = ox_arg_sizes(L, 1, false, &has_zero);
         if (!split) return ox_bind(L, 0, NULL);
     }
     ox_node *n = ox_opn(L, "Split", nout, 2, x, split);
     if (!n) return ox_bind(L, 0, NULL);
     ox_node_set_int(L->g, n, "axis", dim);
-    ox_value *axes = squeeze ? const_1d(L, dim) : NULL;
+    ox_value *axes = squeeze ? ox_const_i64_1d(L, dim) : NULL;
     for (int k = 0; k < nout; k++) {
         ox_value *v = n->outputs[k];
         if (squeeze) v = ox_out(ox_op(L, "Squeeze", 2, v, axes));
@@ -459,16 +366,16 @@ int lower_unsqueeze(ox_lower *L) {
     if (x->rank >= 0 && (dim < -(x->rank + 1) || dim > x->rank))
         return ox_lower_fail(L, "dim %lld out of range for unsqueezing a rank-%d input",
                              (long long)dim, x->rank);
-    return ox_bind(L, 0, ox_out(ox_op(L, "Unsqueeze", 2, x, const_1d(L, dim))));
+    return ox_bind(L, 0, ox_out(ox_op(L, "Unsqueeze", 2, x, ox_const_i64_1d(L, dim))));
 }
 
 /* squeeze.dim / squeeze.dims: torch drops only the listed dims whose size is 1; ONNX Squeeze fails
  * on others, so each dim is decided from the static size, or from the output rank torch recorded. */
 static int squeeze_dims(ox_lower *L, ox_value *x, int64_t *dims, int n) {
     int rank = x->rank, known = 0, unknown = 0;
-    int64_t axes[MAX_DIMS];
+    int64_t axes[OX_MAX_RANK];
     int naxes = 0;
-    bool is_unknown[MAX_DIMS] = {false};
+    bool is_unknown[OX_MAX_RANK] = {false};
     if (rank == 0) return ox_bind(L, 0, x);
     if (!x->dims) return ox_lower_unsupported(L, "the input's shape is not known");
     for (int k = 0; k < n; k++) {
@@ -493,9 +400,9 @@ static int squeeze_dims(ox_lower *L, ox_value *x, int64_t *dims, int n) {
 }
 
 int lower_squeeze_dims(ox_lower *L) {
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     ox_value *x = ox_arg_value(L, 0);
-    int n = ox_arg_ints(L, 1, dims, MAX_DIMS);
+    int n = ox_arg_ints(L, 1, dims, OX_MAX_RANK);
     if (!x || n < 0) return ox_bind(L, 0, NULL);
     if (x->rank < 0) return ox_lower_unsupported(L, "squeeze of an input of unknown rank");
     return squeeze_dims(L, x, dims, n);
@@ -518,27 +425,27 @@ int lower_expand(ox_lower *L) {
 /* expand_as(self, other) */
 int lower_expand_as(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *other = ox_arg_value(L, 1);
-    return ox_bind(L, 0, ox_out(ox_op(L, "Expand", 2, x, shape_of(L, other, 0, INT64_MAX))));
+    return ox_bind(L, 0, ox_out(ox_op(L, "Expand", 2, x, ox_shape_of(L, other, 0, INT64_MAX))));
 }
 
 /* repeat(self, repeats): Tile, after unsqueezing leading dims when repeats is longer. Repeats may
  * hold symbolic sizes (Whisper's decoder repeats its positions by the dynamic batch). */
 int lower_repeat(ox_lower *L) {
-    int64_t reps[MAX_DIMS], lead[MAX_DIMS];
+    int64_t reps[OX_MAX_RANK], lead[OX_MAX_RANK];
     ox_value *x = ox_arg_value(L, 0), *sym = NULL;
     const ox_arg *a = ox_arg_at(L, 1);
     int n = -1;
-    if (a && a->kind == OX_ARG_LIST && a->u.list.n <= MAX_DIMS) {
+    if (a && a->kind == OX_ARG_LIST && a->u.list.n <= OX_MAX_RANK) {
         for (int k = 0; k < a->u.list.n; k++) {
             if (a->u.list.items[k].kind != OX_ARG_VALUE) continue;
             bool has_zero;
             n = a->u.list.n;
-            sym = size_list(L, 1, false, &has_zero);
+            sym = ox_arg_sizes(L, 1, false, &has_zero);
             if (!sym) return ox_bind(L, 0, NULL);
             break;
         }
     }
-    if (!sym) n = ox_arg_ints(L, 1, reps, MAX_DIMS);
+    if (!sym) n = ox_arg_ints(L, 1, reps, OX_MAX_RANK);
     if (!x || n < 0) return ox_bind(L, 0, NULL);
     if (x->rank < 0) return ox_lower_unsupported(L, "repeat of an input of unknown rank");
     if (n < x->rank)
@@ -575,7 +482,7 @@ static ox_value *filled(ox_lower *L, ox_value *shape, int fill_arg, double fill,
     }
     const ox_arg *a = fill_arg >= 0 ? ox_arg_at(L, fill_arg) : NULL;
     if (a && a->kind == OX_ARG_VALUE)
-        return typed(ox_out(ox_op(L, "Expand", 2, ox_arg_scalar(L, fill_arg, t), shape)), t);
+        return ox_binary(L, "Expand", ox_arg_scalar(L, fill_arg, t), shape, t);
     if (a) fill = ox_arg_float(L, fill_arg, 0);
     unsigned char bytes[8];
     ox_dtype st = fills_directly(t) ? t : OX_FLOAT;
@@ -583,17 +490,17 @@ static ox_value *filled(ox_lower *L, ox_value *shape, int fill_arg, double fill,
     ox_node *n = ox_op(L, "ConstantOfShape", 1, shape);
     if (!n) return NULL;
     ox_node_set_tensor(L->g, n, "value", st, 1, (int64_t[]){1}, bytes);
-    return ox_cast(L, typed(ox_out(n), st), t);
+    return ox_cast(L, ox_typed(ox_out(n), st), t);
 }
 
 /* The shape of output 0: static meta as a constant, else Shape(like) or the size argument. */
 static ox_value *factory_shape(ox_lower *L, int size_arg, int like_arg) {
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int rank;
     bool has_zero;
-    if (meta_static(L, 0, dims, &rank)) return ox_const_ints(L, rank, dims);
-    if (like_arg >= 0) return shape_of(L, ox_arg_value(L, like_arg), 0, INT64_MAX);
-    return size_list(L, size_arg, false, &has_zero);
+    if (ox_out_static_shape(L, 0, dims, &rank)) return ox_const_ints(L, rank, dims);
+    if (like_arg >= 0) return ox_shape_of(L, ox_arg_value(L, like_arg), 0, INT64_MAX);
+    return ox_arg_sizes(L, size_arg, false, &has_zero);
 }
 
 /* full(size, fill_value, ...) */
@@ -675,11 +582,11 @@ int lower_arange(ox_lower *L) {
         b[nb == 1 ? 1 : k] = a;
     }
     ox_dtype t = ox_out_dtype(L, 0);
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int rank;
     bool numbers = b[0]->kind != OX_ARG_VALUE && b[1]->kind != OX_ARG_VALUE && b[2]->kind != OX_ARG_VALUE;
     if (t == OX_UNDEFINED) return ox_lower_fail(L, "torch recorded no dtype for the output");
-    if (numbers && meta_static(L, 0, dims, &rank) && rank == 1 && dims[0] <= (1 << 24))
+    if (numbers && ox_out_static_shape(L, 0, dims, &rank) && rank == 1 && dims[0] <= (1 << 24))
         return ox_bind(L, 0, arange_const(L, b, dims[0], t));
     /* Range runs on int16/32/64, float and double; others compute in float and cast. */
     ox_dtype rt = t;
@@ -691,5 +598,5 @@ int lower_arange(ox_lower *L) {
         if (a->kind == OX_ARG_VALUE) v[k] = ox_cast(L, ox_arg_value(L, nb == 1 ? 0 : k), rt);
         else v[k] = ox_const_scalar(L, rt, a->kind == OX_ARG_FLOAT ? a->u.f : (double)a->u.i);
     }
-    return ox_bind(L, 0, ox_cast(L, typed(ox_out(ox_op(L, "Range", 3, v[0], v[1], v[2])), rt), t));
+    return ox_bind(L, 0, ox_cast(L, ox_op_typed(L, "Range", rt, 3, v[0], v[1], v[2]), t));
 }

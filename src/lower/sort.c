@@ -10,11 +10,6 @@
 
 #include <stdint.h>
 
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
 /* TopK of x (k as a 1-D int64 value) along dim; binds values to output vi and indices to ii
  * (either -1 for none). */
 static int topk(ox_lower *L, ox_value *x, ox_value *k, int64_t dim, bool largest, int vi, int ii) {
@@ -28,8 +23,8 @@ static int topk(ox_lower *L, ox_value *x, ox_value *k, int64_t dim, bool largest
     ox_node_set_int(L->g, n, "axis", dim);
     ox_node_set_int(L->g, n, "largest", largest);
     ox_node_set_int(L->g, n, "sorted", 1);
-    int rc = vi >= 0 ? ox_bind(L, vi, ox_cast(L, typed(n->outputs[0], st), t)) : OX_OK;
-    if (rc == OX_OK && ii >= 0 && ii < L->node->noutputs) rc = ox_bind(L, ii, typed(n->outputs[1], OX_INT64));
+    int rc = vi >= 0 ? ox_bind(L, vi, ox_cast(L, ox_typed(n->outputs[0], st), t)) : OX_OK;
+    if (rc == OX_OK && ii >= 0 && ii < L->node->noutputs) rc = ox_bind(L, ii, ox_typed(n->outputs[1], OX_INT64));
     return rc;
 }
 
@@ -43,21 +38,19 @@ int lower_topk(ox_lower *L) {
     const ox_arg *a = ox_arg_at(L, 1);
     if (a && a->kind == OX_ARG_VALUE) {   /* a symbolic k */
         int64_t one = 1;
-        k = typed(ox_reshape(L, ox_cast(L, ox_arg_value(L, 1), OX_INT64), 1, &one), OX_INT64);
+        k = ox_typed(ox_reshape(L, ox_cast(L, ox_arg_value(L, 1), OX_INT64), 1, &one), OX_INT64);
     } else {
         int64_t kv = ox_arg_int(L, 1, 1);
         if (kv < 0) return ox_lower_fail(L, "k = %lld", (long long)kv);
-        k = ox_const_ints(L, 1, &kv);
+        k = ox_const_i64_1d(L, kv);
     }
     return topk(L, x, k, dim, ox_arg_bool(L, 3, true), 0, 1);
 }
 
 /* The size of x's dim d as a 1-D int64 value. */
 static ox_value *dim_len(ox_lower *L, ox_value *x, int64_t d) {
-    if (x->dims && !x->dims[d].param && x->dims[d].value >= 0) return ox_const_ints(L, 1, &x->dims[d].value);
-    ox_node *s = ox_op(L, "Shape", 1, x);
-    if (s) ox_node_set_int(L->g, s, "start", d), ox_node_set_int(L->g, s, "end", d + 1);
-    return typed(ox_out(s), OX_INT64);
+    if (x->dims && !x->dims[d].param && x->dims[d].value >= 0) return ox_const_i64_1d(L, x->dims[d].value);
+    return ox_shape_of(L, x, d, d + 1);
 }
 
 /* The whole dim through TopK: values to vi, indices to ii. */
@@ -84,8 +77,8 @@ int lower_nonzero(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     if (x->rank == 0) return ox_lower_unsupported(L, "nonzero of a 0-d tensor");
-    ox_value *nz = typed(ox_out(ox_op(L, "NonZero", 1, x)), OX_INT64);
+    ox_value *nz = ox_unary(L, "NonZero", x, OX_INT64);
     ox_node *t = ox_op(L, "Transpose", 1, nz);
     if (t) ox_node_set_ints(L->g, t, "perm", (const int64_t[]){1, 0}, 2);
-    return ox_bind(L, 0, typed(ox_out(t), OX_INT64));
+    return ox_bind(L, 0, ox_typed(ox_out(t), OX_INT64));
 }
