@@ -15,13 +15,18 @@
  *   an FX value → VALUE (by id); torch.dtype → INT holding the ONNX dtype code;
  *   device, layout, memory_format → NONE.
  *
- * Writing a lowering (one function per overload family, in lower_<family>.c):
+ * Writing a lowering: a row in lower.def names its family, its target and its function, which is
+ * defined in src/lower/<family>.c (the file of the op's family: elementwise.c, reduce.c, shape.c,
+ * ...; tests/c/test_lower_layout.c fails when a function sits elsewhere). It reads its arguments,
+ * emits through ox_op and the typed helpers below, and binds each output:
  *
- *     static int lower_addmm(ox_lower *L) {
- *         ox_value *bias = ox_arg_value(L, 0), *a = ox_arg_value(L, 1), *b = ox_arg_value(L, 2);
- *         ox_node *n = ox_op(L, "Gemm", 3, a, b, bias);
- *         ox_node_set_float(L->g, n, "beta", (float)ox_arg_float(L, 3, 1.0));
- *         return ox_bind(L, 0, ox_out(n));
+ *     OX_ATEN(math, "aten::log1p.default", lower_log1p)             // lower.def
+ *
+ *     int lower_log1p(ox_lower *L) {                                // math.c
+ *         ox_dtype t;
+ *         ox_value *x = ox_arg_value_as_out(L, 0, &t);              // ints compute in float
+ *         ox_value *y = ox_binary(L, "Add", x, ox_const_scalar(L, t, 1), t);
+ *         return ox_bind(L, 0, ox_unary(L, "Log", y, t));
  *     }
  *
  * A function returns OX_OK or an error code after calling ox_lower_fail/ox_lower_unsupported.
@@ -99,9 +104,13 @@ typedef struct ox_lower_report {
 /* Lowers every node; collects all unsupported ops before failing with OX_EUNSUPPORTED. */
 ox_code ox_lower_run(ox_graph *g, ox_aten_program *p, ox_lower_report *rep);
 
+/* The opsets every row of lower.def is lowered for: one range for the whole table. */
+enum { OX_LOWER_MIN_OPSET = 18, OX_LOWER_MAX_OPSET = 24 };
+
 /* Capability query, answered before lowering: is `target` lowered natively at this opset? */
 bool ox_lower_supports(const char *target, int opset);
-/* The i-th table row (NULL past the end), for listing what is supported. */
+/* The i-th table row (NULL past the end), for listing what is supported; *min_opset and
+ * *max_opset get the range it is lowered for (either pointer may be NULL). */
 const char *ox_lower_target(int i, int *min_opset, int *max_opset);
 
 /* ---- for lowering functions ---- */
@@ -112,7 +121,7 @@ typedef struct ox_lower {
     const ox_aten_node *node;
     int opset;
     int emitted;           /* nodes emitted for this ATen node: names the next one */
-    const char *row_op;    /* OX_UNARY/OX_BINARY rows: the ONNX op of the row */
+    const char *row_op;    /* OX_UNARY rows: the ONNX op of the row */
     const char *unsupported_reason;   /* set by ox_lower_unsupported */
 } ox_lower;
 
@@ -130,6 +139,9 @@ bool ox_arg_bool(ox_lower *L, int i, bool dflt);
 const char *ox_arg_string(ox_lower *L, int i, const char *dflt);
 /* A list of ints (or a single int) into out[max]; returns the count, -1 on failure (reported). */
 int ox_arg_ints(ox_lower *L, int i, int64_t *out, int max);
+/* The value a tensor item of a list argument refers to (a must be of kind VALUE); NULL, failing,
+ * when it refers to nothing. */
+ox_value *ox_arg_ref(ox_lower *L, const ox_arg *a);
 /* A scalar argument (Python number, or a 0-d tensor value) as a value of dtype `like`. */
 ox_value *ox_arg_scalar(ox_lower *L, int i, ox_dtype dtype);
 
@@ -224,7 +236,7 @@ int ox_lower_fail(ox_lower *L, const char *fmt, ...) __attribute__((format(print
 int ox_lower_unsupported(ox_lower *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prototypes of every lowering function named in lower.def. */
-#define OX_ATEN(target, fn, lo, hi) int fn(ox_lower *L);
+#define OX_ATEN(family, target, fn) int fn(ox_lower *L);
 #include "lower/lower.def"
 
 #endif
