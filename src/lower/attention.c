@@ -1,5 +1,5 @@
 /*
- * lower_attention.c — scaled_dot_product_attention.
+ * attention.c — scaled_dot_product_attention.
  *
  * From opset 23 rank-4 float inputs become one ONNX Attention node (ONNX Runtime 1.32 runs it on CPU
  * with torch's semantics: upper-left causal mask, bool masks keep True, grouped-query heads, rows

@@ -1,5 +1,5 @@
 /*
- * lower_bag.c — embedding_bag: the rows of a table that each bag of indices names, summed,
+ * bag.c — embedding_bag: the rows of a table that each bag of indices names, summed,
  * averaged or maxed per bag.
  *
  * Bags are runs of the 1-D indices that start at the offsets. Each index's bag is the number of

@@ -253,6 +253,12 @@ ox_dtype ox_out_dtype(const ox_lower *L, int i) {
     return m ? m->dtype : OX_UNDEFINED;
 }
 
+ox_dtype ox_out_dtype_required(ox_lower *L, int i) {
+    ox_dtype t = ox_out_dtype(L, i);
+    if (t == OX_UNDEFINED) ox_lower_fail(L, "torch recorded no dtype for the output");
+    return t;
+}
+
 /* ---- emitting ---- */
 
 ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs,
@@ -393,6 +399,15 @@ ox_value *ox_shape_of(ox_lower *L, ox_value *x, int64_t start, int64_t end) {
     if (start) ox_node_set_int(L->g, n, "start", start);
     if (end != INT64_MAX) ox_node_set_int(L->g, n, "end", end);
     return ox_typed(ox_out(n), OX_INT64);
+}
+
+ox_value *ox_wrap_index(ox_lower *L, ox_value *x, int64_t axis, ox_value *idx) {
+    int64_t n;
+    ox_value *size = ox_static_dim(x, (int)axis, &n) ? ox_const_scalar(L, OX_INT64, (double)n)
+                                                     : ox_shape_of(L, x, axis, axis + 1);
+    ox_value *neg = ox_out(ox_op(L, "Less", 2, idx, ox_const_scalar(L, OX_INT64, 0)));
+    ox_value *up = ox_binary(L, "Add", idx, size, OX_INT64);
+    return ox_op_typed(L, "Where", OX_INT64, 3, neg, up, idx);
 }
 
 bool ox_static_dim(const ox_value *x, int k, int64_t *size) {
@@ -536,6 +551,8 @@ int ox_dtype_category(ox_dtype t) {
     if (ox_dtype_is_float(t)) return 2;
     return 3;   /* complex */
 }
+
+ox_dtype ox_work_dtype(ox_dtype t) { return t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t; }
 
 ox_dtype ox_promote(ox_dtype a, ox_dtype b) {
     if (a == b) return a;

@@ -149,9 +149,11 @@ ox_value *ox_arg_scalar(ox_lower *L, int i, ox_dtype dtype);
  * an unknown rank or an out-of-range dim, naming `what`, and returns false. */
 bool ox_norm_dim(ox_lower *L, int64_t *d, int rank, const char *what);
 
-/* Output metadata torch recorded. */
+/* Output metadata torch recorded. ox_out_dtype_required fails (OX_UNDEFINED) when there is no
+ * dtype, naming the lack. */
 const ox_meta *ox_out_meta(const ox_lower *L, int i);
 ox_dtype ox_out_dtype(const ox_lower *L, int i);
+ox_dtype ox_out_dtype_required(ox_lower *L, int i);
 
 /* Emitting. ox_op makes a node with one output; ox_opn with noutputs. Inputs may be NULL for
  * omitted optional inputs; the node is named after the ATen node. Returns NULL after a failure. */
@@ -177,6 +179,12 @@ ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype 
 ox_dtype ox_promote(ox_dtype a, ox_dtype b);
 /* torch's dtype categories, in promotion order: 0 bool, 1 integer, 2 floating, 3 complex. */
 int ox_dtype_category(ox_dtype t);
+/* The dtype t is computed in: float for float16 and bfloat16 (ONNX Runtime's CPU kernels lack many
+ * reductions and math ops for them, and torch's CPU kernels accumulate them in float), else t. */
+ox_dtype ox_work_dtype(ox_dtype t);
+
+/* The most spatial dims a conv, pool or resize layer has (3-D). */
+enum { OX_MAX_SPATIAL = 3 };
 
 /* ---- the shared helpers: every family file uses these, none keeps its own copy ----
  *
@@ -202,6 +210,10 @@ ox_value *ox_shape_of(ox_lower *L, ox_value *x, int64_t start, int64_t end);
 ox_value *ox_size_1d(ox_lower *L, ox_value *v);
 /* parts (1-D int64 values) joined by Concat along axis 0; parts[0] itself when n is 1. */
 ox_value *ox_concat_sizes(ox_lower *L, int n, ox_value **parts);
+
+/* idx + the size of x's dim axis where idx < 0 (int64 indices), for ops whose negative indices not
+ * every runtime accepts (GatherND, ScatterElements). */
+ox_value *ox_wrap_index(ox_lower *L, ox_value *x, int64_t axis, ox_value *idx);
 
 /* Static sizes. ox_static_dim: dim k of x is a known size (into *size). ox_static_shape: the rank
  * is known (at most OX_MAX_RANK) and every dim is a known size; the sizes go to dims[x->rank]

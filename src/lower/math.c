@@ -1,8 +1,8 @@
 /*
- * lower_math.c — elementwise math that ONNX spells differently: classification (isnan, isinf,
- * isfinite), logarithms and exponentials in other bases or near 1, trunc/frac, softplus and the
- * activations built on it, atan2, hypot, xlogy, lerp, logit, nan_to_num; and tril/triu, flip and
- * roll.
+ * math.c — math functions: rsqrt, classification (isnan, isinf, isfinite), logarithms and
+ * exponentials in other bases or near 1, trunc/frac, atan2, hypot, xlogy, lerp, logit,
+ * nan_to_num, erfc, angle, ldexp, round with decimals. The 1:1 rows (OX_UNARY in lower.def: relu,
+ * exp, sin, ...) are this family too; lower.c lowers them all with one function.
  *
  * Inputs are cast to the output dtype torch recorded first (sin of an int tensor is float), as the
  * 1:1 unary rows do.
@@ -10,7 +10,6 @@
 #include "lower/lower.h"
 
 #include <math.h>
-#include <stdint.h>
 
 /* ---- classification: bool out ---- */
 
@@ -42,7 +41,14 @@ int lower_isfinite(ox_lower *L) {
     return ox_bind(L, 0, ox_binary(L, "Equal", d, ox_const_scalar(L, xf->dtype, 0), OX_BOOL));
 }
 
-/* ---- logarithms and exponentials ---- */
+/* ---- roots, logarithms and exponentials ---- */
+
+int lower_rsqrt(ox_lower *L) {
+    ox_dtype t = ox_out_dtype_required(L, 0);
+    ox_value *x = ox_cast(L, ox_arg_value(L, 0), t);
+    if (!x) return ox_bind(L, 0, NULL);
+    return ox_bind(L, 0, ox_unary(L, "Reciprocal", ox_out(ox_op(L, "Sqrt", 1, x)), t));
+}
 
 static int log_base(ox_lower *L, double base) {
     ox_dtype t;
@@ -52,6 +58,7 @@ static int log_base(ox_lower *L, double base) {
 }
 
 int lower_log2(ox_lower *L) { return log_base(L, 2); }
+
 int lower_log10(ox_lower *L) { return log_base(L, 10); }
 
 /* log1p(x) = log(1 + x) and expm1(x) = exp(x) - 1: no ONNX op; rounding near 0 is float's. */
@@ -98,42 +105,15 @@ int lower_frac(ox_lower *L) {
     return ox_bind(L, 0, ox_binary(L, "Sub", x, trunc_of(L, x, t), t));
 }
 
-/* ---- softplus and friends ---- */
-
-/* softplus(x, beta=1, threshold=20) = x where beta * x > threshold, else log(1 + exp(beta x)) / beta. */
-static ox_value *softplus(ox_lower *L, ox_value *x, ox_dtype t, double beta, double threshold) {
-    ox_value *bx = beta == 1 ? x : ox_binary(L, "Mul", x, ox_const_scalar(L, t, beta), t);
-    ox_value *sp = ox_unary(L, "Softplus", bx, t);
-    if (beta != 1) sp = ox_binary(L, "Div", sp, ox_const_scalar(L, t, beta), t);
-    ox_value *big = ox_binary(L, "Greater", bx, ox_const_scalar(L, t, threshold), OX_BOOL);
-    return ox_op_typed(L, "Where", t, 3, big, x, sp);
-}
-
-int lower_softplus(ox_lower *L) {
-    ox_dtype t;
-    ox_value *x = ox_arg_value_as_out(L, 0, &t);
+/* round.decimals(self, *, decimals): round(x * 10^d) / 10^d, half to even as torch. */
+int lower_round_decimals(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t d = ox_arg_int(L, 1, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, softplus(L, x, t, ox_arg_float(L, 1, 1.0), ox_arg_float(L, 2, 20.0)));
-}
-
-/* mish(x) = x * tanh(softplus(x)) */
-int lower_mish(ox_lower *L) {
-    ox_dtype t;
-    ox_value *x = ox_arg_value_as_out(L, 0, &t);
-    if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, ox_binary(L, "Mul", x, ox_unary(L, "Tanh", softplus(L, x, t, 1, 20), t), t));
-}
-
-/* log_sigmoid_forward(x) -> (out, buffer): -softplus(-x). */
-int lower_log_sigmoid(ox_lower *L) {
-    ox_dtype t;
-    ox_value *x = ox_arg_value_as_out(L, 0, &t);
-    if (!x) return ox_bind(L, 0, NULL);
-    ox_value *y = ox_unary(L, "Neg", softplus(L, ox_unary(L, "Neg", x, t), t, 1, 20), t);
-    int rc = ox_bind(L, 0, y);
-    /* the buffer is for the backward pass: anything of its shape will do (torch gives zeros) */
-    for (int i = 1; rc == OX_OK && i < L->node->noutputs; i++) rc = ox_bind(L, i, ox_binary(L, "Sub", x, x, t));
-    return rc;
+    if (!ox_dtype_is_float(x->dtype)) return ox_bind(L, 0, x);
+    ox_value *s = ox_const_scalar(L, x->dtype, pow(10.0, (double)d));
+    ox_value *r = ox_unary(L, "Round", ox_binary(L, "Mul", x, s, x->dtype), x->dtype);
+    return ox_bind(L, 0, ox_binary(L, "Div", r, s, x->dtype));
 }
 
 /* ---- two-input math ---- */
@@ -198,6 +178,16 @@ int lower_logit(ox_lower *L) {
     return ox_bind(L, 0, ox_unary(L, "Log", ox_binary(L, "Div", x, ox_binary(L, "Sub", ox_const_scalar(L, t, 1), x, t), t), t));
 }
 
+/* ldexp.Tensor(self, other) = self * 2 ** other */
+int lower_ldexp(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *x = ox_arg_scalar(L, 0, t), *e = ox_arg_scalar(L, 1, t);
+    if (!x || !e) return ox_bind(L, 0, NULL);
+    return ox_bind(L, 0, ox_binary(L, "Mul", x, ox_binary(L, "Pow", ox_const_scalar(L, t, 2), e, t), t));
+}
+
+/* ---- special values ---- */
+
 /* nan_to_num(self, nan=0, posinf=None, neginf=None): None means the dtype's largest finite. */
 int lower_nan_to_num(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
@@ -221,101 +211,6 @@ int lower_nan_to_num(ox_lower *L) {
     return ox_bind(L, 0, ox_cast(L, y, t));
 }
 
-/* ---- structure ---- */
-
-/* tril/triu(self, diagonal=0): ONNX Trilu on the last two dims. */
-static int trilu(ox_lower *L, bool upper) {
-    ox_value *x = ox_arg_value(L, 0);
-    int64_t diag = ox_arg_int(L, 1, 0);
-    if (!x) return ox_bind(L, 0, NULL);
-    if (x->rank >= 0 && x->rank < 2) return ox_lower_fail(L, "tril/triu of a %d-d tensor", x->rank);
-    /* ONNX Runtime's Trilu: float, double, float16, int32, int64, bool */
-    ox_dtype t = x->dtype, st = t;
-    if (t == OX_BFLOAT16) st = OX_FLOAT;
-    else if (ox_dtype_is_int(t) && t != OX_INT32 && t != OX_INT64) st = OX_INT32;
-    ox_value *xs = ox_cast(L, x, st);
-    if (!xs) return ox_bind(L, 0, NULL);
-    ox_node *n = ox_op(L, "Trilu", 2, xs, ox_const_scalar(L, OX_INT64, (double)diag));
-    if (n) ox_node_set_int(L->g, n, "upper", upper);
-    return ox_bind(L, 0, ox_cast(L, ox_typed(ox_out(n), xs->dtype), x->dtype));
-}
-
-int lower_tril(ox_lower *L) { return trilu(L, false); }
-int lower_triu(ox_lower *L) { return trilu(L, true); }
-
-/* flip(self, dims[]): a Slice with step -1 on each dim. */
-int lower_flip(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0);
-    int64_t dims[OX_MAX_RANK];
-    int n = ox_arg_ints(L, 1, dims, OX_MAX_RANK);
-    if (!x || n < 0) return ox_bind(L, 0, NULL);
-    if (n == 0 || x->rank == 0) return ox_bind(L, 0, x);
-    int64_t starts[OX_MAX_RANK], ends[OX_MAX_RANK], steps[OX_MAX_RANK];
-    for (int i = 0; i < n; i++) {
-        if (!ox_norm_dim(L, &dims[i], x->rank, "dim")) return OX_ELOWER;
-        starts[i] = -1;
-        ends[i] = INT64_MIN;
-        steps[i] = -1;
-    }
-    ox_node *s = ox_op(L, "Slice", 5, x, ox_const_ints(L, n, starts), ox_const_ints(L, n, ends),
-                       ox_const_ints(L, n, dims), ox_const_ints(L, n, steps));
-    return ox_bind(L, 0, ox_typed(ox_out(s), x->dtype));
-}
-
-/* roll(self, shifts[], dims[]): per dim, the last `shift` elements moved to the front (static
- * sizes); no dims means the flattened tensor. */
-int lower_roll(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0);
-    int64_t shifts[OX_MAX_RANK], dims[OX_MAX_RANK];
-    int ns = ox_arg_ints(L, 1, shifts, OX_MAX_RANK), nd = ox_arg_ints(L, 2, dims, OX_MAX_RANK);
-    if (!x || ns < 0 || nd < 0) return ox_bind(L, 0, NULL);
-    if (ns == 0) return ox_lower_fail(L, "roll without shifts");
-    ox_value *y = x;
-    bool flat = nd == 0;
-    if (flat) {
-        if (ns != 1) return ox_lower_fail(L, "%d shifts for a flattened roll", ns);
-        int64_t m1 = -1;
-        y = ox_typed(ox_reshape(L, x, 1, &m1), x->dtype);
-        nd = 1;
-        dims[0] = 0;
-    } else if (ns != nd) {
-        return ox_lower_fail(L, "%d shifts for %d dims", ns, nd);
-    }
-    for (int i = 0; i < nd; i++) {
-        int rank = flat ? 1 : x->rank;
-        if (!ox_norm_dim(L, &dims[i], rank, "dim")) return OX_ELOWER;
-        int64_t size = -1;
-        if (flat) {
-            int64_t numel = 1;
-            for (int j = 0; x->dims && j < x->rank && numel >= 0; j++)
-                numel = x->dims[j].param || x->dims[j].value < 0 ? -1 : numel * x->dims[j].value;
-            size = x->dims || x->rank == 0 ? numel : -1;
-        } else if (x->dims && !x->dims[dims[i]].param) {
-            size = x->dims[dims[i]].value;
-        }
-        if (size < 0) return ox_lower_unsupported(L, "roll along a symbolic size");
-        if (size == 0) continue;
-        int64_t s = ((shifts[i] % size) + size) % size;
-        if (s == 0) continue;
-        int64_t a0 = size - s, big = INT64_MAX, zero = 0;
-        ox_value *tail = ox_op_typed(L, "Slice", x->dtype, 4, y, ox_const_i64_1d(L, a0),
-                                     ox_const_i64_1d(L, big), ox_const_i64_1d(L, dims[i]));
-        ox_value *head = ox_op_typed(L, "Slice", x->dtype, 4, y, ox_const_i64_1d(L, zero),
-                                     ox_const_i64_1d(L, a0), ox_const_i64_1d(L, dims[i]));
-        ox_node *c = ox_op(L, "Concat", 2, tail, head);
-        if (c) ox_node_set_int(L->g, c, "axis", dims[i]);
-        y = ox_typed(ox_out(c), x->dtype);
-    }
-    if (flat) y = ox_binary(L, "Reshape", y, ox_unary(L, "Shape", x, OX_INT64), x->dtype);
-    return ox_bind(L, 0, y);
-}
-
-/* ---- error function complement, log-cumulative-sum-exp ---- */
-
-/* The working dtype for t: float16 and bfloat16 are computed in float (ONNX Runtime's CPU kernels
- * for Erf, CumSum and ReduceMax lack them) and cast back. */
-static ox_dtype work_dtype(ox_dtype t) { return t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t; }
-
 /* erfc(x) = 1 - erf(x); for large x this rounds to 0 where torch keeps a tiny positive value, an
  * absolute error below float's epsilon. */
 int lower_erfc(ox_lower *L) {
@@ -323,35 +218,22 @@ int lower_erfc(ox_lower *L) {
     ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "erfc to %s", ox_dtype_name(t));
-    ox_dtype w = work_dtype(t);
+    ox_dtype w = ox_work_dtype(t);
     ox_value *xw = ox_cast(L, x, w);
     ox_value *r = ox_binary(L, "Sub", ox_const_scalar(L, w, 1), ox_unary(L, "Erf", xw, w), w);
     return ox_bind(L, 0, ox_cast(L, r, t));
 }
 
-/* logcumsumexp(self, dim) = m + log(cumsum(exp(x - m))) with m the maximum along dim (0 where
- * that maximum is infinite, so that -inf and inf entries give -inf and inf, not NaN). */
-int lower_logcumsumexp(ox_lower *L) {
-    ox_dtype t;
-    ox_value *x = ox_arg_value_as_out(L, 0, &t);
-    int64_t dim = ox_arg_int(L, 1, 0);
+/* angle(self) of a real tensor: pi where x < 0, else 0 (NaN stays NaN). */
+int lower_angle(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "logcumsumexp to %s", ox_dtype_name(t));
-    if (x->rank == 0) {
-        if (dim != 0 && dim != -1) return ox_lower_fail(L, "dim %lld of a 0-d tensor", (long long)dim);
-        return ox_bind(L, 0, x);
-    }
-    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    ox_dtype w = work_dtype(t);
-    ox_value *xw = ox_cast(L, x, w);
-    ox_value *axis = ox_const_i64(L, dim);
-    ox_value *axes = ox_const_i64_1d(L, dim);
-    ox_node *mx = ox_op(L, "ReduceMax", 2, xw, axes);
-    if (mx) ox_node_set_int(L->g, mx, "keepdims", 1);
-    ox_value *m = ox_typed(ox_out(mx), w);
-    m = ox_op_typed(L, "Where", w, 3, ox_unary(L, "IsInf", m, OX_BOOL), ox_const_scalar(L, w, 0), m);
-    ox_value *e = ox_unary(L, "Exp", ox_binary(L, "Sub", xw, m, w), w);
-    ox_value *c = ox_binary(L, "CumSum", e, axis, w);
-    ox_value *r = ox_binary(L, "Add", ox_unary(L, "Log", c, w), m, w);
-    return ox_bind(L, 0, ox_cast(L, r, t));
+    if (t == OX_UNDEFINED) t = x->dtype;
+    ox_value *xc = ox_cast(L, x, t);
+    ox_value *neg = ox_binary(L, "Less", xc, ox_const_scalar(L, t, 0), OX_BOOL);
+    ox_value *a = ox_op_typed(L, "Where", t, 3, neg, ox_const_scalar(L, t, M_PI), ox_const_scalar(L, t, 0));
+    if (ox_dtype_is_float(x->dtype))   /* x * 0 is NaN for NaN: carry it */
+        a = ox_binary(L, "Add", a, ox_binary(L, "Mul", xc, ox_const_scalar(L, t, 0), t), t);
+    return ox_bind(L, 0, a);
 }

@@ -1,5 +1,5 @@
 /*
- * lower_pad.c — constant_pad_nd and the reflection/replication pads.
+ * pad.c — constant_pad_nd and the reflection/replication pads.
  *
  * torch lists pads from the last dim backwards, (begin, end) per dim; ONNX Pad (opset 18, with an
  * axes input) takes the begins of the listed axes, then their ends. Negative pads crop, in both.

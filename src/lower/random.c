@@ -1,17 +1,19 @@
 /*
- * lower_random.c — sampling ops, drawn at run time by ONNX Runtime: uniform, rand_like, randn_like,
- * randint_like, normal, bernoulli, and the distributions torch draws by inverse transform of a
+ * random.c — sampling ops, drawn at run time by ONNX Runtime: uniform, rand/randn/randint and
+ * their _like forms, normal, bernoulli, randperm, and the distributions torch draws by inverse transform of a
  * uniform U in [0, 1): exponential -log(1 - U) / lambda, cauchy median + sigma tan(pi (U - 1/2)),
  * geometric ceil(log(1 - U) / log(1 - p)), log_normal exp(N(mean, std)).
  *
  * The samples differ from torch's (another generator), as with any exporter; their shape and
  * dtype do not. Draws are made in float32 (ONNX's random ops make float16, float and double) and
  * cast to the output dtype. The optimizer neither folds nor merges random nodes.
+ *
+ * dropout and native_dropout are here too: the identity at inference, and declined in training
+ * mode, where they would draw.
  */
 #include "lower/lower.h"
 
 #include <math.h>
-#include <stdint.h>
 
 /* float32 samples shaped like x: uniform in [lo, hi), or normal(mean, std). */
 static ox_value *draw(ox_lower *L, ox_value *x, bool normal, double a, double b) {
@@ -62,6 +64,7 @@ static int randint(ox_lower *L, double lo, double hi) {
 }
 
 int lower_randint_like(ox_lower *L) { return randint(L, 0, (double)ox_arg_int(L, 1, 1)); }
+
 int lower_randint_like_low(ox_lower *L) { return randint(L, (double)ox_arg_int(L, 1, 0), (double)ox_arg_int(L, 2, 1)); }
 
 /* normal_functional(self, mean=0, std=1, *, generator) */
@@ -147,6 +150,7 @@ static ox_value *draw_shaped(ox_lower *L, int si, bool normal, double a, double 
 
 /* rand(size, ...), randn(size, ...) */
 int lower_rand(ox_lower *L) { return bind_as(L, draw_shaped(L, 0, false, 0, 1), OX_FLOAT); }
+
 int lower_randn(ox_lower *L) { return bind_as(L, draw_shaped(L, 0, true, 0, 1), OX_FLOAT); }
 
 /* randint(high, size, ...), randint.low(low, high, size, ...) */
@@ -159,6 +163,7 @@ static int randint_shaped(ox_lower *L, double lo, double hi, int si) {
 }
 
 int lower_randint(ox_lower *L) { return randint_shaped(L, 0, (double)ox_arg_int(L, 0, 1), 1); }
+
 int lower_randint_low(ox_lower *L) { return randint_shaped(L, (double)ox_arg_int(L, 0, 0), (double)ox_arg_int(L, 1, 1), 2); }
 
 /* normal.float_float(mean, std, size, ...) */
@@ -199,4 +204,30 @@ int lower_randperm(ox_lower *L) {
     ox_node *tk = ox_opn(L, "TopK", 2, 2, ox_typed(ox_out(r), OX_FLOAT), ox_const_i64_1d(L, n));
     if (!tk) return ox_bind(L, 0, NULL);
     return bind_as(L, ox_typed(tk->outputs[1], OX_INT64), OX_INT64);
+}
+
+/* ---- dropout: the identity at inference ---- */
+
+/* dropout(input, p, train): the identity at inference. */
+int lower_dropout(ox_lower *L) {
+    double p = ox_arg_float(L, 1, 0.5);
+    if (ox_arg_bool(L, 2, false) && p > 0)
+        return ox_lower_unsupported(L, "dropout with train=True and p=%g is random; export the model "
+                                    "in eval() mode", p);
+    return ox_bind(L, 0, ox_arg_value(L, 0));
+}
+
+/* native_dropout(input, p, train?) -> (out, mask): train None means training, as in torch. */
+int lower_native_dropout(ox_lower *L) {
+    double p = ox_arg_float(L, 1, 0.5);
+    bool train = ox_arg_is_none(L, 2) || ox_arg_bool(L, 2, true);
+    if (train && p > 0)
+        return ox_lower_unsupported(L, "native_dropout in training mode with p=%g is random; export "
+                                    "the model in eval() mode", p);
+    ox_value *x = ox_arg_value(L, 0);
+    int rc = ox_bind(L, 0, x);
+    if (rc != OX_OK || L->node->noutputs < 2) return rc;
+    ox_value *shape = ox_unary(L, "Shape", x, OX_INT64);
+    ox_value *mask = ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, OX_BOOL, 1), shape));
+    return ox_bind(L, 1, ox_cast(L, ox_typed(mask, OX_BOOL), ox_out_dtype(L, 1)));
 }

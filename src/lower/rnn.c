@@ -1,5 +1,5 @@
 /*
- * lower_rnn.c — lstm.input and gru.input as ONNX LSTM and GRU, one node per layer.
+ * rnn.c — lstm.input and gru.input as ONNX LSTM and GRU, one node per layer.
  *
  * Each layer's weights for both directions are stacked into ONNX's [directions, gates * hidden,
  * ...] with the gate blocks reordered: torch keeps LSTM gates as (i, f, g, o) and GRU gates as

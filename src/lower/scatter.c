@@ -1,6 +1,7 @@
 /*
- * lower_scatter.c — writes by index: scatter (src, value, reduce), scatter_add, scatter_reduce,
- * index_select, index_put, index_add, index_copy, index_fill.
+ * scatter.c — writes by index: scatter (src, value, reduce), scatter_add, scatter_reduce,
+ * index_put, index_add, index_copy, index_fill, slice_scatter and select_scatter (the writes to a
+ * view that functionalization makes), masked_scatter.
  *
  * scatter's index may be smaller than src in any dim (torch reads src only where index has
  * elements); ONNX ScatterElements wants updates of index's shape, so src is sliced to it, which
@@ -95,7 +96,9 @@ static int scatter_op(ox_lower *L, bool value, const char *fixed_reduction) {
 }
 
 int lower_scatter_src(ox_lower *L) { return scatter_op(L, false, NULL); }
+
 int lower_scatter_value(ox_lower *L) { return scatter_op(L, true, NULL); }
+
 int lower_scatter_add(ox_lower *L) { return scatter_op(L, false, "add"); }
 
 /* scatter_reduce.two(self, dim, index, src, reduce, *, include_self=True): without self, the
@@ -121,22 +124,6 @@ int lower_scatter_reduce(ox_lower *L) {
         x = scatter(L, x, dim, index, id, NULL);
     }
     return ox_bind(L, 0, scatter(L, x, dim, index, upd, reduction));
-}
-
-/* index_select(self, dim, index): Gather. */
-int lower_index_select(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0), *index = ox_arg_value(L, 2);
-    int64_t dim = ox_arg_int(L, 1, 0);
-    if (!x || !index) return ox_bind(L, 0, NULL);
-    if (x->rank == 0) {   /* torch allows dim 0 of a 0-d tensor with a one-element index */
-        ox_value *flat = ox_binary(L, "Reshape", x, ox_const_i64_1d(L, 1), x->dtype);
-        ox_node *g = ox_op(L, "Gather", 2, flat, ox_cast(L, index, OX_INT64));
-        return ox_bind(L, 0, ox_typed(ox_reshape(L, ox_typed(ox_out(g), x->dtype), 0, NULL), x->dtype));
-    }
-    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    ox_node *n = ox_op(L, "Gather", 2, x, ox_cast(L, index, OX_INT64));
-    if (n) ox_node_set_int(L->g, n, "axis", dim);
-    return ox_bind(L, 0, ox_typed(ox_out(n), x->dtype));
 }
 
 /* The positions along dim that index (1-D) selects, as ScatterElements indices of `like`'s shape:
@@ -180,6 +167,7 @@ static int index_write(ox_lower *L, bool add) {
 }
 
 int lower_index_add(ox_lower *L) { return index_write(L, true); }
+
 int lower_index_copy(ox_lower *L) { return index_write(L, false); }
 
 /* index_fill.int_Scalar(self, dim, index, value): the selected slices set to value. */
@@ -314,4 +302,93 @@ int lower_index_put(ox_lower *L) {
         y = ox_typed(ox_out(t), x->dtype);
     }
     return ox_bind(L, 0, y);
+}
+
+/* ---- slice_scatter, select_scatter: functionalized in-place writes to a view ---- */
+
+/* The size of x's dim d as a 0-d int64: a constant when static. */
+static ox_value *dim_size(ox_lower *L, ox_value *x, int64_t d) {
+    if (x->dims && !x->dims[d].param && x->dims[d].value >= 0)
+        return ox_const_scalar(L, OX_INT64, (double)x->dims[d].value);
+    return ox_binary(L, "Squeeze", ox_shape_of(L, x, d, d + 1), ox_const_i64_1d(L, 0), OX_INT64);
+}
+
+/* ScatterElements(x, idx, src) along dim, where idx (1-D, one index per position of src along dim)
+ * is broadcast over src's other dims. */
+static int scatter_along(ox_lower *L, ox_value *x, ox_value *src, int64_t dim, ox_value *idx) {
+    int64_t shape[OX_MAX_RANK];
+    for (int k = 0; k < x->rank; k++) shape[k] = k == dim ? -1 : 1;
+    ox_value *shaped = ox_typed(ox_reshape(L, idx, x->rank, shape), OX_INT64);
+    ox_value *full = ox_binary(L, "Expand", shaped, ox_unary(L, "Shape", src, OX_INT64), OX_INT64);
+    ox_node *n = ox_op(L, "ScatterElements", 3, x, full, ox_cast(L, src, x->dtype));
+    if (n) ox_node_set_int(L->g, n, "axis", dim);
+    return ox_bind(L, 0, ox_typed(ox_out(n), x->dtype));
+}
+
+/* slice_scatter(self, src, dim, start?, end?, step): src written over self[start:end:step]. The
+ * indices are Range(start, start + step * len, step) with len src's size along dim, so a start
+ * that is a symbolic size (a KV cache's write position) works as well as a constant. */
+int lower_slice_scatter(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *src = ox_arg_value(L, 1);
+    int64_t dim = ox_arg_int(L, 2, 0), step = ox_arg_int(L, 5, 1);
+    if (!x || !src) return ox_bind(L, 0, NULL);
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (x->rank > OX_MAX_RANK || src->rank != x->rank)
+        return ox_lower_fail(L, "src has rank %d, self rank %d", src->rank, x->rank);
+    if (step <= 0) return ox_lower_fail(L, "step %lld: slices need a positive step", (long long)step);
+    ox_value *start;
+    const ox_arg *a = ox_arg_at(L, 3);
+    if (a && a->kind == OX_ARG_VALUE) {
+        start = ox_cast(L, ox_arg_value(L, 3), OX_INT64);
+    } else {
+        int64_t s = ox_arg_int(L, 3, 0);
+        if (s < 0) {   /* from the end: needs the size */
+            if (!x->dims || x->dims[dim].param || x->dims[dim].value < 0)
+                return ox_lower_unsupported(L, "a negative start on a dynamic dim");
+            s += x->dims[dim].value;
+            if (s < 0) s = 0;
+        }
+        start = ox_const_scalar(L, OX_INT64, (double)s);
+    }
+    ox_value *stepv = ox_const_scalar(L, OX_INT64, (double)step);
+    ox_value *span = ox_binary(L, "Mul", dim_size(L, src, dim), stepv, OX_INT64);
+    ox_value *limit = ox_binary(L, "Add", start, span, OX_INT64);
+    ox_value *idx = ox_op_typed(L, "Range", OX_INT64, 3, start, limit, stepv);
+    return scatter_along(L, x, src, dim, idx);
+}
+
+/* select_scatter(self, src, dim, index): src (self without dim) written at self[..., index, ...]. */
+int lower_select_scatter(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *src = ox_arg_value(L, 1);
+    int64_t dim = ox_arg_int(L, 2, 0);
+    if (!x || !src) return ox_bind(L, 0, NULL);
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (x->rank > OX_MAX_RANK || src->rank != x->rank - 1)
+        return ox_lower_fail(L, "src has rank %d, self rank %d", src->rank, x->rank);
+    const ox_arg *a = ox_arg_at(L, 3);
+    ox_value *idx = a && a->kind == OX_ARG_VALUE ? ox_cast(L, ox_arg_value(L, 3), OX_INT64)
+                                                 : ox_const_scalar(L, OX_INT64, (double)ox_arg_int(L, 3, 0));
+    idx = ox_wrap_index(L, x, dim, idx);
+    ox_value *wide = ox_binary(L, "Unsqueeze", src, ox_const_i64_1d(L, dim), src->dtype);
+    return scatter_along(L, x, wide, dim, ox_typed(ox_reshape(L, idx, 1, (int64_t[]){1}), OX_INT64));
+}
+
+/* ---- masked_scatter ---- */
+
+/* masked_scatter(self, mask, source): where mask is set, the next element of source in order. The
+ * k-th set position takes source.flatten()[k]: k is the running count of set positions - 1. */
+int lower_masked_scatter(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *mask = ox_arg_value(L, 1), *src = ox_arg_value(L, 2);
+    if (!x || !mask || !src) return ox_bind(L, 0, NULL);
+    ox_value *shape = ox_unary(L, "Shape", x, OX_INT64);
+    ox_value *m = ox_binary(L, "Expand", ox_cast(L, mask, OX_BOOL), shape, OX_BOOL);
+    int64_t flat_shape = -1;
+    ox_value *mf = ox_typed(ox_reshape(L, ox_cast(L, m, OX_INT64), 1, &flat_shape), OX_INT64);
+    ox_value *pos = ox_binary(L, "CumSum", mf, ox_const_scalar(L, OX_INT64, 0), OX_INT64);
+    pos = ox_binary(L, "Sub", pos, ox_const_scalar(L, OX_INT64, 1), OX_INT64);
+    pos = ox_binary(L, "Max", pos, ox_const_scalar(L, OX_INT64, 0), OX_INT64);
+    ox_value *sf = ox_typed(ox_reshape(L, ox_cast(L, src, x->dtype), 1, &flat_shape), x->dtype);
+    ox_value *picked = ox_binary(L, "Gather", sf, pos, x->dtype);
+    picked = ox_binary(L, "Reshape", picked, shape, x->dtype);
+    return ox_bind(L, 0, ox_where(L, m, picked, x, x->dtype));
 }
