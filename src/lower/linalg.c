@@ -1,7 +1,8 @@
 /*
  * linalg.c — matrix products: linear, mm/bmm/matmul, addmm, baddbmm, addmv, addbmm; and einsum.
- * 2-D float products with a bias become Gemm; everything else MatMul, with the bias scaled and
- * added by one helper (scaled_sum), which gives torch's beta == 0 rule for every overload.
+ * linear and addmm of 2-D float32/float64 become Gemm; everything else MatMul, the bias scaled and
+ * added by one helper (scaled_sum) for the four add* overloads, so that torch's beta == 0 rule
+ * holds for each of them.
  */
 #include "lower/lower.h"
 
@@ -28,12 +29,15 @@ int lower_linear(ox_lower *L) {
     return ox_bind(L, 0, y);
 }
 
-/* beta * self + alpha * (a @ b), the MatMul form (any rank, any dtype). */
-static ox_value *scaled_product(ox_lower *L, ox_value *self, ox_value *a, ox_value *b, double beta,
-                                double alpha, ox_dtype t) {
-    ox_value *y = ox_binary(L, "MatMul", a, b, t);
+/* beta * self + alpha * product in dtype t, the bias of addmm, baddbmm, addmv and addbmm, with
+ * torch's rules: beta == 0 ignores self entirely (NaN and inf in it do not reach the result, and it
+ * is not read), and a factor of 1 is no Mul. self is cast to t when its dtype differs. */
+static ox_value *scaled_sum(ox_lower *L, ox_value *self, ox_value *product, double beta, double alpha,
+                            ox_dtype t) {
+    ox_value *y = product;
     if (alpha != 1.0) y = ox_binary(L, "Mul", y, ox_const_scalar(L, t, alpha), t);
-    if (beta == 0.0) return y;   /* torch ignores self then, NaNs included */
+    if (beta == 0.0) return y;
+    if (t != OX_UNDEFINED) self = ox_cast(L, self, t);
     if (beta != 1.0) self = ox_binary(L, "Mul", self, ox_const_scalar(L, t, beta), t);
     return ox_binary(L, "Add", y, self, t);
 }
@@ -50,14 +54,15 @@ int lower_addmm(ox_lower *L) {
         if (n && beta != 1.0 && beta != 0.0) ox_node_set_float(L->g, n, "beta", (float)beta);
         return ox_bind(L, 0, ox_typed(ox_out(n), t));
     }
-    return ox_bind(L, 0, scaled_product(L, self, a, b, beta, alpha, t));
+    return ox_bind(L, 0, scaled_sum(L, self, ox_binary(L, "MatMul", a, b, t), beta, alpha, t));
 }
 
 /* baddbmm(self, batch1, batch2, *, beta, alpha) */
 int lower_baddbmm(ox_lower *L) {
     ox_value *self = ox_arg_value(L, 0), *a = ox_arg_value(L, 1), *b = ox_arg_value(L, 2);
     double beta = ox_arg_float(L, 3, 1.0), alpha = ox_arg_float(L, 4, 1.0);
-    return ox_bind(L, 0, scaled_product(L, self, a, b, beta, alpha, ox_out_dtype(L, 0)));
+    ox_dtype t = ox_out_dtype(L, 0);
+    return ox_bind(L, 0, scaled_sum(L, self, ox_binary(L, "MatMul", a, b, t), beta, alpha, t));
 }
 
 /* mm, bmm, matmul (self, other) */
@@ -75,14 +80,11 @@ int lower_addmv(ox_lower *L) {
     if (t == OX_UNDEFINED) t = s->dtype;
     ox_value *mv = ox_binary(L, "MatMul", ox_cast(L, m, t), ox_cast(L, v, t), t);
     double beta = ox_arg_float(L, 3, 1), alpha = ox_arg_float(L, 4, 1);
-    if (alpha != 1) mv = ox_binary(L, "Mul", mv, ox_const_scalar(L, t, alpha), t);
-    if (beta == 0) return ox_bind(L, 0, ox_binary(L, "Expand", mv, ox_unary(L, "Shape", s, OX_INT64), t));
-    ox_value *bs = ox_cast(L, s, t);
-    if (beta != 1) bs = ox_binary(L, "Mul", bs, ox_const_scalar(L, t, beta), t);
-    return ox_bind(L, 0, ox_binary(L, "Add", bs, mv, t));
+    return ox_bind(L, 0, scaled_sum(L, s, mv, beta, alpha, t));
 }
 
-/* addbmm(self, batch1, batch2, *, beta=1, alpha=1) = beta * self + alpha * sum_b(batch1[b] @ batch2[b]) */
+/* addbmm(self, batch1, batch2, *, beta=1, alpha=1) = beta * self + alpha * sum over b of
+ * batch1[b] @ batch2[b] */
 int lower_addbmm(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
     ox_value *s = ox_arg_value(L, 0), *b1 = ox_arg_value(L, 1), *b2 = ox_arg_value(L, 2);
@@ -93,11 +95,7 @@ int lower_addbmm(ox_lower *L) {
     if (sum) ox_node_set_int(L->g, sum, "keepdims", 0);
     ox_value *r = ox_typed(ox_out(sum), t);
     double beta = ox_arg_float(L, 3, 1), alpha = ox_arg_float(L, 4, 1);
-    if (alpha != 1) r = ox_binary(L, "Mul", r, ox_const_scalar(L, t, alpha), t);
-    if (beta == 0) return ox_bind(L, 0, ox_binary(L, "Expand", r, ox_unary(L, "Shape", s, OX_INT64), t));
-    ox_value *bs = ox_cast(L, s, t);
-    if (beta != 1) bs = ox_binary(L, "Mul", bs, ox_const_scalar(L, t, beta), t);
-    return ox_bind(L, 0, ox_binary(L, "Add", bs, r, t));
+    return ox_bind(L, 0, scaled_sum(L, s, r, beta, alpha, t));
 }
 
 /* ---- einsum ---- */
