@@ -124,7 +124,8 @@ static int embedding_bag(ox_lower *L, bool wrap_padding) {
     ox_node *cat = ox_op(L, "Concat", 2, nbag, dim);
     if (cat) ox_node_set_int(L->g, cat, "axis", 0);
     ox_value *out_shape = ox_typed(ox_out(cat), OX_INT64);
-    ox_value *where = ox_binary(L, "Expand", unsqueeze(L, bag, 1, OX_INT64), ox_unary(L, "Shape", rows, OX_INT64), OX_INT64);
+    ox_value *where = ox_binary(L, "Expand", unsqueeze(L, bag, 1, OX_INT64), ox_unary(L, "Shape", rows, OX_INT64),
+                                OX_INT64);
     ox_value *r = scatter_rows(L, full(L, out_shape, ct, mode == 2 ? -INFINITY : 0), where, rows,
                                mode == 2 ? "max" : "add", ct);
     if (mode != 0) {   /* bag sizes, padding excluded; an empty bag gives zeros */

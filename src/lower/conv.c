@@ -38,7 +38,8 @@ static int conv(ox_lower *L, const conv_args *c) {
         return ox_lower_fail(L, "weight of rank %d (expected 3 to 5)", w->rank);
     int64_t stride[OX_MAX_SPATIAL], pad[OX_MAX_SPATIAL], dil[OX_MAX_SPATIAL], outpad[OX_MAX_SPATIAL];
     int64_t pads[2 * OX_MAX_SPATIAL];
-    if (!ox_arg_ints_n(L, c->stride, nsp, stride, 1, "stride") || !ox_arg_ints_n(L, c->dilation, nsp, dil, 1, "dilation"))
+    if (!ox_arg_ints_n(L, c->stride, nsp, stride, 1, "stride") ||
+        !ox_arg_ints_n(L, c->dilation, nsp, dil, 1, "dilation"))
         return OX_ELOWER;
     const ox_arg *pa = ox_arg_at(L, c->padding);
     if (pa && pa->kind == OX_ARG_STRING) {

@@ -175,7 +175,8 @@ int lower_logit(ox_lower *L) {
         double eps = ox_arg_float(L, 1, 0);
         x = ox_op_typed(L, "Clip", t, 3, x, ox_const_scalar(L, t, eps), ox_const_scalar(L, t, 1 - eps));
     }
-    return ox_bind(L, 0, ox_unary(L, "Log", ox_binary(L, "Div", x, ox_binary(L, "Sub", ox_const_scalar(L, t, 1), x, t), t), t));
+    ox_value *one_minus = ox_binary(L, "Sub", ox_const_scalar(L, t, 1), x, t);
+    return ox_bind(L, 0, ox_unary(L, "Log", ox_binary(L, "Div", x, one_minus, t), t));
 }
 
 /* ldexp.Tensor(self, other) = self * 2 ** other */

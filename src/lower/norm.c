@@ -99,8 +99,8 @@ static int batch_norm_training(ox_lower *L, int rm_i, int run_out, double moment
     ox_value *mean = ox_binary(L, "ReduceMean", xf, ax, ct);
     ox_value *d = ox_binary(L, "Sub", xf, mean, ct);
     ox_value *var = ox_binary(L, "ReduceMean", ox_binary(L, "Mul", d, d, ct), ax, ct);
-    ox_value *rstd = ox_unary(L, "Reciprocal", ox_unary(L, "Sqrt", ox_binary(L, "Add", var,
-                                                                             ox_const_scalar(L, ct, eps), ct), ct), ct);
+    ox_value *sd = ox_unary(L, "Sqrt", ox_binary(L, "Add", var, ox_const_scalar(L, ct, eps), ct), ct);
+    ox_value *rstd = ox_unary(L, "Reciprocal", sd, ct);
     ox_value *y = ox_binary(L, "Mul", d, rstd, ct);
     ox_value *w = ox_arg_value_opt(L, 1), *b = ox_arg_value_opt(L, 2);
     if (w) y = ox_binary(L, "Mul", y, ox_typed(ox_reshape(L, ox_cast(L, w, ct), r - 1, cshape), ct), ct);

@@ -54,7 +54,8 @@ static ox_value *stack_gates(ox_lower *L, ox_value *const *src, int dirs, int ga
     for (int d = 0; d < dirs; d++) {
         ox_value *parts[4];
         for (int g = 0; g < gates; g++)
-            parts[g] = ox_op_typed(L, "Slice", t, 4, ox_cast(L, src[d], t), ox_const_i64_1d(L, order[g] * h), ox_const_i64_1d(L, (order[g] + 1) * h), ox_const_i64_1d(L, 0));
+            parts[g] = ox_op_typed(L, "Slice", t, 4, ox_cast(L, src[d], t), ox_const_i64_1d(L, order[g] * h),
+                                   ox_const_i64_1d(L, (order[g] + 1) * h), ox_const_i64_1d(L, 0));
         ox_node *cat = ox_op_array(L, "Concat", 1, gates, parts);
         if (cat) ox_node_set_int(L->g, cat, "axis", 0);
         per_dir[d] = ox_binary(L, "Unsqueeze", ox_typed(ox_out(cat), t), ox_const_i64_1d(L, 0), t);

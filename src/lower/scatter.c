@@ -186,7 +186,8 @@ int lower_index_fill(ox_lower *L) {
     ox_node *g = ox_op(L, "Gather", 2, x, ox_cast(L, index, OX_INT64));
     if (g) ox_node_set_int(L->g, g, "axis", dim);
     ox_value *slices = ox_typed(ox_out(g), x->dtype);
-    ox_value *val = ox_binary(L, "Expand", ox_arg_scalar(L, 3, x->dtype), ox_shape_of(L, slices, 0, INT64_MAX), x->dtype);
+    ox_value *val = ox_binary(L, "Expand", ox_arg_scalar(L, 3, x->dtype), ox_shape_of(L, slices, 0, INT64_MAX),
+                              x->dtype);
     ox_value *r = scatter(L, x, dim, along(L, index, slices, dim, x->rank), val, NULL);
     return ox_bind(L, 0, scalar ? ox_typed(ox_reshape(L, r, 0, NULL), x->dtype) : r);
 }

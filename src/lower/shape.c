@@ -676,7 +676,7 @@ int lower_unfold(ox_lower *L) {
         return ox_bind(L, 0, ox_typed(ox_reshape(L, x, 1, &one), x->dtype));
     }
     if (!ox_norm_dim(L, &dim, x->rank, "dimension")) return OX_ELOWER;
-    if (x->rank > 16) return ox_lower_unsupported(L, "unfold of a rank-%d tensor", x->rank);
+    if (x->rank >= OX_MAX_RANK) return ox_lower_unsupported(L, "unfold of a rank-%d tensor", x->rank);
     if (!x->dims || x->dims[dim].param || x->dims[dim].value < 0)
         return ox_lower_unsupported(L, "unfold over a symbolic size");
     int64_t len = x->dims[dim].value;
@@ -694,7 +694,7 @@ int lower_unfold(ox_lower *L) {
     ox_node_set_int(L->g, gt, "axis", dim);
     ox_value *r = ox_typed(ox_out(gt), x->dtype);
     if (dim + 1 == x->rank) return ox_bind(L, 0, r);   /* the window axis is last already */
-    int64_t perm[17];
+    int64_t perm[OX_MAX_RANK];   /* rank + 1 dims */
     int p = 0;
     for (int k = 0; k <= x->rank; k++)
         if (k != dim + 1) perm[p++] = k;
