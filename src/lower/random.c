@@ -83,10 +83,10 @@ int lower_exponential(ox_lower *L) {
     double lambd = ox_arg_float(L, 1, 1);
     if (!(lambd > 0)) return ox_lower_fail(L, "lambd %g", lambd);
     ox_value *u = draw(L, x, false, 0, 1);
-    ox_value *log_1mu = ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1), u, OX_FLOAT),
-                                 OX_FLOAT);
-    ox_value *e = ox_binary(L, "Div", ox_unary(L, "Neg", log_1mu, OX_FLOAT), ox_const_scalar(L, OX_FLOAT, lambd),
-                            OX_FLOAT);
+    ox_value *e = ox_binary(L, "Div",
+                            ox_unary(L, "Neg", ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1),
+                                                                            u, OX_FLOAT), OX_FLOAT), OX_FLOAT),
+                            ox_const_scalar(L, OX_FLOAT, lambd), OX_FLOAT);
     return bind_as(L, e, x->dtype);
 }
 
@@ -96,9 +96,9 @@ int lower_cauchy(ox_lower *L) {
     if (!x) return ox_bind(L, 0, NULL);
     double median = ox_arg_float(L, 1, 0), sigma = ox_arg_float(L, 2, 1);
     ox_value *u = draw(L, x, false, 0, 1);
-    ox_value *centred = ox_binary(L, "Sub", u, ox_const_scalar(L, OX_FLOAT, 0.5), OX_FLOAT);
-    ox_value *t = ox_unary(L, "Tan", ox_binary(L, "Mul", centred, ox_const_scalar(L, OX_FLOAT, M_PI), OX_FLOAT),
-                           OX_FLOAT);
+    ox_value *t = ox_unary(L, "Tan",
+                           ox_binary(L, "Mul", ox_binary(L, "Sub", u, ox_const_scalar(L, OX_FLOAT, 0.5), OX_FLOAT),
+                                     ox_const_scalar(L, OX_FLOAT, M_PI), OX_FLOAT), OX_FLOAT);
     return bind_as(L, ox_binary(L, "Add", ox_binary(L, "Mul", t, ox_const_scalar(L, OX_FLOAT, sigma),
                                                     OX_FLOAT), ox_const_scalar(L, OX_FLOAT,
                                                                                median), OX_FLOAT), x->dtype);
@@ -111,10 +111,10 @@ int lower_geometric(ox_lower *L) {
     double p = ox_arg_float(L, 1, 0.5);
     if (!(p > 0 && p < 1)) return ox_lower_fail(L, "p %g (0 < p < 1 is lowered)", p);
     ox_value *u = draw(L, x, false, 0, 1);
-    ox_value *log_1mu = ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1), u, OX_FLOAT),
-                                 OX_FLOAT);
-    ox_value *g = ox_unary(L, "Ceil", ox_binary(L, "Div", log_1mu, ox_const_scalar(L, OX_FLOAT, log1p(-p)), OX_FLOAT),
-                           OX_FLOAT);
+    ox_value *g = ox_unary(L, "Ceil",
+                           ox_binary(L, "Div", ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1),
+                                                                            u, OX_FLOAT), OX_FLOAT),
+                                     ox_const_scalar(L, OX_FLOAT, log1p(-p)), OX_FLOAT), OX_FLOAT);
     g = ox_binary(L, "Max", g, ox_const_scalar(L, OX_FLOAT, 1), OX_FLOAT);   /* U = 0 gives 0: one trial */
     return bind_as(L, g, x->dtype);
 }

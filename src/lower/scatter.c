@@ -202,7 +202,8 @@ static int mask_put(ox_lower *L, ox_value *x, ox_value *mask, ox_value *values, 
     ox_node *tr = ox_op(L, "Transpose", 1, nz);
     if (tr) ox_node_set_ints(L->g, tr, "perm", (const int64_t[]){1, 0}, 2);
     ox_value *where = ox_typed(ox_out(tr), OX_INT64);
-    ox_node *us = ox_op(L, "Concat", 2, ox_shape_of(L, where, 0, 1), ox_shape_of(L, x, k, INT64_MAX));
+    ox_value *lead = ox_shape_of(L, where, 0, 1), *rest = ox_shape_of(L, x, k, INT64_MAX);
+    ox_node *us = ox_op(L, "Concat", 2, lead, rest);
     if (us) ox_node_set_int(L->g, us, "axis", 0);
     ox_value *v = ox_binary(L, "Expand", ox_cast(L, values, x->dtype), ox_typed(ox_out(us), OX_INT64),
                             x->dtype);
@@ -311,7 +312,8 @@ int lower_index_put(ox_lower *L) {
 static ox_value *dim_size(ox_lower *L, ox_value *x, int64_t d) {
     if (x->dims && !x->dims[d].param && x->dims[d].value >= 0)
         return ox_const_scalar(L, OX_INT64, (double)x->dims[d].value);
-    return ox_binary(L, "Squeeze", ox_shape_of(L, x, d, d + 1), ox_const_i64_1d(L, 0), OX_INT64);
+    ox_value *one = ox_shape_of(L, x, d, d + 1);
+    return ox_binary(L, "Squeeze", one, ox_const_i64_1d(L, 0), OX_INT64);
 }
 
 /* ScatterElements(x, idx, src) along dim, where idx (1-D, one index per position of src along dim)
