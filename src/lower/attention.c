@@ -1,5 +1,5 @@
 /*
- * lower_attention.c — scaled_dot_product_attention.
+ * attention.c — scaled_dot_product_attention.
  *
  * From opset 23 rank-4 float inputs become one ONNX Attention node (ONNX Runtime 1.32 runs it on CPU
  * with torch's semantics: upper-left causal mask, bool masks keep True, grouped-query heads, rows
@@ -18,34 +18,12 @@
 
 enum { MAX_CONST_MASK = 1 << 20 };   /* larger causal masks are computed, not stored */
 
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static bool static_dim(const ox_value *v, int k, int64_t *out) {
-    if (!v || v->rank < 0 || k < 0 || k >= v->rank || !v->dims || v->dims[k].param ||
-        v->dims[k].value < 0)
-        return false;
-    *out = v->dims[k].value;
-    return true;
-}
-
 typedef struct sdpa {
     ox_value *q, *k, *v, *mask;
     ox_dtype t;
     bool causal, gqa, has_scale;
     double scale;
 } sdpa;
-
-/* Shape(x)[start:end] as int64. */
-static ox_value *shape_slice(ox_lower *L, ox_value *x, int64_t start, int64_t end, bool to_end) {
-    ox_node *n = ox_op(L, "Shape", 1, x);
-    if (!n) return NULL;
-    ox_node_set_int(L->g, n, "start", start);
-    if (!to_end) ox_node_set_int(L->g, n, "end", end);
-    return typed(ox_out(n), OX_INT64);
-}
 
 /* ---- the Attention op (opset 23+) ---- */
 
@@ -60,7 +38,7 @@ static ox_value *attention_op(ox_lower *L, const sdpa *a) {
     if (!n) return NULL;
     if (a->causal) ox_node_set_int(L->g, n, "is_causal", 1);
     if (a->has_scale) ox_node_set_float(L->g, n, "scale", (float)a->scale);
-    return typed(ox_out(n), a->t);
+    return ox_typed(ox_out(n), a->t);
 }
 
 /* ---- the MatMul/Softmax form ---- */
@@ -73,17 +51,17 @@ static ox_value *repeat_heads(ox_lower *L, ox_value *x, int64_t hq, int64_t grou
     if (r > 15) return NULL;
     for (int k = 0; k <= r; k++) ones[k] = 1;
     ones[r - 2] = groups;
-    ox_value *u = ox_out(ox_op(L, "Unsqueeze", 2, x, ox_const_ints(L, 1, &axis)));
+    ox_value *u = ox_out(ox_op(L, "Unsqueeze", 2, x, ox_const_i64_1d(L, axis)));
     ox_value *e = ox_out(ox_op(L, "Expand", 2, u, ox_const_ints(L, r + 1, ones)));
-    ox_value *parts[3] = {NULL, ox_const_ints(L, 1, &hq), shape_slice(L, x, r - 2, 0, true)};
+    ox_value *parts[3] = {NULL, ox_const_i64_1d(L, hq), ox_shape_of(L, x, r - 2, INT64_MAX)};
     int np = 0;
     ox_value *list[3];
-    if (r > 3) parts[0] = shape_slice(L, x, 0, r - 3, false);
+    if (r > 3) parts[0] = ox_shape_of(L, x, 0, r - 3);
     for (int k = 0; k < 3; k++)
         if (parts[k]) list[np++] = parts[k];
     ox_node *shape = ox_op_array(L, "Concat", 1, np, list);
     if (shape) ox_node_set_int(L->g, shape, "axis", 0);
-    return typed(ox_out(ox_op(L, "Reshape", 2, e, typed(ox_out(shape), OX_INT64))), x->dtype);
+    return ox_binary(L, "Reshape", e, ox_typed(ox_out(shape), OX_INT64), x->dtype);
 }
 
 /* Key and value with as many heads as the query (enable_gqa), when they have fewer. */
@@ -91,8 +69,8 @@ static bool gqa_heads(ox_lower *L, sdpa *a) {
     int64_t hq, hk, hv;
     int r = a->q->rank;
     if (!a->gqa || r < 3) return true;
-    if (!static_dim(a->q, r - 3, &hq) || !static_dim(a->k, a->k->rank - 3, &hk) ||
-        !static_dim(a->v, a->v->rank - 3, &hv)) {
+    if (!ox_static_dim(a->q, r - 3, &hq) || !ox_static_dim(a->k, a->k->rank - 3, &hk) ||
+        !ox_static_dim(a->v, a->v->rank - 3, &hv)) {
         ox_lower_unsupported(L, "enable_gqa=True with symbolic head counts");
         return false;
     }
@@ -110,23 +88,23 @@ static bool gqa_heads(ox_lower *L, sdpa *a) {
 static ox_value *scale_value(ox_lower *L, const sdpa *a) {
     int64_t e;
     if (a->has_scale) return ox_const_scalar(L, a->t, a->scale);
-    if (static_dim(a->q, a->q->rank - 1, &e))
+    if (ox_static_dim(a->q, a->q->rank - 1, &e))
         return ox_const_scalar(L, a->t, e > 0 ? 1.0 / sqrt((double)e) : 1.0);
-    ox_value *ev = ox_cast(L, shape_slice(L, a->q, -1, 0, true), a->t);
-    return typed(ox_out(ox_op(L, "Reciprocal", 1, ox_out(ox_op(L, "Sqrt", 1, ev)))), a->t);
+    ox_value *ev = ox_cast(L, ox_shape_of(L, a->q, -1, INT64_MAX), a->t);
+    return ox_unary(L, "Reciprocal", ox_out(ox_op(L, "Sqrt", 1, ev)), a->t);
 }
 
 /* A 0-d int64 holding dim -2 of x (the sequence length). */
 static ox_value *seq_len(ox_lower *L, ox_value *x) {
     int64_t n;
-    if (static_dim(x, x->rank - 2, &n)) return ox_const_tensor(L, OX_INT64, 0, NULL, &n);
-    return typed(ox_out(ox_op(L, "Squeeze", 1, shape_slice(L, x, -2, -1, false))), OX_INT64);
+    if (ox_static_dim(x, x->rank - 2, &n)) return ox_const_i64(L, n);
+    return ox_unary(L, "Squeeze", ox_shape_of(L, x, -2, -1), OX_INT64);
 }
 
 /* The [L, S] bool mask keeping key j for query i when j <= i (torch's upper-left causal mask). */
 static ox_value *causal_mask(ox_lower *L, const sdpa *a) {
     int64_t l, s;
-    if (static_dim(a->q, a->q->rank - 2, &l) && static_dim(a->k, a->k->rank - 2, &s) &&
+    if (ox_static_dim(a->q, a->q->rank - 2, &l) && ox_static_dim(a->k, a->k->rank - 2, &s) &&
         (l == 0 || s <= MAX_CONST_MASK / l)) {
         int64_t dims[2] = {l, s}, n = l * s;
         uint8_t *keep = ox_arena_alloc(L->g->arena, (size_t)(n > 0 ? n : 1));
@@ -138,9 +116,9 @@ static ox_value *causal_mask(ox_lower *L, const sdpa *a) {
     ox_value *zero = ox_const_scalar(L, OX_INT64, 0), *one = ox_const_scalar(L, OX_INT64, 1);
     int64_t axis = 1;
     ox_value *rows = ox_out(ox_op(L, "Range", 3, zero, seq_len(L, a->q), one));
-    rows = ox_out(ox_op(L, "Unsqueeze", 2, rows, ox_const_ints(L, 1, &axis)));
+    rows = ox_out(ox_op(L, "Unsqueeze", 2, rows, ox_const_i64_1d(L, axis)));
     ox_value *cols = ox_out(ox_op(L, "Range", 3, zero, seq_len(L, a->k), one));
-    return typed(ox_out(ox_op(L, "LessOrEqual", 2, cols, rows)), OX_BOOL);
+    return ox_binary(L, "LessOrEqual", cols, rows, OX_BOOL);
 }
 
 static ox_value *decomposed(ox_lower *L, sdpa *a) {
@@ -161,25 +139,25 @@ static ox_value *decomposed(ox_lower *L, sdpa *a) {
     perm[kr - 1] = kr - 2;
     ox_node *kt = ox_op(L, "Transpose", 1, a->k);
     if (kt) ox_node_set_ints(L->g, kt, "perm", perm, kr);
-    ox_value *scores = typed(ox_out(ox_op(L, "MatMul", 2, a->q, ox_out(kt))), t);
-    scores = typed(ox_out(ox_op(L, "Mul", 2, scores, scale_value(L, a))), t);
+    ox_value *scores = ox_binary(L, "MatMul", a->q, ox_out(kt), t);
+    scores = ox_binary(L, "Mul", scores, scale_value(L, a), t);
     ox_value *minus_inf = ox_const_scalar(L, t, -INFINITY);
     if (a->causal)
-        scores = typed(ox_out(ox_op(L, "Where", 3, causal_mask(L, a), scores, minus_inf)), t);
+        scores = ox_op_typed(L, "Where", t, 3, causal_mask(L, a), scores, minus_inf);
     else if (a->mask && a->mask->dtype == OX_BOOL)
-        scores = typed(ox_out(ox_op(L, "Where", 3, a->mask, scores, minus_inf)), t);
+        scores = ox_op_typed(L, "Where", t, 3, a->mask, scores, minus_inf);
     else if (a->mask)
-        scores = typed(ox_out(ox_op(L, "Add", 2, scores, ox_cast(L, a->mask, t))), t);
+        scores = ox_binary(L, "Add", scores, ox_cast(L, a->mask, t), t);
     ox_node *sm = ox_op(L, "Softmax", 1, scores);
     if (sm) ox_node_set_int(L->g, sm, "axis", -1);
-    ox_value *probs = typed(ox_out(sm), t);
+    ox_value *probs = ox_typed(ox_out(sm), t);
     if (a->mask) {   /* a causal mask never masks a whole row */
         /* A row whose every score is -inf comes out of Softmax as NaN (-inf - -inf); it becomes
          * zeros. Testing the probabilities costs one node less than testing the scores' max. */
-        ox_value *dead = typed(ox_out(ox_op(L, "IsNaN", 1, probs)), OX_BOOL);
-        probs = typed(ox_out(ox_op(L, "Where", 3, dead, ox_const_scalar(L, t, 0), probs)), t);
+        ox_value *dead = ox_unary(L, "IsNaN", probs, OX_BOOL);
+        probs = ox_op_typed(L, "Where", t, 3, dead, ox_const_scalar(L, t, 0), probs);
     }
-    return typed(ox_out(ox_op(L, "MatMul", 2, probs, a->v)), t);
+    return ox_binary(L, "MatMul", probs, a->v, t);
 }
 
 /* scaled_dot_product_attention(query, key, value, attn_mask?, dropout_p, is_causal, *, scale?,

@@ -1,5 +1,5 @@
 /*
- * lower_bag.c — embedding_bag: the rows of a table that each bag of indices names, summed,
+ * bag.c — embedding_bag: the rows of a table that each bag of indices names, summed,
  * averaged or maxed per bag.
  *
  * Bags are runs of the 1-D indices that start at the offsets. Each index's bag is the number of
@@ -11,22 +11,13 @@
 
 #include "lower/lower.h"
 
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static ox_value *op2(ox_lower *L, const char *op, ox_value *a, ox_value *b, ox_dtype t) {
-    return typed(ox_out(ox_op(L, op, 2, a, b)), t);
-}
-
 static ox_value *unsqueeze(ox_lower *L, ox_value *x, int64_t axis, ox_dtype t) {
-    return op2(L, "Unsqueeze", x, ox_const_ints(L, 1, &axis), t);
+    return ox_binary(L, "Unsqueeze", x, ox_const_i64_1d(L, axis), t);
 }
 
 /* A tensor of `shape` (an int64 value) filled with v. */
 static ox_value *full(ox_lower *L, ox_value *shape, ox_dtype t, double v) {
-    return op2(L, "Expand", ox_const_scalar(L, t, v), shape, t);
+    return ox_binary(L, "Expand", ox_const_scalar(L, t, v), shape, t);
 }
 
 /* ScatterElements(data, index, upd, axis 0, reduction) */
@@ -37,7 +28,7 @@ static ox_value *scatter_rows(ox_lower *L, ox_value *data, ox_value *index, ox_v
         ox_node_set_int(L->g, n, "axis", 0);
         ox_node_set_string(L->g, n, "reduction", reduction);
     }
-    return typed(ox_out(n), t);
+    return ox_typed(ox_out(n), t);
 }
 
 /* embedding_bag / .padding_idx / _embedding_bag / _embedding_bag_forward_only (weight, indices,
@@ -72,14 +63,15 @@ static int embedding_bag(ox_lower *L, bool wrap_padding) {
         int64_t n = indices->dims && !indices->dims[1].param ? indices->dims[1].value : -1;
         if (n < 0) return ox_lower_unsupported(L, "2-D indices with a symbolic bag length");
         int64_t flat = -1, zero = 0, one = 1;
-        ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, idx)), OX_INT64);
+        ox_value *shape = ox_unary(L, "Shape", idx, OX_INT64);
         ox_node *g0 = ox_op(L, "Gather", 2, shape, ox_const_scalar(L, OX_INT64, 0));
-        ox_value *total = op2(L, "Mul", typed(ox_out(g0), OX_INT64), ox_const_scalar(L, OX_INT64, (double)n), OX_INT64);
-        offsets = typed(ox_out(ox_op(L, "Range", 3, ox_const_scalar(L, OX_INT64, (double)zero), total,
-                                     ox_const_scalar(L, OX_INT64, (double)(n ? n : one)))), OX_INT64);
-        idx = typed(ox_reshape(L, idx, 1, &flat), OX_INT64);
+        ox_value *total = ox_binary(L, "Mul", ox_typed(ox_out(g0), OX_INT64),
+                                    ox_const_scalar(L, OX_INT64, (double)n), OX_INT64);
+        offsets = ox_op_typed(L, "Range", OX_INT64, 3, ox_const_scalar(L, OX_INT64, (double)zero), total,
+                              ox_const_scalar(L, OX_INT64, (double)(n ? n : one)));
+        idx = ox_typed(ox_reshape(L, idx, 1, &flat), OX_INT64);
         last = false;
-        if (psw) psw = typed(ox_reshape(L, psw, 1, &flat), psw->dtype);
+        if (psw) psw = ox_typed(ox_reshape(L, psw, 1, &flat), psw->dtype);
     } else if (indices->rank != 1) {
         return ox_lower_fail(L, "indices of rank %d, expected 1 or 2", indices->rank);
     } else if (!offsets) {
@@ -91,46 +83,49 @@ static int embedding_bag(ox_lower *L, bool wrap_padding) {
                    * them in that bag's max */
         int64_t s = 0, e = -1, a = 0;
         ox_node *g = ox_op(L, "Gather", 2, off, ox_const_scalar(L, OX_INT64, -1));
-        end = typed(ox_out(g), OX_INT64);
-        off = typed(ox_out(ox_op(L, "Slice", 4, off, ox_const_ints(L, 1, &s), ox_const_ints(L, 1, &e),
-                                 ox_const_ints(L, 1, &a))), OX_INT64);
+        end = ox_typed(ox_out(g), OX_INT64);
+        off = ox_op_typed(L, "Slice", OX_INT64, 4, off, ox_const_i64_1d(L, s), ox_const_i64_1d(L, e),
+                          ox_const_i64_1d(L, a));
     }
     /* bag[j] = count(off <= j) - 1 */
-    ox_value *nidx = typed(ox_out(ox_op(L, "Shape", 1, idx)), OX_INT64);
+    ox_value *nidx = ox_unary(L, "Shape", idx, OX_INT64);
     ox_node *sq = ox_op(L, "Squeeze", 1, nidx);
-    ox_value *pos = typed(ox_out(ox_op(L, "Range", 3, ox_const_scalar(L, OX_INT64, 0), typed(ox_out(sq), OX_INT64),
-                                       ox_const_scalar(L, OX_INT64, 1))), OX_INT64);
-    ox_value *starts = op2(L, "LessOrEqual", unsqueeze(L, off, 1, OX_INT64), unsqueeze(L, pos, 0, OX_INT64), OX_BOOL);
+    ox_value *pos = ox_op_typed(L, "Range", OX_INT64, 3, ox_const_scalar(L, OX_INT64, 0),
+                                ox_typed(ox_out(sq), OX_INT64), ox_const_scalar(L, OX_INT64, 1));
+    ox_value *starts = ox_binary(L, "LessOrEqual", unsqueeze(L, off, 1, OX_INT64),
+                                 unsqueeze(L, pos, 0, OX_INT64), OX_BOOL);
     int64_t axis0 = 0;
-    ox_node *cnt = ox_op(L, "ReduceSum", 2, ox_cast(L, starts, OX_INT64), ox_const_ints(L, 1, &axis0));
+    ox_node *cnt = ox_op(L, "ReduceSum", 2, ox_cast(L, starts, OX_INT64), ox_const_i64_1d(L, axis0));
     if (cnt) ox_node_set_int(L->g, cnt, "keepdims", 0);
-    ox_value *bag = op2(L, "Sub", typed(ox_out(cnt), OX_INT64), ox_const_scalar(L, OX_INT64, 1), OX_INT64);
+    ox_value *bag = ox_binary(L, "Sub", ox_typed(ox_out(cnt), OX_INT64), ox_const_scalar(L, OX_INT64, 1),
+                              OX_INT64);
     /* the rows, weighted, with padding_idx entries taken out */
     ox_node *gr = ox_op(L, "Gather", 2, ox_cast(L, w, ct), idx);
-    ox_value *rows = typed(ox_out(gr), ct);
-    if (psw) rows = op2(L, "Mul", rows, unsqueeze(L, ox_cast(L, psw, ct), 1, ct), ct);
+    ox_value *rows = ox_typed(ox_out(gr), ct);
+    if (psw) rows = ox_binary(L, "Mul", rows, unsqueeze(L, ox_cast(L, psw, ct), 1, ct), ct);
     ox_value *keep = NULL;
     if (pad >= 0) {
-        keep = op2(L, "Equal", idx, ox_const_scalar(L, OX_INT64, (double)pad), OX_BOOL);
-        keep = typed(ox_out(ox_op(L, "Not", 1, keep)), OX_BOOL);
+        keep = ox_binary(L, "Equal", idx, ox_const_scalar(L, OX_INT64, (double)pad), OX_BOOL);
+        keep = ox_unary(L, "Not", keep, OX_BOOL);
     }
     ox_value *counted = keep;   /* torch's bag sizes run the last bag to the end of the indices */
     if (end && mode != 2) {
-        ox_value *in = op2(L, "Less", pos, end, OX_BOOL);
-        keep = keep ? op2(L, "And", keep, in, OX_BOOL) : in;
+        ox_value *in = ox_binary(L, "Less", pos, end, OX_BOOL);
+        keep = keep ? ox_binary(L, "And", keep, in, OX_BOOL) : in;
     }
     if (keep) {
-        rows = typed(ox_out(ox_op(L, "Where", 3, unsqueeze(L, keep, 1, OX_BOOL), rows,
-                                  ox_const_scalar(L, ct, mode == 2 ? -INFINITY : 0))), ct);
+        rows = ox_op_typed(L, "Where", ct, 3, unsqueeze(L, keep, 1, OX_BOOL), rows,
+                           ox_const_scalar(L, ct, mode == 2 ? -INFINITY : 0));
     }
     /* [B, D] results */
-    ox_value *nbag = typed(ox_out(ox_op(L, "Shape", 1, off)), OX_INT64);
-    ox_value *dim = typed(ox_out(ox_op(L, "Slice", 3, typed(ox_out(ox_op(L, "Shape", 1, w)), OX_INT64),
-                                       ox_const_ints(L, 1, (const int64_t[]){1}), ox_const_ints(L, 1, (const int64_t[]){2}))), OX_INT64);
+    ox_value *nbag = ox_unary(L, "Shape", off, OX_INT64);
+    ox_value *dim = ox_op_typed(L, "Slice", OX_INT64, 3, ox_unary(L, "Shape", w, OX_INT64),
+                                ox_const_i64_1d(L, 1), ox_const_i64_1d(L, 2));
     ox_node *cat = ox_op(L, "Concat", 2, nbag, dim);
     if (cat) ox_node_set_int(L->g, cat, "axis", 0);
-    ox_value *out_shape = typed(ox_out(cat), OX_INT64);
-    ox_value *where = op2(L, "Expand", unsqueeze(L, bag, 1, OX_INT64), typed(ox_out(ox_op(L, "Shape", 1, rows)), OX_INT64), OX_INT64);
+    ox_value *out_shape = ox_typed(ox_out(cat), OX_INT64);
+    ox_value *where = ox_binary(L, "Expand", unsqueeze(L, bag, 1, OX_INT64), ox_unary(L, "Shape", rows, OX_INT64),
+                                OX_INT64);
     ox_value *r = scatter_rows(L, full(L, out_shape, ct, mode == 2 ? -INFINITY : 0), where, rows,
                                mode == 2 ? "max" : "add", ct);
     if (mode != 0) {   /* bag sizes, padding excluded; an empty bag gives zeros */
@@ -138,10 +133,10 @@ static int embedding_bag(ox_lower *L, bool wrap_padding) {
         ox_value *size = scatter_rows(L, full(L, nbag, ct, 0), bag, one, "add", ct);
         size = unsqueeze(L, size, 1, ct);
         if (mode == 1) {
-            r = op2(L, "Div", r, typed(ox_out(ox_op(L, "Max", 2, size, ox_const_scalar(L, ct, 1))), ct), ct);
+            r = ox_binary(L, "Div", r, ox_binary(L, "Max", size, ox_const_scalar(L, ct, 1), ct), ct);
         } else {
-            ox_value *empty = op2(L, "Equal", size, ox_const_scalar(L, ct, 0), OX_BOOL);
-            r = typed(ox_out(ox_op(L, "Where", 3, empty, ox_const_scalar(L, ct, 0), r)), ct);
+            ox_value *empty = ox_binary(L, "Equal", size, ox_const_scalar(L, ct, 0), OX_BOOL);
+            r = ox_op_typed(L, "Where", ct, 3, empty, ox_const_scalar(L, ct, 0), r);
         }
     }
     return ox_bind(L, 0, ox_cast(L, r, t));

@@ -1,6 +1,6 @@
 /*
- * lower_index.c — gathering and scanning along a dim: index.Tensor (advanced indexing with
- * integer tensors), gather, cumsum, diff, and the slice/select scatters.
+ * index.c — gathering by index: index.Tensor (advanced indexing with integer tensors), gather,
+ * index_select, embedding, and nonzero (the indices of the set elements).
  *
  * index.Tensor follows NumPy's rule, which torch keeps: the index tensors broadcast together; when
  * the indexed dims are adjacent the broadcast dims replace them in place, otherwise they go first.
@@ -9,49 +9,13 @@
  */
 #include "lower/lower.h"
 
-#include <stdint.h>
-#include <string.h>
-
-enum { MAX_DIMS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static ox_value *const_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
-
-
 static ox_value *transpose(ox_lower *L, ox_value *x, int rank, const int64_t *perm) {
     bool identity = true;
     for (int k = 0; k < rank; k++) identity &= perm[k] == k;
     if (identity) return x;
     ox_node *n = ox_op(L, "Transpose", 1, x);
     if (n) ox_node_set_ints(L->g, n, "perm", perm, rank);
-    return typed(ox_out(n), x ? x->dtype : OX_UNDEFINED);
-}
-
-/* x[start:end] along axis (end INT64_MAX: to the end). */
-static ox_value *slice_axis(ox_lower *L, ox_value *x, int64_t axis, int64_t start, int64_t end) {
-    ox_value *v = ox_out(ox_op(L, "Slice", 4, x, const_1d(L, start), const_1d(L, end), const_1d(L, axis)));
-    return typed(v, x ? x->dtype : OX_UNDEFINED);
-}
-
-/* ---- index.Tensor ---- */
-
-/* idx + size where idx < 0, for GatherND (whose negative indices not every runtime accepts). */
-static ox_value *wrap_negative(ox_lower *L, ox_value *x, int64_t axis, ox_value *idx) {
-    ox_value *size;
-    if (x->dims && !x->dims[axis].param && x->dims[axis].value >= 0) {
-        size = ox_const_scalar(L, OX_INT64, (double)x->dims[axis].value);
-    } else {
-        ox_node *s = ox_op(L, "Shape", 1, x);
-        if (s) ox_node_set_int(L->g, s, "start", axis), ox_node_set_int(L->g, s, "end", axis + 1);
-        size = typed(ox_out(s), OX_INT64);
-    }
-    ox_value *neg = ox_out(ox_op(L, "Less", 2, idx, ox_const_scalar(L, OX_INT64, 0)));
-    ox_value *up = typed(ox_out(ox_op(L, "Add", 2, idx, size)), OX_INT64);
-    return typed(ox_out(ox_op(L, "Where", 3, neg, up, idx)), OX_INT64);
+    return ox_typed(ox_out(n), x ? x->dtype : OX_UNDEFINED);
 }
 
 /* index.Tensor(self, indices: Tensor?[]). */
@@ -64,8 +28,8 @@ int lower_index(ox_lower *L) {
     int n = list->u.list.n, rank = x->rank;
     if (rank < 0) return ox_lower_unsupported(L, "the input's rank is not known");
     if (n > rank) return ox_lower_fail(L, "%d indices for a rank-%d tensor", n, rank);
-    ox_value *idx[MAX_DIMS];
-    int64_t axes[MAX_DIMS];
+    ox_value *idx[OX_MAX_RANK];
+    int64_t axes[OX_MAX_RANK];
     int nidx = 0, bcast_rank = 0;
     for (int k = 0; k < n; k++) {
         const ox_arg *e = &list->u.list.items[k];
@@ -78,11 +42,11 @@ int lower_index(ox_lower *L) {
             /* x[mask]: the set positions in order (NonZero, [k, m] -> [m, k]) gathered */
             if (v->rank < 1 || v->rank > x->rank)
                 return ox_lower_fail(L, "a mask of rank %d for a rank-%d tensor", v->rank, x->rank);
-            ox_value *nz = typed(ox_out(ox_op(L, "NonZero", 1, ox_cast(L, v, OX_BOOL))), OX_INT64);
+            ox_value *nz = ox_unary(L, "NonZero", ox_cast(L, v, OX_BOOL), OX_INT64);
             ox_node *tr = ox_op(L, "Transpose", 1, nz);
             if (tr) ox_node_set_ints(L->g, tr, "perm", (const int64_t[]){1, 0}, 2);
-            ox_node *g = ox_op(L, "GatherND", 2, x, typed(ox_out(tr), OX_INT64));
-            return ox_bind(L, 0, typed(ox_out(g), x->dtype));
+            ox_node *g = ox_op(L, "GatherND", 2, x, ox_typed(ox_out(tr), OX_INT64));
+            return ox_bind(L, 0, ox_typed(ox_out(g), x->dtype));
         }
         if (!ox_dtype_is_int(v->dtype)) return ox_lower_unsupported(L, "index %d of dtype %s", k, ox_dtype_name(v->dtype));
         if (v->rank < 0) return ox_lower_unsupported(L, "index %d has an unknown rank", k);
@@ -95,31 +59,31 @@ int lower_index(ox_lower *L) {
         /* Gather puts idx's dims in place of the axis: exactly the one-index rule. */
         ox_node *g = ox_op(L, "Gather", 2, x, idx[0]);
         if (g) ox_node_set_int(L->g, g, "axis", axes[0]);
-        return ox_bind(L, 0, typed(ox_out(g), x->dtype));
+        return ox_bind(L, 0, ox_typed(ox_out(g), x->dtype));
     }
-    if (rank + bcast_rank > MAX_DIMS) return ox_lower_fail(L, "too many dims");
+    if (rank + bcast_rank > OX_MAX_RANK) return ox_lower_fail(L, "too many dims");
     bool adjacent = axes[nidx - 1] - axes[0] == nidx - 1;
     /* Indexed dims first, the others after in order. */
-    int64_t perm[MAX_DIMS];
+    int64_t perm[OX_MAX_RANK];
     int np = 0;
-    bool indexed[MAX_DIMS] = {false};
+    bool indexed[OX_MAX_RANK] = {false};
     for (int k = 0; k < nidx; k++) perm[np++] = axes[k], indexed[axes[k]] = true;
     for (int k = 0; k < rank; k++) if (!indexed[k]) perm[np++] = k;
     ox_value *xt = transpose(L, x, rank, perm);
     /* Broadcast the indices to one shape (Add of all gives it), stack them on a new last axis. */
-    ox_value *sum = NULL, *parts[MAX_DIMS];
+    ox_value *sum = NULL, *parts[OX_MAX_RANK];
     for (int k = 0; k < nidx; k++) {
-        idx[k] = wrap_negative(L, x, axes[k], idx[k]);
-        sum = k == 0 ? idx[k] : typed(ox_out(ox_op(L, "Add", 2, sum, idx[k])), OX_INT64);
+        idx[k] = ox_wrap_index(L, x, axes[k], idx[k]);
+        sum = k == 0 ? idx[k] : ox_binary(L, "Add", sum, idx[k], OX_INT64);
     }
-    ox_value *shape = typed(ox_out(ox_op(L, "Shape", 1, sum)), OX_INT64);
+    ox_value *shape = ox_unary(L, "Shape", sum, OX_INT64);
     for (int k = 0; k < nidx; k++) {
-        ox_value *e = typed(ox_out(ox_op(L, "Expand", 2, idx[k], shape)), OX_INT64);
-        parts[k] = typed(ox_out(ox_op(L, "Unsqueeze", 2, e, const_1d(L, -1))), OX_INT64);
+        ox_value *e = ox_binary(L, "Expand", idx[k], shape, OX_INT64);
+        parts[k] = ox_binary(L, "Unsqueeze", e, ox_const_i64_1d(L, -1), OX_INT64);
     }
     ox_node *c = ox_op_array(L, "Concat", 1, nidx, parts);
     if (c) ox_node_set_int(L->g, c, "axis", -1);
-    ox_value *y = typed(ox_out(ox_op(L, "GatherND", 2, xt, typed(ox_out(c), OX_INT64))), x->dtype);
+    ox_value *y = ox_binary(L, "GatherND", xt, ox_typed(ox_out(c), OX_INT64), x->dtype);
     /* y: broadcast dims, then the rest. Adjacent indexed dims not at the front go back in place. */
     int before = adjacent ? (int)axes[0] : 0, out_rank = bcast_rank + rank - nidx;
     if (before) {
@@ -144,124 +108,40 @@ int lower_gather(ox_lower *L) {
     }
     ox_node *g = ox_op(L, "GatherElements", 2, x, idx);
     if (g) ox_node_set_int(L->g, g, "axis", dim);
-    return ox_bind(L, 0, typed(ox_out(g), x->dtype));
+    return ox_bind(L, 0, ox_typed(ox_out(g), x->dtype));
 }
 
-/* ---- scans ---- */
-
-/* cumsum(self, dim, *, dtype): bool and integer inputs sum in int64, as torch does. */
-int lower_cumsum(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0);
+/* index_select(self, dim, index): Gather. */
+int lower_index_select(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *index = ox_arg_value(L, 2);
     int64_t dim = ox_arg_int(L, 1, 0);
-    ox_dtype t = ox_out_dtype(L, 0);
-    if (!x) return ox_bind(L, 0, NULL);
-    if (t == OX_UNDEFINED) return ox_lower_fail(L, "the output dtype is not known");
-    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    if (t != OX_FLOAT && t != OX_DOUBLE && t != OX_FLOAT16 && t != OX_BFLOAT16 && t != OX_INT32 &&
-        t != OX_INT64)
-        return ox_lower_unsupported(L, "cumsum to %s", ox_dtype_name(t));
-    ox_value *xc = ox_cast(L, x, t);
-    if (x->rank == 0) return ox_bind(L, 0, xc);
-    ox_value *axis = ox_const_tensor(L, OX_INT64, 0, NULL, &dim);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "CumSum", 2, xc, axis)), t));
-}
-
-/* diff(self, n, dim, prepend, append): n first differences; bool tensors differ by xor. */
-int lower_diff(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0), *pre = ox_arg_value_opt(L, 3), *app = ox_arg_value_opt(L, 4);
-    int64_t n = ox_arg_int(L, 1, 1), dim = ox_arg_int(L, 2, -1);
-    if (!x) return ox_bind(L, 0, NULL);
-    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    if (x->rank == 0) return ox_lower_fail(L, "diff of a 0-d tensor");
-    if (n < 0) return ox_lower_fail(L, "order n=%lld must be non-negative", (long long)n);
-    if (n > 16) return ox_lower_unsupported(L, "order n=%lld (at most 16 is lowered)", (long long)n);
-    ox_dtype t = x->dtype;
-    if (pre || app) {
-        ox_value *parts[3];
-        int np = 0;
-        if (pre) parts[np++] = ox_cast(L, pre, t);
-        parts[np++] = x;
-        if (app) parts[np++] = ox_cast(L, app, t);
-        ox_node *c = ox_op_array(L, "Concat", 1, np, parts);
-        if (c) ox_node_set_int(L->g, c, "axis", dim);
-        x = typed(ox_out(c), t);
+    if (!x || !index) return ox_bind(L, 0, NULL);
+    if (x->rank == 0) {   /* torch allows dim 0 of a 0-d tensor with a one-element index */
+        ox_value *flat = ox_binary(L, "Reshape", x, ox_const_i64_1d(L, 1), x->dtype);
+        ox_node *g = ox_op(L, "Gather", 2, flat, ox_cast(L, index, OX_INT64));
+        return ox_bind(L, 0, ox_typed(ox_reshape(L, ox_typed(ox_out(g), x->dtype), 0, NULL), x->dtype));
     }
-    for (int64_t k = 0; k < n; k++) {
-        ox_value *hi = slice_axis(L, x, dim, 1, INT64_MAX), *lo = slice_axis(L, x, dim, 0, -1);
-        x = typed(ox_out(ox_op(L, t == OX_BOOL ? "Xor" : "Sub", 2, hi, lo)), t);
-    }
-    return ox_bind(L, 0, x);
-}
-
-/* ---- slice_scatter, select_scatter: what functionalization makes of an in-place write to a view ---- */
-
-/* The size of x's dim d as a 0-d int64: a constant when static. */
-static ox_value *dim_size(ox_lower *L, ox_value *x, int64_t d) {
-    if (x->dims && !x->dims[d].param && x->dims[d].value >= 0)
-        return ox_const_scalar(L, OX_INT64, (double)x->dims[d].value);
-    ox_node *s = ox_op(L, "Shape", 1, x);
-    if (s) ox_node_set_int(L->g, s, "start", d), ox_node_set_int(L->g, s, "end", d + 1);
-    ox_value *one = typed(ox_out(s), OX_INT64);
-    return typed(ox_out(ox_op(L, "Squeeze", 2, one, const_1d(L, 0))), OX_INT64);
-}
-
-/* ScatterElements(x, idx, src) along dim, where idx (1-D, one index per position of src along dim)
- * is broadcast over src's other dims. */
-static int scatter_along(ox_lower *L, ox_value *x, ox_value *src, int64_t dim, ox_value *idx) {
-    int64_t shape[MAX_DIMS];
-    for (int k = 0; k < x->rank; k++) shape[k] = k == dim ? -1 : 1;
-    ox_value *shaped = typed(ox_reshape(L, idx, x->rank, shape), OX_INT64);
-    ox_value *full = typed(ox_out(ox_op(L, "Expand", 2, shaped, typed(ox_out(ox_op(L, "Shape", 1, src)), OX_INT64))),
-                           OX_INT64);
-    ox_node *n = ox_op(L, "ScatterElements", 3, x, full, ox_cast(L, src, x->dtype));
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    ox_node *n = ox_op(L, "Gather", 2, x, ox_cast(L, index, OX_INT64));
     if (n) ox_node_set_int(L->g, n, "axis", dim);
-    return ox_bind(L, 0, typed(ox_out(n), x->dtype));
+    return ox_bind(L, 0, ox_typed(ox_out(n), x->dtype));
 }
 
-/* slice_scatter(self, src, dim, start?, end?, step): src written over self[start:end:step]. The
- * indices are Range(start, start + step * len, step) with len src's size along dim, so a start
- * that is a symbolic size (a KV cache's write position) works as well as a constant. */
-int lower_slice_scatter(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0), *src = ox_arg_value(L, 1);
-    int64_t dim = ox_arg_int(L, 2, 0), step = ox_arg_int(L, 5, 1);
-    if (!x || !src) return ox_bind(L, 0, NULL);
-    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    if (x->rank > MAX_DIMS || src->rank != x->rank)
-        return ox_lower_fail(L, "src has rank %d, self rank %d", src->rank, x->rank);
-    if (step <= 0) return ox_lower_fail(L, "step %lld: slices need a positive step", (long long)step);
-    ox_value *start;
-    const ox_arg *a = ox_arg_at(L, 3);
-    if (a && a->kind == OX_ARG_VALUE) {
-        start = ox_cast(L, ox_arg_value(L, 3), OX_INT64);
-    } else {
-        int64_t s = ox_arg_int(L, 3, 0);
-        if (s < 0) {   /* from the end: needs the size */
-            if (!x->dims || x->dims[dim].param || x->dims[dim].value < 0)
-                return ox_lower_unsupported(L, "a negative start on a dynamic dim");
-            s += x->dims[dim].value;
-            if (s < 0) s = 0;
-        }
-        start = ox_const_scalar(L, OX_INT64, (double)s);
-    }
-    ox_value *stepv = ox_const_scalar(L, OX_INT64, (double)step);
-    ox_value *span = typed(ox_out(ox_op(L, "Mul", 2, dim_size(L, src, dim), stepv)), OX_INT64);
-    ox_value *limit = typed(ox_out(ox_op(L, "Add", 2, start, span)), OX_INT64);
-    ox_value *idx = typed(ox_out(ox_op(L, "Range", 3, start, limit, stepv)), OX_INT64);
-    return scatter_along(L, x, src, dim, idx);
+/* embedding(weight, indices, padding_idx, scale_grad_by_freq, sparse): padding_idx only matters
+ * to gradients. */
+int lower_embedding(ox_lower *L) {
+    ox_value *w = ox_arg_value(L, 0), *idx = ox_arg_value(L, 1);
+    if (idx && idx->dtype != OX_INT32) idx = ox_cast(L, idx, OX_INT64);
+    return ox_bind(L, 0, ox_binary(L, "Gather", w, idx, w ? w->dtype : OX_UNDEFINED));
 }
 
-/* select_scatter(self, src, dim, index): src (self without dim) written at self[..., index, ...]. */
-int lower_select_scatter(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0), *src = ox_arg_value(L, 1);
-    int64_t dim = ox_arg_int(L, 2, 0);
-    if (!x || !src) return ox_bind(L, 0, NULL);
-    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    if (x->rank > MAX_DIMS || src->rank != x->rank - 1)
-        return ox_lower_fail(L, "src has rank %d, self rank %d", src->rank, x->rank);
-    const ox_arg *a = ox_arg_at(L, 3);
-    ox_value *idx = a && a->kind == OX_ARG_VALUE ? ox_cast(L, ox_arg_value(L, 3), OX_INT64)
-                                                 : ox_const_scalar(L, OX_INT64, (double)ox_arg_int(L, 3, 0));
-    idx = wrap_negative(L, x, dim, idx);
-    ox_value *wide = typed(ox_out(ox_op(L, "Unsqueeze", 2, src, const_1d(L, dim))), src->dtype);
-    return scatter_along(L, x, wide, dim, typed(ox_reshape(L, idx, 1, (int64_t[]){1}), OX_INT64));
+/* nonzero(self): ONNX NonZero gives [rank, n], torch [n, rank]. */
+int lower_nonzero(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (x->rank == 0) return ox_lower_unsupported(L, "nonzero of a 0-d tensor");
+    ox_value *nz = ox_unary(L, "NonZero", x, OX_INT64);
+    ox_node *t = ox_op(L, "Transpose", 1, nz);
+    if (t) ox_node_set_ints(L->g, t, "perm", (const int64_t[]){1, 0}, 2);
+    return ox_bind(L, 0, ox_typed(ox_out(t), OX_INT64));
 }

@@ -1,11 +1,10 @@
 /*
- * lower.c — the driver: looks each ATen node up in lower.def, calls its function, binds its outputs,
- * and collects every unsupported op before failing; plus the helpers lowering functions share.
+ * lower.c — the driver: the table built from lower.def, the lookup, and ox_lower_run, which calls
+ * each node's function, binds its outputs and collects every unsupported op before failing; plus
+ * the helper API of lower.h that the family files share. No lowering lives here.
  */
 #include "lower/lower.h"
 #include "ir/tensor.h"
-
-#include "onnx/inline.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -17,20 +16,17 @@
 /* ---- the table ---- */
 
 static int lower_unary_row(ox_lower *L);
-static int lower_custom_nodes(ox_lower *L);
 static ox_value *resolve(ox_lower *L, int i, uint32_t ref);
 
 typedef struct row {
     const char *target;
     ox_lower_fn fn;
     const char *op;     /* OX_UNARY rows */
-    int lo, hi;
 } row;
 
 static row rows[] = {
-    {"oxport::custom_nodes.default", lower_custom_nodes, NULL, 18, 24},
-#define OX_ATEN(target, fn, lo, hi) {target, fn, NULL, lo, hi},
-#define OX_UNARY(target, onnx_op) {target, lower_unary_row, onnx_op, 18, 24},
+#define OX_ATEN(family, target, fn) {target, fn, NULL},
+#define OX_UNARY(family, target, onnx_op) {target, lower_unary_row, onnx_op},
 #include "lower/lower.def"
 };
 enum { NROWS = sizeof rows / sizeof rows[0] };
@@ -48,194 +44,27 @@ static const row *find_row(const char *target) {
     return target ? bsearch(&key, rows, NROWS, sizeof rows[0], row_cmp) : NULL;
 }
 
+static bool opset_lowered(int opset) {
+    return opset >= OX_LOWER_MIN_OPSET && opset <= OX_LOWER_MAX_OPSET;
+}
+
 bool ox_lower_supports(const char *target, int opset) {
-    const row *r = find_row(target);
-    return r && opset >= r->lo && opset <= r->hi;
+    return find_row(target) && opset_lowered(opset);
 }
 
 const char *ox_lower_target(int i, int *min_opset, int *max_opset) {
     pthread_once(&rows_once, sort_rows);
     if (i < 0 || i >= NROWS) return NULL;
-    if (min_opset) *min_opset = rows[i].lo;
-    if (max_opset) *max_opset = rows[i].hi;
+    if (min_opset) *min_opset = OX_LOWER_MIN_OPSET;
+    if (max_opset) *max_opset = OX_LOWER_MAX_OPSET;
     return rows[i].target;
 }
 
 /* 1:1 rows compute in the output dtype torch recorded: sqrt of an int tensor is float. */
 static int lower_unary_row(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0);
-    ox_dtype out = ox_out_dtype(L, 0);
-    if (out != OX_UNDEFINED) x = ox_cast(L, x, out);
-    return ox_bind(L, 0, ox_out(ox_op(L, L->row_op, 1, x)));
-}
-
-/*
- * Nodes a Python translation built (custom_translation_table, OnnxRegistry.register_op). The walker
- * ran the translation and sends what it recorded:
- *   arg 0: [[op_type, domain, inputs, attrs, noutputs], ...]   in order; an input is a tensor
- *          (a graph value), an int k (output k of the nodes so far, counted across nodes), or None
- *   arg 1: [result, ...]   one per ATen output, a tensor or an int k as above
- *   arg 2: [FunctionProto bytes, ...], optional: functions the nodes may call (an onnxscript
- *          translation records one call of its function, plus the functions that one calls).
- *          A node whose (domain, op_type) names one of them is inlined (inline.h), its attrs
- *          being the call's attributes.
- *   arg 3: the torch op translated ("mylib::op.default"), optional: messages and node sources
- *          name it rather than this row.
- * attrs: [[name, kind, value], ...] with kind "int", "float", "string", "ints", "floats", or
- * "tensor" (value [dtype, dims, bytes]).
- */
-static int custom_attr(ox_lower *L, ox_node *n, const ox_arg *a) {
-    if (a->kind != OX_ARG_LIST || a->u.list.n != 3 || a->u.list.items[0].kind != OX_ARG_STRING ||
-        a->u.list.items[1].kind != OX_ARG_STRING)
-        return ox_lower_fail(L, "custom translation: malformed attribute");
-    const char *name = a->u.list.items[0].u.s, *kind = a->u.list.items[1].u.s;
-    const ox_arg *v = &a->u.list.items[2];
-    ox_graph *g = L->g;
-    if (!strcmp(kind, "int") && (v->kind == OX_ARG_INT || v->kind == OX_ARG_BOOL))
-        return ox_node_set_int(g, n, name, v->u.i);
-    if (!strcmp(kind, "float") && (v->kind == OX_ARG_FLOAT || v->kind == OX_ARG_INT))
-        return ox_node_set_float(g, n, name, v->kind == OX_ARG_FLOAT ? (float)v->u.f : (float)v->u.i);
-    if (!strcmp(kind, "string") && v->kind == OX_ARG_STRING) return ox_node_set_string(g, n, name, v->u.s);
-    if ((!strcmp(kind, "ints") || !strcmp(kind, "floats")) && v->kind == OX_ARG_LIST) {
-        int cnt = v->u.list.n;
-        int64_t *iv = ox_arena_array(g->arena, cnt ? (size_t)cnt : 1, sizeof *iv);
-        float *fv = ox_arena_array(g->arena, cnt ? (size_t)cnt : 1, sizeof *fv);
-        if (!iv || !fv) return ox_graph_status(g);
-        for (int k = 0; k < cnt; k++) {
-            const ox_arg *e = &v->u.list.items[k];
-            if (e->kind == OX_ARG_INT || e->kind == OX_ARG_BOOL) { iv[k] = e->u.i; fv[k] = (float)e->u.i; }
-            else if (e->kind == OX_ARG_FLOAT && kind[0] == 'f') fv[k] = (float)e->u.f;
-            else return ox_lower_fail(L, "custom translation: attribute %s item %d is not a number", name, k);
-        }
-        return kind[0] == 'i' ? ox_node_set_ints(g, n, name, iv, cnt) : ox_node_set_floats(g, n, name, fv, cnt);
-    }
-    if (!strcmp(kind, "tensor") && v->kind == OX_ARG_LIST && v->u.list.n == 3 &&
-        v->u.list.items[0].kind == OX_ARG_INT && v->u.list.items[2].kind == OX_ARG_BYTES) {
-        int64_t dims[16];
-        const ox_arg *d = &v->u.list.items[1];
-        int rank = d->kind == OX_ARG_LIST ? d->u.list.n : -1;
-        if (rank < 0 || rank > 16) return ox_lower_fail(L, "custom translation: tensor %s has a bad shape", name);
-        for (int k = 0; k < rank; k++) dims[k] = d->u.list.items[k].u.i;
-        ox_tensor probe = {.dtype = (ox_dtype)v->u.list.items[0].u.i, .rank = rank, .dims = dims};
-        int64_t numel = ox_tensor_numel(&probe);
-        size_t es = ox_dtype_size(probe.dtype);
-        if (numel < 0 || !es || (size_t)numel * es != v->u.list.items[2].u.bytes.n)
-            return ox_lower_fail(L, "custom translation: tensor %s: bytes do not match its shape", name);
-        return ox_node_set_tensor(g, n, name, probe.dtype, rank, dims, v->u.list.items[2].u.bytes.p);
-    }
-    return ox_lower_fail(L, "custom translation: attribute %s of kind %s has a value of the wrong type",
-                         name, kind);
-}
-
-static ox_value *custom_ref(ox_lower *L, const ox_arg *a, ox_value **locals, int nlocals) {
-    if (a->kind == OX_ARG_VALUE) return resolve(L, -1, a->u.ref);
-    if (a->kind == OX_ARG_INT && a->u.i >= 0 && a->u.i < nlocals) return locals[a->u.i];
-    ox_lower_fail(L, "custom translation: a node input or result refers to nothing");
-    return NULL;
-}
-
-/* A node calling function f: its attrs, decoded by custom_attr onto a node that never joins the
- * graph, are the call's attributes. */
-static int custom_call(ox_lower *L, const ox_function *f, ox_function **lib, int nlib,
-                       const ox_arg *attrs, ox_value **in, int nin, ox_value **out, int nout) {
-    ox_node site = {0};
-    for (int k = 0; k < attrs->u.list.n; k++) {
-        int rc = custom_attr(L, &site, &attrs->u.list.items[k]);
-        if (rc != OX_OK) return rc;
-    }
-    ox_inline_call call = {.fn = f, .inputs = in, .ninputs = nin, .attrs = site.attrs,
-                           .nattrs = site.nattrs, .prefix = L->node->name, .source = L->node->target};
-    ox_error err = {0};
-    if (ox_function_inline(L->g, &call, (const ox_function *const *)lib, nlib, out, nout, &err) == OX_OK)
-        return OX_OK;
-    if (err.code == OX_ENOMEM) return ox_graph_status(L->g);
-    return ox_lower_fail(L, "%s", err.msg);
-}
-
-static int emit_custom_nodes(ox_lower *L, ox_function **lib, int nlib) {
-    const ox_arg *nodes = ox_arg_at(L, 0), *results = ox_arg_at(L, 1);
-    if (!nodes || nodes->kind != OX_ARG_LIST || !results || results->kind != OX_ARG_LIST)
-        return ox_lower_fail(L, "custom translation: malformed node list");
-    int nlocals = 0;
-    for (int i = 0; i < nodes->u.list.n; i++) {
-        const ox_arg *spec = &nodes->u.list.items[i];
-        if (spec->kind != OX_ARG_LIST || spec->u.list.n != 5 || spec->u.list.items[4].kind != OX_ARG_INT)
-            return ox_lower_fail(L, "custom translation: node %d is malformed", i);
-        int64_t nout = spec->u.list.items[4].u.i;
-        if (nout < 0 || nout > 64 || nlocals > INT32_MAX - 64)
-            return ox_lower_fail(L, "custom translation: node %d has %lld outputs", i, (long long)nout);
-        nlocals += (int)nout;
-    }
-    ox_value **locals = ox_arena_array(L->g->arena, nlocals ? (size_t)nlocals : 1, sizeof *locals);
-    if (!locals) return ox_graph_status(L->g);
-    int made = 0;
-    for (int i = 0; i < nodes->u.list.n; i++) {
-        const ox_arg *item = nodes->u.list.items;
-        const ox_arg *spec = &item[i];
-        const ox_arg *op = &spec->u.list.items[0], *dom = &spec->u.list.items[1];
-        const ox_arg *ins = &spec->u.list.items[2], *attrs = &spec->u.list.items[3];
-        if (op->kind != OX_ARG_STRING || (dom->kind != OX_ARG_STRING && dom->kind != OX_ARG_NONE) ||
-            ins->kind != OX_ARG_LIST || attrs->kind != OX_ARG_LIST)
-            return ox_lower_fail(L, "custom translation: node %d is malformed", i);
-        ox_value **in = ox_arena_array(L->g->arena, ins->u.list.n ? (size_t)ins->u.list.n : 1, sizeof *in);
-        if (!in) return ox_graph_status(L->g);
-        for (int k = 0; k < ins->u.list.n; k++) {
-            const ox_arg *r = &ins->u.list.items[k];
-            in[k] = r->kind == OX_ARG_NONE ? NULL : custom_ref(L, r, locals, made);
-            if (r->kind != OX_ARG_NONE && !in[k]) return ox_graph_status(L->g) ? ox_graph_status(L->g) : OX_ELOWER;
-        }
-        int nout = (int)spec->u.list.items[4].u.i;
-        const ox_function *f = ox_function_find((const ox_function *const *)lib, nlib,
-                                                dom->kind == OX_ARG_STRING ? dom->u.s : NULL, op->u.s);
-        if (f) {
-            int rc = custom_call(L, f, lib, nlib, attrs, in, ins->u.list.n, locals + made, nout);
-            if (rc != OX_OK) return rc;
-            made += nout;
-            continue;
-        }
-        ox_node *n = ox_op_array(L, op->u.s, nout, ins->u.list.n, in);
-        if (!n) return ox_bind(L, 0, NULL);
-        if (dom->kind == OX_ARG_STRING && *dom->u.s) n->domain = ox_arena_strdup(L->g->arena, dom->u.s);
-        for (int k = 0; k < attrs->u.list.n; k++) {
-            int rc = custom_attr(L, n, &attrs->u.list.items[k]);
-            if (rc != OX_OK) return rc;
-        }
-        for (int k = 0; k < nout; k++) locals[made++] = n->outputs[k];
-    }
-    if (results->u.list.n != L->node->noutputs)
-        return ox_lower_fail(L, "custom translation returned %d values, the op has %d outputs",
-                             results->u.list.n, L->node->noutputs);
-    for (int i = 0; i < results->u.list.n; i++) {
-        int rc = ox_bind(L, i, custom_ref(L, &results->u.list.items[i], locals, made));
-        if (rc != OX_OK) return rc;
-    }
-    return OX_OK;
-}
-
-static int lower_custom_nodes(ox_lower *L) {
-    const ox_aten_node *row_node = L->node;
-    ox_aten_node named = *row_node;
-    if ((named.target = ox_arg_string(L, 3, NULL))) L->node = &named;
-    int rc = OX_OK;
-    const ox_arg *fns = ox_arg_at(L, 2);
-    if (fns && fns->kind != OX_ARG_LIST && fns->kind != OX_ARG_NONE)
-        rc = ox_lower_fail(L, "custom translation: malformed function list");
-    int nlib = fns && fns->kind == OX_ARG_LIST ? fns->u.list.n : 0;
-    ox_function **lib = nlib ? calloc((size_t)nlib, sizeof *lib) : NULL;
-    if (nlib && !lib) rc = ox_error_set(&L->g->err, OX_ENOMEM, NULL, "out of memory reading functions");
-    for (int i = 0; i < nlib && rc == OX_OK; i++) {
-        const ox_arg *b = &fns->u.list.items[i];
-        ox_error err = {0};
-        if (b->kind != OX_ARG_BYTES)
-            rc = ox_lower_fail(L, "custom translation: function %d is not FunctionProto bytes", i);
-        else if (ox_function_read(b->u.bytes.p, b->u.bytes.n, &lib[i], &err) != OX_OK)
-            rc = ox_lower_fail(L, "custom translation: function %d cannot be read: %s", i, err.msg);
-    }
-    if (rc == OX_OK) rc = emit_custom_nodes(L, lib, nlib);
-    for (int i = 0; lib && i < nlib; i++) ox_function_free(lib[i]);
-    free(lib);
-    L->node = row_node;
-    return rc;
+    ox_dtype t;
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
+    return ox_bind(L, 0, ox_unary(L, L->row_op, x, t));
 }
 
 /* ---- failures ---- */
@@ -301,6 +130,8 @@ static ox_value *resolve(ox_lower *L, int i, uint32_t ref) {
     }
     return L->prog->table[ref];
 }
+
+ox_value *ox_arg_ref(ox_lower *L, const ox_arg *a) { return resolve(L, -1, a->u.ref); }
 
 ox_value *ox_arg_value_opt(ox_lower *L, int i) {
     const ox_arg *a = ox_arg_at(L, i);
@@ -422,6 +253,12 @@ ox_dtype ox_out_dtype(const ox_lower *L, int i) {
     return m ? m->dtype : OX_UNDEFINED;
 }
 
+ox_dtype ox_out_dtype_required(ox_lower *L, int i) {
+    ox_dtype t = ox_out_dtype(L, i);
+    if (t == OX_UNDEFINED) ox_lower_fail(L, "torch recorded no dtype for the output");
+    return t;
+}
+
 /* ---- emitting ---- */
 
 ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs,
@@ -527,20 +364,201 @@ ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype 
     return ox_cast(L, r, t);
 }
 
+/* ---- typed ops, int64 constants, shapes ---- */
+
+ox_value *ox_typed(ox_value *v, ox_dtype t) {
+    if (v) v->dtype = t;
+    return v;
+}
+
+ox_value *ox_unary(ox_lower *L, const char *op_type, ox_value *x, ox_dtype t) {
+    return ox_typed(ox_out(ox_op(L, op_type, 1, x)), t);
+}
+
+ox_value *ox_binary(ox_lower *L, const char *op_type, ox_value *a, ox_value *b, ox_dtype t) {
+    return ox_typed(ox_out(ox_op(L, op_type, 2, a, b)), t);
+}
+
+ox_value *ox_op_typed(ox_lower *L, const char *op_type, ox_dtype t, int ninputs, ...) {
+    va_list ap;
+    va_start(ap, ninputs);
+    ox_node *n = op_va(L, op_type, 1, ninputs, ap);
+    va_end(ap);
+    return ox_typed(ox_out(n), t);
+}
+
+ox_value *ox_const_i64(ox_lower *L, int64_t v) {
+    return ox_const_tensor(L, OX_INT64, 0, NULL, &v);
+}
+
+ox_value *ox_const_i64_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
+
+ox_value *ox_shape_of(ox_lower *L, ox_value *x, int64_t start, int64_t end) {
+    ox_node *n = ox_op(L, "Shape", 1, x);
+    if (!n) return NULL;
+    if (start) ox_node_set_int(L->g, n, "start", start);
+    if (end != INT64_MAX) ox_node_set_int(L->g, n, "end", end);
+    return ox_typed(ox_out(n), OX_INT64);
+}
+
+ox_value *ox_wrap_index(ox_lower *L, ox_value *x, int64_t axis, ox_value *idx) {
+    int64_t n;
+    ox_value *size = ox_static_dim(x, (int)axis, &n) ? ox_const_scalar(L, OX_INT64, (double)n)
+                                                     : ox_shape_of(L, x, axis, axis + 1);
+    ox_value *neg = ox_out(ox_op(L, "Less", 2, idx, ox_const_scalar(L, OX_INT64, 0)));
+    ox_value *up = ox_binary(L, "Add", idx, size, OX_INT64);
+    return ox_op_typed(L, "Where", OX_INT64, 3, neg, up, idx);
+}
+
+bool ox_static_dim(const ox_value *x, int k, int64_t *size) {
+    if (!x || k < 0 || k >= x->rank || !x->dims || x->dims[k].param || x->dims[k].value < 0)
+        return false;
+    *size = x->dims[k].value;
+    return true;
+}
+
+bool ox_static_shape(const ox_value *x, int64_t *dims) {
+    if (!x || x->rank < 0 || x->rank > OX_MAX_RANK || (x->rank && !x->dims)) return false;
+    for (int k = 0; k < x->rank; k++) {
+        if (x->dims[k].param || x->dims[k].value < 0) return false;
+        if (dims) dims[k] = x->dims[k].value;
+    }
+    return true;
+}
+
+bool ox_out_static_shape(const ox_lower *L, int i, int64_t *dims, int *rank) {
+    const ox_meta *m = ox_out_meta(L, i);
+    if (!m || m->rank < 0 || m->rank > OX_MAX_RANK || (m->rank && !m->dims)) return false;
+    for (int k = 0; k < m->rank; k++) {
+        if (m->dims[k].param || m->dims[k].value < 0) return false;
+        dims[k] = m->dims[k].value;
+    }
+    *rank = m->rank;
+    return true;
+}
+
+/* ---- arguments read into emitted values ---- */
+
+ox_value *ox_arg_value_as_out(ox_lower *L, int i, ox_dtype *t) {
+    *t = ox_out_dtype(L, 0);
+    ox_value *x = ox_arg_value(L, i);
+    if (*t == OX_UNDEFINED && x) *t = x->dtype;
+    return ox_cast(L, x, *t);
+}
+
+bool ox_arg_ints_n(ox_lower *L, int i, int n, int64_t *out, int64_t dflt, const char *what) {
+    int64_t buf[OX_MAX_RANK];
+    int got = ox_arg_ints(L, i, buf, OX_MAX_RANK);
+    if (got < 0) return false;
+    if (got > 1 && got != n) {
+        ox_lower_fail(L, "%s has %d values for %d spatial dims", what, got, n);
+        return false;
+    }
+    for (int k = 0; k < n; k++) {
+        out[k] = got == 0 ? dflt : got == 1 ? buf[0] : buf[k];
+        /* Sizes beyond int32 are no real layer's, and would overflow the size arithmetic. */
+        if (out[k] < -INT32_MAX || out[k] > INT32_MAX) {
+            ox_lower_fail(L, "%s value %lld out of range", what, (long long)out[k]);
+            return false;
+        }
+    }
+    return true;
+}
+
+ox_value *ox_size_1d(ox_lower *L, ox_value *v) {
+    int64_t one = 1;
+    return ox_typed(ox_reshape(L, ox_cast(L, v, OX_INT64), 1, &one), OX_INT64);
+}
+
+ox_value *ox_concat_sizes(ox_lower *L, int n, ox_value **parts) {
+    if (n == 1) return parts[0];
+    ox_node *c = ox_op_array(L, "Concat", 1, n, parts);
+    if (c) ox_node_set_int(L->g, c, "axis", 0);
+    return ox_typed(ox_out(c), OX_INT64);
+}
+
+ox_value *ox_arg_sizes(ox_lower *L, int i, bool neg_to_one, bool *has_zero) {
+    const ox_arg *a = ox_arg_at(L, i);
+    *has_zero = false;
+    if (!a || a->kind == OX_ARG_NONE) {
+        ox_lower_fail(L, "argument %d: a size list is required, got None", i);
+        return NULL;
+    }
+    if (a->kind == OX_ARG_VALUE) return ox_size_1d(L, ox_arg_value(L, i));
+    const ox_arg *items = a->kind == OX_ARG_LIST ? a->u.list.items : a;
+    int n = a->kind == OX_ARG_LIST ? a->u.list.n : 1;
+    if (a->kind != OX_ARG_LIST && a->kind != OX_ARG_INT) {
+        ox_lower_unsupported(L, "argument %d is not a size list", i);
+        return NULL;
+    }
+    if (n > OX_MAX_RANK) {
+        ox_lower_fail(L, "argument %d has %d sizes, at most %d are supported", i, n, OX_MAX_RANK);
+        return NULL;
+    }
+    int64_t ints[OX_MAX_RANK];
+    ox_value *parts[OX_MAX_RANK];
+    int nparts = 0, nints = 0;
+    for (int k = 0; k <= n; k++) {
+        const ox_arg *e = k < n ? &items[k] : NULL;
+        if (e && e->kind == OX_ARG_INT) {
+            int64_t v = e->u.i;
+            if (v == 0) *has_zero = true;
+            ints[nints++] = neg_to_one && v == -1 ? 1 : v;
+            continue;
+        }
+        if (nints) parts[nparts++] = ox_const_ints(L, nints, ints);
+        nints = 0;
+        if (!e) break;
+        if (e->kind != OX_ARG_VALUE) {
+            ox_lower_unsupported(L, "argument %d item %d is not an int or a symbolic size", i, k);
+            return NULL;
+        }
+        if (e->u.ref >= L->prog->nvalues || !L->prog->table[e->u.ref]) {
+            ox_lower_fail(L, "argument %d item %d refers to a value that was never produced", i, k);
+            return NULL;
+        }
+        parts[nparts++] = ox_size_1d(L, L->prog->table[e->u.ref]);
+    }
+    if (nparts == 0) return ox_const_ints(L, 0, ints);
+    return ox_concat_sizes(L, nparts, parts);
+}
+
+/* ---- unbatched inputs of batch-first layers ---- */
+
+ox_value *ox_batch_in(ox_lower *L, ox_value *x, int nsp, bool *unbatched) {
+    *unbatched = false;
+    if (!x) return NULL;
+    if (x->rank == nsp + 1) {
+        *unbatched = true;
+        return ox_binary(L, "Unsqueeze", x, ox_const_i64_1d(L, 0), x->dtype);
+    }
+    if (x->rank >= 0 && x->rank != nsp + 2) {
+        ox_lower_fail(L, "input of rank %d, expected %d or %d", x->rank, nsp + 1, nsp + 2);
+        return NULL;
+    }
+    return x;
+}
+
+ox_value *ox_batch_out(ox_lower *L, ox_value *y, bool unbatched) {
+    return unbatched ? ox_out(ox_op(L, "Squeeze", 2, y, ox_const_i64_1d(L, 0))) : y;
+}
+
 /* ---- type promotion (torch.promote_types for tensors) ---- */
 
-static int category(ox_dtype t) {
+int ox_dtype_category(ox_dtype t) {
     if (t == OX_BOOL) return 0;
     if (ox_dtype_is_int(t)) return 1;
     if (ox_dtype_is_float(t)) return 2;
     return 3;   /* complex */
 }
 
+ox_dtype ox_work_dtype(ox_dtype t) { return t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t; }
+
 ox_dtype ox_promote(ox_dtype a, ox_dtype b) {
     if (a == b) return a;
     if (a == OX_UNDEFINED) return b;
     if (b == OX_UNDEFINED) return a;
-    int ca = category(a), cb = category(b);
+    int ca = ox_dtype_category(a), cb = ox_dtype_category(b);
     if (ca != cb) return ca > cb ? a : b;
     if (ca == 2) {
         /* float16 with bfloat16 gives float32, as torch does. */
@@ -654,9 +672,9 @@ ox_code ox_lower_run(ox_graph *g, ox_aten_program *p, ox_lower_report *rep) {
         ox_lower L = {.g = g, .prog = p, .node = an, .opset = g->opset};
         const row *r = find_row(an->target);
         int rc;
-        if (!r || g->opset < r->lo || g->opset > r->hi) {
+        if (!r || !opset_lowered(g->opset)) {
             const char *reason = r ? ox_arena_printf(g->arena, "lowered only for opsets %d to %d",
-                                                     r->lo, r->hi) : NULL;
+                                                     OX_LOWER_MIN_OPSET, OX_LOWER_MAX_OPSET) : NULL;
             rc = record_unsupported(&L, rep, &cap, reason);
             if (rc == OX_OK) rc = bind_placeholders(&L);
         } else {

@@ -1,8 +1,8 @@
 /*
- * lower_math.c — elementwise math that ONNX spells differently: classification (isnan, isinf,
- * isfinite), logarithms and exponentials in other bases or near 1, trunc/frac, softplus and the
- * activations built on it, atan2, hypot, xlogy, lerp, logit, nan_to_num; and tril/triu, flip and
- * roll.
+ * math.c — math functions: rsqrt, classification (isnan, isinf, isfinite), logarithms and
+ * exponentials in other bases or near 1, trunc/frac, atan2, hypot, xlogy, lerp, logit,
+ * nan_to_num, erfc, angle, ldexp, round with decimals. The 1:1 rows (OX_UNARY in lower.def: relu,
+ * exp, sin, ...) are this family too; lower.c lowers them all with one function.
  *
  * Inputs are cast to the output dtype torch recorded first (sin of an int tensor is float), as the
  * 1:1 unary rows do.
@@ -10,32 +10,6 @@
 #include "lower/lower.h"
 
 #include <math.h>
-#include <stdint.h>
-
-enum { MAX_DIMS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static ox_value *un(ox_lower *L, const char *op, ox_value *a, ox_dtype t) {
-    return typed(ox_out(ox_op(L, op, 1, a)), t);
-}
-
-static ox_value *bin(ox_lower *L, const char *op, ox_value *a, ox_value *b, ox_dtype t) {
-    return typed(ox_out(ox_op(L, op, 2, a, b)), t);
-}
-
-static ox_value *k(ox_lower *L, ox_dtype t, double v) { return ox_const_scalar(L, t, v); }
-
-/* Argument i cast to the output dtype (float for ints, as torch promotes). */
-static ox_value *in_out_dtype(ox_lower *L, int i, ox_dtype *t) {
-    *t = ox_out_dtype(L, 0);
-    ox_value *x = ox_arg_value(L, i);
-    if (*t == OX_UNDEFINED && x) *t = x->dtype;
-    return ox_cast(L, x, *t);
-}
 
 /* ---- classification: bool out ---- */
 
@@ -43,62 +17,70 @@ int lower_isnan(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_dtype_is_float(x->dtype))   /* never: x == x for every int */
-        return ox_bind(L, 0, un(L, "Not", bin(L, "Equal", x, x, OX_BOOL), OX_BOOL));
-    return ox_bind(L, 0, un(L, "IsNaN", x, OX_BOOL));
+        return ox_bind(L, 0, ox_unary(L, "Not", ox_binary(L, "Equal", x, x, OX_BOOL), OX_BOOL));
+    return ox_bind(L, 0, ox_unary(L, "IsNaN", x, OX_BOOL));
 }
 
 int lower_isinf(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_dtype_is_float(x->dtype))   /* never */
-        return ox_bind(L, 0, un(L, "Not", bin(L, "Equal", x, x, OX_BOOL), OX_BOOL));
+        return ox_bind(L, 0, ox_unary(L, "Not", ox_binary(L, "Equal", x, x, OX_BOOL), OX_BOOL));
     ox_value *xf = x->dtype == OX_BFLOAT16 ? ox_cast(L, x, OX_FLOAT) : x;
-    return ox_bind(L, 0, un(L, "IsInf", xf, OX_BOOL));
+    return ox_bind(L, 0, ox_unary(L, "IsInf", xf, OX_BOOL));
 }
 
 int lower_isfinite(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!ox_dtype_is_float(x->dtype)) return ox_bind(L, 0, bin(L, "Equal", x, x, OX_BOOL));
+    if (!ox_dtype_is_float(x->dtype)) return ox_bind(L, 0, ox_binary(L, "Equal", x, x, OX_BOOL));
     ox_value *xf = x->dtype == OX_BFLOAT16 ? ox_cast(L, x, OX_FLOAT) : x;
     if (!xf) return ox_bind(L, 0, NULL);
     /* x - x is 0 for finite x, NaN for inf and NaN */
-    ox_value *d = bin(L, "Sub", xf, xf, xf->dtype);
-    return ox_bind(L, 0, bin(L, "Equal", d, k(L, xf->dtype, 0), OX_BOOL));
+    ox_value *d = ox_binary(L, "Sub", xf, xf, xf->dtype);
+    return ox_bind(L, 0, ox_binary(L, "Equal", d, ox_const_scalar(L, xf->dtype, 0), OX_BOOL));
 }
 
-/* ---- logarithms and exponentials ---- */
+/* ---- roots, logarithms and exponentials ---- */
+
+int lower_rsqrt(ox_lower *L) {
+    ox_dtype t = ox_out_dtype_required(L, 0);
+    ox_value *x = ox_cast(L, ox_arg_value(L, 0), t);
+    if (!x) return ox_bind(L, 0, NULL);
+    return ox_bind(L, 0, ox_unary(L, "Reciprocal", ox_out(ox_op(L, "Sqrt", 1, x)), t));
+}
 
 static int log_base(ox_lower *L, double base) {
     ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, bin(L, "Div", un(L, "Log", x, t), k(L, t, log(base)), t));
+    return ox_bind(L, 0, ox_binary(L, "Div", ox_unary(L, "Log", x, t), ox_const_scalar(L, t, log(base)), t));
 }
 
 int lower_log2(ox_lower *L) { return log_base(L, 2); }
+
 int lower_log10(ox_lower *L) { return log_base(L, 10); }
 
 /* log1p(x) = log(1 + x) and expm1(x) = exp(x) - 1: no ONNX op; rounding near 0 is float's. */
 int lower_log1p(ox_lower *L) {
     ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, un(L, "Log", bin(L, "Add", x, k(L, t, 1), t), t));
+    return ox_bind(L, 0, ox_unary(L, "Log", ox_binary(L, "Add", x, ox_const_scalar(L, t, 1), t), t));
 }
 
 int lower_expm1(ox_lower *L) {
     ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, bin(L, "Sub", un(L, "Exp", x, t), k(L, t, 1), t));
+    return ox_bind(L, 0, ox_binary(L, "Sub", ox_unary(L, "Exp", x, t), ox_const_scalar(L, t, 1), t));
 }
 
 int lower_exp2(ox_lower *L) {
     ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, bin(L, "Pow", k(L, t, 2), x, t));
+    return ox_bind(L, 0, ox_binary(L, "Pow", ox_const_scalar(L, t, 2), x, t));
 }
 
 /* ---- rounding ---- */
@@ -106,59 +88,32 @@ int lower_exp2(ox_lower *L) {
 /* trunc(x) = sign(x) * floor(|x|); ints are their own trunc. */
 static ox_value *trunc_of(ox_lower *L, ox_value *x, ox_dtype t) {
     if (!ox_dtype_is_float(t)) return x;
-    return bin(L, "Mul", un(L, "Sign", x, t), un(L, "Floor", un(L, "Abs", x, t), t), t);
+    return ox_binary(L, "Mul", ox_unary(L, "Sign", x, t), ox_unary(L, "Floor", ox_unary(L, "Abs", x, t), t), t);
 }
 
 int lower_trunc(ox_lower *L) {
     ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
     return ox_bind(L, 0, trunc_of(L, x, t));
 }
 
 int lower_frac(ox_lower *L) {
     ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, bin(L, "Sub", x, trunc_of(L, x, t), t));
+    return ox_bind(L, 0, ox_binary(L, "Sub", x, trunc_of(L, x, t), t));
 }
 
-/* ---- softplus and friends ---- */
-
-/* softplus(x, beta=1, threshold=20) = x where beta * x > threshold, else log(1 + exp(beta x)) / beta. */
-static ox_value *softplus(ox_lower *L, ox_value *x, ox_dtype t, double beta, double threshold) {
-    ox_value *bx = beta == 1 ? x : bin(L, "Mul", x, k(L, t, beta), t);
-    ox_value *sp = un(L, "Softplus", bx, t);
-    if (beta != 1) sp = bin(L, "Div", sp, k(L, t, beta), t);
-    ox_value *big = bin(L, "Greater", bx, k(L, t, threshold), OX_BOOL);
-    return typed(ox_out(ox_op(L, "Where", 3, big, x, sp)), t);
-}
-
-int lower_softplus(ox_lower *L) {
-    ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+/* round.decimals(self, *, decimals): round(x * 10^d) / 10^d, half to even as torch. */
+int lower_round_decimals(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t d = ox_arg_int(L, 1, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, softplus(L, x, t, ox_arg_float(L, 1, 1.0), ox_arg_float(L, 2, 20.0)));
-}
-
-/* mish(x) = x * tanh(softplus(x)) */
-int lower_mish(ox_lower *L) {
-    ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
-    if (!x) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, bin(L, "Mul", x, un(L, "Tanh", softplus(L, x, t, 1, 20), t), t));
-}
-
-/* log_sigmoid_forward(x) -> (out, buffer): -softplus(-x). */
-int lower_log_sigmoid(ox_lower *L) {
-    ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
-    if (!x) return ox_bind(L, 0, NULL);
-    ox_value *y = un(L, "Neg", softplus(L, un(L, "Neg", x, t), t, 1, 20), t);
-    int rc = ox_bind(L, 0, y);
-    /* the buffer is for the backward pass: anything of its shape will do (torch gives zeros) */
-    for (int i = 1; rc == OX_OK && i < L->node->noutputs; i++) rc = ox_bind(L, i, bin(L, "Sub", x, x, t));
-    return rc;
+    if (!ox_dtype_is_float(x->dtype)) return ox_bind(L, 0, x);
+    ox_value *s = ox_const_scalar(L, x->dtype, pow(10.0, (double)d));
+    ox_value *r = ox_unary(L, "Round", ox_binary(L, "Mul", x, s, x->dtype), x->dtype);
+    return ox_bind(L, 0, ox_binary(L, "Div", r, s, x->dtype));
 }
 
 /* ---- two-input math ---- */
@@ -166,27 +121,30 @@ int lower_log_sigmoid(ox_lower *L) {
 /* atan2(y, x): atan(y / x), corrected by pi in the left half plane; x = 0 gives +-pi/2. */
 int lower_atan2(ox_lower *L) {
     ox_dtype t;
-    ox_value *y = in_out_dtype(L, 0, &t), *x = in_out_dtype(L, 1, &t);
+    ox_value *y = ox_arg_value_as_out(L, 0, &t), *x = ox_arg_value_as_out(L, 1, &t);
     if (!x || !y) return ox_bind(L, 0, NULL);
-    ox_value *zero = k(L, t, 0);
-    ox_value *a = un(L, "Atan", bin(L, "Div", y, x, t), t);
-    ox_value *xneg = bin(L, "Less", x, zero, OX_BOOL);
-    ox_value *yneg = bin(L, "Less", y, zero, OX_BOOL);
+    ox_value *zero = ox_const_scalar(L, t, 0);
+    ox_value *a = ox_unary(L, "Atan", ox_binary(L, "Div", y, x, t), t);
+    ox_value *xneg = ox_binary(L, "Less", x, zero, OX_BOOL);
+    ox_value *yneg = ox_binary(L, "Less", y, zero, OX_BOOL);
     /* left half plane: + pi when y >= 0, - pi when y < 0 */
-    ox_value *shift = typed(ox_out(ox_op(L, "Where", 3, yneg, k(L, t, -M_PI), k(L, t, M_PI))), t);
-    ox_value *r = typed(ox_out(ox_op(L, "Where", 3, xneg, bin(L, "Add", a, shift, t), a)), t);
+    ox_value *shift = ox_op_typed(L, "Where", t, 3, yneg, ox_const_scalar(L, t, -M_PI),
+                                  ox_const_scalar(L, t, M_PI));
+    ox_value *r = ox_op_typed(L, "Where", t, 3, xneg, ox_binary(L, "Add", a, shift, t), a);
     /* x == 0: atan(y/0) is already +-pi/2 for y != 0; y == x == 0 gives 0 (NaN otherwise) */
-    ox_value *both0 = bin(L, "And", bin(L, "Equal", x, zero, OX_BOOL), bin(L, "Equal", y, zero, OX_BOOL), OX_BOOL);
+    ox_value *both0 = ox_binary(L, "And", ox_binary(L, "Equal", x, zero, OX_BOOL),
+                                ox_binary(L, "Equal", y, zero, OX_BOOL), OX_BOOL);
     /* torch: atan2(+-0, -0) = +-pi, atan2(+-0, +0) = +-0; sign of zero is lost in ONNX comparisons,
      * so +0 is taken */
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Where", 3, both0, zero, r)), t));
+    return ox_bind(L, 0, ox_op_typed(L, "Where", t, 3, both0, zero, r));
 }
 
 int lower_hypot(ox_lower *L) {
     ox_dtype t;
-    ox_value *a = in_out_dtype(L, 0, &t), *b = in_out_dtype(L, 1, &t);
+    ox_value *a = ox_arg_value_as_out(L, 0, &t), *b = ox_arg_value_as_out(L, 1, &t);
     if (!a || !b) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, un(L, "Sqrt", bin(L, "Add", bin(L, "Mul", a, a, t), bin(L, "Mul", b, b, t), t), t));
+    return ox_bind(L, 0, ox_unary(L, "Sqrt", ox_binary(L, "Add", ox_binary(L, "Mul", a, a, t),
+                                                       ox_binary(L, "Mul", b, b, t), t), t));
 }
 
 /* xlogy(x, y) = 0 where x == 0 (and y not NaN), else x * log(y). */
@@ -194,10 +152,10 @@ int lower_xlogy(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
     ox_value *x = ox_arg_scalar(L, 0, t), *y = ox_arg_scalar(L, 1, t);
     if (!x || !y) return ox_bind(L, 0, NULL);
-    ox_value *xl = bin(L, "Mul", x, un(L, "Log", y, t), t);
-    ox_value *zero = bin(L, "And", bin(L, "Equal", x, k(L, t, 0), OX_BOOL), un(L, "Not", un(L, "IsNaN", y, OX_BOOL), OX_BOOL),
-                         OX_BOOL);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Where", 3, zero, k(L, t, 0), xl)), t));
+    ox_value *xl = ox_binary(L, "Mul", x, ox_unary(L, "Log", y, t), t);
+    ox_value *zero = ox_binary(L, "And", ox_binary(L, "Equal", x, ox_const_scalar(L, t, 0), OX_BOOL),
+                               ox_unary(L, "Not", ox_unary(L, "IsNaN", y, OX_BOOL), OX_BOOL), OX_BOOL);
+    return ox_bind(L, 0, ox_op_typed(L, "Where", t, 3, zero, ox_const_scalar(L, t, 0), xl));
 }
 
 /* lerp.Scalar / lerp.Tensor (self, end, weight) = self + weight * (end - self) */
@@ -205,20 +163,31 @@ int lower_lerp(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
     ox_value *a = ox_arg_scalar(L, 0, t), *b = ox_arg_scalar(L, 1, t), *w = ox_arg_scalar(L, 2, t);
     if (!a || !b || !w) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, bin(L, "Add", a, bin(L, "Mul", w, bin(L, "Sub", b, a, t), t), t));
+    return ox_bind(L, 0, ox_binary(L, "Add", a, ox_binary(L, "Mul", w, ox_binary(L, "Sub", b, a, t), t), t));
 }
 
 /* logit(x, eps=None) = log(x / (1 - x)), x clamped to [eps, 1 - eps] when eps is given. */
 int lower_logit(ox_lower *L) {
     ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_arg_is_none(L, 1) && ox_nargs(L) > 1) {
         double eps = ox_arg_float(L, 1, 0);
-        x = typed(ox_out(ox_op(L, "Clip", 3, x, k(L, t, eps), k(L, t, 1 - eps))), t);
+        x = ox_op_typed(L, "Clip", t, 3, x, ox_const_scalar(L, t, eps), ox_const_scalar(L, t, 1 - eps));
     }
-    return ox_bind(L, 0, un(L, "Log", bin(L, "Div", x, bin(L, "Sub", k(L, t, 1), x, t), t), t));
+    ox_value *one_minus = ox_binary(L, "Sub", ox_const_scalar(L, t, 1), x, t);
+    return ox_bind(L, 0, ox_unary(L, "Log", ox_binary(L, "Div", x, one_minus, t), t));
 }
+
+/* ldexp.Tensor(self, other) = self * 2 ** other */
+int lower_ldexp(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *x = ox_arg_scalar(L, 0, t), *e = ox_arg_scalar(L, 1, t);
+    if (!x || !e) return ox_bind(L, 0, NULL);
+    return ox_bind(L, 0, ox_binary(L, "Mul", x, ox_binary(L, "Pow", ox_const_scalar(L, t, 2), e, t), t));
+}
+
+/* ---- special values ---- */
 
 /* nan_to_num(self, nan=0, posinf=None, neginf=None): None means the dtype's largest finite. */
 int lower_nan_to_num(ox_lower *L) {
@@ -233,147 +202,39 @@ int lower_nan_to_num(ox_lower *L) {
     ox_value *xf = t == OX_BFLOAT16 ? ox_cast(L, x, OX_FLOAT) : x;
     if (!xf) return ox_bind(L, 0, NULL);
     ox_dtype ft = xf->dtype;
-    ox_value *y = typed(ox_out(ox_op(L, "Where", 3, un(L, "IsNaN", xf, OX_BOOL), k(L, ft, nan), xf)), ft);
+    ox_value *y = ox_op_typed(L, "Where", ft, 3, ox_unary(L, "IsNaN", xf, OX_BOOL), ox_const_scalar(L, ft, nan), xf);
     ox_node *pi = ox_op(L, "IsInf", 1, xf);
     if (pi) ox_node_set_int(L->g, pi, "detect_negative", 0);
-    y = typed(ox_out(ox_op(L, "Where", 3, typed(ox_out(pi), OX_BOOL), k(L, ft, pos), y)), ft);
+    y = ox_op_typed(L, "Where", ft, 3, ox_typed(ox_out(pi), OX_BOOL), ox_const_scalar(L, ft, pos), y);
     ox_node *ni = ox_op(L, "IsInf", 1, xf);
     if (ni) ox_node_set_int(L->g, ni, "detect_positive", 0);
-    y = typed(ox_out(ox_op(L, "Where", 3, typed(ox_out(ni), OX_BOOL), k(L, ft, neg), y)), ft);
+    y = ox_op_typed(L, "Where", ft, 3, ox_typed(ox_out(ni), OX_BOOL), ox_const_scalar(L, ft, neg), y);
     return ox_bind(L, 0, ox_cast(L, y, t));
 }
-
-/* ---- structure ---- */
-
-/* tril/triu(self, diagonal=0): ONNX Trilu on the last two dims. */
-static int trilu(ox_lower *L, bool upper) {
-    ox_value *x = ox_arg_value(L, 0);
-    int64_t diag = ox_arg_int(L, 1, 0);
-    if (!x) return ox_bind(L, 0, NULL);
-    if (x->rank >= 0 && x->rank < 2) return ox_lower_fail(L, "tril/triu of a %d-d tensor", x->rank);
-    /* ONNX Runtime's Trilu: float, double, float16, int32, int64, bool */
-    ox_dtype t = x->dtype, st = t;
-    if (t == OX_BFLOAT16) st = OX_FLOAT;
-    else if (ox_dtype_is_int(t) && t != OX_INT32 && t != OX_INT64) st = OX_INT32;
-    ox_value *xs = ox_cast(L, x, st);
-    if (!xs) return ox_bind(L, 0, NULL);
-    ox_node *n = ox_op(L, "Trilu", 2, xs, ox_const_scalar(L, OX_INT64, (double)diag));
-    if (n) ox_node_set_int(L->g, n, "upper", upper);
-    return ox_bind(L, 0, ox_cast(L, typed(ox_out(n), xs->dtype), x->dtype));
-}
-
-int lower_tril(ox_lower *L) { return trilu(L, false); }
-int lower_triu(ox_lower *L) { return trilu(L, true); }
-
-/* flip(self, dims[]): a Slice with step -1 on each dim. */
-int lower_flip(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0);
-    int64_t dims[MAX_DIMS];
-    int n = ox_arg_ints(L, 1, dims, MAX_DIMS);
-    if (!x || n < 0) return ox_bind(L, 0, NULL);
-    if (n == 0 || x->rank == 0) return ox_bind(L, 0, x);
-    int64_t starts[MAX_DIMS], ends[MAX_DIMS], steps[MAX_DIMS];
-    for (int i = 0; i < n; i++) {
-        if (!ox_norm_dim(L, &dims[i], x->rank, "dim")) return OX_ELOWER;
-        starts[i] = -1;
-        ends[i] = INT64_MIN;
-        steps[i] = -1;
-    }
-    ox_node *s = ox_op(L, "Slice", 5, x, ox_const_ints(L, n, starts), ox_const_ints(L, n, ends),
-                       ox_const_ints(L, n, dims), ox_const_ints(L, n, steps));
-    return ox_bind(L, 0, typed(ox_out(s), x->dtype));
-}
-
-/* roll(self, shifts[], dims[]): per dim, the last `shift` elements moved to the front (static
- * sizes); no dims means the flattened tensor. */
-int lower_roll(ox_lower *L) {
-    ox_value *x = ox_arg_value(L, 0);
-    int64_t shifts[MAX_DIMS], dims[MAX_DIMS];
-    int ns = ox_arg_ints(L, 1, shifts, MAX_DIMS), nd = ox_arg_ints(L, 2, dims, MAX_DIMS);
-    if (!x || ns < 0 || nd < 0) return ox_bind(L, 0, NULL);
-    if (ns == 0) return ox_lower_fail(L, "roll without shifts");
-    ox_value *y = x;
-    bool flat = nd == 0;
-    if (flat) {
-        if (ns != 1) return ox_lower_fail(L, "%d shifts for a flattened roll", ns);
-        int64_t m1 = -1;
-        y = typed(ox_reshape(L, x, 1, &m1), x->dtype);
-        nd = 1;
-        dims[0] = 0;
-    } else if (ns != nd) {
-        return ox_lower_fail(L, "%d shifts for %d dims", ns, nd);
-    }
-    for (int i = 0; i < nd; i++) {
-        int rank = flat ? 1 : x->rank;
-        if (!ox_norm_dim(L, &dims[i], rank, "dim")) return OX_ELOWER;
-        int64_t size = -1;
-        if (flat) {
-            int64_t numel = 1;
-            for (int j = 0; x->dims && j < x->rank && numel >= 0; j++)
-                numel = x->dims[j].param || x->dims[j].value < 0 ? -1 : numel * x->dims[j].value;
-            size = x->dims || x->rank == 0 ? numel : -1;
-        } else if (x->dims && !x->dims[dims[i]].param) {
-            size = x->dims[dims[i]].value;
-        }
-        if (size < 0) return ox_lower_unsupported(L, "roll along a symbolic size");
-        if (size == 0) continue;
-        int64_t s = ((shifts[i] % size) + size) % size;
-        if (s == 0) continue;
-        int64_t a0 = size - s, big = INT64_MAX, zero = 0;
-        ox_value *tail = typed(ox_out(ox_op(L, "Slice", 4, y, ox_const_ints(L, 1, &a0), ox_const_ints(L, 1, &big),
-                                            ox_const_ints(L, 1, &dims[i]))), x->dtype);
-        ox_value *head = typed(ox_out(ox_op(L, "Slice", 4, y, ox_const_ints(L, 1, &zero), ox_const_ints(L, 1, &a0),
-                                            ox_const_ints(L, 1, &dims[i]))), x->dtype);
-        ox_node *c = ox_op(L, "Concat", 2, tail, head);
-        if (c) ox_node_set_int(L->g, c, "axis", dims[i]);
-        y = typed(ox_out(c), x->dtype);
-    }
-    if (flat) y = typed(ox_out(ox_op(L, "Reshape", 2, y, typed(ox_out(ox_op(L, "Shape", 1, x)), OX_INT64))), x->dtype);
-    return ox_bind(L, 0, y);
-}
-
-/* ---- error function complement, log-cumulative-sum-exp ---- */
-
-/* The working dtype for t: float16 and bfloat16 are computed in float (ONNX Runtime's CPU kernels
- * for Erf, CumSum and ReduceMax lack them) and cast back. */
-static ox_dtype work_dtype(ox_dtype t) { return t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t; }
 
 /* erfc(x) = 1 - erf(x); for large x this rounds to 0 where torch keeps a tiny positive value, an
  * absolute error below float's epsilon. */
 int lower_erfc(ox_lower *L) {
     ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
+    ox_value *x = ox_arg_value_as_out(L, 0, &t);
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "erfc to %s", ox_dtype_name(t));
-    ox_dtype w = work_dtype(t);
+    ox_dtype w = ox_work_dtype(t);
     ox_value *xw = ox_cast(L, x, w);
-    ox_value *r = bin(L, "Sub", k(L, w, 1), un(L, "Erf", xw, w), w);
+    ox_value *r = ox_binary(L, "Sub", ox_const_scalar(L, w, 1), ox_unary(L, "Erf", xw, w), w);
     return ox_bind(L, 0, ox_cast(L, r, t));
 }
 
-/* logcumsumexp(self, dim) = m + log(cumsum(exp(x - m))) with m the maximum along dim (0 where
- * that maximum is infinite, so that -inf and inf entries give -inf and inf, not NaN). */
-int lower_logcumsumexp(ox_lower *L) {
-    ox_dtype t;
-    ox_value *x = in_out_dtype(L, 0, &t);
-    int64_t dim = ox_arg_int(L, 1, 0);
+/* angle(self) of a real tensor: pi where x < 0, else 0 (NaN stays NaN). */
+int lower_angle(ox_lower *L) {
+    ox_dtype t = ox_out_dtype(L, 0);
+    ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "logcumsumexp to %s", ox_dtype_name(t));
-    if (x->rank == 0) {
-        if (dim != 0 && dim != -1) return ox_lower_fail(L, "dim %lld of a 0-d tensor", (long long)dim);
-        return ox_bind(L, 0, x);
-    }
-    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    ox_dtype w = work_dtype(t);
-    ox_value *xw = ox_cast(L, x, w);
-    ox_value *axis = ox_const_tensor(L, OX_INT64, 0, NULL, &dim);
-    ox_value *axes = ox_const_ints(L, 1, &dim);
-    ox_node *mx = ox_op(L, "ReduceMax", 2, xw, axes);
-    if (mx) ox_node_set_int(L->g, mx, "keepdims", 1);
-    ox_value *m = typed(ox_out(mx), w);
-    m = typed(ox_out(ox_op(L, "Where", 3, un(L, "IsInf", m, OX_BOOL), k(L, w, 0), m)), w);
-    ox_value *e = un(L, "Exp", bin(L, "Sub", xw, m, w), w);
-    ox_value *c = typed(ox_out(ox_op(L, "CumSum", 2, e, axis)), w);
-    ox_value *r = bin(L, "Add", un(L, "Log", c, w), m, w);
-    return ox_bind(L, 0, ox_cast(L, r, t));
+    if (t == OX_UNDEFINED) t = x->dtype;
+    ox_value *xc = ox_cast(L, x, t);
+    ox_value *neg = ox_binary(L, "Less", xc, ox_const_scalar(L, t, 0), OX_BOOL);
+    ox_value *a = ox_op_typed(L, "Where", t, 3, neg, ox_const_scalar(L, t, M_PI), ox_const_scalar(L, t, 0));
+    if (ox_dtype_is_float(x->dtype))   /* x * 0 is NaN for NaN: carry it */
+        a = ox_binary(L, "Add", a, ox_binary(L, "Mul", xc, ox_const_scalar(L, t, 0), t), t);
+    return ox_bind(L, 0, a);
 }

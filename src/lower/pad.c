@@ -1,5 +1,5 @@
 /*
- * lower_pad.c — constant_pad_nd and the reflection/replication pads.
+ * pad.c — constant_pad_nd and the reflection/replication pads.
  *
  * torch lists pads from the last dim backwards, (begin, end) per dim; ONNX Pad (opset 18, with an
  * axes input) takes the begins of the listed axes, then their ends. Negative pads crop, in both.
@@ -8,18 +8,11 @@
 
 #include <stdint.h>
 
-enum { MAX_DIMS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
 /* Pad x per torch's pad list at argument 1 with mode; value (constant mode) from argument vi. */
 static int pad(ox_lower *L, const char *mode, int vi, int spatial) {
     ox_value *x = ox_arg_value(L, 0);
-    int64_t p[2 * MAX_DIMS];
-    int n = ox_arg_ints(L, 1, p, 2 * MAX_DIMS);
+    int64_t p[2 * OX_MAX_RANK];
+    int n = ox_arg_ints(L, 1, p, 2 * OX_MAX_RANK);
     if (!x || n < 0) return ox_bind(L, 0, NULL);
     if (n % 2) return ox_lower_fail(L, "%d pad values: they come in (begin, end) pairs", n);
     int dims = n / 2;
@@ -27,7 +20,7 @@ static int pad(ox_lower *L, const char *mode, int vi, int spatial) {
     if (spatial && x->rank != spatial + 1 && x->rank != spatial + 2)
         return ox_lower_fail(L, "input of rank %d, expected %d or %d", x->rank, spatial + 1, spatial + 2);
     if (dims == 0) return ox_bind(L, 0, x);
-    int64_t pads[2 * MAX_DIMS], axes[MAX_DIMS];
+    int64_t pads[2 * OX_MAX_RANK], axes[OX_MAX_RANK];
     for (int k = 0; k < dims; k++) {   /* pair k pads dim rank-1-k */
         axes[k] = x->rank - 1 - k;
         pads[k] = p[2 * k];
@@ -39,7 +32,7 @@ static int pad(ox_lower *L, const char *mode, int vi, int spatial) {
     if (value && xs != x) value = ox_cast(L, value, OX_UINT8);
     ox_node *n2 = ox_op(L, "Pad", 4, xs, ox_const_ints(L, 2 * dims, pads), value, ox_const_ints(L, dims, axes));
     if (n2) ox_node_set_string(L->g, n2, "mode", mode);
-    return ox_bind(L, 0, ox_cast(L, typed(ox_out(n2), xs ? xs->dtype : x->dtype), x->dtype));
+    return ox_bind(L, 0, ox_cast(L, ox_typed(ox_out(n2), xs ? xs->dtype : x->dtype), x->dtype));
 }
 
 /* constant_pad_nd(self, pad[], value=0) */

@@ -1,30 +1,19 @@
 /*
- * lower_random.c — sampling ops, drawn at run time by ONNX Runtime: uniform, rand_like, randn_like,
- * randint_like, normal, bernoulli, and the distributions torch draws by inverse transform of a
+ * random.c — sampling ops, drawn at run time by ONNX Runtime: uniform, rand/randn/randint and
+ * their _like forms, normal, bernoulli, randperm, and the distributions torch draws by inverse transform of a
  * uniform U in [0, 1): exponential -log(1 - U) / lambda, cauchy median + sigma tan(pi (U - 1/2)),
  * geometric ceil(log(1 - U) / log(1 - p)), log_normal exp(N(mean, std)).
  *
  * The samples differ from torch's (another generator), as with any exporter; their shape and
  * dtype do not. Draws are made in float32 (ONNX's random ops make float16, float and double) and
  * cast to the output dtype. The optimizer neither folds nor merges random nodes.
+ *
+ * dropout and native_dropout are here too: the identity at inference, and declined in training
+ * mode, where they would draw.
  */
 #include "lower/lower.h"
 
 #include <math.h>
-#include <stdint.h>
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static ox_value *bin(ox_lower *L, const char *op, ox_value *a, ox_value *b) {
-    return typed(ox_out(ox_op(L, op, 2, a, b)), OX_FLOAT);
-}
-
-static ox_value *un(ox_lower *L, const char *op, ox_value *a) { return typed(ox_out(ox_op(L, op, 1, a)), OX_FLOAT); }
-
-static ox_value *k(ox_lower *L, double v) { return ox_const_scalar(L, OX_FLOAT, v); }
 
 /* float32 samples shaped like x: uniform in [lo, hi), or normal(mean, std). */
 static ox_value *draw(ox_lower *L, ox_value *x, bool normal, double a, double b) {
@@ -35,7 +24,7 @@ static ox_value *draw(ox_lower *L, ox_value *x, bool normal, double a, double b)
         ox_node_set_float(L->g, n, normal ? "mean" : "low", (float)a);
         ox_node_set_float(L->g, n, normal ? "scale" : "high", (float)b);
     }
-    return typed(ox_out(n), OX_FLOAT);
+    return ox_typed(ox_out(n), OX_FLOAT);
 }
 
 static int bind_as(ox_lower *L, ox_value *v, ox_dtype fallback) {
@@ -69,11 +58,13 @@ static int randint(ox_lower *L, double lo, double hi) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     if (!(hi > lo)) return ox_lower_fail(L, "randint_like over [%g, %g)", lo, hi);
-    ox_value *u = un(L, "Floor", bin(L, "Mul", draw(L, x, false, 0, 1), k(L, hi - lo)));
-    return bind_as(L, bin(L, "Add", u, k(L, lo)), x->dtype);
+    ox_value *u = ox_unary(L, "Floor", ox_binary(L, "Mul", draw(L, x, false, 0, 1),
+                                                 ox_const_scalar(L, OX_FLOAT, hi - lo), OX_FLOAT), OX_FLOAT);
+    return bind_as(L, ox_binary(L, "Add", u, ox_const_scalar(L, OX_FLOAT, lo), OX_FLOAT), x->dtype);
 }
 
 int lower_randint_like(ox_lower *L) { return randint(L, 0, (double)ox_arg_int(L, 1, 1)); }
+
 int lower_randint_like_low(ox_lower *L) { return randint(L, (double)ox_arg_int(L, 1, 0), (double)ox_arg_int(L, 2, 1)); }
 
 /* normal_functional(self, mean=0, std=1, *, generator) */
@@ -92,7 +83,10 @@ int lower_exponential(ox_lower *L) {
     double lambd = ox_arg_float(L, 1, 1);
     if (!(lambd > 0)) return ox_lower_fail(L, "lambd %g", lambd);
     ox_value *u = draw(L, x, false, 0, 1);
-    ox_value *e = bin(L, "Div", un(L, "Neg", un(L, "Log", bin(L, "Sub", k(L, 1), u))), k(L, lambd));
+    ox_value *e = ox_binary(L, "Div",
+                            ox_unary(L, "Neg", ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1),
+                                                                            u, OX_FLOAT), OX_FLOAT), OX_FLOAT),
+                            ox_const_scalar(L, OX_FLOAT, lambd), OX_FLOAT);
     return bind_as(L, e, x->dtype);
 }
 
@@ -102,8 +96,12 @@ int lower_cauchy(ox_lower *L) {
     if (!x) return ox_bind(L, 0, NULL);
     double median = ox_arg_float(L, 1, 0), sigma = ox_arg_float(L, 2, 1);
     ox_value *u = draw(L, x, false, 0, 1);
-    ox_value *t = un(L, "Tan", bin(L, "Mul", bin(L, "Sub", u, k(L, 0.5)), k(L, M_PI)));
-    return bind_as(L, bin(L, "Add", bin(L, "Mul", t, k(L, sigma)), k(L, median)), x->dtype);
+    ox_value *t = ox_unary(L, "Tan",
+                           ox_binary(L, "Mul", ox_binary(L, "Sub", u, ox_const_scalar(L, OX_FLOAT, 0.5), OX_FLOAT),
+                                     ox_const_scalar(L, OX_FLOAT, M_PI), OX_FLOAT), OX_FLOAT);
+    return bind_as(L, ox_binary(L, "Add", ox_binary(L, "Mul", t, ox_const_scalar(L, OX_FLOAT, sigma),
+                                                    OX_FLOAT), ox_const_scalar(L, OX_FLOAT,
+                                                                               median), OX_FLOAT), x->dtype);
 }
 
 /* geometric(self, p): the number of trials to the first success, >= 1 */
@@ -113,8 +111,11 @@ int lower_geometric(ox_lower *L) {
     double p = ox_arg_float(L, 1, 0.5);
     if (!(p > 0 && p < 1)) return ox_lower_fail(L, "p %g (0 < p < 1 is lowered)", p);
     ox_value *u = draw(L, x, false, 0, 1);
-    ox_value *g = un(L, "Ceil", bin(L, "Div", un(L, "Log", bin(L, "Sub", k(L, 1), u)), k(L, log1p(-p))));
-    g = typed(ox_out(ox_op(L, "Max", 2, g, k(L, 1))), OX_FLOAT);   /* U = 0 gives 0: one trial */
+    ox_value *g = ox_unary(L, "Ceil",
+                           ox_binary(L, "Div", ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1),
+                                                                            u, OX_FLOAT), OX_FLOAT),
+                                     ox_const_scalar(L, OX_FLOAT, log1p(-p)), OX_FLOAT), OX_FLOAT);
+    g = ox_binary(L, "Max", g, ox_const_scalar(L, OX_FLOAT, 1), OX_FLOAT);   /* U = 0 gives 0: one trial */
     return bind_as(L, g, x->dtype);
 }
 
@@ -122,7 +123,8 @@ int lower_geometric(ox_lower *L) {
 int lower_log_normal(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    return bind_as(L, un(L, "Exp", draw(L, x, true, ox_arg_float(L, 1, 1), ox_arg_float(L, 2, 2))), x->dtype);
+    return bind_as(L, ox_unary(L, "Exp", draw(L, x, true, ox_arg_float(L, 1, 1), ox_arg_float(L, 2, 2)),
+                               OX_FLOAT), x->dtype);
 }
 
 /* bernoulli.default(self): 1 with probability self; bernoulli.p(self, p) */
@@ -130,8 +132,8 @@ int lower_bernoulli(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     ox_value *prob = ox_nargs(L) > 1 && ox_arg_at(L, 1)->kind != OX_ARG_NONE && ox_arg_at(L, 1)->kind != OX_ARG_VALUE
-                         ? k(L, ox_arg_float(L, 1, 0.5)) : ox_cast(L, x, OX_FLOAT);
-    ox_value *hit = typed(ox_out(ox_op(L, "Less", 2, draw(L, x, false, 0, 1), prob)), OX_BOOL);
+                         ? ox_const_scalar(L, OX_FLOAT, ox_arg_float(L, 1, 0.5)) : ox_cast(L, x, OX_FLOAT);
+    ox_value *hit = ox_binary(L, "Less", draw(L, x, false, 0, 1), prob, OX_BOOL);
     return bind_as(L, hit, x->dtype);
 }
 
@@ -151,22 +153,25 @@ static ox_value *draw_shaped(ox_lower *L, int si, bool normal, double a, double 
     ox_node_set_int(L->g, r, "dtype", OX_FLOAT);
     ox_node_set_float(L->g, r, normal ? "mean" : "low", (float)a);
     ox_node_set_float(L->g, r, normal ? "scale" : "high", (float)b);
-    return typed(ox_out(r), OX_FLOAT);
+    return ox_typed(ox_out(r), OX_FLOAT);
 }
 
 /* rand(size, ...), randn(size, ...) */
 int lower_rand(ox_lower *L) { return bind_as(L, draw_shaped(L, 0, false, 0, 1), OX_FLOAT); }
+
 int lower_randn(ox_lower *L) { return bind_as(L, draw_shaped(L, 0, true, 0, 1), OX_FLOAT); }
 
 /* randint(high, size, ...), randint.low(low, high, size, ...) */
 static int randint_shaped(ox_lower *L, double lo, double hi, int si) {
     if (!(hi > lo)) return ox_lower_fail(L, "randint over [%g, %g)", lo, hi);
     ox_value *u = draw_shaped(L, si, false, 0, 1);
-    ox_value *f = un(L, "Floor", bin(L, "Mul", u, k(L, hi - lo)));
-    return bind_as(L, bin(L, "Add", f, k(L, lo)), OX_INT64);
+    ox_value *f = ox_unary(L, "Floor", ox_binary(L, "Mul", u, ox_const_scalar(L, OX_FLOAT, hi - lo),
+                                                 OX_FLOAT), OX_FLOAT);
+    return bind_as(L, ox_binary(L, "Add", f, ox_const_scalar(L, OX_FLOAT, lo), OX_FLOAT), OX_INT64);
 }
 
 int lower_randint(ox_lower *L) { return randint_shaped(L, 0, (double)ox_arg_int(L, 0, 1), 1); }
+
 int lower_randint_low(ox_lower *L) { return randint_shaped(L, (double)ox_arg_int(L, 0, 0), (double)ox_arg_int(L, 1, 1), 2); }
 
 /* normal.float_float(mean, std, size, ...) */
@@ -182,9 +187,10 @@ int lower_normal_tensors(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
     ox_value *mean = ox_arg_scalar(L, 0, OX_FLOAT), *std = ox_arg_scalar(L, 1, OX_FLOAT);
     if (!mean || !std) return ox_bind(L, 0, NULL);
-    ox_value *like = typed(ox_out(ox_op(L, "Add", 2, mean, std)), OX_FLOAT);   /* the broadcast shape */
+    ox_value *like = ox_binary(L, "Add", mean, std, OX_FLOAT);   /* the broadcast shape */
     ox_value *z = draw(L, like, true, 0, 1);
-    return bind_as(L, bin(L, "Add", mean, bin(L, "Mul", std, z)), t == OX_UNDEFINED ? OX_FLOAT : t);
+    return bind_as(L, ox_binary(L, "Add", mean, ox_binary(L, "Mul", std, z, OX_FLOAT), OX_FLOAT),
+                   t == OX_UNDEFINED ? OX_FLOAT : t);
 }
 
 /* randperm(n, *, dtype=int64, ...): the order that sorts n uniform samples, a uniformly random
@@ -203,7 +209,33 @@ int lower_randperm(ox_lower *L) {
     if (!r) return ox_bind(L, 0, NULL);
     ox_node_set_ints(L->g, r, "shape", &n, 1);
     ox_node_set_int(L->g, r, "dtype", OX_FLOAT);
-    ox_node *tk = ox_opn(L, "TopK", 2, 2, typed(ox_out(r), OX_FLOAT), ox_const_ints(L, 1, &n));
+    ox_node *tk = ox_opn(L, "TopK", 2, 2, ox_typed(ox_out(r), OX_FLOAT), ox_const_i64_1d(L, n));
     if (!tk) return ox_bind(L, 0, NULL);
-    return bind_as(L, typed(tk->outputs[1], OX_INT64), OX_INT64);
+    return bind_as(L, ox_typed(tk->outputs[1], OX_INT64), OX_INT64);
+}
+
+/* ---- dropout: the identity at inference ---- */
+
+/* dropout(input, p, train): the identity at inference. */
+int lower_dropout(ox_lower *L) {
+    double p = ox_arg_float(L, 1, 0.5);
+    if (ox_arg_bool(L, 2, false) && p > 0)
+        return ox_lower_unsupported(L, "dropout with train=True and p=%g is random; export the model "
+                                    "in eval() mode", p);
+    return ox_bind(L, 0, ox_arg_value(L, 0));
+}
+
+/* native_dropout(input, p, train?) -> (out, mask): train None means training, as in torch. */
+int lower_native_dropout(ox_lower *L) {
+    double p = ox_arg_float(L, 1, 0.5);
+    bool train = ox_arg_is_none(L, 2) || ox_arg_bool(L, 2, true);
+    if (train && p > 0)
+        return ox_lower_unsupported(L, "native_dropout in training mode with p=%g is random; export "
+                                    "the model in eval() mode", p);
+    ox_value *x = ox_arg_value(L, 0);
+    int rc = ox_bind(L, 0, x);
+    if (rc != OX_OK || L->node->noutputs < 2) return rc;
+    ox_value *shape = ox_unary(L, "Shape", x, OX_INT64);
+    ox_value *mask = ox_out(ox_op(L, "Expand", 2, ox_const_scalar(L, OX_BOOL, 1), shape));
+    return ox_bind(L, 1, ox_cast(L, ox_typed(mask, OX_BOOL), ox_out_dtype(L, 1)));
 }

@@ -1,5 +1,6 @@
 /*
- * lower_resize.c — F.interpolate's upsample ops as ONNX Resize (opset 18+, with `axes`).
+ * resize.c — resampling: F.interpolate's upsample ops as ONNX Resize (opset 18+, with `axes`), and
+ * grid_sample as GridSample.
  *
  * torch's coordinate rules map onto Resize attributes:
  *   nearest          src = floor(dst * in / out)         asymmetric, nearest_mode floor
@@ -12,14 +13,7 @@
  */
 #include "lower/lower.h"
 
-#include <stdint.h>
-
-enum { MAX_SPATIAL = 3 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
+#include <math.h>
 
 /* The output size list at argument i as a 1-D int64 value of n entries; NULL when None. */
 static ox_value *sizes_arg(ox_lower *L, int i, int n, bool *failed) {
@@ -31,7 +25,7 @@ static ox_value *sizes_arg(ox_lower *L, int i, int n, bool *failed) {
         ox_lower_fail(L, "argument %d (output_size) must list %d sizes", i, n);
         return NULL;
     }
-    int64_t known[MAX_SPATIAL];
+    int64_t known[OX_MAX_SPATIAL];
     bool all_known = true;
     for (int k = 0; k < n; k++) {
         const ox_arg *e = &a->u.list.items[k];
@@ -44,11 +38,11 @@ static ox_value *sizes_arg(ox_lower *L, int i, int n, bool *failed) {
         }
     }
     if (all_known) return ox_const_ints(L, n, known);
-    ox_value *parts[MAX_SPATIAL];
+    ox_value *parts[OX_MAX_SPATIAL];
     for (int k = 0; k < n; k++) {
         const ox_arg *e = &a->u.list.items[k];
         if (e->kind == OX_ARG_INT) {
-            parts[k] = ox_const_ints(L, 1, &e->u.i);
+            parts[k] = ox_const_i64_1d(L, e->u.i);
             continue;
         }
         ox_value *v = e->u.ref < L->prog->nvalues ? L->prog->table[e->u.ref] : NULL;
@@ -58,11 +52,11 @@ static ox_value *sizes_arg(ox_lower *L, int i, int n, bool *failed) {
             return NULL;
         }
         int64_t one = 1;
-        parts[k] = typed(ox_reshape(L, ox_cast(L, v, OX_INT64), 1, &one), OX_INT64);
+        parts[k] = ox_typed(ox_reshape(L, ox_cast(L, v, OX_INT64), 1, &one), OX_INT64);
     }
     ox_node *c = ox_op_array(L, "Concat", 1, n, parts);
     if (c) ox_node_set_int(L->g, c, "axis", 0);
-    return typed(ox_out(c), OX_INT64);
+    return ox_typed(ox_out(c), OX_INT64);
 }
 
 /* upsample_*.vec (input, output_size?, [align_corners,] scale_factors?). */
@@ -79,7 +73,7 @@ static int resize(ox_lower *L, int nsp, const char *mode, int align_arg, bool ex
         const ox_arg *a = ox_arg_at(L, scales_arg);
         if (!a || a->kind != OX_ARG_LIST || a->u.list.n != nsp)
             return ox_lower_fail(L, "neither output_size nor %d scale factors given", nsp);
-        float f[MAX_SPATIAL];
+        float f[OX_MAX_SPATIAL];
         for (int k = 0; k < nsp; k++) {
             const ox_arg *e = &a->u.list.items[k];
             if (e->kind != OX_ARG_FLOAT && e->kind != OX_ARG_INT)
@@ -90,7 +84,7 @@ static int resize(ox_lower *L, int nsp, const char *mode, int align_arg, bool ex
         int64_t d = nsp;
         scales = ox_const_tensor(L, OX_FLOAT, 1, &d, f);
     }
-    int64_t axes[MAX_SPATIAL];
+    int64_t axes[OX_MAX_SPATIAL];
     for (int k = 0; k < nsp; k++) axes[k] = 2 + k;
     ox_dtype t = x->dtype;   /* ONNX Runtime has no bfloat16 Resize: resized in float */
     ox_node *n = ox_op(L, "Resize", 4, t == OX_BFLOAT16 ? ox_cast(L, x, OX_FLOAT) : x, NULL, scales, sizes);
@@ -104,17 +98,55 @@ static int resize(ox_lower *L, int nsp, const char *mode, int align_arg, bool ex
         ox_node_set_string(L->g, n, "coordinate_transformation_mode", align ? "align_corners" : "pytorch_half_pixel");
         if (mode[0] == 'c') ox_node_set_float(L->g, n, "cubic_coeff_a", -0.75f);
     }
-    if (t != OX_BFLOAT16) return ox_bind(L, 0, typed(ox_out(n), t));
-    return ox_bind(L, 0, ox_cast(L, typed(ox_out(n), OX_FLOAT), t));
+    if (t != OX_BFLOAT16) return ox_bind(L, 0, ox_typed(ox_out(n), t));
+    return ox_bind(L, 0, ox_cast(L, ox_typed(ox_out(n), OX_FLOAT), t));
 }
 
 int lower_upsample_nearest1d(ox_lower *L) { return resize(L, 1, "nearest", -1, false); }
+
 int lower_upsample_nearest2d(ox_lower *L) { return resize(L, 2, "nearest", -1, false); }
+
 int lower_upsample_nearest3d(ox_lower *L) { return resize(L, 3, "nearest", -1, false); }
+
 int lower_upsample_nearest_exact1d(ox_lower *L) { return resize(L, 1, "nearest", -1, true); }
+
 int lower_upsample_nearest_exact2d(ox_lower *L) { return resize(L, 2, "nearest", -1, true); }
+
 int lower_upsample_nearest_exact3d(ox_lower *L) { return resize(L, 3, "nearest", -1, true); }
+
 int lower_upsample_linear1d(ox_lower *L) { return resize(L, 1, "linear", 2, false); }
+
 int lower_upsample_bilinear2d(ox_lower *L) { return resize(L, 2, "linear", 2, false); }
+
 int lower_upsample_trilinear3d(ox_lower *L) { return resize(L, 3, "linear", 2, false); }
+
 int lower_upsample_bicubic2d(ox_lower *L) { return resize(L, 2, "cubic", 2, false); }
+
+/* ---- grid sampling ---- */
+
+/* grid_sampler / grid_sampler_2d / grid_sampler_3d (input, grid, interpolation_mode,
+ * padding_mode, align_corners): ONNX GridSample. Modes are ints in ATen: 0 bilinear, 1 nearest,
+ * 2 bicubic; padding 0 zeros, 1 border, 2 reflection. Opset 20 renamed the modes (linear, cubic)
+ * and added the volumetric case. */
+int lower_grid_sampler(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *grid = ox_arg_value(L, 1);
+    int64_t mode = ox_arg_int(L, 2, 0), padding = ox_arg_int(L, 3, 0);
+    bool align = ox_arg_bool(L, 4, false);
+    if (!x || !grid) return ox_bind(L, 0, NULL);
+    bool v20 = L->g->opset >= 20;
+    if (x->rank != 4 && !(x->rank == 5 && v20))
+        return ox_lower_unsupported(L, "grid_sample of a rank-%d input at opset %d", x->rank, L->g->opset);
+    static const char *const modes16[] = {"bilinear", "nearest", "bicubic"};
+    static const char *const modes20[] = {"linear", "nearest", "cubic"};
+    static const char *const pads[] = {"zeros", "border", "reflection"};
+    if (mode < 0 || mode > 2 || padding < 0 || padding > 2)
+        return ox_lower_fail(L, "interpolation_mode %lld, padding_mode %lld", (long long)mode, (long long)padding);
+    if (x->rank == 5 && mode == 2) return ox_lower_unsupported(L, "bicubic sampling of a volume");
+    ox_node *n = ox_op(L, "GridSample", 2, x, ox_cast(L, grid, x->dtype));
+    if (n) {
+        ox_node_set_string(L->g, n, "mode", v20 ? modes20[mode] : modes16[mode]);
+        ox_node_set_string(L->g, n, "padding_mode", pads[padding]);
+        ox_node_set_int(L->g, n, "align_corners", align);
+    }
+    return ox_bind(L, 0, ox_typed(ox_out(n), x->dtype));
+}

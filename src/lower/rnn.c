@@ -1,5 +1,5 @@
 /*
- * lower_rnn.c — lstm.input and gru.input as ONNX LSTM and GRU, one node per layer.
+ * rnn.c — lstm.input and gru.input as ONNX LSTM and GRU, one node per layer.
  *
  * Each layer's weights for both directions are stacked into ONNX's [directions, gates * hidden,
  * ...] with the gate blocks reordered: torch keeps LSTM gates as (i, f, g, o) and GRU gates as
@@ -17,13 +17,6 @@
 #include <string.h>
 
 enum { MAX_LAYERS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
-static ox_value *c1(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
 
 /* Tensor item i of list argument a, or NULL. */
 static ox_value *list_item(ox_lower *L, const ox_arg *a, int i) {
@@ -61,16 +54,16 @@ static ox_value *stack_gates(ox_lower *L, ox_value *const *src, int dirs, int ga
     for (int d = 0; d < dirs; d++) {
         ox_value *parts[4];
         for (int g = 0; g < gates; g++)
-            parts[g] = typed(ox_out(ox_op(L, "Slice", 4, ox_cast(L, src[d], t), c1(L, order[g] * h),
-                                          c1(L, (order[g] + 1) * h), c1(L, 0))), t);
+            parts[g] = ox_op_typed(L, "Slice", t, 4, ox_cast(L, src[d], t), ox_const_i64_1d(L, order[g] * h),
+                                   ox_const_i64_1d(L, (order[g] + 1) * h), ox_const_i64_1d(L, 0));
         ox_node *cat = ox_op_array(L, "Concat", 1, gates, parts);
         if (cat) ox_node_set_int(L->g, cat, "axis", 0);
-        per_dir[d] = typed(ox_out(ox_op(L, "Unsqueeze", 2, typed(ox_out(cat), t), c1(L, 0))), t);
+        per_dir[d] = ox_binary(L, "Unsqueeze", ox_typed(ox_out(cat), t), ox_const_i64_1d(L, 0), t);
     }
     if (dirs == 1) return per_dir[0];
     ox_node *cat = ox_op_array(L, "Concat", 1, dirs, per_dir);
     if (cat) ox_node_set_int(L->g, cat, "axis", 0);
-    return typed(ox_out(cat), t);
+    return ox_typed(ox_out(cat), t);
 }
 
 static int rnn(ox_lower *L, bool lstm) {
@@ -95,19 +88,19 @@ static int rnn(ox_lower *L, bool lstm) {
 
     bool unbatched = x->rank == 2;
     ox_value *y = x;
-    if (unbatched) y = typed(ox_out(ox_op(L, "Unsqueeze", 2, x, c1(L, 1))), t);
+    if (unbatched) y = ox_binary(L, "Unsqueeze", x, ox_const_i64_1d(L, 1), t);
     else if (batch_first) {
         ox_node *tr = ox_op(L, "Transpose", 1, x);
         if (tr) ox_node_set_ints(L->g, tr, "perm", (const int64_t[]){1, 0, 2}, 3);
-        y = typed(ox_out(tr), t);
+        y = ox_typed(ox_out(tr), t);
     }
     /* initial states: [layers * dirs, batch, hidden] (unbatched: no batch dim) */
     ox_value *h0 = lstm ? list_item(L, hx, 0) : ox_arg_value_opt(L, 1);
     ox_value *c0 = lstm ? list_item(L, hx, 1) : NULL;
     if (lstm && (!h0 || !c0)) return ox_lower_fail(L, "argument 1 (hx) must hold h0 and c0");
     if (unbatched) {
-        if (h0) h0 = typed(ox_out(ox_op(L, "Unsqueeze", 2, h0, c1(L, 1))), t);
-        if (c0) c0 = typed(ox_out(ox_op(L, "Unsqueeze", 2, c0, c1(L, 1))), t);
+        if (h0) h0 = ox_binary(L, "Unsqueeze", h0, ox_const_i64_1d(L, 1), t);
+        if (c0) c0 = ox_binary(L, "Unsqueeze", c0, ox_const_i64_1d(L, 1), t);
     }
     ox_value *hn[MAX_LAYERS], *cn[MAX_LAYERS];
     for (int l = 0; l < layers; l++) {
@@ -132,10 +125,12 @@ static int rnn(ox_lower *L, bool lstm) {
             ox_value *Bh = stack_gates(L, bh, dirs, gates, order, hidden, 0, t);
             ox_node *cat = ox_op(L, "Concat", 2, Bi, Bh);
             if (cat) ox_node_set_int(L->g, cat, "axis", 1);
-            B = typed(ox_out(cat), t);
+            B = ox_typed(ox_out(cat), t);
         }
-        ox_value *ih = h0 ? typed(ox_out(ox_op(L, "Slice", 4, h0, c1(L, l * dirs), c1(L, (l + 1) * dirs), c1(L, 0))), t) : NULL;
-        ox_value *ic = c0 ? typed(ox_out(ox_op(L, "Slice", 4, c0, c1(L, l * dirs), c1(L, (l + 1) * dirs), c1(L, 0))), t) : NULL;
+        ox_value *ih = h0 ? ox_op_typed(L, "Slice", t, 4, h0, ox_const_i64_1d(L, l * dirs),
+                                        ox_const_i64_1d(L, (l + 1) * dirs), ox_const_i64_1d(L, 0)) : NULL;
+        ox_value *ic = c0 ? ox_op_typed(L, "Slice", t, 4, c0, ox_const_i64_1d(L, l * dirs),
+                                        ox_const_i64_1d(L, (l + 1) * dirs), ox_const_i64_1d(L, 0)) : NULL;
         ox_node *n = lstm ? ox_opn(L, "LSTM", 3, 7, y, W, R, B, NULL, ih, ic)
                           : ox_opn(L, "GRU", 2, 6, y, W, R, B, NULL, ih);
         if (!n) return ox_bind(L, 0, NULL);
@@ -143,17 +138,17 @@ static int rnn(ox_lower *L, bool lstm) {
         if (bidir) ox_node_set_string(L->g, n, "direction", "bidirectional");
         if (!lstm) ox_node_set_int(L->g, n, "linear_before_reset", 1);
         /* Y [seq, dirs, batch, hidden] -> [seq, batch, dirs * hidden] */
-        ox_node *tr = ox_op(L, "Transpose", 1, typed(n->outputs[0], t));
+        ox_node *tr = ox_op(L, "Transpose", 1, ox_typed(n->outputs[0], t));
         if (tr) ox_node_set_ints(L->g, tr, "perm", (const int64_t[]){0, 2, 1, 3}, 4);
-        y = typed(ox_reshape(L, typed(ox_out(tr), t), 3, (const int64_t[]){0, 0, -1}), t);
-        hn[l] = typed(n->outputs[1], t);
-        cn[l] = lstm ? typed(n->outputs[2], t) : NULL;
+        y = ox_typed(ox_reshape(L, ox_typed(ox_out(tr), t), 3, (const int64_t[]){0, 0, -1}), t);
+        hn[l] = ox_typed(n->outputs[1], t);
+        cn[l] = lstm ? ox_typed(n->outputs[2], t) : NULL;
     }
-    if (unbatched) y = typed(ox_out(ox_op(L, "Squeeze", 2, y, c1(L, 1))), t);
+    if (unbatched) y = ox_binary(L, "Squeeze", y, ox_const_i64_1d(L, 1), t);
     else if (batch_first) {
         ox_node *tr = ox_op(L, "Transpose", 1, y);
         if (tr) ox_node_set_ints(L->g, tr, "perm", (const int64_t[]){1, 0, 2}, 3);
-        y = typed(ox_out(tr), t);
+        y = ox_typed(ox_out(tr), t);
     }
     int rc = ox_bind(L, 0, y);
     for (int o = 1; rc == OX_OK && o < L->node->noutputs && o <= (lstm ? 2 : 1); o++) {
@@ -162,9 +157,9 @@ static int rnn(ox_lower *L, bool lstm) {
         if (layers > 1) {
             ox_node *cat = ox_op_array(L, "Concat", 1, (int)layers, states);
             if (cat) ox_node_set_int(L->g, cat, "axis", 0);
-            s = typed(ox_out(cat), t);
+            s = ox_typed(ox_out(cat), t);
         }
-        if (unbatched) s = typed(ox_out(ox_op(L, "Squeeze", 2, s, c1(L, 1))), t);
+        if (unbatched) s = ox_binary(L, "Squeeze", s, ox_const_i64_1d(L, 1), t);
         rc = ox_bind(L, o, s);
     }
     return rc;

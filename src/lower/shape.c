@@ -1,25 +1,16 @@
 /*
- * lower_shape.c — views and layout: view/reshape, permute/transpose, select/slice, cat/stack/split,
- * (un)squeeze, expand, flatten, aliases; and tensor factories (arange, full, zeros, ones).
+ * shape.c — views and layout: aliases and copies, view/reshape/flatten, permute/transpose,
+ * select/slice/narrow, cat/stack/split/unbind, (un)squeeze, expand/repeat, flip/roll, tril/triu,
+ * diagonal, as_strided, unfold, pixel (un)shuffle; symbolic sizes (sym_size, sym_numel,
+ * _local_scalar_dense) and the assertions torch.export records.
  *
  * Sizes: a torch size list may mix ints with symbolic sizes (0-d int64 values). When torch recorded
  * a static output shape the lowering uses it as a constant; otherwise the list is assembled at run
- * time (Concat of the ints and the unsqueezed symbols).
+ * time (ox_arg_sizes: Concat of the ints and the unsqueezed symbols).
  */
 #include "lower/lower.h"
-#include "ir/tensor.h"
 
-#include <math.h>
 #include <stdint.h>
-#include <string.h>
-
-enum { MAX_DIMS = 64 };
-
-static ox_value *typed(ox_value *v, ox_dtype t) {
-    if (v) v->dtype = t;
-    return v;
-}
-
 
 /* The input's rank, else the output's when the op keeps the rank (meta rank otherwise). */
 static int rank_or_meta(const ox_lower *L, const ox_value *x) {
@@ -28,105 +19,19 @@ static int rank_or_meta(const ox_lower *L, const ox_value *x) {
     return m ? m->rank : -1;
 }
 
-/* The meta shape of output i into dims when every dim is a number. */
-static bool meta_static(const ox_lower *L, int i, int64_t *dims, int *rank) {
-    const ox_meta *m = ox_out_meta(L, i);
-    if (!m || m->rank < 0 || m->rank > MAX_DIMS || (m->rank && !m->dims)) return false;
-    for (int k = 0; k < m->rank; k++) {
-        if (m->dims[k].param || m->dims[k].value < 0) return false;
-        dims[k] = m->dims[k].value;
-    }
-    *rank = m->rank;
-    return true;
-}
-
-static ox_value *const_i64(ox_lower *L, int64_t v) {
-    return ox_const_tensor(L, OX_INT64, 0, NULL, &v);
-}
-
-static ox_value *const_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
-
-/* A 0-d (or 1-element) size value as a 1-D int64 of one element. */
-static ox_value *as_1d(ox_lower *L, ox_value *v) {
-    int64_t one = 1;
-    return typed(ox_reshape(L, ox_cast(L, v, OX_INT64), 1, &one), OX_INT64);
-}
-
-/* Shape(x)[start:end]; end INT64_MAX means to the end. */
-static ox_value *shape_of(ox_lower *L, ox_value *x, int64_t start, int64_t end) {
-    ox_node *n = ox_op(L, "Shape", 1, x);
-    if (!n) return NULL;
-    if (start) ox_node_set_int(L->g, n, "start", start);
-    if (end != INT64_MAX) ox_node_set_int(L->g, n, "end", end);
-    return typed(ox_out(n), OX_INT64);
-}
-
-static ox_value *concat(ox_lower *L, int n, ox_value **parts) {
-    if (n == 1) return parts[0];
-    ox_node *c = ox_op_array(L, "Concat", 1, n, parts);
-    if (c) ox_node_set_int(L->g, c, "axis", 0);
-    return typed(ox_out(c), OX_INT64);
-}
-
 /* The list argument i (ints and symbolic sizes) as a 1-D int64 value. neg_to_one turns -1 into 1
  * (expand's "keep this dim", which Expand's broadcasting gives with 1). *has_zero reports a
  * literal 0, for Reshape's allowzero. */
-static ox_value *size_list(ox_lower *L, int i, bool neg_to_one, bool *has_zero) {
-    const ox_arg *a = ox_arg_at(L, i);
-    *has_zero = false;
-    if (!a || a->kind == OX_ARG_NONE) {
-        ox_lower_fail(L, "argument %d: a size list is required, got None", i);
-        return NULL;
-    }
-    if (a->kind == OX_ARG_VALUE) return as_1d(L, ox_arg_value(L, i));
-    const ox_arg *items = a->kind == OX_ARG_LIST ? a->u.list.items : a;
-    int n = a->kind == OX_ARG_LIST ? a->u.list.n : 1;
-    if (a->kind != OX_ARG_LIST && a->kind != OX_ARG_INT) {
-        ox_lower_unsupported(L, "argument %d is not a size list", i);
-        return NULL;
-    }
-    if (n > MAX_DIMS) {
-        ox_lower_fail(L, "argument %d has %d sizes, at most %d are supported", i, n, MAX_DIMS);
-        return NULL;
-    }
-    int64_t ints[MAX_DIMS];
-    ox_value *parts[MAX_DIMS];
-    int nparts = 0, nints = 0;
-    for (int k = 0; k <= n; k++) {
-        const ox_arg *e = k < n ? &items[k] : NULL;
-        if (e && e->kind == OX_ARG_INT) {
-            int64_t v = e->u.i;
-            if (v == 0) *has_zero = true;
-            ints[nints++] = neg_to_one && v == -1 ? 1 : v;
-            continue;
-        }
-        if (nints) parts[nparts++] = ox_const_ints(L, nints, ints);
-        nints = 0;
-        if (!e) break;
-        if (e->kind != OX_ARG_VALUE) {
-            ox_lower_unsupported(L, "argument %d item %d is not an int or a symbolic size", i, k);
-            return NULL;
-        }
-        if (e->u.ref >= L->prog->nvalues || !L->prog->table[e->u.ref]) {
-            ox_lower_fail(L, "argument %d item %d refers to a value that was never produced", i, k);
-            return NULL;
-        }
-        parts[nparts++] = as_1d(L, L->prog->table[e->u.ref]);
-    }
-    if (nparts == 0) return ox_const_ints(L, 0, ints);
-    return concat(L, nparts, parts);
-}
-
 /* The shape output 0 must have: the meta shape when static, else argument i. */
 static ox_value *target_shape(ox_lower *L, int i, bool neg_to_one, bool *has_zero) {
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     int rank;
-    if (meta_static(L, 0, dims, &rank)) {
+    if (ox_out_static_shape(L, 0, dims, &rank)) {
         *has_zero = false;
         for (int k = 0; k < rank; k++) *has_zero |= dims[k] == 0;
         return ox_const_ints(L, rank, dims);
     }
-    return size_list(L, i, neg_to_one, has_zero);
+    return ox_arg_sizes(L, i, neg_to_one, has_zero);
 }
 
 /* ---- aliases ---- */
@@ -136,6 +41,14 @@ int lower_identity(ox_lower *L) { return ox_bind(L, 0, ox_arg_value(L, 0)); }
 
 /* _assert_tensor_metadata and the like: checks torch made while tracing; nothing to emit. */
 int lower_assertion(ox_lower *L) { return OX_OK; }
+
+/* copy(self, src, non_blocking): src cast to self's dtype, broadcast to self's shape. */
+int lower_copy(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0), *src = ox_arg_value(L, 1);
+    if (!x || !src) return ox_bind(L, 0, NULL);
+    ox_value *shape = ox_unary(L, "Shape", x, OX_INT64);
+    return ox_bind(L, 0, ox_binary(L, "Expand", ox_cast(L, src, x->dtype), shape, x->dtype));
+}
 
 /* ---- symbolic sizes ---- */
 
@@ -147,19 +60,28 @@ int lower_sym_size(ox_lower *L) {
     if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     if (x->rank == 0) return ox_lower_fail(L, "size of a 0-d tensor");
     if (x->dims && !x->dims[dim].param && x->dims[dim].value >= 0)
-        return ox_bind(L, 0, const_i64(L, x->dims[dim].value));
-    ox_value *d = shape_of(L, x, dim, dim + 1);
-    return ox_bind(L, 0, typed(ox_out(ox_op(L, "Squeeze", 1, d)), OX_INT64));
+        return ox_bind(L, 0, ox_const_i64(L, x->dims[dim].value));
+    ox_value *d = ox_shape_of(L, x, dim, dim + 1);
+    return ox_bind(L, 0, ox_unary(L, "Squeeze", d, OX_INT64));
 }
 
 /* sym_numel.default(self) */
 int lower_sym_numel(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int64_t n = x ? ox_value_numel(x) : -1;
-    if (n >= 0) return ox_bind(L, 0, const_i64(L, n));
-    ox_node *r = ox_op(L, "ReduceProd", 1, shape_of(L, x, 0, INT64_MAX));
+    if (n >= 0) return ox_bind(L, 0, ox_const_i64(L, n));
+    ox_node *r = ox_op(L, "ReduceProd", 1, ox_shape_of(L, x, 0, INT64_MAX));
     if (r) ox_node_set_int(L->g, r, "keepdims", 0);
-    return ox_bind(L, 0, typed(ox_out(r), OX_INT64));
+    return ox_bind(L, 0, ox_typed(ox_out(r), OX_INT64));
+}
+
+/* _local_scalar_dense(self): .item(), a 0-d value from a one-element tensor. */
+int lower_local_scalar(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    ox_dtype t = ox_out_dtype(L, 0);
+    return ox_bind(L, 0, ox_cast(L, ox_typed(ox_reshape(L, x, 0, NULL), x->dtype),
+                                 t == OX_UNDEFINED ? x->dtype : t));
 }
 
 /* ---- view / reshape ---- */
@@ -181,15 +103,15 @@ int lower_view(ox_lower *L) {
 /* flatten.using_ints(self, start_dim, end_dim). */
 int lower_flatten(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
-    int64_t start = ox_arg_int(L, 1, 0), end = ox_arg_int(L, 2, -1), dims[MAX_DIMS];
+    int64_t start = ox_arg_int(L, 1, 0), end = ox_arg_int(L, 2, -1), dims[OX_MAX_RANK];
     int rank = x ? x->rank : -1, mrank;
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_norm_dim(L, &start, rank, "start_dim") || !ox_norm_dim(L, &end, rank, "end_dim"))
         return OX_ELOWER;
-    if (rank >= MAX_DIMS) return ox_lower_unsupported(L, "flatten of a rank-%d input", rank);
+    if (rank >= OX_MAX_RANK) return ox_lower_unsupported(L, "flatten of a rank-%d input", rank);
     if (start > end) return ox_lower_fail(L, "start_dim %lld is after end_dim %lld",
                                           (long long)start, (long long)end);
-    if (meta_static(L, 0, dims, &mrank)) {
+    if (ox_out_static_shape(L, 0, dims, &mrank)) {
         bool has_zero = false;
         for (int k = 0; k < mrank; k++) has_zero |= dims[k] == 0;
         return ox_bind(L, 0, reshape_to(L, x, ox_const_ints(L, mrank, dims), has_zero));
@@ -198,22 +120,22 @@ int lower_flatten(ox_lower *L) {
     if (start == end) return ox_bind(L, 0, x);
     /* Leading dims copy (ONNX's 0 at the same index), the flattened run is -1, the trailing dims
      * come from Shape. */
-    int64_t head[MAX_DIMS];
+    int64_t head[OX_MAX_RANK];
     for (int k = 0; k < start; k++) head[k] = 0;
     head[start] = -1;
     ox_value *parts[2] = {ox_const_ints(L, (int)start + 1, head), NULL};
-    if (end < rank - 1) parts[1] = shape_of(L, x, end + 1, INT64_MAX);
-    return ox_bind(L, 0, reshape_to(L, x, concat(L, parts[1] ? 2 : 1, parts), false));
+    if (end < rank - 1) parts[1] = ox_shape_of(L, x, end + 1, INT64_MAX);
+    return ox_bind(L, 0, reshape_to(L, x, ox_concat_sizes(L, parts[1] ? 2 : 1, parts), false));
 }
 
 /* unflatten.int(self, dim, sizes): dim becomes sizes (one may be -1). */
 int lower_unflatten(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
-    int64_t dim = ox_arg_int(L, 1, 0), dims[MAX_DIMS];
+    int64_t dim = ox_arg_int(L, 1, 0), dims[OX_MAX_RANK];
     int rank = x ? x->rank : -1, mrank;
     if (!x) return ox_bind(L, 0, NULL);
     if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
-    if (meta_static(L, 0, dims, &mrank)) {
+    if (ox_out_static_shape(L, 0, dims, &mrank)) {
         bool has_zero = false;
         for (int k = 0; k < mrank; k++) has_zero |= dims[k] == 0;
         return ox_bind(L, 0, reshape_to(L, x, ox_const_ints(L, mrank, dims), has_zero));
@@ -222,10 +144,10 @@ int lower_unflatten(ox_lower *L) {
     bool has_zero = false;
     ox_value *parts[3];
     int np = 0;
-    if (dim > 0) parts[np++] = shape_of(L, x, 0, dim);
-    parts[np++] = size_list(L, 2, false, &has_zero);
-    if (dim + 1 < rank) parts[np++] = shape_of(L, x, dim + 1, INT64_MAX);
-    return ox_bind(L, 0, reshape_to(L, x, concat(L, np, parts), true));
+    if (dim > 0) parts[np++] = ox_shape_of(L, x, 0, dim);
+    parts[np++] = ox_arg_sizes(L, 2, false, &has_zero);
+    if (dim + 1 < rank) parts[np++] = ox_shape_of(L, x, dim + 1, INT64_MAX);
+    return ox_bind(L, 0, reshape_to(L, x, ox_concat_sizes(L, np, parts), true));
 }
 
 /* ---- permutations ---- */
@@ -238,13 +160,13 @@ static ox_value *transpose(ox_lower *L, ox_value *x, int rank, const int64_t *pe
 
 /* permute(self, dims). */
 int lower_permute(ox_lower *L) {
-    int64_t perm[MAX_DIMS];
-    int n = ox_arg_ints(L, 1, perm, MAX_DIMS);
+    int64_t perm[OX_MAX_RANK];
+    int n = ox_arg_ints(L, 1, perm, OX_MAX_RANK);
     ox_value *x = ox_arg_value(L, 0);
     if (n < 0 || !x) return ox_bind(L, 0, NULL);
     if (x->rank >= 0 && x->rank != n)
         return ox_lower_fail(L, "dims has %d entries for a rank-%d input", n, x->rank);
-    bool seen[MAX_DIMS] = {false};
+    bool seen[OX_MAX_RANK] = {false};
     for (int k = 0; k < n; k++) {
         if (!ox_norm_dim(L, &perm[k], n, "dims entry")) return OX_ELOWER;
         if (seen[perm[k]]) return ox_lower_fail(L, "dims repeats %lld", (long long)perm[k]);
@@ -258,9 +180,9 @@ int lower_permute(ox_lower *L) {
 int lower_transpose(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int rank = rank_or_meta(L, x);
-    int64_t d0 = ox_arg_int(L, 1, 0), d1 = ox_arg_int(L, 2, 1), perm[MAX_DIMS];
+    int64_t d0 = ox_arg_int(L, 1, 0), d1 = ox_arg_int(L, 2, 1), perm[OX_MAX_RANK];
     if (!x) return ox_bind(L, 0, NULL);
-    if (rank > MAX_DIMS) return ox_lower_unsupported(L, "rank %d input", rank);
+    if (rank > OX_MAX_RANK) return ox_lower_unsupported(L, "rank %d input", rank);
     if (!ox_norm_dim(L, &d0, rank, "dim0") || !ox_norm_dim(L, &d1, rank, "dim1")) return OX_ELOWER;
     if (d0 == d1 || rank < 2) return ox_bind(L, 0, x);
     for (int k = 0; k < rank; k++) perm[k] = k;
@@ -287,11 +209,11 @@ static ox_value *index_arg(ox_lower *L, int i, int64_t dflt, bool one_d, int64_t
     const ox_arg *a = ox_arg_at(L, i);
     if (a && a->kind == OX_ARG_VALUE) {
         ox_value *v = ox_cast(L, ox_arg_value(L, i), OX_INT64);
-        return one_d ? as_1d(L, v) : v;
+        return one_d ? ox_size_1d(L, v) : v;
     }
     int64_t v = ox_arg_int(L, i, dflt);
     if (known) *known = v;
-    return one_d ? const_1d(L, v) : const_i64(L, v);
+    return one_d ? ox_const_i64_1d(L, v) : ox_const_i64(L, v);
 }
 
 /* select.int(self, dim, index): Gather with a 0-d index drops the dim. */
@@ -323,8 +245,25 @@ int lower_slice(ox_lower *L) {
     ox_value *starts = index_arg(L, 2, 0, true, &start);
     ox_value *ends = index_arg(L, 3, INT64_MAX, true, &end);
     if (start == 0 && end == INT64_MAX && step == 1) return ox_bind(L, 0, x);
-    ox_value *axes = const_1d(L, dim), *steps = const_1d(L, step);
+    ox_value *axes = ox_const_i64_1d(L, dim), *steps = ox_const_i64_1d(L, step);
     return ox_bind(L, 0, ox_out(ox_op(L, "Slice", 5, x, starts, ends, axes, steps)));
+}
+
+/* narrow_copy(self, dim, start, length) */
+int lower_narrow_copy(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t dim = ox_arg_int(L, 1, 0), start = ox_arg_int(L, 2, 0), len = ox_arg_int(L, 3, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
+    if (x->rank == 0) return ox_lower_fail(L, "narrow of a 0-d tensor");
+    if (len < 0 || start < -(INT64_C(1) << 62) || start > (INT64_C(1) << 62) || len > (INT64_C(1) << 62))
+        return ox_lower_fail(L, "start %lld, length %lld", (long long)start, (long long)len);
+    if (start < 0) {
+        if (!x->dims || x->dims[dim].param) return ox_lower_unsupported(L, "a negative start on a symbolic size");
+        start += x->dims[dim].value;
+    }
+    return ox_bind(L, 0, ox_op_typed(L, "Slice", x->dtype, 4, x, ox_const_i64_1d(L, start),
+                                     ox_const_i64_1d(L, start + len), ox_const_i64_1d(L, dim)));
 }
 
 /* ---- cat / stack / split ---- */
@@ -384,7 +323,7 @@ int lower_stack(ox_lower *L) {
     if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
     int n = tensor_list(L, &vals, false);
     if (n <= 0) return ox_bind(L, 0, NULL);
-    ox_value *axes = const_1d(L, dim);
+    ox_value *axes = ox_const_i64_1d(L, dim);
     for (int k = 0; k < n; k++) vals[k] = ox_out(ox_op(L, "Unsqueeze", 2, vals[k], axes));
     if (n == 1) return ox_bind(L, 0, vals[0]);
     ox_node *c = ox_op_array(L, "Concat", 1, n, vals);
@@ -415,13 +354,13 @@ static int split_outputs(ox_lower *L, ox_value *x, int64_t dim, bool squeeze) {
         if (!a || a->kind != OX_ARG_LIST || a->u.list.n != nout)
             return ox_lower_unsupported(L, "the sizes of the outputs along dim %lld are symbolic",
                                         (long long)dim);
-        split = size_list(L, 1, false, &has_zero);
+        split = ox_arg_sizes(L, 1, false, &has_zero);
         if (!split) return ox_bind(L, 0, NULL);
     }
     ox_node *n = ox_opn(L, "Split", nout, 2, x, split);
     if (!n) return ox_bind(L, 0, NULL);
     ox_node_set_int(L->g, n, "axis", dim);
-    ox_value *axes = squeeze ? const_1d(L, dim) : NULL;
+    ox_value *axes = squeeze ? ox_const_i64_1d(L, dim) : NULL;
     for (int k = 0; k < nout; k++) {
         ox_value *v = n->outputs[k];
         if (squeeze) v = ox_out(ox_op(L, "Squeeze", 2, v, axes));
@@ -459,16 +398,16 @@ int lower_unsqueeze(ox_lower *L) {
     if (x->rank >= 0 && (dim < -(x->rank + 1) || dim > x->rank))
         return ox_lower_fail(L, "dim %lld out of range for unsqueezing a rank-%d input",
                              (long long)dim, x->rank);
-    return ox_bind(L, 0, ox_out(ox_op(L, "Unsqueeze", 2, x, const_1d(L, dim))));
+    return ox_bind(L, 0, ox_out(ox_op(L, "Unsqueeze", 2, x, ox_const_i64_1d(L, dim))));
 }
 
 /* squeeze.dim / squeeze.dims: torch drops only the listed dims whose size is 1; ONNX Squeeze fails
  * on others, so each dim is decided from the static size, or from the output rank torch recorded. */
 static int squeeze_dims(ox_lower *L, ox_value *x, int64_t *dims, int n) {
     int rank = x->rank, known = 0, unknown = 0;
-    int64_t axes[MAX_DIMS];
+    int64_t axes[OX_MAX_RANK];
     int naxes = 0;
-    bool is_unknown[MAX_DIMS] = {false};
+    bool is_unknown[OX_MAX_RANK] = {false};
     if (rank == 0) return ox_bind(L, 0, x);
     if (!x->dims) return ox_lower_unsupported(L, "the input's shape is not known");
     for (int k = 0; k < n; k++) {
@@ -493,9 +432,9 @@ static int squeeze_dims(ox_lower *L, ox_value *x, int64_t *dims, int n) {
 }
 
 int lower_squeeze_dims(ox_lower *L) {
-    int64_t dims[MAX_DIMS];
+    int64_t dims[OX_MAX_RANK];
     ox_value *x = ox_arg_value(L, 0);
-    int n = ox_arg_ints(L, 1, dims, MAX_DIMS);
+    int n = ox_arg_ints(L, 1, dims, OX_MAX_RANK);
     if (!x || n < 0) return ox_bind(L, 0, NULL);
     if (x->rank < 0) return ox_lower_unsupported(L, "squeeze of an input of unknown rank");
     return squeeze_dims(L, x, dims, n);
@@ -518,27 +457,27 @@ int lower_expand(ox_lower *L) {
 /* expand_as(self, other) */
 int lower_expand_as(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *other = ox_arg_value(L, 1);
-    return ox_bind(L, 0, ox_out(ox_op(L, "Expand", 2, x, shape_of(L, other, 0, INT64_MAX))));
+    return ox_bind(L, 0, ox_out(ox_op(L, "Expand", 2, x, ox_shape_of(L, other, 0, INT64_MAX))));
 }
 
 /* repeat(self, repeats): Tile, after unsqueezing leading dims when repeats is longer. Repeats may
  * hold symbolic sizes (Whisper's decoder repeats its positions by the dynamic batch). */
 int lower_repeat(ox_lower *L) {
-    int64_t reps[MAX_DIMS], lead[MAX_DIMS];
+    int64_t reps[OX_MAX_RANK], lead[OX_MAX_RANK];
     ox_value *x = ox_arg_value(L, 0), *sym = NULL;
     const ox_arg *a = ox_arg_at(L, 1);
     int n = -1;
-    if (a && a->kind == OX_ARG_LIST && a->u.list.n <= MAX_DIMS) {
+    if (a && a->kind == OX_ARG_LIST && a->u.list.n <= OX_MAX_RANK) {
         for (int k = 0; k < a->u.list.n; k++) {
             if (a->u.list.items[k].kind != OX_ARG_VALUE) continue;
             bool has_zero;
             n = a->u.list.n;
-            sym = size_list(L, 1, false, &has_zero);
+            sym = ox_arg_sizes(L, 1, false, &has_zero);
             if (!sym) return ox_bind(L, 0, NULL);
             break;
         }
     }
-    if (!sym) n = ox_arg_ints(L, 1, reps, MAX_DIMS);
+    if (!sym) n = ox_arg_ints(L, 1, reps, OX_MAX_RANK);
     if (!x || n < 0) return ox_bind(L, 0, NULL);
     if (x->rank < 0) return ox_lower_unsupported(L, "repeat of an input of unknown rank");
     if (n < x->rank)
@@ -555,141 +494,244 @@ int lower_repeat(ox_lower *L) {
     return ox_bind(L, 0, ox_out(ox_op(L, "Tile", 2, x, r)));
 }
 
-/* ---- factories ---- */
+/* ---- rearrangements ---- */
 
-/* The dtypes whose fill value ConstantOfShape holds as they are; others (16-bit floats, unsigned
- * beyond uint8) fill as float and Cast. */
-static bool fills_directly(ox_dtype t) {
-    switch (t) {
-    case OX_FLOAT: case OX_DOUBLE: case OX_INT64: case OX_INT32: case OX_INT16: case OX_INT8:
-    case OX_UINT8: case OX_BOOL: return true;
-    default: return false;
+/* tril/triu(self, diagonal=0): ONNX Trilu on the last two dims. */
+static int trilu(ox_lower *L, bool upper) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t diag = ox_arg_int(L, 1, 0);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (x->rank >= 0 && x->rank < 2) return ox_lower_fail(L, "tril/triu of a %d-d tensor", x->rank);
+    /* ONNX Runtime's Trilu: float, double, float16, int32, int64, bool */
+    ox_dtype t = x->dtype, st = t;
+    if (t == OX_BFLOAT16) st = OX_FLOAT;
+    else if (ox_dtype_is_int(t) && t != OX_INT32 && t != OX_INT64) st = OX_INT32;
+    ox_value *xs = ox_cast(L, x, st);
+    if (!xs) return ox_bind(L, 0, NULL);
+    ox_node *n = ox_op(L, "Trilu", 2, xs, ox_const_scalar(L, OX_INT64, (double)diag));
+    if (n) ox_node_set_int(L->g, n, "upper", upper);
+    return ox_bind(L, 0, ox_cast(L, ox_typed(ox_out(n), xs->dtype), x->dtype));
+}
+
+int lower_tril(ox_lower *L) { return trilu(L, false); }
+
+int lower_triu(ox_lower *L) { return trilu(L, true); }
+
+/* flip(self, dims[]): a Slice with step -1 on each dim. */
+int lower_flip(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t dims[OX_MAX_RANK];
+    int n = ox_arg_ints(L, 1, dims, OX_MAX_RANK);
+    if (!x || n < 0) return ox_bind(L, 0, NULL);
+    if (n == 0 || x->rank == 0) return ox_bind(L, 0, x);
+    int64_t starts[OX_MAX_RANK], ends[OX_MAX_RANK], steps[OX_MAX_RANK];
+    for (int i = 0; i < n; i++) {
+        if (!ox_norm_dim(L, &dims[i], x->rank, "dim")) return OX_ELOWER;
+        starts[i] = -1;
+        ends[i] = INT64_MIN;
+        steps[i] = -1;
     }
+    ox_node *s = ox_op(L, "Slice", 5, x, ox_const_ints(L, n, starts), ox_const_ints(L, n, ends),
+                       ox_const_ints(L, n, dims), ox_const_ints(L, n, steps));
+    return ox_bind(L, 0, ox_typed(ox_out(s), x->dtype));
 }
 
-/* A tensor of `shape` filled with argument `fill_arg` (or `fill` when fill_arg < 0), dtype t. */
-static ox_value *filled(ox_lower *L, ox_value *shape, int fill_arg, double fill, ox_dtype t) {
-    if (t == OX_UNDEFINED) {
-        ox_lower_fail(L, "torch recorded no dtype for the output");
-        return NULL;
+/* roll(self, shifts[], dims[]): per dim, the last `shift` elements moved to the front (static
+ * sizes); no dims means the flattened tensor. */
+int lower_roll(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t shifts[OX_MAX_RANK], dims[OX_MAX_RANK];
+    int ns = ox_arg_ints(L, 1, shifts, OX_MAX_RANK), nd = ox_arg_ints(L, 2, dims, OX_MAX_RANK);
+    if (!x || ns < 0 || nd < 0) return ox_bind(L, 0, NULL);
+    if (ns == 0) return ox_lower_fail(L, "roll without shifts");
+    ox_value *y = x;
+    bool flat = nd == 0;
+    if (flat) {
+        if (ns != 1) return ox_lower_fail(L, "%d shifts for a flattened roll", ns);
+        int64_t m1 = -1;
+        y = ox_typed(ox_reshape(L, x, 1, &m1), x->dtype);
+        nd = 1;
+        dims[0] = 0;
+    } else if (ns != nd) {
+        return ox_lower_fail(L, "%d shifts for %d dims", ns, nd);
     }
-    const ox_arg *a = fill_arg >= 0 ? ox_arg_at(L, fill_arg) : NULL;
-    if (a && a->kind == OX_ARG_VALUE)
-        return typed(ox_out(ox_op(L, "Expand", 2, ox_arg_scalar(L, fill_arg, t), shape)), t);
-    if (a) fill = ox_arg_float(L, fill_arg, 0);
-    unsigned char bytes[8];
-    ox_dtype st = fills_directly(t) ? t : OX_FLOAT;
-    ox_elem_store_double(st, bytes, fill);
-    ox_node *n = ox_op(L, "ConstantOfShape", 1, shape);
-    if (!n) return NULL;
-    ox_node_set_tensor(L->g, n, "value", st, 1, (int64_t[]){1}, bytes);
-    return ox_cast(L, typed(ox_out(n), st), t);
-}
-
-/* The shape of output 0: static meta as a constant, else Shape(like) or the size argument. */
-static ox_value *factory_shape(ox_lower *L, int size_arg, int like_arg) {
-    int64_t dims[MAX_DIMS];
-    int rank;
-    bool has_zero;
-    if (meta_static(L, 0, dims, &rank)) return ox_const_ints(L, rank, dims);
-    if (like_arg >= 0) return shape_of(L, ox_arg_value(L, like_arg), 0, INT64_MAX);
-    return size_list(L, size_arg, false, &has_zero);
-}
-
-/* full(size, fill_value, ...) */
-int lower_full(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), 1, 0, ox_out_dtype(L, 0)));
-}
-/* full_like(self, fill_value, ...), fill.Scalar(self, value) */
-int lower_full_like(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, -1, 0), 1, 0, ox_out_dtype(L, 0)));
-}
-/* zeros(size, ...), empty.memory_format(size, ...) */
-int lower_zeros(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), -1, 0, ox_out_dtype(L, 0)));
-}
-int lower_ones(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), -1, 1, ox_out_dtype(L, 0)));
-}
-/* zeros_like(self, ...), empty_like(self, ...) */
-int lower_zeros_like(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, -1, 0), -1, 0, ox_out_dtype(L, 0)));
-}
-int lower_ones_like(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, -1, 0), -1, 1, ox_out_dtype(L, 0)));
-}
-/* new_zeros(self, size, ...), new_empty(self, size, ...), new_ones, new_full(self, size, fill) */
-int lower_new_zeros(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 1, -1), -1, 0, ox_out_dtype(L, 0)));
-}
-int lower_new_ones(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 1, -1), -1, 1, ox_out_dtype(L, 0)));
-}
-int lower_new_full(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 1, -1), 2, 0, ox_out_dtype(L, 0)));
-}
-
-/* ---- arange ---- */
-
-/* A constant arange of n elements: exact int64 when every bound is an int, else computed in
- * double (as torch does for float32) and stored as double or float. */
-static ox_value *arange_const(ox_lower *L, const ox_arg *b[3], int64_t n, ox_dtype t) {
-    bool ints = ox_dtype_is_int(t) || t == OX_BOOL;
-    for (int k = 0; k < 3; k++) ints &= b[k]->kind == OX_ARG_INT;
-    ox_dtype st = ints ? OX_INT64 : t == OX_DOUBLE ? OX_DOUBLE : OX_FLOAT;
-    double v[3];
-    for (int k = 0; k < 3; k++) v[k] = b[k]->kind == OX_ARG_FLOAT ? b[k]->u.f : (double)b[k]->u.i;
-    /* The bounds must give the size torch recorded; then no element overflows. */
-    double count = v[2] != 0 ? ceil((v[1] - v[0]) / v[2]) : -1;
-    if (!(count == (double)n || (n == 0 && count <= 0))) {
-        ox_lower_fail(L, "arange(%g, %g, %g) does not have the %lld elements torch recorded", v[0], v[1],
-                      v[2], (long long)n);
-        return NULL;
-    }
-    void *data = ox_arena_array(L->g->arena, (size_t)(n ? n : 1), ox_dtype_size(st));
-    if (!data) return NULL;
-    for (int64_t i = 0; i < n; i++) {
-        if (ints) {
-            ((int64_t *)data)[i] = (int64_t)((uint64_t)b[0]->u.i + (uint64_t)i * (uint64_t)b[2]->u.i);
-            continue;
+    for (int i = 0; i < nd; i++) {
+        int rank = flat ? 1 : x->rank;
+        if (!ox_norm_dim(L, &dims[i], rank, "dim")) return OX_ELOWER;
+        int64_t size = -1;
+        if (flat) {
+            int64_t numel = 1;
+            for (int j = 0; x->dims && j < x->rank && numel >= 0; j++)
+                numel = x->dims[j].param || x->dims[j].value < 0 ? -1 : numel * x->dims[j].value;
+            size = x->dims || x->rank == 0 ? numel : -1;
+        } else if (x->dims && !x->dims[dims[i]].param) {
+            size = x->dims[dims[i]].value;
         }
-        double x = v[0] + (double)i * v[2];
-        if (st == OX_DOUBLE) ((double *)data)[i] = x;
-        else ((float *)data)[i] = (float)x;
+        if (size < 0) return ox_lower_unsupported(L, "roll along a symbolic size");
+        if (size == 0) continue;
+        int64_t s = ((shifts[i] % size) + size) % size;
+        if (s == 0) continue;
+        int64_t a0 = size - s, big = INT64_MAX, zero = 0;
+        ox_value *tail = ox_op_typed(L, "Slice", x->dtype, 4, y, ox_const_i64_1d(L, a0),
+                                     ox_const_i64_1d(L, big), ox_const_i64_1d(L, dims[i]));
+        ox_value *head = ox_op_typed(L, "Slice", x->dtype, 4, y, ox_const_i64_1d(L, zero),
+                                     ox_const_i64_1d(L, a0), ox_const_i64_1d(L, dims[i]));
+        ox_node *c = ox_op(L, "Concat", 2, tail, head);
+        if (c) ox_node_set_int(L->g, c, "axis", dims[i]);
+        y = ox_typed(ox_out(c), x->dtype);
     }
-    return ox_cast(L, ox_const_tensor(L, st, 1, &n, data), t);
+    if (flat) y = ox_binary(L, "Reshape", y, ox_unary(L, "Shape", x, OX_INT64), x->dtype);
+    return ox_bind(L, 0, y);
 }
 
-/* arange.default(end), arange.start(start, end), arange.start_step(start, end, step). */
-int lower_arange(ox_lower *L) {
-    const char *target = L->node->target;
-    int nb = strstr(target, ".start_step") ? 3 : strstr(target, ".start") ? 2 : 1;
-    ox_arg zero = {.kind = OX_ARG_INT, .u.i = 0}, one = {.kind = OX_ARG_INT, .u.i = 1};
-    const ox_arg *b[3] = {&zero, NULL, &one};   /* start, end, step */
-    for (int k = 0; k < nb; k++) {
-        const ox_arg *a = ox_arg_at(L, k);
-        if (!a || a->kind == OX_ARG_NONE)
-            return ox_lower_fail(L, "argument %d of arange is None", k);
-        if (a->kind != OX_ARG_INT && a->kind != OX_ARG_FLOAT && a->kind != OX_ARG_VALUE)
-            return ox_lower_unsupported(L, "argument %d of arange is not a number", k);
-        b[nb == 1 ? 1 : k] = a;
+/* diagonal(self, offset=0, dim1=0, dim2=1): dims dim1, dim2 moved last, the diagonal gathered
+ * from them flattened (static sizes). */
+int lower_diagonal(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t off = ox_arg_int(L, 1, 0), d1 = ox_arg_int(L, 2, 0), d2 = ox_arg_int(L, 3, 1);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (x->rank < 2 || x->rank > OX_MAX_RANK) return ox_lower_fail(L, "diagonal of a %d-d tensor", x->rank);
+    if (!ox_norm_dim(L, &d1, x->rank, "dim1") || !ox_norm_dim(L, &d2, x->rank, "dim2")) return OX_ELOWER;
+    if (d1 == d2) return ox_lower_fail(L, "dim1 and dim2 are both %lld", (long long)d1);
+    if (!x->dims || x->dims[d1].param || x->dims[d2].param) return ox_lower_unsupported(L, "diagonal over symbolic sizes");
+    int64_t n1 = x->dims[d1].value, n2 = x->dims[d2].value;
+    if (n1 > (1 << 30) || n2 > (1 << 30)) return ox_lower_unsupported(L, "diagonal of a %lld x %lld matrix", (long long)n1, (long long)n2);
+    int64_t start1 = 0, start2 = 0, len = 0;
+    if (off > -n1 && off < n2) {   /* else the diagonal is empty */
+        start1 = off < 0 ? -off : 0;
+        start2 = off > 0 ? off : 0;
+        len = n1 - start1 < n2 - start2 ? n1 - start1 : n2 - start2;
     }
-    ox_dtype t = ox_out_dtype(L, 0);
-    int64_t dims[MAX_DIMS];
-    int rank;
-    bool numbers = b[0]->kind != OX_ARG_VALUE && b[1]->kind != OX_ARG_VALUE && b[2]->kind != OX_ARG_VALUE;
-    if (t == OX_UNDEFINED) return ox_lower_fail(L, "torch recorded no dtype for the output");
-    if (numbers && meta_static(L, 0, dims, &rank) && rank == 1 && dims[0] <= (1 << 24))
-        return ox_bind(L, 0, arange_const(L, b, dims[0], t));
-    /* Range runs on int16/32/64, float and double; others compute in float and cast. */
-    ox_dtype rt = t;
-    if (t != OX_INT16 && t != OX_INT32 && t != OX_INT64 && t != OX_FLOAT && t != OX_DOUBLE)
-        rt = ox_dtype_is_int(t) ? OX_INT64 : OX_FLOAT;
-    ox_value *v[3];
-    for (int k = 0; k < 3; k++) {
-        const ox_arg *a = b[k];
-        if (a->kind == OX_ARG_VALUE) v[k] = ox_cast(L, ox_arg_value(L, nb == 1 ? 0 : k), rt);
-        else v[k] = ox_const_scalar(L, rt, a->kind == OX_ARG_FLOAT ? a->u.f : (double)a->u.i);
+    int64_t perm[OX_MAX_RANK], shape[OX_MAX_RANK];
+    int p = 0;
+    for (int k = 0; k < x->rank; k++)
+        if (k != d1 && k != d2) perm[p++] = k;
+    perm[p++] = d1;
+    perm[p++] = d2;
+    ox_node *tr = ox_op(L, "Transpose", 1, x);
+    if (tr) ox_node_set_ints(L->g, tr, "perm", perm, x->rank);
+    for (int k = 0; k < x->rank - 2; k++) shape[k] = 0;
+    shape[x->rank - 2] = n1 * n2;
+    ox_value *flat = ox_typed(ox_reshape(L, ox_typed(ox_out(tr), x->dtype), x->rank - 1, shape), x->dtype);
+    int64_t *idx = ox_arena_array(L->g->arena, (size_t)(len ? len : 1), sizeof *idx);
+    if (!idx) return ox_bind(L, 0, NULL);
+    for (int64_t i = 0; i < len; i++) idx[i] = (start1 + i) * n2 + start2 + i;
+    ox_node *g = ox_op(L, "Gather", 2, flat, ox_const_tensor(L, OX_INT64, 1, &len, idx));
+    if (g) ox_node_set_int(L->g, g, "axis", x->rank - 2);
+    return ox_bind(L, 0, ox_typed(ox_out(g), x->dtype));
+}
+
+/* as_strided(self, size[], stride[], storage_offset?): self's elements (contiguous, static size)
+ * at offset + sum(i_k * stride_k), gathered from its flattening with indices computed here. */
+int lower_as_strided(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t size[OX_MAX_RANK], stride[OX_MAX_RANK];
+    int ns = ox_arg_ints(L, 1, size, OX_MAX_RANK), nt = ox_arg_ints(L, 2, stride, OX_MAX_RANK);
+    int64_t off = ox_nargs(L) > 3 && !ox_arg_is_none(L, 3) ? ox_arg_int(L, 3, 0) : 0;
+    if (!x || ns < 0 || nt < 0) return ox_bind(L, 0, NULL);
+    if (ns != nt) return ox_lower_fail(L, "%d sizes and %d strides", ns, nt);
+    if (!ox_static_shape(x, NULL)) return ox_lower_unsupported(L, "as_strided of a tensor with symbolic sizes");
+    int64_t numel = 1, total = 1;
+    for (int k = 0; k < x->rank; k++) {
+        if (x->dims[k].value > (1 << 24) || numel > (int64_t)(1 << 24)) return ox_lower_unsupported(L, "as_strided of a large tensor");
+        numel *= x->dims[k].value;
     }
-    return ox_bind(L, 0, ox_cast(L, typed(ox_out(ox_op(L, "Range", 3, v[0], v[1], v[2])), rt), t));
+    if (off < 0 || off > numel) return ox_lower_fail(L, "storage_offset %lld outside the tensor", (long long)off);
+    for (int k = 0; k < ns; k++) {
+        if (size[k] < 0 || stride[k] < 0 || (size[k] > 1 && stride[k] > numel))
+            return ox_lower_fail(L, "size %lld, stride %lld", (long long)size[k], (long long)stride[k]);
+        if (size[k] && total > (int64_t)(1 << 24) / size[k]) return ox_lower_unsupported(L, "an as_strided view of over 16M elements");
+        total *= size[k];
+    }
+    int64_t *idx = ox_arena_array(L->g->arena, (size_t)(total ? total : 1), sizeof *idx);
+    if (!idx) return ox_bind(L, 0, NULL);
+    int64_t at[OX_MAX_RANK] = {0};
+    for (int64_t e = 0; e < total; e++) {
+        int64_t p = off;
+        for (int k = 0; k < ns; k++) p += at[k] * stride[k];
+        if (p < 0 || p >= numel) return ox_lower_fail(L, "element %lld of the view is outside the tensor", (long long)e);
+        idx[e] = p;
+        for (int k = ns - 1; k >= 0; k--) {   /* odometer */
+            if (++at[k] < size[k]) break;
+            at[k] = 0;
+        }
+    }
+    int64_t flat = -1;
+    ox_value *xf = ox_typed(ox_reshape(L, x, 1, &flat), x->dtype);
+    ox_value *g = ox_binary(L, "Gather", xf, ox_const_tensor(L, OX_INT64, ns, size, idx), x->dtype);
+    return ox_bind(L, 0, g);
+}
+
+/* unfold(self, dimension, size, step): every window of `size` elements along the dim, `step`
+ * apart, in a new last dim. One Gather with the windows' [count, size] index matrix (static
+ * sizes), then the window axis moved last. */
+int lower_unfold(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t dim = ox_arg_int(L, 1, 0), size = ox_arg_int(L, 2, 1), step = ox_arg_int(L, 3, 1);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (size < 0 || step <= 0) return ox_lower_fail(L, "size %lld, step %lld", (long long)size, (long long)step);
+    if (x->rank == 0) {   /* a 0-d tensor has one window of one element */
+        if (size > 1) return ox_lower_fail(L, "size %lld for a 0-d tensor", (long long)size);
+        int64_t one = size;
+        return ox_bind(L, 0, ox_typed(ox_reshape(L, x, 1, &one), x->dtype));
+    }
+    if (!ox_norm_dim(L, &dim, x->rank, "dimension")) return OX_ELOWER;
+    if (x->rank >= OX_MAX_RANK) return ox_lower_unsupported(L, "unfold of a rank-%d tensor", x->rank);
+    if (!x->dims || x->dims[dim].param || x->dims[dim].value < 0)
+        return ox_lower_unsupported(L, "unfold over a symbolic size");
+    int64_t len = x->dims[dim].value;
+    if (size > len) return ox_lower_fail(L, "size %lld is larger than the dim (%lld)", (long long)size, (long long)len);
+    int64_t count = (len - size) / step + 1;
+    if (count * size > (1 << 24)) return ox_lower_unsupported(L, "unfold into over 16M indices");
+    int64_t n = count * size;
+    int64_t *idx = ox_arena_array(L->g->arena, (size_t)(n > 0 ? n : 1), sizeof *idx);
+    if (!idx) return ox_bind(L, 0, NULL);
+    for (int64_t i = 0; i < count; i++)
+        for (int64_t j = 0; j < size; j++) idx[i * size + j] = i * step + j;
+    int64_t dims[2] = {count, size};
+    ox_node *gt = ox_op(L, "Gather", 2, x, ox_const_tensor(L, OX_INT64, 2, dims, idx));
+    if (!gt) return ox_bind(L, 0, NULL);
+    ox_node_set_int(L->g, gt, "axis", dim);
+    ox_value *r = ox_typed(ox_out(gt), x->dtype);
+    if (dim + 1 == x->rank) return ox_bind(L, 0, r);   /* the window axis is last already */
+    int64_t perm[OX_MAX_RANK];   /* rank + 1 dims */
+    int p = 0;
+    for (int k = 0; k <= x->rank; k++)
+        if (k != dim + 1) perm[p++] = k;
+    perm[p++] = dim + 1;
+    ox_node *t = ox_op(L, "Transpose", 1, r);
+    if (t) ox_node_set_ints(L->g, t, "perm", perm, p);
+    return ox_bind(L, 0, ox_typed(ox_out(t), x->dtype));
+}
+
+/* pixel_shuffle(self, upscale_factor): [.., C r^2, H, W] -> [.., C, H r, W r]. */
+int lower_pixel_shuffle(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t r = ox_arg_int(L, 1, 1);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (x->rank != 4) return ox_lower_unsupported(L, "pixel_shuffle of a rank-%d input (4 is lowered)", x->rank);
+    if (r < 1) return ox_lower_fail(L, "upscale_factor %lld", (long long)r);
+    ox_node *d = ox_op(L, "DepthToSpace", 1, x);
+    if (d) ox_node_set_int(L->g, d, "blocksize", r), ox_node_set_string(L->g, d, "mode", "CRD");
+    return ox_bind(L, 0, ox_typed(ox_out(d), x->dtype));
+}
+
+/* pixel_unshuffle(self, downscale_factor): [N, C, H r, W r] -> [N, C r^2, H, W] (static C, H, W). */
+int lower_pixel_unshuffle(ox_lower *L) {
+    ox_value *x = ox_arg_value(L, 0);
+    int64_t r = ox_arg_int(L, 1, 1);
+    if (!x) return ox_bind(L, 0, NULL);
+    if (x->rank != 4 || !x->dims) return ox_lower_unsupported(L, "pixel_unshuffle of a rank-%d input (4 is lowered)", x->rank);
+    if (r < 1) return ox_lower_fail(L, "downscale_factor %lld", (long long)r);
+    for (int k = 1; k < 4; k++)
+        if (x->dims[k].param || x->dims[k].value < 0) return ox_lower_unsupported(L, "pixel_unshuffle over symbolic sizes");
+    int64_t c = x->dims[1].value, h = x->dims[2].value / r, w = x->dims[3].value / r;
+    if (h * r != x->dims[2].value || w * r != x->dims[3].value)
+        return ox_lower_fail(L, "sizes %lld x %lld do not divide by %lld", (long long)x->dims[2].value,
+                             (long long)x->dims[3].value, (long long)r);
+    int64_t six[6] = {0, c, h, r, w, r}, four[4] = {0, c * r * r, h, w};
+    ox_value *v = ox_typed(ox_reshape(L, x, 6, six), x->dtype);
+    ox_node *t = ox_op(L, "Transpose", 1, v);
+    if (t) ox_node_set_ints(L->g, t, "perm", (const int64_t[]){0, 1, 3, 5, 2, 4}, 6);
+    return ox_bind(L, 0, ox_typed(ox_reshape(L, ox_typed(ox_out(t), x->dtype), 4, four), x->dtype));
 }
