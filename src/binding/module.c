@@ -1,5 +1,7 @@
 /*
- * module.c — oxport._core: the only file that includes Python.h.
+ * module.c — oxport._core. With testing.c (entry points only the tests call) it is the binding, the
+ * only code that includes Python.h; what the two share is binding.h. It converts: every decision on
+ * the graph is a core call (ox_lower_run, ox_optimize, ox_graph_rename_dim_params, ...).
  *
  * It turns the Python walk of the FX graph into one ox_aten_program, lowers it, and wraps the
  * resulting ox_graph in a Graph object that optimizes, serializes and saves. Weights travel as
@@ -10,8 +12,7 @@
  * in module state, PyObject locals released at one error label. Each function's comment says
  * whether it returns a new reference.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "binding/binding.h"
 
 #include <string.h>
 
@@ -494,7 +495,8 @@ error:
     return NULL;
 }
 
-/* optimize() -> dict of pass statistics. New reference. */
+/* optimize() -> dict of pass statistics, one key per row of opt/stats.def, in its order. New
+ * reference. */
 static PyObject *graph_optimize(PyObject *self, PyObject *unused) {
     GraphObject *go = graph_check(self);
     if (!go) return NULL;
@@ -504,12 +506,18 @@ static PyObject *graph_optimize(PyObject *self, PyObject *unused) {
     rc = ox_optimize(go->g, &st);
     Py_END_ALLOW_THREADS
     if (rc != OX_OK) return raise_error(get_state(PyType_GetModule(Py_TYPE(self))), &go->g->err);
-    return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "nodes_before", st.nodes_before,
-                         "nodes_after", st.nodes_after, "constants_lifted", st.constants_lifted,
-                         "folded", st.folded, "noops_removed", st.noops_removed, "cse_removed",
-                         st.cse_removed, "initializers_deduped", st.initializers_deduped, "fused",
-                         st.fused, "nodes_removed", st.nodes_removed, "initializers_removed",
-                         st.initializers_removed);
+    PyObject *dict = PyDict_New();
+    if (!dict) return NULL;
+    for (int i = 0; i < OX_PASS_STAT_COUNT; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(ox_pass_stat_get(&st, i));
+        if (!v || PyDict_SetItemString(dict, ox_pass_stat_table[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(dict);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return dict;
 }
 
 static int save_options(PyObject *kwds, ox_save_options *o, const char **path, int want_path) {
@@ -638,66 +646,51 @@ static PyObject *graph_has_fake_weights(PyObject *self, PyObject *unused) {
  * `mapping` (a dict str -> str, exact names) to its value, on every value of the graph: inputs,
  * outputs and what is written as value_info. Returns the distinct dim_params found before renaming,
  * in order of first appearance; ONNXProgram.rename_axes calls it first with {} to learn them, then
- * with the mapping it derived (expressions such as "2*s0" included). */
+ * with the mapping it derived (expressions such as "2*s0" included). ox_graph_rename_dim_params
+ * does the work. */
 static PyObject *graph_rename_dim_params(PyObject *self, PyObject *mapping) {
     GraphObject *go = graph_check(self);
     if (!go) return NULL;
     if (!PyDict_Check(mapping)) return PyErr_Format(PyExc_TypeError, "rename_dim_params takes a dict");
-    ox_graph *g = go->g;
     Py_ssize_t n = PyDict_GET_SIZE(mapping), pos = 0, k = 0;
+    if ((size_t)n > UINT32_MAX) return PyErr_Format(PyExc_ValueError, "rename_dim_params: too many names");
     const char **olds = PyMem_Calloc(n ? (size_t)n : 1, sizeof *olds);
     const char **news = PyMem_Calloc(n ? (size_t)n : 1, sizeof *news);
-    PyObject *seen = NULL, *found = NULL, *key, *val;
-    if (!olds || !news) { PyErr_NoMemory(); goto error; }
+    PyObject *found = NULL, *key, *val;
+    const char **names;
+    uint32_t nnames;
+    ox_error err = {0};
+    if (!olds || !news) { PyErr_NoMemory(); goto done; }
     while (PyDict_Next(mapping, &pos, &key, &val)) {
         if (!PyUnicode_Check(key) || !PyUnicode_Check(val)) {
             PyErr_SetString(PyExc_TypeError, "rename_dim_params: names must be strings");
-            goto error;
+            goto done;
         }
-        const char *nv = PyUnicode_AsUTF8(val);
-        if (!(olds[k] = PyUnicode_AsUTF8(key)) || !nv) goto error;   /* valid while the dict holds them */
-        if (!*nv) { PyErr_Format(PyExc_ValueError, "rename_dim_params: empty new name for '%s'", olds[k]); goto error; }
-        /* A fresh copy per entry: a param pointing at one was renamed already (dims arrays can be
-         * shared between values), so a swap {a: b, b: a} is not undone by the second visit. */
-        if (!(news[k] = ox_arena_strdup(g->arena, nv))) { PyErr_NoMemory(); goto error; }
+        /* valid while the dict holds them; the core copies what it keeps */
+        news[k] = PyUnicode_AsUTF8(val);
+        if (!(olds[k] = PyUnicode_AsUTF8(key)) || !news[k]) goto done;
         k++;
     }
-    if (!(seen = PySet_New(NULL)) || !(found = PyList_New(0))) goto error;
-    for (uint32_t i = 0; i < g->nvalues; i++) {
-        ox_value *v = g->values[i];
-        for (int j = 0; v->dims && j < v->rank; j++) {
-            const char *p = v->dims[j].param;
-            Py_ssize_t e = 0;
-            if (!p) continue;
-            while (e < n && p != news[e]) e++;
-            if (e < n) continue;
-            PyObject *name = PyUnicode_FromString(p);
-            if (!name) goto error;
-            int has = PySet_Contains(seen, name);
-            if (has < 0 || (!has && (PySet_Add(seen, name) < 0 || PyList_Append(found, name) < 0))) {
-                Py_DECREF(name);
-                goto error;
-            }
-            Py_DECREF(name);
-            for (e = 0; e < n; e++)
-                if (strcmp(p, olds[e]) == 0) { v->dims[j].param = news[e]; break; }
-        }
+    if (ox_graph_rename_dim_params(go->g, (uint32_t)n, olds, news, &names, &nnames, &err) != OX_OK) {
+        raise_error(get_state(PyType_GetModule(Py_TYPE(self))), &err);
+        goto done;
     }
+    if (!(found = PyList_New(nnames))) goto done;
+    for (uint32_t i = 0; i < nnames; i++) {
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (!name) { Py_CLEAR(found); goto done; }
+        PyList_SET_ITEM(found, i, name);
+    }
+done:
     PyMem_Free(olds);
     PyMem_Free(news);
-    Py_DECREF(seen);
     return found;
-error:
-    PyMem_Free(olds);
-    PyMem_Free(news);
-    Py_XDECREF(seen);
-    Py_XDECREF(found);
-    return NULL;
 }
 
 /* set_weight(index, ptr, nbytes, owner): weight `index` (in the order lower() was given them) now
- * borrows nbytes at ptr, kept alive through owner. Python has checked dtype and shape; the size is
- * checked again here. Returns None (new reference). */
+ * borrows nbytes at ptr, kept alive through owner. Python has checked dtype and shape; the core
+ * checks the size again and refuses a weight optimize() has read (ox_graph_set_weight). Returns
+ * None (new reference). */
 static PyObject *graph_set_weight(PyObject *self, PyObject *args) {
     GraphObject *go = graph_check(self);
     unsigned long index;
@@ -706,18 +699,15 @@ static PyObject *graph_set_weight(PyObject *self, PyObject *args) {
     PyObject *owner;
     if (!go || !PyArg_ParseTuple(args, "kKnO:set_weight", &index, &ptr, &nbytes, &owner)) return NULL;
     if (index >= go->nweights) return PyErr_Format(PyExc_IndexError, "weight index %lu out of range", index);
-    ox_value *v = go->weights[index];
-    ox_tensor *t = v->tensor;
-    if (nbytes < 0 || (size_t)nbytes != t->nbytes || (!ptr && nbytes))
-        return PyErr_Format(PyExc_ValueError, "weight '%s': %zd bytes given, it holds %zu",
-                            v->name ? v->name : "", nbytes, t->nbytes);
-    if (t->consumed)
-        return PyErr_Format(PyExc_ValueError, "weight '%s' was folded into other constants by "
-                            "optimize(): apply weights before optimizing (export with optimize=False, "
-                            "apply_weights, then optimize())", v->name ? v->name : "");
+    /* The owner first: once the weight points at its bytes, they must not go away. */
     if (PyList_Append(go->owners, owner) < 0) return NULL;
-    t->data = (const void *)(uintptr_t)ptr;
-    t->storage = OX_DATA_BORROWED;
+    ox_error err = {0};
+    if (ox_graph_set_weight(go->g, go->weights[index], (const void *)(uintptr_t)ptr, (int64_t)nbytes, &err) != OX_OK) {
+        /* refused: the weight kept its bytes, so the new owner need not stay */
+        Py_ssize_t len = PyList_GET_SIZE(go->owners);
+        if (PyList_SetSlice(go->owners, len - 1, len, NULL) < 0) return NULL;
+        return raise_error(get_state(PyType_GetModule(Py_TYPE(self))), &err);
+    }
     Py_RETURN_NONE;
 }
 
@@ -771,271 +761,10 @@ static PyObject *core_supported_targets(PyObject *module, PyObject *arg) {
     return frozen;
 }
 
-/* ---- fold_node: the conformance tests' door to the kernels ---- */
-
-#include <float.h>
-
-#include "opt/fold.h"
-
-/* A tensor as Python hands it over: (dtype_code, dims, bytes-like). view holds the bytes until
- * PyBuffer_Release. */
-typedef struct {
-    ox_dtype dtype;
-    int rank;
-    int64_t *dims;
-    Py_buffer view;
-} fold_tensor;
-
-/* Parses o into t (dims in g's arena). 0, or -1 with TypeError/ValueError set. */
-static int fold_tensor_parse(ox_graph *g, PyObject *o, const char *what, fold_tensor *t) {
-    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 3) {
-        PyErr_Format(PyExc_TypeError, "%s must be a tuple (dtype_code, dims, bytes)", what);
-        return -1;
-    }
-    PyObject *dt = PyTuple_GET_ITEM(o, 0), *dims = PyTuple_GET_ITEM(o, 1), *data = PyTuple_GET_ITEM(o, 2);
-    if (!PyLong_Check(dt)) {
-        PyErr_Format(PyExc_TypeError, "%s: dtype code must be an int", what);
-        return -1;
-    }
-    long code = PyLong_AsLong(dt);
-    if (code == -1 && PyErr_Occurred()) return -1;
-    if (code <= 0 || code >= OX_DTYPE_COUNT || !ox_dtype_size((ox_dtype)code)) {
-        PyErr_Format(PyExc_ValueError, "%s: dtype code %ld is not a fixed-size dtype oxport holds", what, code);
-        return -1;
-    }
-    PyObject *seq = PySequence_Fast(dims, "dims must be a sequence of ints");
-    if (!seq) return -1;
-    Py_ssize_t rank = PySequence_Fast_GET_SIZE(seq);
-    if (rank > 64) {
-        Py_DECREF(seq);
-        PyErr_Format(PyExc_ValueError, "%s: rank %zd is above 64", what, rank);
-        return -1;
-    }
-    int64_t *d = rank ? ox_arena_array(g->arena, (size_t)rank, sizeof *d) : NULL;
-    if (rank && !d) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
-    size_t es = ox_dtype_size((ox_dtype)code), nbytes = es;
-    for (Py_ssize_t i = 0; i < rank; i++) {
-        PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
-        long long v = PyLong_Check(e) ? PyLong_AsLongLong(e) : -1;
-        if (!PyLong_Check(e) || (v == -1 && PyErr_Occurred()) || v < 0) {
-            Py_DECREF(seq);
-            if (!PyLong_Check(e)) PyErr_Format(PyExc_TypeError, "%s: dims must be ints", what);
-            else PyErr_Format(PyExc_ValueError, "%s: dim %zd is negative or too large", what, i);
-            return -1;
-        }
-        d[i] = v;
-        if (v && nbytes > SIZE_MAX / (size_t)v) nbytes = SIZE_MAX;   /* refused below */
-        else nbytes *= (size_t)v;
-    }
-    Py_DECREF(seq);
-    if (PyObject_GetBuffer(data, &t->view, PyBUF_SIMPLE) < 0) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: data must be contiguous bytes", what);
-        return -1;
-    }
-    if ((size_t)t->view.len != nbytes) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd bytes given, its %s shape needs %zu", what, t->view.len,
-                     ox_dtype_name((ox_dtype)code), nbytes);
-        PyBuffer_Release(&t->view);
-        return -1;
-    }
-    t->dtype = (ox_dtype)code;
-    t->rank = (int)rank;
-    t->dims = d;
-    return 0;
-}
-
-/* An int attribute value; an int beyond int64 is a ValueError, not an OverflowError. 0 or -1. */
-static int fold_int(PyObject *o, const char *name, long long *v) {
-    *v = PyLong_AsLongLong(o);
-    if (*v != -1 || !PyErr_Occurred()) return 0;
-    if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "attribute %s: an int does not fit in int64", name);
-    }
-    return -1;
-}
-
-/* One (name, kind, value) attribute set on n. 0, or -1 with an exception set. */
-static int fold_attr_set(ox_graph *g, ox_node *n, PyObject *item) {
-    PyObject *pname, *pkind, *value;
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 ||
-        !PyUnicode_Check(pname = PyTuple_GET_ITEM(item, 0)) || !PyUnicode_Check(pkind = PyTuple_GET_ITEM(item, 1))) {
-        PyErr_SetString(PyExc_TypeError, "an attribute must be a tuple (name: str, kind: str, value)");
-        return -1;
-    }
-    value = PyTuple_GET_ITEM(item, 2);
-    const char *name = PyUnicode_AsUTF8(pname), *kind = name ? PyUnicode_AsUTF8(pkind) : NULL;
-    if (!kind) return -1;
-    if (strcmp(kind, "int") == 0) {
-        long long v;
-        if (fold_int(value, name, &v) < 0) return -1;
-        ox_node_set_int(g, n, name, v);
-    } else if (strcmp(kind, "float") == 0) {
-        double v = PyFloat_AsDouble(value);
-        if (v == -1.0 && PyErr_Occurred()) return -1;
-        if (isfinite(v) && fabs(v) > FLT_MAX) {
-            PyErr_Format(PyExc_ValueError, "attribute %s: %g does not fit in float32", name, v);
-            return -1;
-        }
-        ox_node_set_float(g, n, name, (float)v);
-    } else if (strcmp(kind, "string") == 0) {
-        const char *s = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value)
-                        : PyBytes_Check(value) ? PyBytes_AS_STRING(value) : NULL;
-        if (!s) {
-            if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "attribute %s: a string must be str or bytes", name);
-            return -1;
-        }
-        ox_node_set_string(g, n, name, s);
-    } else if (strcmp(kind, "ints") == 0 || strcmp(kind, "floats") == 0) {
-        bool ints = kind[0] == 'i';
-        PyObject *seq = PySequence_Fast(value, "a list attribute must be a sequence");
-        if (!seq) return -1;
-        Py_ssize_t cnt = PySequence_Fast_GET_SIZE(seq);
-        if (cnt > INT_MAX) { Py_DECREF(seq); PyErr_SetString(PyExc_ValueError, "attribute list too long"); return -1; }
-        void *arr = cnt ? ox_arena_array(g->arena, (size_t)cnt, ints ? sizeof(int64_t) : sizeof(float)) : NULL;
-        if (cnt && !arr) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
-        for (Py_ssize_t i = 0; i < cnt; i++) {
-            PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
-            if (ints) {
-                long long v;
-                if (fold_int(e, name, &v) < 0) { Py_DECREF(seq); return -1; }
-                ((int64_t *)arr)[i] = v;
-            } else {
-                double v = PyFloat_AsDouble(e);
-                if (v == -1.0 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
-                if (isfinite(v) && fabs(v) > FLT_MAX) {
-                    Py_DECREF(seq);
-                    PyErr_Format(PyExc_ValueError, "attribute %s: %g does not fit in float32", name, v);
-                    return -1;
-                }
-                ((float *)arr)[i] = (float)v;
-            }
-        }
-        Py_DECREF(seq);
-        if (ints) ox_node_set_ints(g, n, name, arr, (int)cnt);
-        else ox_node_set_floats(g, n, name, arr, (int)cnt);
-    } else if (strcmp(kind, "tensor") == 0) {
-        fold_tensor t;
-        if (fold_tensor_parse(g, value, name, &t) < 0) return -1;
-        ox_node_set_tensor(g, n, name, t.dtype, t.rank, t.dims, t.view.buf);
-        PyBuffer_Release(&t.view);
-    } else {
-        PyErr_Format(PyExc_ValueError, "attribute %s: unknown kind '%s' (int, float, string, ints, "
-                     "floats or tensor)", name, kind);
-        return -1;
-    }
-    if (ox_graph_failed(g)) {
-        if (ox_graph_status(g) == OX_ENOMEM) PyErr_NoMemory();
-        else PyErr_SetString(PyExc_ValueError, g->err.msg);
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * fold_node(op_type, attrs, inputs, noutputs, opset=20) -> [(dtype_code, dims, bytes)]
- *   attrs:  [(name, kind, value)], kind in int, float, string, ints, floats, tensor
- *           (a tensor value is (dtype_code, dims, bytes))
- *   inputs: [(dtype_code, dims, bytes) | None]   None: an omitted optional input
- * Evaluates one node with the folding kernels. NotImplementedError where they do not fold it
- * (OX_EUNSUPPORTED), ValueError with the kernel's message where the node breaks its op's rules.
- * New reference.
- */
-static PyObject *core_fold_node(PyObject *module, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"op_type", "attrs", "inputs", "noutputs", "opset", NULL};
-    const char *op_type;
-    PyObject *attrs, *inputs, *aseq = NULL, *iseq = NULL, *result = NULL;
-    int noutputs, opset = 20;
-    ox_value **vals = NULL;
-    const ox_tensor **in = NULL;
-    ox_tensor **out = NULL;
-    ox_node *n = NULL;
-    ox_code rc = OX_OK;
-    Py_ssize_t nin;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sOOi|i:fold_node", kwlist, &op_type, &attrs, &inputs,
-                                     &noutputs, &opset))
-        return NULL;
-    if (noutputs < 0 || noutputs > 64) return PyErr_Format(PyExc_ValueError, "noutputs %d out of range", noutputs);
-    ox_graph *g = ox_graph_new(opset);
-    if (!g) return PyErr_NoMemory();
-    if (!(aseq = PySequence_Fast(attrs, "attrs must be a sequence")) ||
-        !(iseq = PySequence_Fast(inputs, "inputs must be a sequence")))
-        goto error;
-    nin = PySequence_Fast_GET_SIZE(iseq);
-    if (nin > 1024) { PyErr_SetString(PyExc_ValueError, "too many inputs"); goto error; }
-    vals = nin ? ox_arena_array(g->arena, (size_t)nin, sizeof *vals) : NULL;
-    in = nin ? ox_arena_array(g->arena, (size_t)nin, sizeof *in) : NULL;
-    out = ox_arena_array(g->arena, (size_t)noutputs + 1, sizeof *out);
-    if ((nin && (!vals || !in)) || !out) { PyErr_NoMemory(); goto error; }
-    for (Py_ssize_t i = 0; i < nin; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(iseq, i);
-        if (item == Py_None) continue;
-        char what[32];
-        snprintf(what, sizeof what, "input %zd", i);
-        fold_tensor t;
-        if (fold_tensor_parse(g, item, what, &t) < 0) goto error;
-        vals[i] = ox_graph_add_constant(g, NULL, t.dtype, t.rank, t.dims, t.view.buf);
-        PyBuffer_Release(&t.view);
-        if (!vals[i]) goto graph_error;
-        in[i] = vals[i]->tensor;
-    }
-    n = ox_graph_add_node(g, op_type, NULL, (int)nin, vals, noutputs);
-    if (!n || ox_node_set_name(g, n, "fold_node") != OX_OK) goto graph_error;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(aseq); i++)
-        if (fold_attr_set(g, n, PySequence_Fast_GET_ITEM(aseq, i)) < 0) goto error;
-
-    Py_BEGIN_ALLOW_THREADS
-    rc = ox_fold_eval(g, n, in, out);
-    Py_END_ALLOW_THREADS
-    if (rc == OX_EUNSUPPORTED) {
-        PyErr_Format(PyExc_NotImplementedError, "%s: the folding kernels do not fold this op, dtype "
-                     "or form", op_type);
-        goto error;
-    }
-    if (rc != OX_OK) goto graph_error;
-    if (!(result = PyList_New(noutputs))) goto error;
-    for (int k = 0; k < noutputs; k++) {
-        const ox_tensor *t = out[k];
-        if (!t) {
-            PyErr_Format(PyExc_SystemError, "%s: kernel left output %d unset", op_type, k);
-            goto error;
-        }
-        PyObject *dims = PyTuple_New(t->rank), *tuple = NULL;
-        for (int i = 0; dims && i < t->rank; i++) {
-            PyObject *d = PyLong_FromLongLong(t->dims[i]);
-            if (!d) { Py_CLEAR(dims); break; }
-            PyTuple_SET_ITEM(dims, i, d);
-        }
-        if (dims) tuple = Py_BuildValue("(iOy#)", (int)t->dtype, dims, t->data ? (const char *)t->data : "",
-                                      (Py_ssize_t)t->nbytes);
-        Py_XDECREF(dims);
-        if (!tuple) goto error;
-        PyList_SET_ITEM(result, k, tuple);
-    }
-    Py_DECREF(aseq);
-    Py_DECREF(iseq);
-    ox_graph_free(g);
-    return result;
-
-graph_error:
-    if (ox_graph_status(g) == OX_ENOMEM || rc == OX_ENOMEM) PyErr_NoMemory();
-    else PyErr_SetString(PyExc_ValueError, g->err.msg[0] ? g->err.msg : ox_code_name(rc));
-error:
-    Py_XDECREF(result);
-    Py_XDECREF(aseq);
-    Py_XDECREF(iseq);
-    ox_graph_free(g);
-    return NULL;
-}
-
-/* ---- end of fold_node ---- */
-
 static PyMethodDef module_methods[] = {
     {"lower", core_lower, METH_VARARGS, "Lower the walked FX graph to an ONNX Graph in one call."},
     {"supported_targets", core_supported_targets, METH_O, "ATen overloads lowered natively."},
-    {"fold_node", (PyCFunction)(void (*)(void))core_fold_node, METH_VARARGS | METH_KEYWORDS,
-     "Evaluate one ONNX node with the folding kernels (conformance tests)."},
+    OXB_TESTING_METHODS
     {NULL},
 };
 

@@ -251,4 +251,20 @@ ox_code ox_graph_toposort(ox_graph *g);
 /* Replace every use of `from` (node inputs and graph outputs) by `to`. */
 void ox_graph_replace_uses(ox_graph *g, ox_value *from, ox_value *to);
 
+/* Edits made on the user's behalf once the graph is built (edit.c): ONNXProgram.rename_axes and
+ * apply_weights. A refused edit reports to err, not g->err, and leaves g as it was and usable. */
+
+/* Renames every dim_param equal to from[i] to to[i] (i < n, exact names) on every value of g:
+ * inputs, outputs, what is written as value_info. All at once: {a: b, b: a} swaps. *found (in g's
+ * arena, valid until ox_graph_free) lists the distinct dim_params g held before renaming, in order
+ * of first appearance, *nfound of them; n = 0 only lists them. OX_EINVAL, nothing renamed, when a
+ * new name is empty; OX_ENOMEM (also in g->err) on out of memory. */
+ox_code ox_graph_rename_dim_params(ox_graph *g, uint32_t n, const char *const *from, const char *const *to,
+                                   const char ***found, uint32_t *nfound, ox_error *err);
+/* Points the weight v (an initializer of g) at nbytes at data, which the caller owns and keeps
+ * alive as long as g (BORROWED). OX_EINVAL, v unchanged, when nbytes is not the weight's size or
+ * data is NULL for a non-empty weight, and when a pass has read the old bytes into other constants
+ * (tensor->consumed): those would keep the old values. */
+ox_code ox_graph_set_weight(ox_graph *g, ox_value *v, const void *data, int64_t nbytes, ox_error *err);
+
 #endif

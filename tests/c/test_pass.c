@@ -425,7 +425,67 @@ static void test_attention_guard(void) {
     }
 }
 
+/* The fusion table's opset column: x * 1/sqrt(mean(x*x, -1) + eps), bare and weighted, becomes
+ * RMSNormalization from opset 23 and stays below it. */
+static void test_rms_by_opset(void) {
+    for (int opset = 22; opset <= 23; opset++) {
+        for (int weighted = 0; weighted <= 1; weighted++) {
+            ox_graph *g = ox_graph_new(opset);
+            ox_dim d[2] = {{.value = 2}, {.value = 4}};
+            ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, d);
+            int64_t axis = -1, one = 1, wd = 4;
+            float eps = 1e-6f, w[4] = {1, 2, 3, 4};
+            ox_value *sq = node1(g, "Mul", x, x);
+            ox_value *mean = node1(g, "ReduceMean", sq, ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &axis));
+            ox_value *a = node1(g, "Add", mean, ox_graph_add_constant(g, NULL, OX_FLOAT, 0, NULL, &eps));
+            ox_value *r = node1(g, "Reciprocal", node1(g, "Sqrt", a, NULL), NULL);
+            ox_value *y = node1(g, "Mul", x, r);
+            ox_value *wv = ox_graph_add_initializer(g, "norm.weight", OX_FLOAT, 1, &wd, w, sizeof w);
+            if (weighted) y = node1(g, "Mul", wv, y);
+            ox_graph_add_output(g, y);
+            ox_pass_stats st = {0};
+            CHECK(ox_optimize(g, &st) == OX_OK);
+            CHECK_EQ_INT(st.fused, opset >= 23);
+            CHECK_EQ_INT(g->nnodes, opset >= 23 ? 1 : 6 + weighted);
+            ox_node *n = g->nodes[g->nnodes - 1];
+            if (opset >= 23) {
+                CHECK_STR(n->op_type, "RMSNormalization");
+                CHECK(n->inputs[0] == x);
+                const float *scale = n->inputs[1]->tensor->data;
+                CHECK(weighted ? n->inputs[1] == wv : scale[0] == 1.0f && scale[3] == 1.0f);
+                CHECK(ox_node_attr(n, "epsilon") && ox_node_attr(n, "epsilon")->u.f == eps);
+            }
+            CHECK(n->outputs[0] == g->outputs[0]);
+            ox_graph_free(g);
+        }
+    }
+}
+
+/* stats.def gives the struct and the table the same rows: what the binding turns into a dict. */
+static void test_stats_table(void) {
+    static const char *const names[] = {"nodes_before", "nodes_after", "constants_lifted", "folded",
+        "noops_removed", "cse_removed", "initializers_deduped", "fused", "nodes_removed",
+        "initializers_removed"};
+    CHECK_EQ_INT(OX_PASS_STAT_COUNT, sizeof names / sizeof *names);
+    ox_pass_stats st;
+    memset(&st, 0, sizeof st);
+    st.nodes_before = 100;
+    st.folded = 7;
+    st.initializers_removed = 9;
+    for (int i = 0; i < OX_PASS_STAT_COUNT; i++) {
+        CHECK_STR(ox_pass_stat_table[i].name, names[i]);
+        CHECK(ox_pass_stat_table[i].what && ox_pass_stat_table[i].what[0]);
+        CHECK(ox_pass_stat_table[i].offset == (size_t)i * sizeof(uint32_t));
+    }
+    CHECK_EQ_INT(ox_pass_stat_get(&st, OX_PASS_STAT_nodes_before), 100);
+    CHECK_EQ_INT(ox_pass_stat_get(&st, OX_PASS_STAT_folded), 7);
+    CHECK_EQ_INT(ox_pass_stat_get(&st, OX_PASS_STAT_initializers_removed), 9);
+    CHECK_EQ_INT(ox_pass_stat_get(&st, OX_PASS_STAT_fused), 0);
+}
+
 int main(void) {
+    test_rms_by_opset();
+    test_stats_table();
     test_fuse();
     test_fuse_bn_gemm();
     test_dce();
