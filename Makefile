@@ -35,19 +35,16 @@ pytest: build
 
 test: ctest pytest
 
-# The linters CI runs (configured in pyproject.toml): ruff over the Python (ruff format is not used),
-# mypy --strict on the package, the _core.pyi stub against the built extension, no import cycles in
-# the package, and clang-format over the C once the repo has a .clang-format (skipped, with a note,
-# where clang-format is not installed; .ci/run installs it).
+# The linters CI runs (configured in pyproject.toml and .clang-format): ruff over the Python (ruff
+# format is not used), mypy --strict on the package, the _core.pyi stub against the built extension,
+# no import cycles in the package, and clang-format (pinned in requirements.txt) over the C.
 C_SOURCES = $(shell find src tests/c fuzz -name '*.[ch]' 2>/dev/null) $(wildcard tools/*.c)
 lint: build
 	$(PY) -m ruff check
 	$(PY) -m mypy --strict
 	$(PY) -m mypy.stubtest oxport._core
 	$(PY) tools/import_cycles.py python/oxport
-	@if [ ! -f .clang-format ]; then echo "lint: no .clang-format, the C is not checked"; \
-	elif ! command -v clang-format >/dev/null 2>&1; then echo "lint: clang-format is not installed, the C is not checked"; \
-	else echo "clang-format --dry-run --Werror (C sources)"; clang-format --dry-run --Werror $(C_SOURCES); fi
+	.venv/bin/clang-format --dry-run --Werror $(C_SOURCES)
 
 clean:
 	rm -rf $(BUILD) .venv

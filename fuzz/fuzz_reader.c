@@ -45,8 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 ox_read_info *i2 = NULL;
                 ox_error rerr = {0};
                 if (ox_model_read(buf, written, NULL, &g2, &i2, &rerr) != OX_OK) {
-                    fprintf(stderr, "the writer's output does not read back: %s (at %s)\n", rerr.msg,
-                            rerr.where);
+                    fprintf(stderr, "the writer's output does not read back: %s (at %s)\n", rerr.msg, rerr.where);
                     abort();
                 }
                 ox_graph_free(g2);

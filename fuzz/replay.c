@@ -20,7 +20,11 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
     (void)ftw;
     if (type != FTW_F || !S_ISREG(st->st_mode)) return 0;
     FILE *f = fopen(path, "rb");
-    if (!f) { fprintf(stderr, "cannot open %s\n", path); failures++; return 0; }
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        failures++;
+        return 0;
+    }
     size_t n = (size_t)st->st_size;
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf || fread(buf, 1, n, f) != n) {
@@ -41,11 +45,15 @@ int main(int argc, char **argv) {
         struct stat st;
         if (stat(argv[i], &st) != 0) continue;
         folders++;
-        if (nftw(argv[i], visit, 16, FTW_PHYS) != 0) { perror(argv[i]); failures++; }
+        if (nftw(argv[i], visit, 16, FTW_PHYS) != 0) {
+            perror(argv[i]);
+            failures++;
+        }
     }
     if (!folders) {
-        fprintf(stderr, "fuzz_reader_replay: skipped: no corpus folder found (is onnx installed in "
-                        ".venv? its wheel carries onnx/backend/test/data/node)\n");
+        fprintf(stderr,
+                "fuzz_reader_replay: skipped: no corpus folder found (is onnx installed in "
+                ".venv? its wheel carries onnx/backend/test/data/node)\n");
         return 77;
     }
     printf("replayed %lu files\n", files);

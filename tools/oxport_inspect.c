@@ -47,7 +47,10 @@ static const char *human(uint64_t n, char *buf, size_t cap) {
     static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)n;
     int u = 0;
-    while (v >= 1024 && u < 4) { v /= 1024; u++; }
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
     if (u == 0) snprintf(buf, cap, "%" PRIu64 " B", n);
     else snprintf(buf, cap, "%.2f %s", v, units[u]);
     return buf;
@@ -55,7 +58,10 @@ static const char *human(uint64_t n, char *buf, size_t cap) {
 
 static void print_value(const ox_value *v) {
     printf("  %s  %s  ", v->name ? v->name : "", v->dtype == OX_UNDEFINED ? "?" : ox_dtype_name(v->dtype));
-    if (v->rank < 0) { printf("?\n"); return; }
+    if (v->rank < 0) {
+        printf("?\n");
+        return;
+    }
     putchar('[');
     for (int i = 0; i < v->rank; i++) {
         const ox_dim *d = &v->dims[i];
@@ -89,7 +95,10 @@ static long histogram(const ox_graph *g, op_count **out) {
         if (k == n) {
             if (n == cap) {
                 op_count *nh = realloc(h, 2 * cap * sizeof *nh);
-                if (!nh) { free(h); return -1; }
+                if (!nh) {
+                    free(h);
+                    return -1;
+                }
                 h = nh;
                 cap *= 2;
             }
@@ -113,9 +122,9 @@ int main(int argc, char **argv) {
     ox_read_info *info = NULL;
     ox_error err = {0};
     if (ox_model_read_file(path, &o, &g, &info, &err) != OX_OK) {
-        bool at = err.where[0] && strcmp(err.where, path) != 0;   /* file errors name the file */
-        fprintf(stderr, "oxport-inspect: %s: %s: %s%s%s%s\n", path, ox_code_name(err.code), err.msg,
-                at ? " (at " : "", at ? err.where : "", at ? ")" : "");
+        bool at = err.where[0] && strcmp(err.where, path) != 0; /* file errors name the file */
+        fprintf(stderr, "oxport-inspect: %s: %s: %s%s%s%s\n", path, ox_code_name(err.code), err.msg, at ? " (at " : "",
+                at ? err.where : "", at ? ")" : "");
         return 1;
     }
     char b1[32];

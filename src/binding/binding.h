@@ -14,8 +14,8 @@
 PyObject *oxb_fold_node(PyObject *module, PyObject *args, PyObject *kwds);
 
 /* testing.c's rows of the module's method table. */
-#define OXB_TESTING_METHODS                                                                        \
-    {"fold_node", (PyCFunction)(void (*)(void))oxb_fold_node, METH_VARARGS | METH_KEYWORDS,       \
+#define OXB_TESTING_METHODS \
+    {"fold_node", (PyCFunction)(void (*)(void))oxb_fold_node, METH_VARARGS | METH_KEYWORDS, \
      "Evaluate one ONNX node with the folding kernels (conformance tests)."},
 
 #endif

@@ -22,22 +22,19 @@
 #include "onnx/write.h"
 
 typedef struct {
-    PyObject *Error;             /* oxport._core.Error */
-    PyObject *UnsupportedError;  /* ops without a lowering; .args[1] lists them */
+    PyObject *Error; /* oxport._core.Error */
+    PyObject *UnsupportedError; /* ops without a lowering; .args[1] lists them */
     PyObject *LoweringError;
     PyTypeObject *GraphType;
     PyTypeObject *RefType;
 } module_state;
 
-static module_state *get_state(PyObject *module) {
-    return (module_state *)PyModule_GetState(module);
-}
+static module_state *get_state(PyObject *module) { return (module_state *)PyModule_GetState(module); }
 
 /* ---- Ref: a reference to an FX value by id, as the walker hands it over ---- */
 
 typedef struct {
-    PyObject_HEAD
-    uint32_t id;
+    PyObject_HEAD uint32_t id;
 } RefObject;
 
 static PyObject *ref_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -53,9 +50,7 @@ static PyObject *ref_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return (PyObject *)self;
 }
 
-static PyObject *ref_repr(PyObject *self) {
-    return PyUnicode_FromFormat("Ref(%u)", ((RefObject *)self)->id);
-}
+static PyObject *ref_repr(PyObject *self) { return PyUnicode_FromFormat("Ref(%u)", ((RefObject *)self)->id); }
 
 static void ref_dealloc(PyObject *self) {
     PyTypeObject *tp = Py_TYPE(self);
@@ -63,9 +58,7 @@ static void ref_dealloc(PyObject *self) {
     Py_DECREF(tp);
 }
 
-static PyObject *ref_get_id(PyObject *self, void *closure) {
-    return PyLong_FromUnsignedLong(((RefObject *)self)->id);
-}
+static PyObject *ref_get_id(PyObject *self, void *closure) { return PyLong_FromUnsignedLong(((RefObject *)self)->id); }
 
 static PyGetSetDef ref_getset[] = {
     {"id", ref_get_id, NULL, "value id", NULL},
@@ -91,10 +84,9 @@ static PyType_Spec ref_spec = {
 /* ---- Graph ---- */
 
 typedef struct {
-    PyObject_HEAD
-    ox_graph *g;
-    PyObject *owners;     /* list: keeps every borrowed weight's owner alive */
-    ox_value **weights;   /* the weights as Python gave them, in order, even once passes drop them */
+    PyObject_HEAD ox_graph *g;
+    PyObject *owners; /* list: keeps every borrowed weight's owner alive */
+    ox_value **weights; /* the weights as Python gave them, in order, even once passes drop them */
     uint32_t nweights;
 } GraphObject;
 
@@ -150,7 +142,7 @@ typedef struct {
     ox_graph *g;
     module_state *st;
     uint32_t nvalues;
-    const char *where;     /* for messages: which node's arguments are being read */
+    const char *where; /* for messages: which node's arguments are being read */
 } conv;
 
 static int dtype_from(PyObject *o, ox_dtype *out, const char *what) {
@@ -166,17 +158,25 @@ static int dtype_from(PyObject *o, ox_dtype *out, const char *what) {
 
 /* shape: a tuple of ints and str (symbols), or None for "not a tensor". */
 static int shape_from(conv *c, PyObject *shape, int *rank, ox_dim **dims, const char *what) {
-    if (shape == Py_None) { *rank = -1; *dims = NULL; return 0; }
+    if (shape == Py_None) {
+        *rank = -1;
+        *dims = NULL;
+        return 0;
+    }
     PyObject *seq = PySequence_Fast(shape, "shape must be a sequence");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n > 64) {
+    if (n > OX_MAX_RANK) {
         Py_DECREF(seq);
-        PyErr_Format(PyExc_ValueError, "%s: rank %zd is above 64", what, n);
+        PyErr_Format(PyExc_ValueError, "%s: rank %zd is above %d", what, n, (int)OX_MAX_RANK);
         return -1;
     }
     ox_dim *d = n ? ox_arena_array(c->g->arena, (size_t)n, sizeof *d) : NULL;
-    if (n && !d) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    if (n && !d) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
         if (PyUnicode_Check(e)) {
@@ -189,7 +189,10 @@ static int shape_from(conv *c, PyObject *shape, int *rank, ox_dim **dims, const 
             d[i].value = -1;
         } else {
             long long v = PyLong_AsLongLong(e);
-            if (v == -1 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
+            if (v == -1 && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                return -1;
+            }
             d[i].value = v;
         }
     }
@@ -204,8 +207,15 @@ static int arg_from(conv *c, PyObject *o, ox_arg *a, int depth) {
         PyErr_Format(PyExc_ValueError, "%s: arguments nested too deeply", c->where);
         return -1;
     }
-    if (o == Py_None) { a->kind = OX_ARG_NONE; return 0; }
-    if (PyBool_Check(o)) { a->kind = OX_ARG_BOOL; a->u.i = o == Py_True; return 0; }
+    if (o == Py_None) {
+        a->kind = OX_ARG_NONE;
+        return 0;
+    }
+    if (PyBool_Check(o)) {
+        a->kind = OX_ARG_BOOL;
+        a->u.i = o == Py_True;
+        return 0;
+    }
     if (PyLong_Check(o)) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
@@ -218,18 +228,28 @@ static int arg_from(conv *c, PyObject *o, ox_arg *a, int depth) {
         a->u.i = v;
         return 0;
     }
-    if (PyFloat_Check(o)) { a->kind = OX_ARG_FLOAT; a->u.f = PyFloat_AS_DOUBLE(o); return 0; }
+    if (PyFloat_Check(o)) {
+        a->kind = OX_ARG_FLOAT;
+        a->u.f = PyFloat_AS_DOUBLE(o);
+        return 0;
+    }
     if (PyUnicode_Check(o)) {
         const char *s = PyUnicode_AsUTF8(o);
         if (!s) return -1;
         a->kind = OX_ARG_STRING;
-        if (!(a->u.s = ox_arena_strdup(c->g->arena, s))) { PyErr_NoMemory(); return -1; }
+        if (!(a->u.s = ox_arena_strdup(c->g->arena, s))) {
+            PyErr_NoMemory();
+            return -1;
+        }
         return 0;
     }
     if (PyBytes_Check(o)) {
         Py_ssize_t n = PyBytes_GET_SIZE(o);
         void *copy = ox_arena_alloc(c->g->arena, (size_t)n);
-        if (!copy) { PyErr_NoMemory(); return -1; }
+        if (!copy) {
+            PyErr_NoMemory();
+            return -1;
+        }
         memcpy(copy, PyBytes_AS_STRING(o), (size_t)n);
         a->kind = OX_ARG_BYTES;
         a->u.bytes.p = copy;
@@ -253,7 +273,11 @@ static int arg_from(conv *c, PyObject *o, ox_arg *a, int depth) {
         a->kind = OX_ARG_LIST;
         a->u.list.n = (int)n;
         a->u.list.items = n ? ox_arena_array(c->g->arena, (size_t)n, sizeof(ox_arg)) : NULL;
-        if (n && !a->u.list.items) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+        if (n && !a->u.list.items) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
         for (Py_ssize_t i = 0; i < n; i++) {
             if (arg_from(c, PySequence_Fast_GET_ITEM(seq, i), &a->u.list.items[i], depth + 1) < 0) {
                 Py_DECREF(seq);
@@ -263,8 +287,8 @@ static int arg_from(conv *c, PyObject *o, ox_arg *a, int depth) {
         Py_DECREF(seq);
         return 0;
     }
-    PyErr_Format(PyExc_TypeError, "%s: cannot hand an argument of type %.100s to the lowering",
-                 c->where, Py_TYPE(o)->tp_name);
+    PyErr_Format(PyExc_TypeError, "%s: cannot hand an argument of type %.100s to the lowering", c->where,
+                 Py_TYPE(o)->tp_name);
     return -1;
 }
 
@@ -280,8 +304,7 @@ static const char *str_or_null(conv *c, PyObject *o) {
 /* One node: (target, name, where, args, output_ids, metas) where metas = [(dtype, shape)]. */
 static int node_from(conv *c, PyObject *item, ox_aten_node *n) {
     PyObject *target, *name, *where, *args, *outs, *metas;
-    if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "UUOOOO", &target, &name, &where, &args,
-                                                  &outs, &metas)) {
+    if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "UUOOOO", &target, &name, &where, &args, &outs, &metas)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "node must be a tuple");
         return -1;
     }
@@ -295,25 +318,37 @@ static int node_from(conv *c, PyObject *item, ox_aten_node *n) {
     Py_ssize_t na = PySequence_Fast_GET_SIZE(seq);
     n->nargs = (int)na;
     n->args = na ? ox_arena_array(c->g->arena, (size_t)na, sizeof *n->args) : NULL;
-    if (na && !n->args) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    if (na && !n->args) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < na; i++)
-        if (arg_from(c, PySequence_Fast_GET_ITEM(seq, i), &n->args[i], 0) < 0) { Py_DECREF(seq); return -1; }
+        if (arg_from(c, PySequence_Fast_GET_ITEM(seq, i), &n->args[i], 0) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
     Py_DECREF(seq);
 
     PyObject *oseq = PySequence_Fast(outs, "node outputs must be a sequence");
     PyObject *mseq = oseq ? PySequence_Fast(metas, "node metas must be a sequence") : NULL;
-    if (!mseq) { Py_XDECREF(oseq); return -1; }
+    if (!mseq) {
+        Py_XDECREF(oseq);
+        return -1;
+    }
     Py_ssize_t no = PySequence_Fast_GET_SIZE(oseq);
     int rc = -1;
     if (PySequence_Fast_GET_SIZE(mseq) != no) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd outputs but %zd metas", n->name, no,
-                     PySequence_Fast_GET_SIZE(mseq));
+        PyErr_Format(PyExc_ValueError, "%s: %zd outputs but %zd metas", n->name, no, PySequence_Fast_GET_SIZE(mseq));
         goto done;
     }
     n->noutputs = (int)no;
     n->outputs = no ? ox_arena_array(c->g->arena, (size_t)no, sizeof *n->outputs) : NULL;
     n->meta = no ? ox_arena_array(c->g->arena, (size_t)no, sizeof *n->meta) : NULL;
-    if (no && (!n->outputs || !n->meta)) { PyErr_NoMemory(); goto done; }
+    if (no && (!n->outputs || !n->meta)) {
+        PyErr_NoMemory();
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < no; i++) {
         unsigned long id = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(oseq, i));
         if (PyErr_Occurred()) goto done;
@@ -342,10 +377,12 @@ static PyObject *unsupported_list(const ox_lower_report *rep) {
     if (!list) return NULL;
     for (int i = 0; i < rep->nunsupported; i++) {
         const ox_unsupported *u = &rep->unsupported[i];
-        PyObject *d = Py_BuildValue("{s:s,s:i,s:s,s:z,s:z,s:s}", "target", u->target, "count", u->count,
-                                    "node", u->node, "where", u->where, "reason", u->reason,
-                                    "arg_dtypes", u->arg_dtypes);
-        if (!d) { Py_DECREF(list); return NULL; }
+        PyObject *d = Py_BuildValue("{s:s,s:i,s:s,s:z,s:z,s:s}", "target", u->target, "count", u->count, "node",
+                                    u->node, "where", u->where, "reason", u->reason, "arg_dtypes", u->arg_dtypes);
+        if (!d) {
+            Py_DECREF(list);
+            return NULL;
+        }
         PyList_SET_ITEM(list, i, d);
     }
     return list;
@@ -364,9 +401,9 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
     int opset;
     unsigned long nvalues;
     PyObject *inputs, *inits, *nodes, *outputs, *output_names, *metadata;
-    if (!PyArg_ParseTuple(args, "iO!O!O!O!OkO!:lower", &opset, &PyList_Type, &inputs, &PyList_Type,
-                          &inits, &PyList_Type, &nodes, &PyList_Type, &outputs, &output_names,
-                          &nvalues, &PyDict_Type, &metadata))
+    if (!PyArg_ParseTuple(args, "iO!O!O!O!OkO!:lower", &opset, &PyList_Type, &inputs, &PyList_Type, &inits,
+                          &PyList_Type, &nodes, &PyList_Type, &outputs, &output_names, &nvalues, &PyDict_Type,
+                          &metadata))
         return NULL;
     if (nvalues > UINT32_MAX - 1) return PyErr_Format(PyExc_ValueError, "too many values");
 
@@ -377,7 +414,10 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
     conv c = {.g = g, .st = st, .nvalues = (uint32_t)nvalues, .where = "graph"};
     ox_aten_program p = {.nvalues = (uint32_t)nvalues};
     p.table = nvalues ? ox_arena_array(g->arena, nvalues, sizeof *p.table) : NULL;
-    if (nvalues && !p.table) { PyErr_NoMemory(); goto error; }
+    if (nvalues && !p.table) {
+        PyErr_NoMemory();
+        goto error;
+    }
     if (!(owners = PyList_New(0))) goto error;
 
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(inputs); i++) {
@@ -388,7 +428,10 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
         int rank;
         ox_dim *dims;
         if (!PyArg_ParseTuple(PyList_GET_ITEM(inputs, i), "ksOO:input", &id, &name, &dt, &shape)) goto error;
-        if (id >= nvalues) { PyErr_Format(PyExc_ValueError, "input %s: id out of range", name); goto error; }
+        if (id >= nvalues) {
+            PyErr_Format(PyExc_ValueError, "input %s: id out of range", name);
+            goto error;
+        }
         if (dtype_from(dt, &dtype, name) < 0 || shape_from(&c, shape, &rank, &dims, name) < 0) goto error;
         if (!(p.table[id] = ox_graph_add_input(g, name, dtype, rank, dims))) goto graph_error;
     }
@@ -401,13 +444,22 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
         ox_dtype dtype;
         int rank;
         ox_dim *dims;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(inits, i), "ksOOKnO:initializer", &id, &name, &dt, &shape,
-                              &ptr, &nbytes, &owner))
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(inits, i), "ksOOKnO:initializer", &id, &name, &dt, &shape, &ptr, &nbytes,
+                              &owner))
             goto error;
-        if (id >= nvalues) { PyErr_Format(PyExc_ValueError, "initializer %s: id out of range", name); goto error; }
+        if (id >= nvalues) {
+            PyErr_Format(PyExc_ValueError, "initializer %s: id out of range", name);
+            goto error;
+        }
         if (dtype_from(dt, &dtype, name) < 0 || shape_from(&c, shape, &rank, &dims, name) < 0) goto error;
-        if (rank < 0) { PyErr_Format(PyExc_ValueError, "initializer %s: shape is required", name); goto error; }
-        if (nbytes < 0) { PyErr_Format(PyExc_ValueError, "initializer %s: negative size", name); goto error; }
+        if (rank < 0) {
+            PyErr_Format(PyExc_ValueError, "initializer %s: shape is required", name);
+            goto error;
+        }
+        if (nbytes < 0) {
+            PyErr_Format(PyExc_ValueError, "initializer %s: negative size", name);
+            goto error;
+        }
         int64_t idims[64];
         for (int k = 0; k < rank; k++) {
             if (dims[k].param) {
@@ -416,8 +468,8 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
             }
             idims[k] = dims[k].value;
         }
-        ox_value *v = ox_graph_add_initializer(g, name, dtype, rank, idims, (const void *)(uintptr_t)ptr,
-                                               (size_t)nbytes);
+        ox_value *v =
+            ox_graph_add_initializer(g, name, dtype, rank, idims, (const void *)(uintptr_t)ptr, (size_t)nbytes);
         if (!v) goto graph_error;
         p.table[id] = v;
         if (ptr && PyList_Append(owners, owner) < 0) goto error;
@@ -425,22 +477,34 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
 
     uint32_t nweights = (uint32_t)PyList_GET_SIZE(inits);
     ox_value **weights = nweights ? ox_arena_array(g->arena, nweights, sizeof *weights) : NULL;
-    if (nweights && !weights) { PyErr_NoMemory(); goto error; }
+    if (nweights && !weights) {
+        PyErr_NoMemory();
+        goto error;
+    }
     for (uint32_t i = 0; i < nweights; i++) weights[i] = g->initializers[i];
 
     p.nnodes = (uint32_t)PyList_GET_SIZE(nodes);
     p.nodes = p.nnodes ? ox_arena_array(g->arena, p.nnodes, sizeof *p.nodes) : NULL;
-    if (p.nnodes && !p.nodes) { PyErr_NoMemory(); goto error; }
+    if (p.nnodes && !p.nodes) {
+        PyErr_NoMemory();
+        goto error;
+    }
     for (uint32_t i = 0; i < p.nnodes; i++)
         if (node_from(&c, PyList_GET_ITEM(nodes, i), &p.nodes[i]) < 0) goto error;
 
     p.noutputs = (uint32_t)PyList_GET_SIZE(outputs);
     p.outputs = p.noutputs ? ox_arena_array(g->arena, p.noutputs, sizeof *p.outputs) : NULL;
-    if (p.noutputs && !p.outputs) { PyErr_NoMemory(); goto error; }
+    if (p.noutputs && !p.outputs) {
+        PyErr_NoMemory();
+        goto error;
+    }
     for (uint32_t i = 0; i < p.noutputs; i++) {
         unsigned long id = PyLong_AsUnsignedLong(PyList_GET_ITEM(outputs, i));
         if (PyErr_Occurred()) goto error;
-        if (id >= nvalues) { PyErr_Format(PyExc_ValueError, "output %u: id out of range", i); goto error; }
+        if (id >= nvalues) {
+            PyErr_Format(PyExc_ValueError, "output %u: id out of range", i);
+            goto error;
+        }
         p.outputs[i] = (uint32_t)id;
     }
     if (output_names != Py_None) {
@@ -449,7 +513,10 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
             goto error;
         }
         p.output_names = ox_arena_array(g->arena, p.noutputs, sizeof *p.output_names);
-        if (p.noutputs && !p.output_names) { PyErr_NoMemory(); goto error; }
+        if (p.noutputs && !p.output_names) {
+            PyErr_NoMemory();
+            goto error;
+        }
         for (uint32_t i = 0; i < p.noutputs; i++) {
             p.output_names[i] = str_or_null(&c, PyList_GET_ITEM(output_names, i));
             if (!p.output_names[i] && PyErr_Occurred()) goto error;
@@ -465,13 +532,14 @@ static PyObject *core_lower(PyObject *module, PyObject *args) {
 
     ox_lower_report rep;
     ox_code rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ox_lower_run(g, &p, &rep);
-    Py_END_ALLOW_THREADS
-    if (rc == OX_EUNSUPPORTED && rep.nunsupported) {
+    Py_BEGIN_ALLOW_THREADS rc = ox_lower_run(g, &p, &rep);
+    Py_END_ALLOW_THREADS if (rc == OX_EUNSUPPORTED && rep.nunsupported) {
         if (!(details = unsupported_list(&rep))) goto error;
         PyObject *exc_args = Py_BuildValue("(sO)", g->err.msg, details);
-        if (exc_args) { PyErr_SetObject(st->UnsupportedError, exc_args); Py_DECREF(exc_args); }
+        if (exc_args) {
+            PyErr_SetObject(st->UnsupportedError, exc_args);
+            Py_DECREF(exc_args);
+        }
         goto error;
     }
     if (rc != OX_OK) goto graph_error;
@@ -502,10 +570,8 @@ static PyObject *graph_optimize(PyObject *self, PyObject *unused) {
     if (!go) return NULL;
     ox_pass_stats st = {0};
     ox_code rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ox_optimize(go->g, &st);
-    Py_END_ALLOW_THREADS
-    if (rc != OX_OK) return raise_error(get_state(PyType_GetModule(Py_TYPE(self))), &go->g->err);
+    Py_BEGIN_ALLOW_THREADS rc = ox_optimize(go->g, &st);
+    Py_END_ALLOW_THREADS if (rc != OX_OK) return raise_error(get_state(PyType_GetModule(Py_TYPE(self))), &go->g->err);
     PyObject *dict = PyDict_New();
     if (!dict) return NULL;
     for (int i = 0; i < OX_PASS_STAT_COUNT; i++) {
@@ -521,16 +587,16 @@ static PyObject *graph_optimize(PyObject *self, PyObject *unused) {
 }
 
 static int save_options(PyObject *kwds, ox_save_options *o, const char **path, int want_path) {
-    static char *kw_path[] = {"path", "include_initializers", "keep_initializers_as_inputs",
-                              "external_data", "data_location", NULL};
+    static char *kw_path[] = {"path",          "include_initializers", "keep_initializers_as_inputs",
+                              "external_data", "data_location",        NULL};
     static char *kw_buf[] = {"include_initializers", "keep_initializers_as_inputs", NULL};
     int inc = 1, keep = 0, ext = 0;
     const char *loc = NULL;
     PyObject *empty = PyTuple_New(0);
     if (!empty) return -1;
-    int ok = want_path
-        ? PyArg_ParseTupleAndKeywords(empty, kwds, "s|pppz:save", kw_path, path, &inc, &keep, &ext, &loc)
-        : PyArg_ParseTupleAndKeywords(empty, kwds, "|pp:serialize", kw_buf, &inc, &keep);
+    int ok = want_path ?
+        PyArg_ParseTupleAndKeywords(empty, kwds, "s|pppz:save", kw_path, path, &inc, &keep, &ext, &loc) :
+        PyArg_ParseTupleAndKeywords(empty, kwds, "|pp:serialize", kw_buf, &inc, &keep);
     Py_DECREF(empty);
     if (!ok) return -1;
     memset(o, 0, sizeof *o);
@@ -559,10 +625,11 @@ static PyObject *graph_serialize(PyObject *self, PyObject *args, PyObject *kwds)
     ox_error err = {0};
     size_t written = 0;
     ox_code rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ox_model_write_buffer(go->g, &o, PyBytes_AS_STRING(bytes), size, &written, &err);
-    Py_END_ALLOW_THREADS
-    if (rc != OX_OK) { Py_DECREF(bytes); return raise_error(st, &err); }
+    Py_BEGIN_ALLOW_THREADS rc = ox_model_write_buffer(go->g, &o, PyBytes_AS_STRING(bytes), size, &written, &err);
+    Py_END_ALLOW_THREADS if (rc != OX_OK) {
+        Py_DECREF(bytes);
+        return raise_error(st, &err);
+    }
     if (written != size) {
         Py_DECREF(bytes);
         return PyErr_Format(PyExc_SystemError, "serializer wrote %zu bytes, expected %zu", written, size);
@@ -579,14 +646,11 @@ static PyObject *graph_save(PyObject *self, PyObject *args, PyObject *kwds) {
     if (!go) return NULL;
     if (PyTuple_GET_SIZE(args)) return PyErr_Format(PyExc_TypeError, "save takes keyword arguments only");
     if (save_options(kwds, &o, &path, 1) < 0) return NULL;
-    if (o.external_data && !o.data_location)
-        return PyErr_Format(PyExc_ValueError, "external_data needs data_location");
+    if (o.external_data && !o.data_location) return PyErr_Format(PyExc_ValueError, "external_data needs data_location");
     ox_error err = {0};
     ox_code rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = ox_model_save(go->g, &o, path, &err);
-    Py_END_ALLOW_THREADS
-    if (rc != OX_OK) return raise_error(get_state(PyType_GetModule(Py_TYPE(self))), &err);
+    Py_BEGIN_ALLOW_THREADS rc = ox_model_save(go->g, &o, path, &err);
+    Py_END_ALLOW_THREADS if (rc != OX_OK) return raise_error(get_state(PyType_GetModule(Py_TYPE(self))), &err);
     Py_RETURN_NONE;
 }
 
@@ -610,9 +674,8 @@ static PyObject *graph_stats(PyObject *self, PyObject *unused) {
         Py_XDECREF(nv);
         if (bad) goto error;
     }
-    result = Py_BuildValue("{s:I,s:I,s:K,s:O,s:i}", "nodes", g->nnodes, "initializers",
-                           g->ninitializers, "initializer_bytes", init_bytes, "op_counts", ops,
-                           "opset", g->opset);
+    result = Py_BuildValue("{s:I,s:I,s:K,s:O,s:i}", "nodes", g->nnodes, "initializers", g->ninitializers,
+                           "initializer_bytes", init_bytes, "op_counts", ops, "opset", g->opset);
 error:
     Py_DECREF(ops);
     return result;
@@ -627,7 +690,10 @@ static PyObject *graph_initializer_names(PyObject *self, PyObject *unused) {
     for (uint32_t i = 0; i < go->g->ninitializers; i++) {
         const char *name = ox_value_name(go->g, go->g->initializers[i]);
         PyObject *s = name ? PyUnicode_FromString(name) : PyErr_NoMemory();
-        if (!s) { Py_DECREF(list); return NULL; }
+        if (!s) {
+            Py_DECREF(list);
+            return NULL;
+        }
         PyList_SET_ITEM(list, i, s);
     }
     return list;
@@ -660,7 +726,10 @@ static PyObject *graph_rename_dim_params(PyObject *self, PyObject *mapping) {
     const char **names;
     uint32_t nnames;
     ox_error err = {0};
-    if (!olds || !news) { PyErr_NoMemory(); goto done; }
+    if (!olds || !news) {
+        PyErr_NoMemory();
+        goto done;
+    }
     while (PyDict_Next(mapping, &pos, &key, &val)) {
         if (!PyUnicode_Check(key) || !PyUnicode_Check(val)) {
             PyErr_SetString(PyExc_TypeError, "rename_dim_params: names must be strings");
@@ -678,7 +747,10 @@ static PyObject *graph_rename_dim_params(PyObject *self, PyObject *mapping) {
     if (!(found = PyList_New(nnames))) goto done;
     for (uint32_t i = 0; i < nnames; i++) {
         PyObject *name = PyUnicode_FromString(names[i]);
-        if (!name) { Py_CLEAR(found); goto done; }
+        if (!name) {
+            Py_CLEAR(found);
+            goto done;
+        }
         PyList_SET_ITEM(found, i, name);
     }
 done:
@@ -714,8 +786,7 @@ static PyObject *graph_set_weight(PyObject *self, PyObject *args) {
 static PyMethodDef graph_methods[] = {
     {"set_weight", graph_set_weight, METH_VARARGS, "Point a weight at new bytes."},
     {"optimize", graph_optimize, METH_NOARGS, "Run the C passes in place; returns their statistics."},
-    {"serialize", (PyCFunction)(void (*)(void))graph_serialize, METH_VARARGS | METH_KEYWORDS,
-     "ModelProto bytes."},
+    {"serialize", (PyCFunction)(void (*)(void))graph_serialize, METH_VARARGS | METH_KEYWORDS, "ModelProto bytes."},
     {"save", (PyCFunction)(void (*)(void))graph_save, METH_VARARGS | METH_KEYWORDS,
      "Write the model (and external data) atomically."},
     {"stats", graph_stats, METH_NOARGS, "Node and initializer counts."},
@@ -737,8 +808,7 @@ static PyType_Slot graph_slots[] = {
 static PyType_Spec graph_spec = {
     .name = "oxport._core.Graph",
     .basicsize = sizeof(GraphObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = graph_slots,
 };
 
@@ -753,7 +823,11 @@ static PyObject *core_supported_targets(PyObject *module, PyObject *arg) {
     for (int i = 0; (t = ox_lower_target(i, &lo, &hi)); i++) {
         if (opset < lo || opset > hi) continue;
         PyObject *s = PyUnicode_FromString(t);
-        if (!s || PySet_Add(set, s) < 0) { Py_XDECREF(s); Py_DECREF(set); return NULL; }
+        if (!s || PySet_Add(set, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(set);
+            return NULL;
+        }
         Py_DECREF(s);
     }
     PyObject *frozen = PyFrozenSet_New(set);
@@ -764,8 +838,7 @@ static PyObject *core_supported_targets(PyObject *module, PyObject *arg) {
 static PyMethodDef module_methods[] = {
     {"lower", core_lower, METH_VARARGS, "Lower the walked FX graph to an ONNX Graph in one call."},
     {"supported_targets", core_supported_targets, METH_O, "ATen overloads lowered natively."},
-    OXB_TESTING_METHODS
-    {NULL},
+    OXB_TESTING_METHODS{NULL},
 };
 
 static int module_exec(PyObject *m) {
@@ -822,5 +895,5 @@ static struct PyModuleDef core_module = {
     .m_free = module_free,
 };
 
-PyMODINIT_FUNC PyInit__core(void);   /* the one exported symbol */
+PyMODINIT_FUNC PyInit__core(void); /* the one exported symbol */
 PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&core_module); }

@@ -42,13 +42,17 @@ static int fold_tensor_parse(ox_graph *g, PyObject *o, const char *what, fold_te
     PyObject *seq = PySequence_Fast(dims, "dims must be a sequence of ints");
     if (!seq) return -1;
     Py_ssize_t rank = PySequence_Fast_GET_SIZE(seq);
-    if (rank > 64) {
+    if (rank > OX_MAX_RANK) {
         Py_DECREF(seq);
-        PyErr_Format(PyExc_ValueError, "%s: rank %zd is above 64", what, rank);
+        PyErr_Format(PyExc_ValueError, "%s: rank %zd is above %d", what, rank, (int)OX_MAX_RANK);
         return -1;
     }
     int64_t *d = rank ? ox_arena_array(g->arena, (size_t)rank, sizeof *d) : NULL;
-    if (rank && !d) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    if (rank && !d) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
     size_t es = ox_dtype_size((ox_dtype)code), nbytes = es;
     for (Py_ssize_t i = 0; i < rank; i++) {
         PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
@@ -60,7 +64,7 @@ static int fold_tensor_parse(ox_graph *g, PyObject *o, const char *what, fold_te
             return -1;
         }
         d[i] = v;
-        if (v && nbytes > SIZE_MAX / (size_t)v) nbytes = SIZE_MAX;   /* refused below */
+        if (v && nbytes > SIZE_MAX / (size_t)v) nbytes = SIZE_MAX; /* refused below */
         else nbytes *= (size_t)v;
     }
     Py_DECREF(seq);
@@ -95,8 +99,8 @@ static int fold_int(PyObject *o, const char *name, long long *v) {
 /* One (name, kind, value) attribute set on n. 0, or -1 with an exception set. */
 static int fold_attr_set(ox_graph *g, ox_node *n, PyObject *item) {
     PyObject *pname, *pkind, *value;
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 ||
-        !PyUnicode_Check(pname = PyTuple_GET_ITEM(item, 0)) || !PyUnicode_Check(pkind = PyTuple_GET_ITEM(item, 1))) {
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 || !PyUnicode_Check(pname = PyTuple_GET_ITEM(item, 0)) ||
+        !PyUnicode_Check(pkind = PyTuple_GET_ITEM(item, 1))) {
         PyErr_SetString(PyExc_TypeError, "an attribute must be a tuple (name: str, kind: str, value)");
         return -1;
     }
@@ -116,8 +120,9 @@ static int fold_attr_set(ox_graph *g, ox_node *n, PyObject *item) {
         }
         ox_node_set_float(g, n, name, (float)v);
     } else if (strcmp(kind, "string") == 0) {
-        const char *s = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value)
-                        : PyBytes_Check(value) ? PyBytes_AS_STRING(value) : NULL;
+        const char *s = PyUnicode_Check(value) ? PyUnicode_AsUTF8(value) :
+            PyBytes_Check(value)               ? PyBytes_AS_STRING(value) :
+                                                 NULL;
         if (!s) {
             if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "attribute %s: a string must be str or bytes", name);
             return -1;
@@ -128,18 +133,32 @@ static int fold_attr_set(ox_graph *g, ox_node *n, PyObject *item) {
         PyObject *seq = PySequence_Fast(value, "a list attribute must be a sequence");
         if (!seq) return -1;
         Py_ssize_t cnt = PySequence_Fast_GET_SIZE(seq);
-        if (cnt > INT_MAX) { Py_DECREF(seq); PyErr_SetString(PyExc_ValueError, "attribute list too long"); return -1; }
+        if (cnt > INT_MAX) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "attribute list too long");
+            return -1;
+        }
         void *arr = cnt ? ox_arena_array(g->arena, (size_t)cnt, ints ? sizeof(int64_t) : sizeof(float)) : NULL;
-        if (cnt && !arr) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+        if (cnt && !arr) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
         for (Py_ssize_t i = 0; i < cnt; i++) {
             PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
             if (ints) {
                 long long v;
-                if (fold_int(e, name, &v) < 0) { Py_DECREF(seq); return -1; }
+                if (fold_int(e, name, &v) < 0) {
+                    Py_DECREF(seq);
+                    return -1;
+                }
                 ((int64_t *)arr)[i] = v;
             } else {
                 double v = PyFloat_AsDouble(e);
-                if (v == -1.0 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
+                if (v == -1.0 && PyErr_Occurred()) {
+                    Py_DECREF(seq);
+                    return -1;
+                }
                 if (isfinite(v) && fabs(v) > FLT_MAX) {
                     Py_DECREF(seq);
                     PyErr_Format(PyExc_ValueError, "attribute %s: %g does not fit in float32", name, v);
@@ -157,8 +176,10 @@ static int fold_attr_set(ox_graph *g, ox_node *n, PyObject *item) {
         ox_node_set_tensor(g, n, name, t.dtype, t.rank, t.dims, t.view.buf);
         PyBuffer_Release(&t.view);
     } else {
-        PyErr_Format(PyExc_ValueError, "attribute %s: unknown kind '%s' (int, float, string, ints, "
-                     "floats or tensor)", name, kind);
+        PyErr_Format(PyExc_ValueError,
+                     "attribute %s: unknown kind '%s' (int, float, string, ints, "
+                     "floats or tensor)",
+                     name, kind);
         return -1;
     }
     if (ox_graph_failed(g)) {
@@ -189,8 +210,8 @@ PyObject *oxb_fold_node(PyObject *module, PyObject *args, PyObject *kwds) {
     ox_node *n = NULL;
     ox_code rc = OX_OK;
     Py_ssize_t nin;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sOOi|i:fold_node", kwlist, &op_type, &attrs, &inputs,
-                                     &noutputs, &opset))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sOOi|i:fold_node", kwlist, &op_type, &attrs, &inputs, &noutputs,
+                                     &opset))
         return NULL;
     if (noutputs < 0 || noutputs > 64) return PyErr_Format(PyExc_ValueError, "noutputs %d out of range", noutputs);
     ox_graph *g = ox_graph_new(opset);
@@ -199,11 +220,17 @@ PyObject *oxb_fold_node(PyObject *module, PyObject *args, PyObject *kwds) {
         !(iseq = PySequence_Fast(inputs, "inputs must be a sequence")))
         goto error;
     nin = PySequence_Fast_GET_SIZE(iseq);
-    if (nin > 1024) { PyErr_SetString(PyExc_ValueError, "too many inputs"); goto error; }
+    if (nin > 1024) {
+        PyErr_SetString(PyExc_ValueError, "too many inputs");
+        goto error;
+    }
     vals = nin ? ox_arena_array(g->arena, (size_t)nin, sizeof *vals) : NULL;
     in = nin ? ox_arena_array(g->arena, (size_t)nin, sizeof *in) : NULL;
     out = ox_arena_array(g->arena, (size_t)noutputs + 1, sizeof *out);
-    if ((nin && (!vals || !in)) || !out) { PyErr_NoMemory(); goto error; }
+    if ((nin && (!vals || !in)) || !out) {
+        PyErr_NoMemory();
+        goto error;
+    }
     for (Py_ssize_t i = 0; i < nin; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(iseq, i);
         if (item == Py_None) continue;
@@ -221,12 +248,12 @@ PyObject *oxb_fold_node(PyObject *module, PyObject *args, PyObject *kwds) {
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(aseq); i++)
         if (fold_attr_set(g, n, PySequence_Fast_GET_ITEM(aseq, i)) < 0) goto error;
 
-    Py_BEGIN_ALLOW_THREADS
-    rc = ox_fold_eval(g, n, in, out);
-    Py_END_ALLOW_THREADS
-    if (rc == OX_EUNSUPPORTED) {
-        PyErr_Format(PyExc_NotImplementedError, "%s: the folding kernels do not fold this op, dtype "
-                     "or form", op_type);
+    Py_BEGIN_ALLOW_THREADS rc = ox_fold_eval(g, n, in, out);
+    Py_END_ALLOW_THREADS if (rc == OX_EUNSUPPORTED) {
+        PyErr_Format(PyExc_NotImplementedError,
+                     "%s: the folding kernels do not fold this op, dtype "
+                     "or form",
+                     op_type);
         goto error;
     }
     if (rc != OX_OK) goto graph_error;
@@ -240,11 +267,15 @@ PyObject *oxb_fold_node(PyObject *module, PyObject *args, PyObject *kwds) {
         PyObject *dims = PyTuple_New(t->rank), *tuple = NULL;
         for (int i = 0; dims && i < t->rank; i++) {
             PyObject *d = PyLong_FromLongLong(t->dims[i]);
-            if (!d) { Py_CLEAR(dims); break; }
+            if (!d) {
+                Py_CLEAR(dims);
+                break;
+            }
             PyTuple_SET_ITEM(dims, i, d);
         }
-        if (dims) tuple = Py_BuildValue("(iOy#)", (int)t->dtype, dims, t->data ? (const char *)t->data : "",
-                                      (Py_ssize_t)t->nbytes);
+        if (dims)
+            tuple = Py_BuildValue("(iOy#)", (int)t->dtype, dims, t->data ? (const char *)t->data : "",
+                                  (Py_ssize_t)t->nbytes);
         Py_XDECREF(dims);
         if (!tuple) goto error;
         PyList_SET_ITEM(result, k, tuple);

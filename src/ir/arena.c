@@ -17,7 +17,7 @@ typedef struct block {
 struct ox_arena {
     block *head;
     size_t total;
-    long fail_budget;   /* -1: never fail on purpose */
+    long fail_budget; /* -1: never fail on purpose */
     bool oom;
 };
 
@@ -52,25 +52,42 @@ static block *new_block(ox_arena *a, size_t size) {
 
 void *ox_arena_alloc(ox_arena *a, size_t size) {
     if (!a || a->oom) return NULL;
-    if (a->fail_budget == 0) { a->oom = true; return NULL; }
+    if (a->fail_budget == 0) {
+        a->oom = true;
+        return NULL;
+    }
     if (a->fail_budget > 0) a->fail_budget--;
     if (size == 0) size = 1;
-    if (size > SIZE_MAX - ALIGN) { a->oom = true; return NULL; }
+    if (size > SIZE_MAX - ALIGN) {
+        a->oom = true;
+        return NULL;
+    }
     size_t rounded = (size + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     block *b = a->head;
     if (rounded > BLOCK_SIZE / 4) {
         block *big = new_block(a, rounded);
-        if (!big) { a->oom = true; return NULL; }
+        if (!big) {
+            a->oom = true;
+            return NULL;
+        }
         big->used = rounded;
         /* Keep the current block at the head: it still has room for small requests. */
-        if (b) { big->next = b->next; b->next = big; }
-        else { big->next = NULL; a->head = big; }
+        if (b) {
+            big->next = b->next;
+            b->next = big;
+        } else {
+            big->next = NULL;
+            a->head = big;
+        }
         memset(big->data, 0, rounded);
         return big->data;
     }
     if (!b || b->size - b->used < rounded) {
         b = new_block(a, BLOCK_SIZE);
-        if (!b) { a->oom = true; return NULL; }
+        if (!b) {
+            a->oom = true;
+            return NULL;
+        }
         b->next = a->head;
         a->head = b;
     }
@@ -81,28 +98,38 @@ void *ox_arena_alloc(ox_arena *a, size_t size) {
 }
 
 void *ox_arena_array(ox_arena *a, size_t n, size_t size) {
-    if (size && n > SIZE_MAX / size) { if (a) a->oom = true; return NULL; }
+    if (size && n > SIZE_MAX / size) {
+        if (a) a->oom = true;
+        return NULL;
+    }
     return ox_arena_alloc(a, n * size);
 }
 
 char *ox_arena_strndup(ox_arena *a, const char *s, size_t n) {
     if (!s) return NULL;
-    if (n == SIZE_MAX) { if (a) a->oom = true; return NULL; }
+    if (n == SIZE_MAX) {
+        if (a) a->oom = true;
+        return NULL;
+    }
     char *p = ox_arena_alloc(a, n + 1);
-    if (p) { memcpy(p, s, n); p[n] = 0; }
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
     return p;
 }
 
-char *ox_arena_strdup(ox_arena *a, const char *s) {
-    return s ? ox_arena_strndup(a, s, strlen(s)) : NULL;
-}
+char *ox_arena_strdup(ox_arena *a, const char *s) { return s ? ox_arena_strndup(a, s, strlen(s)) : NULL; }
 
 char *ox_arena_printf(ox_arena *a, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0) { if (a) a->oom = true; return NULL; }
+    if (n < 0) {
+        if (a) a->oom = true;
+        return NULL;
+    }
     char *p = ox_arena_alloc(a, (size_t)n + 1);
     if (!p) return NULL;
     va_start(ap, fmt);
@@ -113,4 +140,6 @@ char *ox_arena_printf(ox_arena *a, const char *fmt, ...) {
 
 bool ox_arena_oom(const ox_arena *a) { return !a || a->oom; }
 size_t ox_arena_bytes(const ox_arena *a) { return a ? a->total : 0; }
-void ox_arena_fail_after(ox_arena *a, long budget) { if (a) a->fail_budget = budget; }
+void ox_arena_fail_after(ox_arena *a, long budget) {
+    if (a) a->fail_budget = budget;
+}

@@ -24,8 +24,7 @@ ox_code ox_graph_rename_dim_params(ox_graph *g, uint32_t n, const char *const *f
     *nfound = 0;
     for (uint32_t e = 0; e < n; e++) {
         if (!from[e] || !to[e]) return ox_error_set(err, OX_EINVAL, NULL, "rename_dim_params: a name is missing");
-        if (!*to[e])
-            return ox_error_set(err, OX_EINVAL, NULL, "rename_dim_params: empty new name for '%s'", from[e]);
+        if (!*to[e]) return ox_error_set(err, OX_EINVAL, NULL, "rename_dim_params: empty new name for '%s'", from[e]);
     }
     /* A fresh copy per entry: a param pointing at one was renamed already (dims arrays can be
      * shared between values), so a swap {a: b, b: a} is not undone by the second visit. */
@@ -41,7 +40,7 @@ ox_code ox_graph_rename_dim_params(ox_graph *g, uint32_t n, const char *const *f
             while (e < n && p != news[e]) e++;
             if (e < n) continue;
             if (!listed(list, count, p)) {
-                if (count == cap) {   /* the arena cannot grow an array: a new one, twice as long */
+                if (count == cap) { /* the arena cannot grow an array: a new one, twice as long */
                     const char **bigger = ox_arena_array(g->arena, cap ? 2 * (size_t)cap : 8, sizeof *bigger);
                     if (!bigger) break;
                     if (count) memcpy(bigger, list, count * sizeof *list);
@@ -51,7 +50,10 @@ ox_code ox_graph_rename_dim_params(ox_graph *g, uint32_t n, const char *const *f
                 list[count++] = p;
             }
             for (e = 0; e < n; e++)
-                if (strcmp(p, from[e]) == 0) { v->dims[j].param = news[e]; break; }
+                if (strcmp(p, from[e]) == 0) {
+                    v->dims[j].param = news[e];
+                    break;
+                }
         }
     }
     if (ox_arena_oom(g->arena)) goto oom;
@@ -69,12 +71,14 @@ ox_code ox_graph_set_weight(ox_graph *g, ox_value *v, const void *data, int64_t 
     if (!t || v->id >= g->nvalues || g->values[v->id] != v)
         return ox_error_set(err, OX_EINVAL, name, "'%s' is not a weight of this graph", name);
     if (nbytes < 0 || (uint64_t)nbytes != (uint64_t)t->nbytes || (!data && nbytes))
-        return ox_error_set(err, OX_EINVAL, name, "weight '%s': %" PRId64 " bytes given, it holds %zu", name,
-                            nbytes, t->nbytes);
+        return ox_error_set(err, OX_EINVAL, name, "weight '%s': %" PRId64 " bytes given, it holds %zu", name, nbytes,
+                            t->nbytes);
     if (t->consumed)
-        return ox_error_set(err, OX_EINVAL, name, "weight '%s' was folded into other constants by optimize(): "
+        return ox_error_set(err, OX_EINVAL, name,
+                            "weight '%s' was folded into other constants by optimize(): "
                             "apply weights before optimizing (export with optimize=False, apply_weights, then "
-                            "optimize())", name);
+                            "optimize())",
+                            name);
     t->data = data;
     t->storage = OX_DATA_BORROWED;
     return OX_OK;

@@ -13,18 +13,18 @@
 
 typedef enum ox_code {
     OX_OK = 0,
-    OX_ENOMEM,        /* out of memory */
-    OX_EINVAL,        /* bad argument from the caller */
-    OX_EUNSUPPORTED,  /* a torch op or argument form the lowering does not handle */
-    OX_ELOWER,        /* a lowering failed on an op it knows */
-    OX_EIO,           /* reading or writing a file */
-    OX_EFORMAT,       /* malformed ONNX bytes */
+    OX_ENOMEM, /* out of memory */
+    OX_EINVAL, /* bad argument from the caller */
+    OX_EUNSUPPORTED, /* a torch op or argument form the lowering does not handle */
+    OX_ELOWER, /* a lowering failed on an op it knows */
+    OX_EIO, /* reading or writing a file */
+    OX_EFORMAT, /* malformed ONNX bytes */
 } ox_code;
 
 typedef struct ox_error {
     ox_code code;
     char msg[1024];
-    char where[256];   /* the node (or file) the error happened at; empty when none */
+    char where[256]; /* the node (or file) the error happened at; empty when none */
 } ox_error;
 
 /* Sets code and message unless an error is already set; returns code. `where` may be NULL. */

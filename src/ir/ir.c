@@ -6,34 +6,38 @@
 
 /* ---- dtypes ---- */
 
-static const struct { size_t size; const char *name; } dtype_info[OX_DTYPE_COUNT] = {
-    [OX_UNDEFINED] = {0, "undefined"}, [OX_FLOAT] = {4, "float32"}, [OX_UINT8] = {1, "uint8"},
-    [OX_INT8] = {1, "int8"}, [OX_UINT16] = {2, "uint16"}, [OX_INT16] = {2, "int16"},
-    [OX_INT32] = {4, "int32"}, [OX_INT64] = {8, "int64"}, [OX_STRING] = {0, "string"},
-    [OX_BOOL] = {1, "bool"}, [OX_FLOAT16] = {2, "float16"}, [OX_DOUBLE] = {8, "float64"},
-    [OX_UINT32] = {4, "uint32"}, [OX_UINT64] = {8, "uint64"}, [OX_COMPLEX64] = {8, "complex64"},
-    [OX_COMPLEX128] = {16, "complex128"}, [OX_BFLOAT16] = {2, "bfloat16"},
+static const struct {
+    size_t size;
+    const char *name;
+} dtype_info[OX_DTYPE_COUNT] = {
+    [OX_UNDEFINED] = {0, "undefined"}, [OX_FLOAT] = {4, "float32"},
+    [OX_UINT8] = {1, "uint8"},         [OX_INT8] = {1, "int8"},
+    [OX_UINT16] = {2, "uint16"},       [OX_INT16] = {2, "int16"},
+    [OX_INT32] = {4, "int32"},         [OX_INT64] = {8, "int64"},
+    [OX_STRING] = {0, "string"},       [OX_BOOL] = {1, "bool"},
+    [OX_FLOAT16] = {2, "float16"},     [OX_DOUBLE] = {8, "float64"},
+    [OX_UINT32] = {4, "uint32"},       [OX_UINT64] = {8, "uint64"},
+    [OX_COMPLEX64] = {8, "complex64"}, [OX_COMPLEX128] = {16, "complex128"},
+    [OX_BFLOAT16] = {2, "bfloat16"},
 };
 
-size_t ox_dtype_size(ox_dtype t) {
-    return (unsigned)t < OX_DTYPE_COUNT ? dtype_info[t].size : 0;
-}
+size_t ox_dtype_size(ox_dtype t) { return (unsigned)t < OX_DTYPE_COUNT ? dtype_info[t].size : 0; }
 
-const char *ox_dtype_name(ox_dtype t) {
-    return (unsigned)t < OX_DTYPE_COUNT ? dtype_info[t].name : "unknown";
-}
+const char *ox_dtype_name(ox_dtype t) { return (unsigned)t < OX_DTYPE_COUNT ? dtype_info[t].name : "unknown"; }
 
-bool ox_dtype_is_float(ox_dtype t) {
-    return t == OX_FLOAT || t == OX_FLOAT16 || t == OX_DOUBLE || t == OX_BFLOAT16;
-}
+bool ox_dtype_is_float(ox_dtype t) { return t == OX_FLOAT || t == OX_FLOAT16 || t == OX_DOUBLE || t == OX_BFLOAT16; }
 
 bool ox_dtype_is_int(ox_dtype t) {
     switch (t) {
-    case OX_UINT8: case OX_INT8: case OX_UINT16: case OX_INT16: case OX_INT32: case OX_INT64:
-    case OX_UINT32: case OX_UINT64:
-        return true;
-    default:
-        return false;
+    case OX_UINT8:
+    case OX_INT8:
+    case OX_UINT16:
+    case OX_INT16:
+    case OX_INT32:
+    case OX_INT64:
+    case OX_UINT32:
+    case OX_UINT64: return true;
+    default: return false;
     }
 }
 
@@ -61,7 +65,10 @@ static void read_permuted(const ox_tensor *t, size_t first, size_t count, unsign
     int r = t->rank;
     int64_t bstride[16], stride[16], idx[16];
     int64_t s = 1;
-    for (int i = r - 1; i >= 0; i--) { bstride[i] = s; s *= b->dims[i]; }
+    for (int i = r - 1; i >= 0; i--) {
+        bstride[i] = s;
+        s *= b->dims[i];
+    }
     for (int i = 0; i < r; i++) stride[i] = bstride[t->perm[i]];
     size_t rem = first;
     int64_t src = 0;
@@ -73,7 +80,7 @@ static void read_permuted(const ox_tensor *t, size_t first, size_t count, unsign
     const unsigned char *base = b->data;
     for (size_t e = 0; e < count; e++) {
         memcpy(dst + e * es, base + (size_t)src * es, es);
-        for (int i = r - 1; i >= 0; i--) {   /* odometer step */
+        for (int i = r - 1; i >= 0; i--) { /* odometer step */
             src += stride[i];
             if (++idx[i] < t->dims[i]) break;
             src -= stride[i] * idx[i];
@@ -86,7 +93,9 @@ static void read_permuted(const ox_tensor *t, size_t first, size_t count, unsign
  * leading batch dims. Dims that stay adjacent and in order merge, unit dims drop out; when what
  * is left is perm [1, 0] or [0, 2, 1], the view is `batch` matrices of `rows` x `cols` (output
  * shape) whose element (j, i) is base element (i, j). */
-typedef struct { size_t batch, rows, cols; } transpose2d;
+typedef struct {
+    size_t batch, rows, cols;
+} transpose2d;
 
 static bool as_transpose2d(const ox_tensor *t, transpose2d *m) {
     int64_t sz[16], p[16];
@@ -116,22 +125,21 @@ static bool as_transpose2d(const ox_tensor *t, transpose2d *m) {
 /* Output rows [row, row + nrows) of the matrix at src, copied in 32 x 32 tiles so that both sides
  * stay in cache. Either side may be unaligned: the fixed-size memcpy compiles to one move. */
 #define TILE 32
-#define TRANSPOSE_TILES(ES)                                                                 \
-    do {                                                                                    \
-        for (size_t j0 = 0; j0 < nrows; j0 += TILE) {                                       \
-            size_t j1 = j0 + TILE < nrows ? j0 + TILE : nrows;                              \
-            for (size_t i0 = 0; i0 < m->cols; i0 += TILE) {                                 \
-                size_t i1 = i0 + TILE < m->cols ? i0 + TILE : m->cols;                      \
-                for (size_t j = j0; j < j1; j++)                                            \
-                    for (size_t i = i0; i < i1; i++)                                        \
-                        memcpy(dst + (j * m->cols + i) * (ES),                              \
-                               src + (i * m->rows + row + j) * (ES), (ES));                 \
-            }                                                                               \
-        }                                                                                   \
+#define TRANSPOSE_TILES(ES) \
+    do { \
+        for (size_t j0 = 0; j0 < nrows; j0 += TILE) { \
+            size_t j1 = j0 + TILE < nrows ? j0 + TILE : nrows; \
+            for (size_t i0 = 0; i0 < m->cols; i0 += TILE) { \
+                size_t i1 = i0 + TILE < m->cols ? i0 + TILE : m->cols; \
+                for (size_t j = j0; j < j1; j++) \
+                    for (size_t i = i0; i < i1; i++) \
+                        memcpy(dst + (j * m->cols + i) * (ES), src + (i * m->rows + row + j) * (ES), (ES)); \
+            } \
+        } \
     } while (0)
 
-static void transpose_rows(const transpose2d *m, size_t es, const unsigned char *src, size_t row,
-                           size_t nrows, unsigned char *dst) {
+static void transpose_rows(const transpose2d *m, size_t es, const unsigned char *src, size_t row, size_t nrows,
+                           unsigned char *dst) {
     switch (es) {
     case 1: TRANSPOSE_TILES(1); break;
     case 2: TRANSPOSE_TILES(2); break;
@@ -145,8 +153,7 @@ static void transpose_rows(const transpose2d *m, size_t es, const unsigned char 
 
 /* Elements [first, first + count) of a view that as_transpose2d recognised: whole output rows go
  * through the tiled copy, a partial row at either end through the general walk. */
-static void read_transposed(const ox_tensor *t, const transpose2d *m, size_t first, size_t count,
-                            unsigned char *dst) {
+static void read_transposed(const ox_tensor *t, const transpose2d *m, size_t first, size_t count, unsigned char *dst) {
     size_t es = ox_dtype_size(t->dtype);
     size_t cols = m->cols, mat = m->rows * m->cols;
     while (count) {
@@ -154,7 +161,9 @@ static void read_transposed(const ox_tensor *t, const transpose2d *m, size_t fir
         if (in_row || count < cols) {
             size_t k = cols - in_row < count ? cols - in_row : count;
             read_permuted(t, first, k, dst);
-            first += k; count -= k; dst += k * es;
+            first += k;
+            count -= k;
+            dst += k * es;
             continue;
         }
         size_t b = first / mat, row = (first % mat) / cols;
@@ -162,7 +171,9 @@ static void read_transposed(const ox_tensor *t, const transpose2d *m, size_t fir
         if (nrows > m->rows - row) nrows = m->rows - row;
         const unsigned char *src = (const unsigned char *)t->base->data + b * mat * es;
         transpose_rows(m, es, src, row, nrows, dst);
-        first += nrows * cols; count -= nrows * cols; dst += nrows * cols * es;
+        first += nrows * cols;
+        count -= nrows * cols;
+        dst += nrows * cols * es;
     }
 }
 
@@ -170,7 +181,7 @@ size_t ox_tensor_read_chunk(const ox_tensor *t) {
     size_t chunk = 64 << 10;
     transpose2d m;
     if (t->storage == OX_DATA_PERMUTED && t->rank <= 16 && as_transpose2d(t, &m)) {
-        size_t rows = 64 * m.cols * ox_dtype_size(t->dtype);   /* 64 output rows at a time */
+        size_t rows = 64 * m.cols * ox_dtype_size(t->dtype); /* 64 output rows at a time */
         if (rows > chunk) chunk = rows;
     }
     return chunk < t->nbytes ? chunk : t->nbytes;
@@ -187,7 +198,9 @@ static void read_scaled(const ox_tensor *t, size_t first, size_t count, unsigned
             float v = (float)(b[first + e] * f);
             memcpy(dst + e * sizeof v, &v, sizeof v);
         }
-        first += k; count -= k; dst += k * sizeof(float);
+        first += k;
+        count -= k;
+        dst += k * sizeof(float);
     }
 }
 
@@ -212,16 +225,20 @@ bool ox_tensor_read(const ox_tensor *t, size_t off, size_t n, void *dst) {
     size_t es = ox_dtype_size(t->dtype);
     unsigned char *out = dst;
     size_t first = off / es, head = off % es;
-    if (head) {   /* a partial first element */
+    if (head) { /* a partial first element */
         unsigned char tmp[16];
         read_view(t, first, 1, tmp);
         size_t k = es - head < n ? es - head : n;
         memcpy(out, tmp + head, k);
-        out += k; n -= k; first++;
+        out += k;
+        n -= k;
+        first++;
     }
     size_t whole = n / es;
     if (whole) read_view(t, first, whole, out);
-    out += whole * es; n -= whole * es; first += whole;
+    out += whole * es;
+    n -= whole * es;
+    first += whole;
     if (n) {
         unsigned char tmp[16];
         read_view(t, first, 1, tmp);
@@ -236,7 +253,10 @@ const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t) {
     if (!ox_tensor_is_view(t)) return t->data;
     ((ox_tensor *)t->base)->consumed = true;
     void *p = ox_arena_alloc(g->arena, t->nbytes);
-    if (!p) { ox_graph_status(g); return NULL; }
+    if (!p) {
+        ox_graph_status(g);
+        return NULL;
+    }
     if (!ox_tensor_read(t, 0, t->nbytes, p)) return NULL;
     t->weight = ox_tensor_is_weight(t);
     t->data = p;
@@ -252,10 +272,16 @@ const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t) {
 static bool grow(ox_graph *g, void *arrp, uint32_t *cap, uint32_t n, size_t elem) {
     if (n < *cap) return true;
     uint32_t ncap = *cap ? *cap * 2 : 16;
-    if (ncap <= *cap) { ox_error_set(&g->err, OX_ENOMEM, NULL, "graph too large"); return false; }
+    if (ncap <= *cap) {
+        ox_error_set(&g->err, OX_ENOMEM, NULL, "graph too large");
+        return false;
+    }
     void **arr = arrp;
     void *p = ox_arena_array(g->arena, ncap, elem);
-    if (!p) { ox_graph_status(g); return false; }
+    if (!p) {
+        ox_graph_status(g);
+        return false;
+    }
     if (*arr) memcpy(p, *arr, (size_t)n * elem);
     *arr = p;
     *cap = ncap;
@@ -275,8 +301,11 @@ struct ox_name_entry {
 };
 
 static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ull; }
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    while (*s) {
+        h ^= (unsigned char)*s++;
+        h *= 1099511628211ull;
+    }
     return h;
 }
 
@@ -293,7 +322,10 @@ static struct ox_name_entry *names_insert(ox_graph *g, ox_name_table *t, const c
     if ((t->count + 1) * 2 > t->cap) {
         uint32_t ncap = t->cap ? t->cap * 2 : 256;
         struct ox_name_entry *nt = ox_arena_array(g->arena, ncap, sizeof *nt);
-        if (!nt) { ox_graph_status(g); return NULL; }
+        if (!nt) {
+            ox_graph_status(g);
+            return NULL;
+        }
         for (uint32_t j = 0; j < t->cap; j++) {
             if (!t->entries[j].name) continue;
             uint32_t k = (uint32_t)hash_str(t->entries[j].name) & (ncap - 1);
@@ -322,18 +354,25 @@ static const char *unique_in(ox_graph *g, ox_name_table *t, const char *hint) {
         uint32_t k = base->next_suffix;
         for (;; k++) {
             char *buf = ox_arena_printf(g->arena, "%s_%u", hint, k);
-            if (!buf) { ox_graph_status(g); return NULL; }
-            if (!names_find(t, buf)) { name = buf; break; }
+            if (!buf) {
+                ox_graph_status(g);
+                return NULL;
+            }
+            if (!names_find(t, buf)) {
+                name = buf;
+                break;
+            }
         }
-        base->next_suffix = k + 1;   /* base stays valid: no insert happened since the find */
+        base->next_suffix = k + 1; /* base stays valid: no insert happened since the find */
     }
-    if (!name || !names_insert(g, t, name)) { ox_graph_status(g); return NULL; }
+    if (!name || !names_insert(g, t, name)) {
+        ox_graph_status(g);
+        return NULL;
+    }
     return name;
 }
 
-static const char *unique_name(ox_graph *g, const char *hint) {
-    return unique_in(g, &g->value_names, hint);
-}
+static const char *unique_name(ox_graph *g, const char *hint) { return unique_in(g, &g->value_names, hint); }
 
 /* ---- graph ---- */
 
@@ -341,7 +380,10 @@ ox_graph *ox_graph_new(int opset) {
     ox_arena *a = ox_arena_new();
     if (!a) return NULL;
     ox_graph *g = ox_arena_alloc(a, sizeof *g);
-    if (!g) { ox_arena_free(a); return NULL; }
+    if (!g) {
+        ox_arena_free(a);
+        return NULL;
+    }
     g->arena = a;
     g->opset = opset;
     g->ir_version = 10;
@@ -354,32 +396,37 @@ void ox_graph_free(ox_graph *g) {
 }
 
 ox_code ox_graph_status(ox_graph *g) {
-    if (ox_arena_oom(g->arena))
-        ox_error_set(&g->err, OX_ENOMEM, NULL, "out of memory while building the graph");
+    if (ox_arena_oom(g->arena)) ox_error_set(&g->err, OX_ENOMEM, NULL, "out of memory while building the graph");
     return g->err.code;
 }
 
-bool ox_graph_failed(const ox_graph *g) {
-    return g->err.code != OX_OK || ox_arena_oom(g->arena);
-}
+bool ox_graph_failed(const ox_graph *g) { return g->err.code != OX_OK || ox_arena_oom(g->arena); }
 
 static ox_dim *copy_dims(ox_graph *g, int rank, const ox_dim *dims) {
     if (rank <= 0) return NULL;
     ox_dim *d = ox_arena_array(g->arena, (size_t)rank, sizeof *d);
-    if (!d) { ox_graph_status(g); return NULL; }
+    if (!d) {
+        ox_graph_status(g);
+        return NULL;
+    }
     for (int i = 0; i < rank; i++) {
-        if (!dims) { d[i].value = -1; continue; }   /* rank known, sizes not */
+        if (!dims) {
+            d[i].value = -1;
+            continue;
+        } /* rank known, sizes not */
         d[i].value = dims[i].param ? -1 : dims[i].value;
         d[i].param = dims[i].param ? ox_arena_strdup(g->arena, dims[i].param) : NULL;
     }
     return d;
 }
 
-ox_value *ox_graph_add_value(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                             const ox_dim *dims) {
+ox_value *ox_graph_add_value(ox_graph *g, const char *name, ox_dtype dtype, int rank, const ox_dim *dims) {
     if (ox_graph_failed(g)) return NULL;
     ox_value *v = ox_arena_alloc(g->arena, sizeof *v);
-    if (!v) { ox_graph_status(g); return NULL; }
+    if (!v) {
+        ox_graph_status(g);
+        return NULL;
+    }
     v->dtype = dtype;
     v->rank = rank;
     v->dims = copy_dims(g, rank, dims);
@@ -389,8 +436,7 @@ ox_value *ox_graph_add_value(ox_graph *g, const char *name, ox_dtype dtype, int 
     return ox_graph_failed(g) ? NULL : v;
 }
 
-ox_value *ox_graph_add_input(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                             const ox_dim *dims) {
+ox_value *ox_graph_add_input(ox_graph *g, const char *name, ox_dtype dtype, int rank, const ox_dim *dims) {
     ox_value *v = ox_graph_add_value(g, name ? name : "input", dtype, rank, dims);
     if (!v) return NULL;
     v->kind = OX_VALUE_INPUT;
@@ -398,20 +444,25 @@ ox_value *ox_graph_add_input(ox_graph *g, const char *name, ox_dtype dtype, int 
     return PUSH(g, g->inputs, g->ninputs, g->cap_inputs, v) ? v : NULL;
 }
 
-static ox_value *add_tensor_value(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                                  const int64_t *dims) {
+static ox_value *add_tensor_value(ox_graph *g, const char *name, ox_dtype dtype, int rank, const int64_t *dims) {
     if (rank < 0 || (rank > 0 && !dims)) {
         ox_error_set(&g->err, OX_EINVAL, name, "initializer %s: bad rank %d", name ? name : "", rank);
         return NULL;
     }
     ox_dim *d = rank ? ox_arena_array(g->arena, (size_t)rank, sizeof *d) : NULL;
-    if (rank && !d) { ox_graph_status(g); return NULL; }
+    if (rank && !d) {
+        ox_graph_status(g);
+        return NULL;
+    }
     for (int i = 0; i < rank; i++) d[i].value = dims[i];
     ox_value *v = ox_graph_add_value(g, name, dtype, rank, d);
     if (!v) return NULL;
     ox_tensor *t = ox_arena_alloc(g->arena, sizeof *t);
     int64_t *tdims = rank ? ox_arena_array(g->arena, (size_t)rank, sizeof *tdims) : NULL;
-    if (!t || (rank && !tdims)) { ox_graph_status(g); return NULL; }
+    if (!t || (rank && !tdims)) {
+        ox_graph_status(g);
+        return NULL;
+    }
     if (rank) memcpy(tdims, dims, (size_t)rank * sizeof *tdims);
     t->dtype = dtype;
     t->rank = rank;
@@ -423,28 +474,27 @@ static ox_value *add_tensor_value(ox_graph *g, const char *name, ox_dtype dtype,
     return v;
 }
 
-static bool tensor_size(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                        const int64_t *dims, size_t *out) {
+static bool tensor_size(ox_graph *g, const char *name, ox_dtype dtype, int rank, const int64_t *dims, size_t *out) {
     ox_tensor probe = {.dtype = dtype, .rank = rank, .dims = dims};
     int64_t n = ox_tensor_numel(&probe);
     size_t es = ox_dtype_size(dtype);
     if (n < 0 || es == 0 || (uint64_t)n > SIZE_MAX / es) {
-        ox_error_set(&g->err, OX_EINVAL, name, "tensor %s: bad shape or dtype %s",
-                     name ? name : "(constant)", ox_dtype_name(dtype));
+        ox_error_set(&g->err, OX_EINVAL, name, "tensor %s: bad shape or dtype %s", name ? name : "(constant)",
+                     ox_dtype_name(dtype));
         return false;
     }
     *out = (size_t)n * es;
     return true;
 }
 
-ox_value *ox_graph_add_initializer(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                                   const int64_t *dims, const void *data, size_t nbytes) {
+ox_value *ox_graph_add_initializer(ox_graph *g, const char *name, ox_dtype dtype, int rank, const int64_t *dims,
+                                   const void *data, size_t nbytes) {
     if (ox_graph_failed(g)) return NULL;
     size_t want;
     if (!tensor_size(g, name, dtype, rank, dims, &want)) return NULL;
     if (data && nbytes != want) {
-        ox_error_set(&g->err, OX_EINVAL, name, "initializer %s: %zu bytes given, its shape needs %zu",
-                     name ? name : "", nbytes, want);
+        ox_error_set(&g->err, OX_EINVAL, name, "initializer %s: %zu bytes given, its shape needs %zu", name ? name : "",
+                     nbytes, want);
         return NULL;
     }
     ox_value *v = add_tensor_value(g, name, dtype, rank, dims);
@@ -462,17 +512,20 @@ ox_value *ox_graph_adopt_tensor(ox_graph *g, const char *name, ox_tensor *t) {
     /* Anonymous unless named: a pass that replaces a named value hands its name over. */
     ox_value *v = add_tensor_value(g, name, t->dtype, t->rank, t->dims);
     if (!v) return NULL;
-    v->tensor = t;   /* the fresh tensor add_tensor_value made stays unused in the arena */
+    v->tensor = t; /* the fresh tensor add_tensor_value made stays unused in the arena */
     return v;
 }
 
-ox_value *ox_graph_add_constant(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                                const int64_t *dims, const void *data) {
+ox_value *ox_graph_add_constant(ox_graph *g, const char *name, ox_dtype dtype, int rank, const int64_t *dims,
+                                const void *data) {
     if (ox_graph_failed(g)) return NULL;
     size_t nbytes;
     if (!tensor_size(g, name, dtype, rank, dims, &nbytes)) return NULL;
     void *copy = ox_arena_alloc(g->arena, nbytes);
-    if (!copy) { ox_graph_status(g); return NULL; }
+    if (!copy) {
+        ox_graph_status(g);
+        return NULL;
+    }
     if (data) memcpy(copy, data, nbytes);
     ox_value *v = add_tensor_value(g, name ? name : "_const", dtype, rank, dims);
     if (!v) return NULL;
@@ -535,20 +588,26 @@ int64_t ox_value_numel(const ox_value *v) {
 
 /* ---- nodes ---- */
 
-ox_node *ox_graph_add_node(ox_graph *g, const char *op_type, const char *domain, int ninputs,
-                           ox_value *const *inputs, int noutputs) {
+ox_node *ox_graph_add_node(ox_graph *g, const char *op_type, const char *domain, int ninputs, ox_value *const *inputs,
+                           int noutputs) {
     if (ox_graph_failed(g)) return NULL;
     if (ninputs < 0 || noutputs < 0 || !op_type) {
         ox_error_set(&g->err, OX_EINVAL, op_type, "bad node arguments");
         return NULL;
     }
     ox_node *n = ox_arena_alloc(g->arena, sizeof *n);
-    if (!n) { ox_graph_status(g); return NULL; }
+    if (!n) {
+        ox_graph_status(g);
+        return NULL;
+    }
     n->op_type = ox_arena_strdup(g->arena, op_type);
     n->domain = domain && *domain ? ox_arena_strdup(g->arena, domain) : NULL;
     n->inputs = ninputs ? ox_arena_array(g->arena, (size_t)ninputs, sizeof *n->inputs) : NULL;
     n->outputs = noutputs ? ox_arena_array(g->arena, (size_t)noutputs, sizeof *n->outputs) : NULL;
-    if (ox_arena_oom(g->arena)) { ox_graph_status(g); return NULL; }
+    if (ox_arena_oom(g->arena)) {
+        ox_graph_status(g);
+        return NULL;
+    }
     n->ninputs = ninputs;
     n->noutputs = noutputs;
     if (ninputs) memcpy(n->inputs, inputs, (size_t)ninputs * sizeof *inputs);
@@ -572,7 +631,10 @@ int ox_node_set_name(ox_graph *g, ox_node *n, const char *name) {
 static ox_attr *attr_slot(ox_graph *g, ox_node *n, const char *name, ox_attr_type type) {
     if (!n || ox_graph_failed(g)) return NULL;
     for (int i = 0; i < n->nattrs; i++)
-        if (strcmp(n->attrs[i].name, name) == 0) { n->attrs[i].type = type; return &n->attrs[i]; }
+        if (strcmp(n->attrs[i].name, name) == 0) {
+            n->attrs[i].type = type;
+            return &n->attrs[i];
+        }
     uint32_t cnt = (uint32_t)n->nattrs, cap = (uint32_t)n->cap_attrs;
     if (!grow(g, &n->attrs, &cap, cnt, sizeof *n->attrs)) return NULL;
     n->cap_attrs = (int)cap;
@@ -621,8 +683,8 @@ int ox_node_set_floats(ox_graph *g, ox_node *n, const char *name, const float *v
     return ox_graph_status(g);
 }
 
-int ox_node_set_tensor(ox_graph *g, ox_node *n, const char *name, ox_dtype dtype, int rank,
-                       const int64_t *dims, const void *data) {
+int ox_node_set_tensor(ox_graph *g, ox_node *n, const char *name, ox_dtype dtype, int rank, const int64_t *dims,
+                       const void *data) {
     size_t nbytes;
     if (!n || !tensor_size(g, name, dtype, rank, dims, &nbytes)) return ox_graph_status(g);
     ox_attr *a = attr_slot(g, n, name, OX_ATTR_TENSOR);
@@ -632,8 +694,8 @@ int ox_node_set_tensor(ox_graph *g, ox_node *n, const char *name, ox_dtype dtype
     if (!a || !t || (rank && !d) || !bytes) return ox_graph_status(g);
     if (rank) memcpy(d, dims, (size_t)rank * sizeof *d);
     if (nbytes) memcpy(bytes, data, nbytes);
-    *t = (ox_tensor){.dtype = dtype, .rank = rank, .dims = d, .data = bytes, .nbytes = nbytes,
-                     .storage = OX_DATA_OWNED};
+    *t =
+        (ox_tensor){.dtype = dtype, .rank = rank, .dims = d, .data = bytes, .nbytes = nbytes, .storage = OX_DATA_OWNED};
     a->u.t = t;
     return OX_OK;
 }
@@ -681,11 +743,16 @@ ox_code ox_graph_toposort(ox_graph *g) {
     ox_graph_compact(g);
     uint32_t n = g->nnodes;
     if (n == 0) return ox_graph_status(g);
-    struct frame { ox_node *node; int next; } *stack = malloc((size_t)n * sizeof *stack);
-    unsigned char *state = calloc(n, 1);   /* 0 unseen, 1 on the stack, 2 placed */
+    struct frame {
+        ox_node *node;
+        int next;
+    } *stack = malloc((size_t)n * sizeof *stack);
+    unsigned char *state = calloc(n, 1); /* 0 unseen, 1 on the stack, 2 placed */
     ox_node **order = malloc((size_t)n * sizeof *order);
     if (!stack || !state || !order) {
-        free(stack); free(state); free(order);
+        free(stack);
+        free(state);
+        free(order);
         return ox_error_set(&g->err, OX_ENOMEM, NULL, "no memory to order %u nodes", n);
     }
     uint32_t placed = 0;
@@ -695,7 +762,7 @@ ox_code ox_graph_toposort(ox_graph *g) {
         uint32_t top = 0;
         stack[top++] = (struct frame){g->nodes[i], 0};
         state[i] = 1;
-        while (top && rc == OX_OK) {   /* producers first, depth first, without recursion */
+        while (top && rc == OX_OK) { /* producers first, depth first, without recursion */
             struct frame *f = &stack[top - 1];
             if (f->next < f->node->ninputs) {
                 const ox_value *v = f->node->inputs[f->next++];
@@ -721,7 +788,9 @@ ox_code ox_graph_toposort(ox_graph *g) {
             order[i]->id = i;
         }
     }
-    free(stack); free(state); free(order);
+    free(stack);
+    free(state);
+    free(order);
     return rc;
 }
 
@@ -732,5 +801,8 @@ void ox_graph_replace_uses(ox_graph *g, ox_value *from, ox_value *to) {
             if (n->inputs[k] == from) n->inputs[k] = to;
     }
     for (uint32_t i = 0; i < g->noutputs; i++)
-        if (g->outputs[i] == from) { g->outputs[i] = to; to->is_output = true; }
+        if (g->outputs[i] == from) {
+            g->outputs[i] = to;
+            to->is_output = true;
+        }
 }

@@ -29,16 +29,30 @@
 
 /* ONNX TensorProto.DataType codes, so they serialize as they are. */
 typedef enum ox_dtype {
-    OX_UNDEFINED = 0, OX_FLOAT = 1, OX_UINT8 = 2, OX_INT8 = 3, OX_UINT16 = 4, OX_INT16 = 5,
-    OX_INT32 = 6, OX_INT64 = 7, OX_STRING = 8, OX_BOOL = 9, OX_FLOAT16 = 10, OX_DOUBLE = 11,
-    OX_UINT32 = 12, OX_UINT64 = 13, OX_COMPLEX64 = 14, OX_COMPLEX128 = 15, OX_BFLOAT16 = 16,
+    OX_UNDEFINED = 0,
+    OX_FLOAT = 1,
+    OX_UINT8 = 2,
+    OX_INT8 = 3,
+    OX_UINT16 = 4,
+    OX_INT16 = 5,
+    OX_INT32 = 6,
+    OX_INT64 = 7,
+    OX_STRING = 8,
+    OX_BOOL = 9,
+    OX_FLOAT16 = 10,
+    OX_DOUBLE = 11,
+    OX_UINT32 = 12,
+    OX_UINT64 = 13,
+    OX_COMPLEX64 = 14,
+    OX_COMPLEX128 = 15,
+    OX_BFLOAT16 = 16,
     OX_DTYPE_COUNT
 } ox_dtype;
 
-size_t ox_dtype_size(ox_dtype t);         /* bytes per element; 0 for UNDEFINED and STRING */
-const char *ox_dtype_name(ox_dtype t);    /* "float32", "int64", ... (torch's spelling) */
+size_t ox_dtype_size(ox_dtype t); /* bytes per element; 0 for UNDEFINED and STRING */
+const char *ox_dtype_name(ox_dtype t); /* "float32", "int64", ... (torch's spelling) */
 bool ox_dtype_is_float(ox_dtype t);
-bool ox_dtype_is_int(ox_dtype t);         /* signed or unsigned integer, not bool */
+bool ox_dtype_is_int(ox_dtype t); /* signed or unsigned integer, not bool */
 
 /* The highest rank the core handles, everywhere: lowering's stack arrays, folding, tensors. It is
  * PyTorch's own limit on a tensor's dims. */
@@ -53,12 +67,12 @@ typedef struct ox_dim {
 } ox_dim;
 
 typedef enum ox_storage {
-    OX_DATA_ABSENT = 0,   /* fake weights: shape and dtype only */
-    OX_DATA_BORROWED,     /* bytes owned by the caller (a PyTorch tensor) */
-    OX_DATA_OWNED,        /* bytes in the graph's arena (a constant made by lowering or folding) */
-    OX_DATA_PERMUTED,     /* the bytes of `base` transposed by `perm`: produced while writing,
+    OX_DATA_ABSENT = 0, /* fake weights: shape and dtype only */
+    OX_DATA_BORROWED, /* bytes owned by the caller (a PyTorch tensor) */
+    OX_DATA_OWNED, /* bytes in the graph's arena (a constant made by lowering or folding) */
+    OX_DATA_PERMUTED, /* the bytes of `base` transposed by `perm`: produced while writing,
                            * never stored, so folding Transpose into a weight copies nothing */
-    OX_DATA_SCALED,       /* float32 `base` with element e multiplied by scale[e / run], rounded to
+    OX_DATA_SCALED, /* float32 `base` with element e multiplied by scale[e / run], rounded to
                            * float: BatchNorm folded into a Conv weight, computed while writing */
 } ox_storage;
 
@@ -71,20 +85,20 @@ typedef struct ox_tensor {
     ox_dtype dtype;
     int rank;
     const int64_t *dims;
-    const void *data;     /* row-major, little-endian; NULL when ABSENT */
+    const void *data; /* row-major, little-endian; NULL when ABSENT */
     size_t nbytes;
     ox_storage storage;
-    bool consumed;        /* a pass read these bytes into other constants (fold, fusion, dedup):
+    bool consumed; /* a pass read these bytes into other constants (fold, fusion, dedup):
                            * replacing them afterwards would leave those stale */
-    bool weight;          /* model weights (ox_graph_add_initializer), or bytes computed from them
+    bool weight; /* model weights (ox_graph_add_initializer), or bytes computed from them
                            * (folds, fusions): what save(include_initializers=False) leaves out */
-    const struct ox_tensor *base;   /* views only; never itself a view */
-    const int64_t *perm;            /* PERMUTED only: output dim i is base dim perm[i] */
-    const double *scale;            /* SCALED only: numel / run factors */
-    int64_t run;                    /* SCALED only: consecutive elements that share a factor */
+    const struct ox_tensor *base; /* views only; never itself a view */
+    const int64_t *perm; /* PERMUTED only: output dim i is base dim perm[i] */
+    const double *scale; /* SCALED only: numel / run factors */
+    int64_t run; /* SCALED only: consecutive elements that share a factor */
 } ox_tensor;
 
-int64_t ox_tensor_numel(const ox_tensor *t);   /* -1 on overflow */
+int64_t ox_tensor_numel(const ox_tensor *t); /* -1 on overflow */
 /* Whether t's bytes can be produced (not fake, directly or through its base). */
 bool ox_tensor_has_data(const ox_tensor *t);
 /* Copies bytes [off, off + n) of t's row-major content into dst; false when t has no data or the
@@ -99,33 +113,38 @@ size_t ox_tensor_read_chunk(const ox_tensor *t);
 const void *ox_tensor_bytes(ox_graph *g, ox_tensor *t);
 
 typedef enum ox_value_kind {
-    OX_VALUE_NODE = 0,     /* produced by a node */
-    OX_VALUE_INPUT,        /* graph input */
-    OX_VALUE_INITIALIZER,  /* constant weight; tensor is set */
+    OX_VALUE_NODE = 0, /* produced by a node */
+    OX_VALUE_INPUT, /* graph input */
+    OX_VALUE_INITIALIZER, /* constant weight; tensor is set */
 } ox_value_kind;
 
 typedef struct ox_node ox_node;
 
 typedef struct ox_value {
-    const char *name;      /* NULL until named: anonymous values get a unique name on demand */
-    ox_dtype dtype;        /* OX_UNDEFINED when not known */
-    int rank;              /* -1 when not known */
-    ox_dim *dims;          /* rank entries */
+    const char *name; /* NULL until named: anonymous values get a unique name on demand */
+    ox_dtype dtype; /* OX_UNDEFINED when not known */
+    int rank; /* -1 when not known */
+    ox_dim *dims; /* rank entries */
     ox_value_kind kind;
-    ox_tensor *tensor;     /* initializers only */
-    ox_node *producer;     /* OX_VALUE_NODE only */
-    uint32_t id;           /* index in g->values */
-    uint32_t uses;         /* number of node inputs reading it; kept by ox_graph_count_uses */
-    bool has_meta;         /* dtype and shape came from torch: written as value_info */
+    ox_tensor *tensor; /* initializers only */
+    ox_node *producer; /* OX_VALUE_NODE only */
+    uint32_t id; /* index in g->values */
+    uint32_t uses; /* number of node inputs reading it; kept by ox_graph_count_uses */
+    bool has_meta; /* dtype and shape came from torch: written as value_info */
     bool is_output;
-    bool dead;             /* an initializer removed by a pass; dropped by ox_graph_compact */
-    struct ox_value *replaced_by;   /* set by passes: readers of this value read that one */
+    bool dead; /* an initializer removed by a pass; dropped by ox_graph_compact */
+    struct ox_value *replaced_by; /* set by passes: readers of this value read that one */
 } ox_value;
 
 /* ONNX AttributeProto.AttributeType codes. */
 typedef enum ox_attr_type {
-    OX_ATTR_FLOAT = 1, OX_ATTR_INT = 2, OX_ATTR_STRING = 3, OX_ATTR_TENSOR = 4,
-    OX_ATTR_FLOATS = 6, OX_ATTR_INTS = 7, OX_ATTR_STRINGS = 8,
+    OX_ATTR_FLOAT = 1,
+    OX_ATTR_INT = 2,
+    OX_ATTR_STRING = 3,
+    OX_ATTR_TENSOR = 4,
+    OX_ATTR_FLOATS = 6,
+    OX_ATTR_INTS = 7,
+    OX_ATTR_STRINGS = 8,
 } ox_attr_type;
 
 typedef struct ox_attr {
@@ -136,25 +155,34 @@ typedef struct ox_attr {
         int64_t i;
         const char *s;
         ox_tensor *t;
-        struct { float *v; int n; } floats;
-        struct { int64_t *v; int n; } ints;
-        struct { const char **v; int n; } strings;
+        struct {
+            float *v;
+            int n;
+        } floats;
+        struct {
+            int64_t *v;
+            int n;
+        } ints;
+        struct {
+            const char **v;
+            int n;
+        } strings;
     } u;
 } ox_attr;
 
 struct ox_node {
     const char *op_type;
-    const char *domain;    /* NULL or "" for the default ONNX domain */
-    const char *name;      /* NULL: written without a name */
-    ox_value **inputs;     /* a NULL entry is an omitted optional input, written as "" */
+    const char *domain; /* NULL or "" for the default ONNX domain */
+    const char *name; /* NULL: written without a name */
+    ox_value **inputs; /* a NULL entry is an omitted optional input, written as "" */
     int ninputs;
     ox_value **outputs;
     int noutputs;
     ox_attr *attrs;
     int nattrs, cap_attrs;
-    const char *source;    /* the torch op and place it was lowered from, for messages */
+    const char *source; /* the torch op and place it was lowered from, for messages */
     uint32_t id;
-    bool dead;             /* removed by a pass; dropped by ox_graph_compact */
+    bool dead; /* removed by a pass; dropped by ox_graph_compact */
 };
 
 typedef struct ox_name_table {
@@ -173,18 +201,18 @@ struct ox_graph {
     int opset;
     int64_t ir_version;
 
-    ox_node **nodes;          /* topological order */
+    ox_node **nodes; /* topological order */
     uint32_t nnodes, cap_nodes;
-    ox_value **values;        /* every value, by id */
+    ox_value **values; /* every value, by id */
     uint32_t nvalues, cap_values;
     ox_value **inputs;
     uint32_t ninputs, cap_inputs;
     ox_value **outputs;
     uint32_t noutputs, cap_outputs;
-    ox_value **initializers;  /* in the order they were added */
+    ox_value **initializers; /* in the order they were added */
     uint32_t ninitializers, cap_initializers;
 
-    ox_metadata_prop *metadata;   /* model metadata_props, in order */
+    ox_metadata_prop *metadata; /* model metadata_props, in order */
     uint32_t nmetadata, cap_metadata;
 
     /* Names in use, for unique naming: values and nodes are separate namespaces in ONNX, and
@@ -193,26 +221,24 @@ struct ox_graph {
     uint32_t anon_counter;
 };
 
-ox_graph *ox_graph_new(int opset);              /* NULL when out of memory */
-void ox_graph_free(ox_graph *g);                /* NULL is a no-op */
-bool ox_graph_failed(const ox_graph *g);        /* an error (or OOM) has been recorded */
+ox_graph *ox_graph_new(int opset); /* NULL when out of memory */
+void ox_graph_free(ox_graph *g); /* NULL is a no-op */
+bool ox_graph_failed(const ox_graph *g); /* an error (or OOM) has been recorded */
 /* Records OOM in g->err when the arena failed; returns the error code now in g->err. */
 ox_code ox_graph_status(ox_graph *g);
 
 /* Values. name NULL makes an anonymous value; a name already in use is made unique with a suffix.
  * dims are copied (and their params interned in the arena). */
-ox_value *ox_graph_add_value(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                             const ox_dim *dims);
-ox_value *ox_graph_add_input(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                             const ox_dim *dims);
+ox_value *ox_graph_add_value(ox_graph *g, const char *name, ox_dtype dtype, int rank, const ox_dim *dims);
+ox_value *ox_graph_add_input(ox_graph *g, const char *name, ox_dtype dtype, int rank, const ox_dim *dims);
 /* An initializer over bytes the caller owns (BORROWED) or that are absent (data NULL). */
-ox_value *ox_graph_add_initializer(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                                   const int64_t *dims, const void *data, size_t nbytes);
+ox_value *ox_graph_add_initializer(ox_graph *g, const char *name, ox_dtype dtype, int rank, const int64_t *dims,
+                                   const void *data, size_t nbytes);
 /* An initializer that takes t itself (t must live in g's arena or outlive g). */
 ox_value *ox_graph_adopt_tensor(ox_graph *g, const char *name, ox_tensor *t);
 /* A constant whose bytes are copied into the arena (OWNED). name NULL: "_const_<n>". */
-ox_value *ox_graph_add_constant(ox_graph *g, const char *name, ox_dtype dtype, int rank,
-                                const int64_t *dims, const void *data);
+ox_value *ox_graph_add_constant(ox_graph *g, const char *name, ox_dtype dtype, int rank, const int64_t *dims,
+                                const void *data);
 int ox_graph_add_output(ox_graph *g, ox_value *v);
 int ox_graph_add_metadata(ox_graph *g, const char *key, const char *value);
 
@@ -221,13 +247,13 @@ int ox_value_set_name(ox_graph *g, ox_value *v, const char *name);
 /* v's name, giving an anonymous value a fresh one ("_v<n>") first. NULL on OOM. */
 const char *ox_value_name(ox_graph *g, ox_value *v);
 void ox_value_set_shape(ox_graph *g, ox_value *v, int rank, const ox_dim *dims);
-bool ox_value_is_static(const ox_value *v);      /* rank known and every dim a number */
-int64_t ox_value_numel(const ox_value *v);       /* -1 unless static */
+bool ox_value_is_static(const ox_value *v); /* rank known and every dim a number */
+int64_t ox_value_numel(const ox_value *v); /* -1 unless static */
 
 /* Nodes: appended at the end of g->nodes with noutputs fresh anonymous outputs. inputs may hold
  * NULL for omitted optional inputs. domain NULL is the default domain. */
-ox_node *ox_graph_add_node(ox_graph *g, const char *op_type, const char *domain, int ninputs,
-                           ox_value *const *inputs, int noutputs);
+ox_node *ox_graph_add_node(ox_graph *g, const char *op_type, const char *domain, int ninputs, ox_value *const *inputs,
+                           int noutputs);
 /* Names n; a name another node has is made unique with a suffix. */
 int ox_node_set_name(ox_graph *g, ox_node *n, const char *name);
 int ox_node_set_int(ox_graph *g, ox_node *n, const char *name, int64_t v);
@@ -236,14 +262,14 @@ int ox_node_set_string(ox_graph *g, ox_node *n, const char *name, const char *v)
 int ox_node_set_ints(ox_graph *g, ox_node *n, const char *name, const int64_t *v, int count);
 int ox_node_set_floats(ox_graph *g, ox_node *n, const char *name, const float *v, int count);
 /* The tensor attribute takes an OWNED copy of data. */
-int ox_node_set_tensor(ox_graph *g, ox_node *n, const char *name, ox_dtype dtype, int rank,
-                       const int64_t *dims, const void *data);
-const ox_attr *ox_node_attr(const ox_node *n, const char *name);   /* NULL when absent */
+int ox_node_set_tensor(ox_graph *g, ox_node *n, const char *name, ox_dtype dtype, int rank, const int64_t *dims,
+                       const void *data);
+const ox_attr *ox_node_attr(const ox_node *n, const char *name); /* NULL when absent */
 int64_t ox_node_attr_int(const ox_node *n, const char *name, int64_t dflt);
 
 /* Passes' helpers. */
-void ox_graph_count_uses(ox_graph *g);           /* recomputes value->uses */
-void ox_graph_compact(ox_graph *g);              /* drops dead nodes, renumbers ids */
+void ox_graph_count_uses(ox_graph *g); /* recomputes value->uses */
+void ox_graph_compact(ox_graph *g); /* drops dead nodes, renumbers ids */
 /* Compacts, then reorders g->nodes so that each node follows the producers of its inputs, keeping
  * the present order wherever it already holds (for passes that append nodes other nodes read).
  * OX_EINVAL when the nodes form a cycle. */

@@ -26,8 +26,11 @@ typedef union ox_number {
 
 /* Which member of ox_number a dtype loads into. */
 typedef enum ox_domain {
-    OX_DOMAIN_NONE = 0,   /* undefined, string, complex: no scalar elements */
-    OX_DOMAIN_FLOAT, OX_DOMAIN_SIGNED, OX_DOMAIN_UNSIGNED, OX_DOMAIN_BOOL,
+    OX_DOMAIN_NONE = 0, /* undefined, string, complex: no scalar elements */
+    OX_DOMAIN_FLOAT,
+    OX_DOMAIN_SIGNED,
+    OX_DOMAIN_UNSIGNED,
+    OX_DOMAIN_BOOL,
 } ox_domain;
 ox_domain ox_dtype_domain(ox_dtype t);
 

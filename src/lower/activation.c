@@ -28,8 +28,7 @@ int lower_leaky_relu(ox_lower *L) {
 int lower_elu(ox_lower *L) {
     double alpha = ox_arg_float(L, 1, 1.0);
     double scale = ox_arg_float(L, 2, 1.0), input_scale = ox_arg_float(L, 3, 1.0);
-    if (input_scale != 1.0)
-        return ox_lower_unsupported(L, "elu with input_scale=%g (only 1 is lowered)", input_scale);
+    if (input_scale != 1.0) return ox_lower_unsupported(L, "elu with input_scale=%g (only 1 is lowered)", input_scale);
     ox_dtype t = ox_out_dtype_required(L, 0);
     ox_value *x = ox_cast(L, ox_arg_value(L, 0), t);
     ox_node *n = ox_op(L, scale == 1.0 ? "Elu" : "Selu", 1, x);
@@ -69,12 +68,12 @@ static ox_value *gelu(ox_lower *L, ox_value *x, bool tanh_mode, ox_dtype t) {
         return ox_typed(ox_out(n), t);
     }
     ox_value *inner;
-    if (tanh_mode) {   /* tanh(sqrt(2/pi) * (x + 0.044715 x^3)) */
+    if (tanh_mode) { /* tanh(sqrt(2/pi) * (x + 0.044715 x^3)) */
         ox_value *x3 = ox_binary(L, "Mul", ox_binary(L, "Mul", x, x, t), x, t);
         ox_value *poly = ox_binary(L, "Add", x, ox_binary(L, "Mul", x3, ox_const_scalar(L, t, 0.044715), t), t);
         ox_value *arg = ox_binary(L, "Mul", poly, ox_const_scalar(L, t, sqrt(2.0 / M_PI)), t);
         inner = ox_unary(L, "Tanh", arg, t);
-    } else {           /* erf(x / sqrt(2)) */
+    } else { /* erf(x / sqrt(2)) */
         inner = ox_unary(L, "Erf", ox_binary(L, "Mul", x, ox_const_scalar(L, t, M_SQRT1_2), t), t);
     }
     ox_value *one_plus = ox_binary(L, "Add", inner, ox_const_scalar(L, t, 1.0), t);

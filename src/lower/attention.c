@@ -16,7 +16,7 @@
 #include <math.h>
 #include <stdint.h>
 
-enum { MAX_CONST_MASK = 1 << 20 };   /* larger causal masks are computed, not stored */
+enum { MAX_CONST_MASK = 1 << 20 }; /* larger causal masks are computed, not stored */
 
 typedef struct sdpa {
     ox_value *q, *k, *v, *mask;
@@ -29,7 +29,7 @@ typedef struct sdpa {
 
 static bool attention_op_fits(const ox_lower *L, const sdpa *a) {
     return L->opset >= 23 && a->q->rank == 4 && a->k->rank == 4 && a->v->rank == 4 &&
-           (a->t == OX_FLOAT || a->t == OX_FLOAT16);   /* ORT's double Attention is float inside */
+        (a->t == OX_FLOAT || a->t == OX_FLOAT16); /* ORT's double Attention is float inside */
 }
 
 static ox_value *attention_op(ox_lower *L, const sdpa *a) {
@@ -75,8 +75,8 @@ static bool gqa_heads(ox_lower *L, sdpa *a) {
         return false;
     }
     if (hk == 0 || hv == 0 || hq % hk || hq % hv) {
-        ox_lower_fail(L, "%lld query heads cannot be grouped over %lld key / %lld value heads",
-                      (long long)hq, (long long)hk, (long long)hv);
+        ox_lower_fail(L, "%lld query heads cannot be grouped over %lld key / %lld value heads", (long long)hq,
+                      (long long)hk, (long long)hv);
         return false;
     }
     if (hk != hq) a->k = repeat_heads(L, a->k, hq, hq / hk);
@@ -88,8 +88,7 @@ static bool gqa_heads(ox_lower *L, sdpa *a) {
 static ox_value *scale_value(ox_lower *L, const sdpa *a) {
     int64_t e;
     if (a->has_scale) return ox_const_scalar(L, a->t, a->scale);
-    if (ox_static_dim(a->q, a->q->rank - 1, &e))
-        return ox_const_scalar(L, a->t, e > 0 ? 1.0 / sqrt((double)e) : 1.0);
+    if (ox_static_dim(a->q, a->q->rank - 1, &e)) return ox_const_scalar(L, a->t, e > 0 ? 1.0 / sqrt((double)e) : 1.0);
     ox_value *ev = ox_cast(L, ox_shape_of(L, a->q, -1, INT64_MAX), a->t);
     return ox_unary(L, "Reciprocal", ox_out(ox_op(L, "Sqrt", 1, ev)), a->t);
 }
@@ -142,16 +141,13 @@ static ox_value *decomposed(ox_lower *L, sdpa *a) {
     ox_value *scores = ox_binary(L, "MatMul", a->q, ox_out(kt), t);
     scores = ox_binary(L, "Mul", scores, scale_value(L, a), t);
     ox_value *minus_inf = ox_const_scalar(L, t, -INFINITY);
-    if (a->causal)
-        scores = ox_op_typed(L, "Where", t, 3, causal_mask(L, a), scores, minus_inf);
-    else if (a->mask && a->mask->dtype == OX_BOOL)
-        scores = ox_op_typed(L, "Where", t, 3, a->mask, scores, minus_inf);
-    else if (a->mask)
-        scores = ox_binary(L, "Add", scores, ox_cast(L, a->mask, t), t);
+    if (a->causal) scores = ox_op_typed(L, "Where", t, 3, causal_mask(L, a), scores, minus_inf);
+    else if (a->mask && a->mask->dtype == OX_BOOL) scores = ox_op_typed(L, "Where", t, 3, a->mask, scores, minus_inf);
+    else if (a->mask) scores = ox_binary(L, "Add", scores, ox_cast(L, a->mask, t), t);
     ox_node *sm = ox_op(L, "Softmax", 1, scores);
     if (sm) ox_node_set_int(L->g, sm, "axis", -1);
     ox_value *probs = ox_typed(ox_out(sm), t);
-    if (a->mask) {   /* a causal mask never masks a whole row */
+    if (a->mask) { /* a causal mask never masks a whole row */
         /* A row whose every score is -inf comes out of Softmax as NaN (-inf - -inf); it becomes
          * zeros. Testing the probabilities costs one node less than testing the scores' max. */
         ox_value *dead = ox_unary(L, "IsNaN", probs, OX_BOOL);
@@ -164,27 +160,42 @@ static ox_value *decomposed(ox_lower *L, sdpa *a) {
  * enable_gqa) */
 int lower_sdpa(ox_lower *L) {
     sdpa a = {
-        .q = ox_arg_value(L, 0), .k = ox_arg_value(L, 1), .v = ox_arg_value(L, 2),
-        .mask = ox_arg_value_opt(L, 3), .causal = ox_arg_bool(L, 5, false),
-        .has_scale = !ox_arg_is_none(L, 6), .scale = ox_arg_float(L, 6, 0), .gqa = ox_arg_bool(L, 7, false),
+        .q = ox_arg_value(L, 0),
+        .k = ox_arg_value(L, 1),
+        .v = ox_arg_value(L, 2),
+        .mask = ox_arg_value_opt(L, 3),
+        .causal = ox_arg_bool(L, 5, false),
+        .has_scale = !ox_arg_is_none(L, 6),
+        .scale = ox_arg_float(L, 6, 0),
+        .gqa = ox_arg_bool(L, 7, false),
     };
     double p = ox_arg_float(L, 4, 0);
     if (!a.q || !a.k || !a.v) return ox_bind(L, 0, NULL);
     if (p != 0)
-        return ox_lower_unsupported(L, "dropout_p=%g: attention dropout is random and applies even "
-                                    "in eval() mode; pass dropout_p=0 when exporting", p);
+        return ox_lower_unsupported(L,
+                                    "dropout_p=%g: attention dropout is random and applies even "
+                                    "in eval() mode; pass dropout_p=0 when exporting",
+                                    p);
     if (a.causal && a.mask) return ox_lower_fail(L, "is_causal=True together with an attn_mask");
     a.t = ox_out_dtype(L, 0) ? ox_out_dtype(L, 0) : a.q->dtype;
-    if (!ox_dtype_is_float(a.t))
-        return ox_lower_unsupported(L, "attention over %s tensors", ox_dtype_name(a.t));
+    if (!ox_dtype_is_float(a.t)) return ox_lower_unsupported(L, "attention over %s tensors", ox_dtype_name(a.t));
     a.q = ox_cast(L, a.q, a.t);
     a.k = ox_cast(L, a.k, a.t);
     a.v = ox_cast(L, a.v, a.t);
     ox_value *q0 = ox_arg_value(L, 0), *k0 = ox_arg_value(L, 1), *v0 = ox_arg_value(L, 2);
     /* Casts lose the static shapes the lowering reads; keep the originals' for them. */
-    if (a.q && a.q != q0) { a.q->rank = q0->rank; a.q->dims = q0->dims; }
-    if (a.k && a.k != k0) { a.k->rank = k0->rank; a.k->dims = k0->dims; }
-    if (a.v && a.v != v0) { a.v->rank = v0->rank; a.v->dims = v0->dims; }
+    if (a.q && a.q != q0) {
+        a.q->rank = q0->rank;
+        a.q->dims = q0->dims;
+    }
+    if (a.k && a.k != k0) {
+        a.k->rank = k0->rank;
+        a.k->dims = k0->dims;
+    }
+    if (a.v && a.v != v0) {
+        a.v->rank = v0->rank;
+        a.v->dims = v0->dims;
+    }
     if (!a.q || !a.k || !a.v) return ox_bind(L, 0, NULL);
     if (attention_op_fits(L, &a)) return ox_bind(L, 0, attention_op(L, &a));
     return ox_bind(L, 0, decomposed(L, &a));

@@ -9,7 +9,7 @@
 #include <string.h>
 
 typedef struct conv_args {
-    int stride, padding, dilation, output_padding;   /* argument indices; -1 absent */
+    int stride, padding, dilation, output_padding; /* argument indices; -1 absent */
     bool transposed;
     int64_t groups;
 } conv_args;
@@ -34,8 +34,7 @@ static int conv(ox_lower *L, const conv_args *c) {
     if (!x || !w) return ox_bind(L, 0, NULL);
     int nsp = w->rank - 2;
     if (w->rank < 0) return ox_lower_unsupported(L, "the weight's rank is not known");
-    if (nsp < 1 || nsp > OX_MAX_SPATIAL)
-        return ox_lower_fail(L, "weight of rank %d (expected 3 to 5)", w->rank);
+    if (nsp < 1 || nsp > OX_MAX_SPATIAL) return ox_lower_fail(L, "weight of rank %d (expected 3 to 5)", w->rank);
     int64_t stride[OX_MAX_SPATIAL], pad[OX_MAX_SPATIAL], dil[OX_MAX_SPATIAL], outpad[OX_MAX_SPATIAL];
     int64_t pads[2 * OX_MAX_SPATIAL];
     if (!ox_arg_ints_n(L, c->stride, nsp, stride, 1, "stride") ||
@@ -44,8 +43,9 @@ static int conv(ox_lower *L, const conv_args *c) {
     const ox_arg *pa = ox_arg_at(L, c->padding);
     if (pa && pa->kind == OX_ARG_STRING) {
         if (!strcmp(pa->u.s, "valid")) memset(pads, 0, sizeof pads);
-        else if (!strcmp(pa->u.s, "same")) { if (!same_pads(L, w, nsp, dil, pads)) return OX_EUNSUPPORTED; }
-        else return ox_lower_fail(L, "padding \"%s\" (expected \"same\" or \"valid\")", pa->u.s);
+        else if (!strcmp(pa->u.s, "same")) {
+            if (!same_pads(L, w, nsp, dil, pads)) return OX_EUNSUPPORTED;
+        } else return ox_lower_fail(L, "padding \"%s\" (expected \"same\" or \"valid\")", pa->u.s);
     } else {
         if (!ox_arg_ints_n(L, c->padding, nsp, pad, 0, "padding")) return OX_ELOWER;
         for (int k = 0; k < nsp; k++) pads[k] = pads[k + nsp] = pad[k];

@@ -46,8 +46,10 @@ static int custom_attr(ox_lower *L, ox_node *n, const ox_arg *a) {
         if (!iv || !fv) return ox_graph_status(g);
         for (int k = 0; k < cnt; k++) {
             const ox_arg *e = &v->u.list.items[k];
-            if (e->kind == OX_ARG_INT || e->kind == OX_ARG_BOOL) { iv[k] = e->u.i; fv[k] = (float)e->u.i; }
-            else if (e->kind == OX_ARG_FLOAT && kind[0] == 'f') fv[k] = (float)e->u.f;
+            if (e->kind == OX_ARG_INT || e->kind == OX_ARG_BOOL) {
+                iv[k] = e->u.i;
+                fv[k] = (float)e->u.i;
+            } else if (e->kind == OX_ARG_FLOAT && kind[0] == 'f') fv[k] = (float)e->u.f;
             else return ox_lower_fail(L, "custom translation: attribute %s item %d is not a number", name, k);
         }
         return kind[0] == 'i' ? ox_node_set_ints(g, n, name, iv, cnt) : ox_node_set_floats(g, n, name, fv, cnt);
@@ -67,8 +69,7 @@ static int custom_attr(ox_lower *L, ox_node *n, const ox_arg *a) {
             return ox_lower_fail(L, "custom translation: tensor %s: bytes do not match its shape", name);
         return ox_node_set_tensor(g, n, name, probe.dtype, rank, dims, v->u.list.items[2].u.bytes.p);
     }
-    return ox_lower_fail(L, "custom translation: attribute %s of kind %s has a value of the wrong type",
-                         name, kind);
+    return ox_lower_fail(L, "custom translation: attribute %s of kind %s has a value of the wrong type", name, kind);
 }
 
 static ox_value *custom_ref(ox_lower *L, const ox_arg *a, ox_value **locals, int nlocals) {
@@ -80,18 +81,22 @@ static ox_value *custom_ref(ox_lower *L, const ox_arg *a, ox_value **locals, int
 
 /* A node calling function f: its attrs, decoded by custom_attr onto a node that never joins the
  * graph, are the call's attributes. */
-static int custom_call(ox_lower *L, const ox_function *f, ox_function **lib, int nlib,
-                       const ox_arg *attrs, ox_value **in, int nin, ox_value **out, int nout) {
+static int custom_call(ox_lower *L, const ox_function *f, ox_function **lib, int nlib, const ox_arg *attrs,
+                       ox_value **in, int nin, ox_value **out, int nout) {
     ox_node site = {0};
     for (int k = 0; k < attrs->u.list.n; k++) {
         int rc = custom_attr(L, &site, &attrs->u.list.items[k]);
         if (rc != OX_OK) return rc;
     }
-    ox_inline_call call = {.fn = f, .inputs = in, .ninputs = nin, .attrs = site.attrs,
-                           .nattrs = site.nattrs, .prefix = L->node->name, .source = L->node->target};
+    ox_inline_call call = {.fn = f,
+                           .inputs = in,
+                           .ninputs = nin,
+                           .attrs = site.attrs,
+                           .nattrs = site.nattrs,
+                           .prefix = L->node->name,
+                           .source = L->node->target};
     ox_error err = {0};
-    if (ox_function_inline(L->g, &call, (const ox_function *const *)lib, nlib, out, nout, &err) == OX_OK)
-        return OX_OK;
+    if (ox_function_inline(L->g, &call, (const ox_function *const *)lib, nlib, out, nout, &err) == OX_OK) return OX_OK;
     if (err.code == OX_ENOMEM) return ox_graph_status(L->g);
     return ox_lower_fail(L, "%s", err.msg);
 }
@@ -147,8 +152,8 @@ static int emit_custom_nodes(ox_lower *L, ox_function **lib, int nlib) {
         for (int k = 0; k < nout; k++) locals[made++] = n->outputs[k];
     }
     if (results->u.list.n != L->node->noutputs)
-        return ox_lower_fail(L, "custom translation returned %d values, the op has %d outputs",
-                             results->u.list.n, L->node->noutputs);
+        return ox_lower_fail(L, "custom translation returned %d values, the op has %d outputs", results->u.list.n,
+                             L->node->noutputs);
     for (int i = 0; i < results->u.list.n; i++) {
         int rc = ox_bind(L, i, custom_ref(L, &results->u.list.items[i], locals, made));
         if (rc != OX_OK) return rc;

@@ -16,7 +16,8 @@ int lower_nms(ox_lower *L) {
     double iou = ox_arg_float(L, 2, 0.5);
     if (!boxes || !scores) return ox_bind(L, 0, NULL);
     if (boxes->rank >= 0 && boxes->rank != 2) return ox_lower_fail(L, "boxes of rank %d, expected [N, 4]", boxes->rank);
-    if (scores->rank >= 0 && scores->rank != 1) return ox_lower_fail(L, "scores of rank %d, expected [N]", scores->rank);
+    if (scores->rank >= 0 && scores->rank != 1)
+        return ox_lower_fail(L, "scores of rank %d, expected [N]", scores->rank);
     int64_t zero = 0, zero_one[2] = {0, 1}, all = INT32_MAX, two = 2;
     ox_value *b = ox_out(ox_op(L, "Unsqueeze", 2, ox_cast(L, boxes, OX_FLOAT), ox_const_i64_1d(L, zero)));
     ox_value *s = ox_out(ox_op(L, "Unsqueeze", 2, ox_cast(L, scores, OX_FLOAT), ox_const_ints(L, 2, zero_one)));
@@ -43,16 +44,15 @@ int lower_roi_align(ox_lower *L) {
     if (!x || !rois) return ox_bind(L, 0, NULL);
     if (x->rank >= 0 && x->rank != 4) return ox_lower_fail(L, "input of rank %d, expected [N, C, H, W]", x->rank);
     if (rois->rank >= 0 && rois->rank != 2) return ox_lower_fail(L, "rois of rank %d, expected [K, 5]", rois->rank);
-    if (ph <= 0 || pw <= 0)
-        return ox_lower_fail(L, "pooled size %lld x %lld", (long long)ph, (long long)pw);
+    if (ph <= 0 || pw <= 0) return ox_lower_fail(L, "pooled size %lld x %lld", (long long)ph, (long long)pw);
     ox_dtype t = x->dtype, wt = t == OX_DOUBLE ? OX_DOUBLE : OX_FLOAT;
     int64_t one = 1, five = 5, axis1 = 1;
     ox_value *r = ox_typed(ox_cast(L, rois, wt), wt);
     ox_node *col = ox_op(L, "Gather", 2, r, ox_const_scalar(L, OX_INT64, 0));
     if (col) ox_node_set_int(L->g, col, "axis", 1);
     ox_value *batch = ox_typed(ox_cast(L, ox_typed(ox_out(col), wt), OX_INT64), OX_INT64);
-    ox_value *box = ox_op_typed(L, "Slice", wt, 4, r, ox_const_i64_1d(L, one), ox_const_i64_1d(L, five),
-                                ox_const_i64_1d(L, axis1));
+    ox_value *box =
+        ox_op_typed(L, "Slice", wt, 4, r, ox_const_i64_1d(L, one), ox_const_i64_1d(L, five), ox_const_i64_1d(L, axis1));
     ox_node *n = ox_op(L, "RoiAlign", 3, ox_typed(ox_cast(L, x, wt), wt), box, batch);
     if (!n) return ox_bind(L, 0, NULL);
     ox_node_set_string(L->g, n, "coordinate_transformation_mode", aligned ? "half_pixel" : "output_half_pixel");

@@ -76,11 +76,10 @@ static int divide(ox_lower *L, const char *mode) {
     ox_value *a = ox_arg_scalar(L, 0, t), *b = ox_arg_scalar(L, 1, t);
     bool is_int = ox_dtype_is_int(t);
     if (!is_int && !ox_dtype_is_float(t))
-        return ox_lower_unsupported(L, "division with rounding_mode=%s of %s tensors", mode,
-                                    ox_dtype_name(t));
+        return ox_lower_unsupported(L, "division with rounding_mode=%s of %s tensors", mode, ox_dtype_name(t));
     if (!strcmp(mode, "trunc")) {
         ox_value *q = ox_binary(L, "Div", a, b, t);
-        return ox_bind(L, 0, is_int ? q : trunc_float(L, q, t));   /* integer Div truncates */
+        return ox_bind(L, 0, is_int ? q : trunc_float(L, q, t)); /* integer Div truncates */
     }
     if (!strcmp(mode, "floor")) {
         if (is_int) return ox_bind(L, 0, floordiv_int(L, a, b, t));
@@ -103,8 +102,7 @@ int lower_remainder(ox_lower *L) {
         if (n) ox_node_set_int(L->g, n, "fmod", 0);
         return ox_bind(L, 0, ox_typed(ox_out(n), t));
     }
-    if (!ox_dtype_is_float(t))
-        return ox_lower_unsupported(L, "remainder of %s tensors", ox_dtype_name(t));
+    if (!ox_dtype_is_float(t)) return ox_lower_unsupported(L, "remainder of %s tensors", ox_dtype_name(t));
     /* a - floor(a / b) * b: ONNX Mod on floats only has C's fmod. */
     ox_value *q = ox_out(ox_op(L, "Floor", 1, ox_out(ox_op(L, "Div", 2, a, b))));
     return ox_bind(L, 0, ox_binary(L, "Sub", a, ox_out(ox_op(L, "Mul", 2, q, b)), t));
@@ -247,8 +245,7 @@ static int bitwise(ox_lower *L, const char *bool_op, const char *int_op) {
     if (t != OX_BOOL && !ox_dtype_is_int(t))
         return ox_lower_unsupported(L, "bitwise op on %s tensors", ox_dtype_name(t));
     const char *op = t == OX_BOOL ? bool_op : int_op;
-    if (ox_nargs(L) < 2)
-        return ox_bind(L, 0, ox_unary(L, op, ox_arg_scalar(L, 0, t), t));
+    if (ox_nargs(L) < 2) return ox_bind(L, 0, ox_unary(L, op, ox_arg_scalar(L, 0, t), t));
     return ox_bind(L, 0, ox_binary(L, op, ox_arg_scalar(L, 0, t), ox_arg_scalar(L, 1, t), t));
 }
 
@@ -269,9 +266,9 @@ static int shift(ox_lower *L, bool left) {
     if (!x || !y) return ox_bind(L, 0, NULL);
     if (!ox_dtype_is_int(t)) return ox_lower_unsupported(L, "shifts of %s", ox_dtype_name(t));
     int bits = (int)ox_dtype_size(t) * 8;
-    if (bits > 62) bits = 62;   /* 2^y must stay a positive int64 (right shifts of int64 by 63 or more: not exact) */
-    ox_value *yc = ox_op_typed(L, "Clip", OX_INT64, 3, ox_cast(L, y, OX_INT64),
-                               ox_const_scalar(L, OX_INT64, 0), ox_const_scalar(L, OX_INT64, bits));
+    if (bits > 62) bits = 62; /* 2^y must stay a positive int64 (right shifts of int64 by 63 or more: not exact) */
+    ox_value *yc = ox_op_typed(L, "Clip", OX_INT64, 3, ox_cast(L, y, OX_INT64), ox_const_scalar(L, OX_INT64, 0),
+                               ox_const_scalar(L, OX_INT64, bits));
     uint64_t one_bits = 1;
     ox_value *one = ox_const_tensor(L, OX_UINT64, 0, NULL, &one_bits);
     ox_node *p = ox_op(L, "BitShift", 2, one, ox_cast(L, yc, OX_UINT64));
@@ -280,13 +277,12 @@ static int shift(ox_lower *L, bool left) {
     ox_value *x64 = ox_cast(L, x, OX_INT64);
     ox_value *r;
     if (left) {
-        r = ox_binary(L, "Mul", x64, ox_cast(L, pow2, OX_INT64),
-                      OX_INT64);   /* wraps modulo 2^64, then narrowed */
+        r = ox_binary(L, "Mul", x64, ox_cast(L, pow2, OX_INT64), OX_INT64); /* wraps modulo 2^64, then narrowed */
     } else {
         /* floor division by 2^y for y < 64: (x - ((x % d) + d) % d) / d, d = 2^y */
         ox_value *d = ox_cast(L, pow2, OX_INT64);
         ox_node *m = ox_op(L, "Mod", 2, x64, d);
-        if (m) ox_node_set_int(L->g, m, "fmod", 0);   /* Python-style: sign of the divisor */
+        if (m) ox_node_set_int(L->g, m, "fmod", 0); /* Python-style: sign of the divisor */
         r = ox_binary(L, "Div", ox_binary(L, "Sub", x64, ox_typed(ox_out(m), OX_INT64), OX_INT64), d, OX_INT64);
     }
     return ox_bind(L, 0, ox_cast(L, r, t));
@@ -319,8 +315,8 @@ int lower_signbit(ox_lower *L) {
     if (!ox_dtype_is_float(x->dtype)) return ox_bind(L, 0, neg);
     ox_value *zero = ox_binary(L, "Equal", x, ox_const_scalar(L, x->dtype, 0), OX_BOOL);
     ox_value *inv = ox_binary(L, "Div", ox_const_scalar(L, x->dtype, 1), x, x->dtype);
-    ox_value *negzero = ox_binary(L, "And", zero, ox_binary(L, "Less", inv, ox_const_scalar(L, x->dtype, 0),
-                                                            OX_BOOL), OX_BOOL);
+    ox_value *negzero =
+        ox_binary(L, "And", zero, ox_binary(L, "Less", inv, ox_const_scalar(L, x->dtype, 0), OX_BOOL), OX_BOOL);
     return ox_bind(L, 0, ox_binary(L, "Or", neg, negzero, OX_BOOL));
 }
 

@@ -14,8 +14,14 @@
  * beyond uint8) fill as float and Cast. */
 static bool fills_directly(ox_dtype t) {
     switch (t) {
-    case OX_FLOAT: case OX_DOUBLE: case OX_INT64: case OX_INT32: case OX_INT16: case OX_INT8:
-    case OX_UINT8: case OX_BOOL: return true;
+    case OX_FLOAT:
+    case OX_DOUBLE:
+    case OX_INT64:
+    case OX_INT32:
+    case OX_INT16:
+    case OX_INT8:
+    case OX_UINT8:
+    case OX_BOOL: return true;
     default: return false;
     }
 }
@@ -27,8 +33,7 @@ static ox_value *filled(ox_lower *L, ox_value *shape, int fill_arg, double fill,
         return NULL;
     }
     const ox_arg *a = fill_arg >= 0 ? ox_arg_at(L, fill_arg) : NULL;
-    if (a && a->kind == OX_ARG_VALUE)
-        return ox_binary(L, "Expand", ox_arg_scalar(L, fill_arg, t), shape, t);
+    if (a && a->kind == OX_ARG_VALUE) return ox_binary(L, "Expand", ox_arg_scalar(L, fill_arg, t), shape, t);
     if (a) fill = ox_arg_float(L, fill_arg, 0);
     unsigned char bytes[8];
     ox_dtype st = fills_directly(t) ? t : OX_FLOAT;
@@ -50,23 +55,15 @@ static ox_value *factory_shape(ox_lower *L, int size_arg, int like_arg) {
 }
 
 /* full(size, fill_value, ...) */
-int lower_full(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), 1, 0, ox_out_dtype(L, 0)));
-}
+int lower_full(ox_lower *L) { return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), 1, 0, ox_out_dtype(L, 0))); }
 
 /* full_like(self, fill_value, ...), fill.Scalar(self, value) */
-int lower_full_like(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, -1, 0), 1, 0, ox_out_dtype(L, 0)));
-}
+int lower_full_like(ox_lower *L) { return ox_bind(L, 0, filled(L, factory_shape(L, -1, 0), 1, 0, ox_out_dtype(L, 0))); }
 
 /* zeros(size, ...), empty.memory_format(size, ...) */
-int lower_zeros(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), -1, 0, ox_out_dtype(L, 0)));
-}
+int lower_zeros(ox_lower *L) { return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), -1, 0, ox_out_dtype(L, 0))); }
 
-int lower_ones(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), -1, 1, ox_out_dtype(L, 0)));
-}
+int lower_ones(ox_lower *L) { return ox_bind(L, 0, filled(L, factory_shape(L, 0, -1), -1, 1, ox_out_dtype(L, 0))); }
 
 /* zeros_like(self, ...), empty_like(self, ...) */
 int lower_zeros_like(ox_lower *L) {
@@ -82,13 +79,9 @@ int lower_new_zeros(ox_lower *L) {
     return ox_bind(L, 0, filled(L, factory_shape(L, 1, -1), -1, 0, ox_out_dtype(L, 0)));
 }
 
-int lower_new_ones(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 1, -1), -1, 1, ox_out_dtype(L, 0)));
-}
+int lower_new_ones(ox_lower *L) { return ox_bind(L, 0, filled(L, factory_shape(L, 1, -1), -1, 1, ox_out_dtype(L, 0))); }
 
-int lower_new_full(ox_lower *L) {
-    return ox_bind(L, 0, filled(L, factory_shape(L, 1, -1), 2, 0, ox_out_dtype(L, 0)));
-}
+int lower_new_full(ox_lower *L) { return ox_bind(L, 0, filled(L, factory_shape(L, 1, -1), 2, 0, ox_out_dtype(L, 0))); }
 
 /* scalar_tensor(s, *, dtype, ...): a 0-d constant. */
 int lower_scalar_tensor(ox_lower *L) {
@@ -110,8 +103,8 @@ static ox_value *arange_const(ox_lower *L, const ox_arg *b[3], int64_t n, ox_dty
     /* The bounds must give the size torch recorded; then no element overflows. */
     double count = v[2] != 0 ? ceil((v[1] - v[0]) / v[2]) : -1;
     if (!(count == (double)n || (n == 0 && count <= 0))) {
-        ox_lower_fail(L, "arange(%g, %g, %g) does not have the %lld elements torch recorded", v[0], v[1],
-                      v[2], (long long)n);
+        ox_lower_fail(L, "arange(%g, %g, %g) does not have the %lld elements torch recorded", v[0], v[1], v[2],
+                      (long long)n);
         return NULL;
     }
     void *data = ox_arena_array(L->g->arena, (size_t)(n ? n : 1), ox_dtype_size(st));
@@ -133,11 +126,10 @@ int lower_arange(ox_lower *L) {
     const char *target = L->node->target;
     int nb = strstr(target, ".start_step") ? 3 : strstr(target, ".start") ? 2 : 1;
     ox_arg zero = {.kind = OX_ARG_INT, .u.i = 0}, one = {.kind = OX_ARG_INT, .u.i = 1};
-    const ox_arg *b[3] = {&zero, NULL, &one};   /* start, end, step */
+    const ox_arg *b[3] = {&zero, NULL, &one}; /* start, end, step */
     for (int k = 0; k < nb; k++) {
         const ox_arg *a = ox_arg_at(L, k);
-        if (!a || a->kind == OX_ARG_NONE)
-            return ox_lower_fail(L, "argument %d of arange is None", k);
+        if (!a || a->kind == OX_ARG_NONE) return ox_lower_fail(L, "argument %d of arange is None", k);
         if (a->kind != OX_ARG_INT && a->kind != OX_ARG_FLOAT && a->kind != OX_ARG_VALUE)
             return ox_lower_unsupported(L, "argument %d of arange is not a number", k);
         b[nb == 1 ? 1 : k] = a;

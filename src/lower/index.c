@@ -23,8 +23,7 @@ int lower_index(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     const ox_arg *list = ox_arg_at(L, 1);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!list || list->kind != OX_ARG_LIST)
-        return ox_lower_fail(L, "argument 1: a list of index tensors is required");
+    if (!list || list->kind != OX_ARG_LIST) return ox_lower_fail(L, "argument 1: a list of index tensors is required");
     int n = list->u.list.n, rank = x->rank;
     if (rank < 0) return ox_lower_unsupported(L, "the input's rank is not known");
     if (n > rank) return ox_lower_fail(L, "%d indices for a rank-%d tensor", n, rank);
@@ -48,7 +47,8 @@ int lower_index(ox_lower *L) {
             ox_node *g = ox_op(L, "GatherND", 2, x, ox_typed(ox_out(tr), OX_INT64));
             return ox_bind(L, 0, ox_typed(ox_out(g), x->dtype));
         }
-        if (!ox_dtype_is_int(v->dtype)) return ox_lower_unsupported(L, "index %d of dtype %s", k, ox_dtype_name(v->dtype));
+        if (!ox_dtype_is_int(v->dtype))
+            return ox_lower_unsupported(L, "index %d of dtype %s", k, ox_dtype_name(v->dtype));
         if (v->rank < 0) return ox_lower_unsupported(L, "index %d has an unknown rank", k);
         if (v->rank > bcast_rank) bcast_rank = v->rank;
         axes[nidx] = k;
@@ -68,7 +68,8 @@ int lower_index(ox_lower *L) {
     int np = 0;
     bool indexed[OX_MAX_RANK] = {false};
     for (int k = 0; k < nidx; k++) perm[np++] = axes[k], indexed[axes[k]] = true;
-    for (int k = 0; k < rank; k++) if (!indexed[k]) perm[np++] = k;
+    for (int k = 0; k < rank; k++)
+        if (!indexed[k]) perm[np++] = k;
     ox_value *xt = transpose(L, x, rank, perm);
     /* Broadcast the indices to one shape (Add of all gives it), stack them on a new last axis. */
     ox_value *sum = NULL, *parts[OX_MAX_RANK];
@@ -116,7 +117,7 @@ int lower_index_select(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *index = ox_arg_value(L, 2);
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x || !index) return ox_bind(L, 0, NULL);
-    if (x->rank == 0) {   /* torch allows dim 0 of a 0-d tensor with a one-element index */
+    if (x->rank == 0) { /* torch allows dim 0 of a 0-d tensor with a one-element index */
         ox_value *flat = ox_binary(L, "Reshape", x, ox_const_i64_1d(L, 1), x->dtype);
         ox_node *g = ox_op(L, "Gather", 2, flat, ox_cast(L, index, OX_INT64));
         return ox_bind(L, 0, ox_typed(ox_reshape(L, ox_typed(ox_out(g), x->dtype), 0, NULL), x->dtype));

@@ -32,8 +32,7 @@ int lower_linear(ox_lower *L) {
 /* beta * self + alpha * product in dtype t, the bias of addmm, baddbmm, addmv and addbmm, with
  * torch's rules: beta == 0 ignores self entirely (NaN and inf in it do not reach the result, and it
  * is not read), and a factor of 1 is no Mul. self is cast to t when its dtype differs. */
-static ox_value *scaled_sum(ox_lower *L, ox_value *self, ox_value *product, double beta, double alpha,
-                            ox_dtype t) {
+static ox_value *scaled_sum(ox_lower *L, ox_value *self, ox_value *product, double beta, double alpha, ox_dtype t) {
     ox_value *y = product;
     if (alpha != 1.0) y = ox_binary(L, "Mul", y, ox_const_scalar(L, t, alpha), t);
     if (beta == 0.0) return y;

@@ -21,7 +21,7 @@ static ox_value *resolve(ox_lower *L, int i, uint32_t ref);
 typedef struct row {
     const char *target;
     ox_lower_fn fn;
-    const char *op;     /* OX_UNARY rows */
+    const char *op; /* OX_UNARY rows */
 } row;
 
 static row rows[] = {
@@ -31,9 +31,7 @@ static row rows[] = {
 };
 enum { NROWS = sizeof rows / sizeof rows[0] };
 
-static int row_cmp(const void *a, const void *b) {
-    return strcmp(((const row *)a)->target, ((const row *)b)->target);
-}
+static int row_cmp(const void *a, const void *b) { return strcmp(((const row *)a)->target, ((const row *)b)->target); }
 
 static pthread_once_t rows_once = PTHREAD_ONCE_INIT;
 static void sort_rows(void) { qsort(rows, NROWS, sizeof rows[0], row_cmp); }
@@ -44,13 +42,9 @@ static const row *find_row(const char *target) {
     return target ? bsearch(&key, rows, NROWS, sizeof rows[0], row_cmp) : NULL;
 }
 
-static bool opset_lowered(int opset) {
-    return opset >= OX_LOWER_MIN_OPSET && opset <= OX_LOWER_MAX_OPSET;
-}
+static bool opset_lowered(int opset) { return opset >= OX_LOWER_MIN_OPSET && opset <= OX_LOWER_MAX_OPSET; }
 
-bool ox_lower_supports(const char *target, int opset) {
-    return find_row(target) && opset_lowered(opset);
-}
+bool ox_lower_supports(const char *target, int opset) { return find_row(target) && opset_lowered(opset); }
 
 const char *ox_lower_target(int i, int *min_opset, int *max_opset) {
     pthread_once(&rows_once, sort_rows);
@@ -72,10 +66,8 @@ static int lower_unary_row(ox_lower *L) {
 /* "aten::addmm.default (node addmm, at fc0 / model.py:12)" into buf. */
 static const char *node_where(const ox_lower *L, char *buf, size_t size) {
     const ox_aten_node *n = L->node;
-    if (n->where && *n->where)
-        snprintf(buf, size, "%s (node %s, at %s)", n->target, n->name, n->where);
-    else
-        snprintf(buf, size, "%s (node %s)", n->target, n->name);
+    if (n->where && *n->where) snprintf(buf, size, "%s (node %s, at %s)", n->target, n->name, n->where);
+    else snprintf(buf, size, "%s (node %s)", n->target, n->name);
     return buf;
 }
 
@@ -101,17 +93,13 @@ int ox_lower_unsupported(ox_lower *L, const char *fmt, ...) {
 }
 
 /* Lowering stops touching the graph once it failed, or once this node was found unsupported. */
-static bool stopped(const ox_lower *L) {
-    return ox_graph_failed(L->g) || L->unsupported_reason;
-}
+static bool stopped(const ox_lower *L) { return ox_graph_failed(L->g) || L->unsupported_reason; }
 
 /* ---- arguments ---- */
 
 int ox_nargs(const ox_lower *L) { return L->node->nargs; }
 
-const ox_arg *ox_arg_at(const ox_lower *L, int i) {
-    return i >= 0 && i < L->node->nargs ? &L->node->args[i] : NULL;
-}
+const ox_arg *ox_arg_at(const ox_lower *L, int i) { return i >= 0 && i < L->node->nargs ? &L->node->args[i] : NULL; }
 
 bool ox_arg_is_none(const ox_lower *L, int i) {
     const ox_arg *a = ox_arg_at(L, i);
@@ -154,8 +142,7 @@ int64_t ox_arg_int(ox_lower *L, int i, int64_t dflt) {
     const ox_arg *a = ox_arg_at(L, i);
     if (!a || a->kind == OX_ARG_NONE) return dflt;
     if (a->kind == OX_ARG_INT || a->kind == OX_ARG_BOOL) return a->u.i;
-    if (!stopped(L))
-        ox_lower_unsupported(L, "argument %d is a %s where an int was expected", i, kind_name(a->kind));
+    if (!stopped(L)) ox_lower_unsupported(L, "argument %d is a %s where an int was expected", i, kind_name(a->kind));
     return dflt;
 }
 
@@ -164,21 +151,17 @@ double ox_arg_float(ox_lower *L, int i, double dflt) {
     if (!a || a->kind == OX_ARG_NONE) return dflt;
     if (a->kind == OX_ARG_FLOAT) return a->u.f;
     if (a->kind == OX_ARG_INT || a->kind == OX_ARG_BOOL) return (double)a->u.i;
-    if (!stopped(L))
-        ox_lower_unsupported(L, "argument %d is a %s where a float was expected", i, kind_name(a->kind));
+    if (!stopped(L)) ox_lower_unsupported(L, "argument %d is a %s where a float was expected", i, kind_name(a->kind));
     return dflt;
 }
 
-bool ox_arg_bool(ox_lower *L, int i, bool dflt) {
-    return ox_arg_int(L, i, dflt) != 0;
-}
+bool ox_arg_bool(ox_lower *L, int i, bool dflt) { return ox_arg_int(L, i, dflt) != 0; }
 
 const char *ox_arg_string(ox_lower *L, int i, const char *dflt) {
     const ox_arg *a = ox_arg_at(L, i);
     if (!a || a->kind == OX_ARG_NONE) return dflt;
     if (a->kind == OX_ARG_STRING) return a->u.s;
-    if (!stopped(L))
-        ox_lower_unsupported(L, "argument %d is a %s where a string was expected", i, kind_name(a->kind));
+    if (!stopped(L)) ox_lower_unsupported(L, "argument %d is a %s where a string was expected", i, kind_name(a->kind));
     return dflt;
 }
 
@@ -187,13 +170,15 @@ int ox_arg_ints(ox_lower *L, int i, int64_t *out, int max) {
     if (stopped(L)) return -1;
     if (!a || a->kind == OX_ARG_NONE) return 0;
     if (a->kind == OX_ARG_INT) {
-        if (max < 1) { ox_lower_fail(L, "argument %d: too many values", i); return -1; }
+        if (max < 1) {
+            ox_lower_fail(L, "argument %d: too many values", i);
+            return -1;
+        }
         out[0] = a->u.i;
         return 1;
     }
     if (a->kind != OX_ARG_LIST) {
-        ox_lower_unsupported(L, "argument %d is a %s where a list of ints was expected", i,
-                             kind_name(a->kind));
+        ox_lower_unsupported(L, "argument %d is a %s where a list of ints was expected", i, kind_name(a->kind));
         return -1;
     }
     if (a->u.list.n > max) {
@@ -203,8 +188,10 @@ int ox_arg_ints(ox_lower *L, int i, int64_t *out, int max) {
     for (int k = 0; k < a->u.list.n; k++) {
         const ox_arg *e = &a->u.list.items[k];
         if (e->kind != OX_ARG_INT) {
-            ox_lower_unsupported(L, "argument %d item %d is a %s where an int was expected "
-                                 "(symbolic sizes are not lowered here)", i, k, kind_name(e->kind));
+            ox_lower_unsupported(L,
+                                 "argument %d item %d is a %s where an int was expected "
+                                 "(symbolic sizes are not lowered here)",
+                                 i, k, kind_name(e->kind));
             return -1;
         }
         out[k] = e->u.i;
@@ -261,8 +248,7 @@ ox_dtype ox_out_dtype_required(ox_lower *L, int i) {
 
 /* ---- emitting ---- */
 
-ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs,
-                     ox_value *const *inputs) {
+ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs, ox_value *const *inputs) {
     if (stopped(L)) return NULL;
     ox_node *n = ox_graph_add_node(L->g, op_type, NULL, ninputs, inputs, noutputs);
     if (!n) return NULL;
@@ -312,14 +298,11 @@ ox_node *ox_opn(ox_lower *L, const char *op_type, int noutputs, int ninputs, ...
     return n;
 }
 
-ox_value *ox_out(const ox_node *n) {
-    return n && n->noutputs > 0 ? n->outputs[0] : NULL;
-}
+ox_value *ox_out(const ox_node *n) { return n && n->noutputs > 0 ? n->outputs[0] : NULL; }
 
 /* ---- constants ---- */
 
-ox_value *ox_const_tensor(ox_lower *L, ox_dtype dtype, int rank, const int64_t *dims,
-                          const void *data) {
+ox_value *ox_const_tensor(ox_lower *L, ox_dtype dtype, int rank, const int64_t *dims, const void *data) {
     if (stopped(L)) return NULL;
     return ox_graph_add_constant(L->g, NULL, dtype, rank, dims, data);
 }
@@ -346,7 +329,7 @@ ox_value *ox_cast(ox_lower *L, ox_value *x, ox_dtype to) {
     if (!n) return NULL;
     ox_node_set_int(L->g, n, "to", to);
     n->outputs[0]->dtype = to;
-    if (x->rank >= 0) ox_value_set_shape(L->g, n->outputs[0], x->rank, x->dims);   /* Cast keeps shape */
+    if (x->rank >= 0) ox_value_set_shape(L->g, n->outputs[0], x->rank, x->dims); /* Cast keeps shape */
     return n->outputs[0];
 }
 
@@ -358,7 +341,10 @@ ox_value *ox_reshape(ox_lower *L, ox_value *x, int n, const int64_t *shape) {
  * choose between uint8 or float copies, which hold every value exactly, and are cast back. */
 ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype t) {
     ox_dtype wt = t == OX_BOOL ? OX_UINT8 : t == OX_BFLOAT16 ? OX_FLOAT : t;
-    if (wt != t) { a = ox_cast(L, a, wt); b = ox_cast(L, b, wt); }
+    if (wt != t) {
+        a = ox_cast(L, a, wt);
+        b = ox_cast(L, b, wt);
+    }
     ox_value *r = ox_out(ox_op(L, "Where", 3, c, a, b));
     if (r) r->dtype = wt;
     return ox_cast(L, r, t);
@@ -387,9 +373,7 @@ ox_value *ox_op_typed(ox_lower *L, const char *op_type, ox_dtype t, int ninputs,
     return ox_typed(ox_out(n), t);
 }
 
-ox_value *ox_const_i64(ox_lower *L, int64_t v) {
-    return ox_const_tensor(L, OX_INT64, 0, NULL, &v);
-}
+ox_value *ox_const_i64(ox_lower *L, int64_t v) { return ox_const_tensor(L, OX_INT64, 0, NULL, &v); }
 
 ox_value *ox_const_i64_1d(ox_lower *L, int64_t v) { return ox_const_ints(L, 1, &v); }
 
@@ -403,16 +387,15 @@ ox_value *ox_shape_of(ox_lower *L, ox_value *x, int64_t start, int64_t end) {
 
 ox_value *ox_wrap_index(ox_lower *L, ox_value *x, int64_t axis, ox_value *idx) {
     int64_t n;
-    ox_value *size = ox_static_dim(x, (int)axis, &n) ? ox_const_scalar(L, OX_INT64, (double)n)
-                                                     : ox_shape_of(L, x, axis, axis + 1);
+    ox_value *size =
+        ox_static_dim(x, (int)axis, &n) ? ox_const_scalar(L, OX_INT64, (double)n) : ox_shape_of(L, x, axis, axis + 1);
     ox_value *neg = ox_out(ox_op(L, "Less", 2, idx, ox_const_scalar(L, OX_INT64, 0)));
     ox_value *up = ox_binary(L, "Add", idx, size, OX_INT64);
     return ox_op_typed(L, "Where", OX_INT64, 3, neg, up, idx);
 }
 
 bool ox_static_dim(const ox_value *x, int k, int64_t *size) {
-    if (!x || k < 0 || k >= x->rank || !x->dims || x->dims[k].param || x->dims[k].value < 0)
-        return false;
+    if (!x || k < 0 || k >= x->rank || !x->dims || x->dims[k].param || x->dims[k].value < 0) return false;
     *size = x->dims[k].value;
     return true;
 }
@@ -549,7 +532,7 @@ int ox_dtype_category(ox_dtype t) {
     if (t == OX_BOOL) return 0;
     if (ox_dtype_is_int(t)) return 1;
     if (ox_dtype_is_float(t)) return 2;
-    return 3;   /* complex */
+    return 3; /* complex */
 }
 
 ox_dtype ox_work_dtype(ox_dtype t) { return t == OX_FLOAT16 || t == OX_BFLOAT16 ? OX_FLOAT : t; }
@@ -594,8 +577,8 @@ int ox_bind(ox_lower *L, int i, ox_value *v) {
     /* A value made for this node and not yet named takes the FX name and torch's metadata. */
     if (v->kind == OX_VALUE_NODE && !v->name) {
         const ox_meta *m = &L->node->meta[i];
-        const char *name = L->node->noutputs == 1
-            ? L->node->name : ox_arena_printf(L->g->arena, "%s_out%d", L->node->name, i);
+        const char *name =
+            L->node->noutputs == 1 ? L->node->name : ox_arena_printf(L->g->arena, "%s_out%d", L->node->name, i);
         if (!name || ox_value_set_name(L->g, v, name) != OX_OK) return ox_graph_status(L->g);
         if (m->rank >= 0 && m->dtype != OX_UNDEFINED) {
             v->dtype = m->dtype;
@@ -616,10 +599,10 @@ static void arg_dtypes(const ox_lower *L, char *buf, size_t size) {
         const ox_arg *a = &L->node->args[i];
         const char *s;
         if (a->kind == OX_ARG_VALUE)
-            s = a->u.ref < L->prog->nvalues && L->prog->table[a->u.ref]
-                ? ox_dtype_name(L->prog->table[a->u.ref]->dtype) : "tensor";
-        else
-            s = kind_name(a->kind);
+            s = a->u.ref < L->prog->nvalues && L->prog->table[a->u.ref] ?
+                ox_dtype_name(L->prog->table[a->u.ref]->dtype) :
+                "tensor";
+        else s = kind_name(a->kind);
         int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", s);
         if (w < 0) break;
         used += (size_t)w;
@@ -631,7 +614,10 @@ static int record_unsupported(ox_lower *L, ox_lower_report *rep, int *cap, const
     for (int k = 0; k < rep->nunsupported; k++) {
         ox_unsupported *u = &rep->unsupported[k];
         bool same_reason = (!u->reason && !reason) || (u->reason && reason && !strcmp(u->reason, reason));
-        if (!strcmp(u->target, L->node->target) && same_reason) { u->count++; return OX_OK; }
+        if (!strcmp(u->target, L->node->target) && same_reason) {
+            u->count++;
+            return OX_OK;
+        }
     }
     if (rep->nunsupported == *cap) {
         int ncap = *cap ? *cap * 2 : 8;
@@ -673,8 +659,9 @@ ox_code ox_lower_run(ox_graph *g, ox_aten_program *p, ox_lower_report *rep) {
         const row *r = find_row(an->target);
         int rc;
         if (!r || !opset_lowered(g->opset)) {
-            const char *reason = r ? ox_arena_printf(g->arena, "lowered only for opsets %d to %d",
-                                                     OX_LOWER_MIN_OPSET, OX_LOWER_MAX_OPSET) : NULL;
+            const char *reason = r ?
+                ox_arena_printf(g->arena, "lowered only for opsets %d to %d", OX_LOWER_MIN_OPSET, OX_LOWER_MAX_OPSET) :
+                NULL;
             rc = record_unsupported(&L, rep, &cap, reason);
             if (rc == OX_OK) rc = bind_placeholders(&L);
         } else {

@@ -39,49 +39,61 @@
 #include "ir/ir.h"
 
 typedef enum ox_arg_kind {
-    OX_ARG_NONE = 0, OX_ARG_BOOL, OX_ARG_INT, OX_ARG_FLOAT, OX_ARG_STRING, OX_ARG_VALUE, OX_ARG_LIST,
+    OX_ARG_NONE = 0,
+    OX_ARG_BOOL,
+    OX_ARG_INT,
+    OX_ARG_FLOAT,
+    OX_ARG_STRING,
+    OX_ARG_VALUE,
+    OX_ARG_LIST,
     OX_ARG_BYTES,
 } ox_arg_kind;
 
 typedef struct ox_arg {
     ox_arg_kind kind;
     union {
-        int64_t i;                              /* BOOL (0/1), INT */
-        double f;                               /* FLOAT */
-        const char *s;                          /* STRING */
-        struct { const void *p; size_t n; } bytes;   /* BYTES (arena copy) */
-        uint32_t ref;                           /* VALUE: id in the program's value table */
-        struct { struct ox_arg *items; int n; } list;
+        int64_t i; /* BOOL (0/1), INT */
+        double f; /* FLOAT */
+        const char *s; /* STRING */
+        struct {
+            const void *p;
+            size_t n;
+        } bytes; /* BYTES (arena copy) */
+        uint32_t ref; /* VALUE: id in the program's value table */
+        struct {
+            struct ox_arg *items;
+            int n;
+        } list;
     } u;
 } ox_arg;
 
 /* What torch recorded for one output: dtype and shape. */
 typedef struct ox_meta {
     ox_dtype dtype;
-    int rank;              /* -1: not a tensor or not known */
+    int rank; /* -1: not a tensor or not known */
     ox_dim *dims;
 } ox_meta;
 
 typedef struct ox_aten_node {
-    const char *target;    /* "aten::addmm.default" */
-    const char *name;      /* FX node name: the ONNX value and node names derive from it */
-    const char *where;     /* module path and source line, for messages; may be NULL */
+    const char *target; /* "aten::addmm.default" */
+    const char *name; /* FX node name: the ONNX value and node names derive from it */
+    const char *where; /* module path and source line, for messages; may be NULL */
     ox_arg *args;
     int nargs;
-    uint32_t *outputs;     /* ids in the program's value table */
-    ox_meta *meta;         /* one per output */
+    uint32_t *outputs; /* ids in the program's value table */
+    ox_meta *meta; /* one per output */
     int noutputs;
 } ox_aten_node;
 
 /* The ATen program: a value table (graph inputs and initializers are entered up front, node
  * outputs as they are lowered), nodes in order and the graph outputs. All in the graph's arena. */
 typedef struct ox_aten_program {
-    ox_value **table;      /* id → ONNX value; NULL until bound */
+    ox_value **table; /* id → ONNX value; NULL until bound */
     uint32_t nvalues;
     ox_aten_node *nodes;
     uint32_t nnodes;
-    uint32_t *outputs;     /* ids */
-    const char **output_names;   /* NULL or one per output (NULL entries keep the FX name) */
+    uint32_t *outputs; /* ids */
+    const char **output_names; /* NULL or one per output (NULL entries keep the FX name) */
     uint32_t noutputs;
 } ox_aten_program;
 
@@ -90,13 +102,13 @@ typedef struct ox_unsupported {
     const char *target;
     const char *node;
     const char *where;
-    const char *reason;    /* NULL: no lowering exists; else why this use is not supported */
-    char arg_dtypes[128];  /* "float32, int64" */
+    const char *reason; /* NULL: no lowering exists; else why this use is not supported */
+    char arg_dtypes[128]; /* "float32, int64" */
     int count;
 } ox_unsupported;
 
 typedef struct ox_lower_report {
-    ox_unsupported *unsupported;   /* arena-owned */
+    ox_unsupported *unsupported; /* arena-owned */
     int nunsupported;
     uint32_t aten_nodes, onnx_nodes;
 } ox_lower_report;
@@ -120,9 +132,9 @@ typedef struct ox_lower {
     ox_aten_program *prog;
     const ox_aten_node *node;
     int opset;
-    int emitted;           /* nodes emitted for this ATen node: names the next one */
-    const char *row_op;    /* OX_UNARY rows: the ONNX op of the row */
-    const char *unsupported_reason;   /* set by ox_lower_unsupported */
+    int emitted; /* nodes emitted for this ATen node: names the next one */
+    const char *row_op; /* OX_UNARY rows: the ONNX op of the row */
+    const char *unsupported_reason; /* set by ox_lower_unsupported */
 } ox_lower;
 
 typedef int (*ox_lower_fn)(ox_lower *L);
@@ -130,11 +142,11 @@ typedef int (*ox_lower_fn)(ox_lower *L);
 /* Arguments. Out-of-range or NONE arguments give the default; a wrong kind fails the lowering. */
 int ox_nargs(const ox_lower *L);
 bool ox_arg_is_none(const ox_lower *L, int i);
-const ox_arg *ox_arg_at(const ox_lower *L, int i);                /* NULL past the end */
-ox_value *ox_arg_value(ox_lower *L, int i);                       /* required tensor */
-ox_value *ox_arg_value_opt(ox_lower *L, int i);                   /* NULL when None/absent */
+const ox_arg *ox_arg_at(const ox_lower *L, int i); /* NULL past the end */
+ox_value *ox_arg_value(ox_lower *L, int i); /* required tensor */
+ox_value *ox_arg_value_opt(ox_lower *L, int i); /* NULL when None/absent */
 int64_t ox_arg_int(ox_lower *L, int i, int64_t dflt);
-double ox_arg_float(ox_lower *L, int i, double dflt);             /* INT accepted too */
+double ox_arg_float(ox_lower *L, int i, double dflt); /* INT accepted too */
 bool ox_arg_bool(ox_lower *L, int i, bool dflt);
 const char *ox_arg_string(ox_lower *L, int i, const char *dflt);
 /* A list of ints (or a single int) into out[max]; returns the count, -1 on failure (reported). */
@@ -159,18 +171,16 @@ ox_dtype ox_out_dtype_required(ox_lower *L, int i);
  * omitted optional inputs; the node is named after the ATen node. Returns NULL after a failure. */
 ox_node *ox_op(ox_lower *L, const char *op_type, int ninputs, ...);
 ox_node *ox_opn(ox_lower *L, const char *op_type, int noutputs, int ninputs, ...);
-ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs,
-                     ox_value *const *inputs);
-ox_value *ox_out(const ox_node *n);              /* outputs[0], NULL-safe */
+ox_node *ox_op_array(ox_lower *L, const char *op_type, int noutputs, int ninputs, ox_value *const *inputs);
+ox_value *ox_out(const ox_node *n); /* outputs[0], NULL-safe */
 
 /* Constants (initializers with OWNED bytes). */
-ox_value *ox_const_ints(ox_lower *L, int n, const int64_t *v);      /* 1-D int64 */
-ox_value *ox_const_scalar(ox_lower *L, ox_dtype dtype, double v);   /* 0-d of dtype */
-ox_value *ox_const_tensor(ox_lower *L, ox_dtype dtype, int rank, const int64_t *dims,
-                          const void *data);
+ox_value *ox_const_ints(ox_lower *L, int n, const int64_t *v); /* 1-D int64 */
+ox_value *ox_const_scalar(ox_lower *L, ox_dtype dtype, double v); /* 0-d of dtype */
+ox_value *ox_const_tensor(ox_lower *L, ox_dtype dtype, int rank, const int64_t *dims, const void *data);
 
 /* Common shapes of emitted code. */
-ox_value *ox_cast(ox_lower *L, ox_value *x, ox_dtype to);          /* x itself when already `to` */
+ox_value *ox_cast(ox_lower *L, ox_value *x, ox_dtype to); /* x itself when already `to` */
 ox_value *ox_reshape(ox_lower *L, ox_value *x, int n, const int64_t *shape);
 /* Where(c, a, b) of dtype t, through uint8 or float for bool or bfloat16 (ONNX Runtime lacks them). */
 ox_value *ox_where(ox_lower *L, ox_value *c, ox_value *a, ox_value *b, ox_dtype t);

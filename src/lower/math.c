@@ -16,7 +16,7 @@
 int lower_isnan(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!ox_dtype_is_float(x->dtype))   /* never: x == x for every int */
+    if (!ox_dtype_is_float(x->dtype)) /* never: x == x for every int */
         return ox_bind(L, 0, ox_unary(L, "Not", ox_binary(L, "Equal", x, x, OX_BOOL), OX_BOOL));
     return ox_bind(L, 0, ox_unary(L, "IsNaN", x, OX_BOOL));
 }
@@ -24,7 +24,7 @@ int lower_isnan(ox_lower *L) {
 int lower_isinf(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    if (!ox_dtype_is_float(x->dtype))   /* never */
+    if (!ox_dtype_is_float(x->dtype)) /* never */
         return ox_bind(L, 0, ox_unary(L, "Not", ox_binary(L, "Equal", x, x, OX_BOOL), OX_BOOL));
     ox_value *xf = x->dtype == OX_BFLOAT16 ? ox_cast(L, x, OX_FLOAT) : x;
     return ox_bind(L, 0, ox_unary(L, "IsInf", xf, OX_BOOL));
@@ -128,12 +128,11 @@ int lower_atan2(ox_lower *L) {
     ox_value *xneg = ox_binary(L, "Less", x, zero, OX_BOOL);
     ox_value *yneg = ox_binary(L, "Less", y, zero, OX_BOOL);
     /* left half plane: + pi when y >= 0, - pi when y < 0 */
-    ox_value *shift = ox_op_typed(L, "Where", t, 3, yneg, ox_const_scalar(L, t, -M_PI),
-                                  ox_const_scalar(L, t, M_PI));
+    ox_value *shift = ox_op_typed(L, "Where", t, 3, yneg, ox_const_scalar(L, t, -M_PI), ox_const_scalar(L, t, M_PI));
     ox_value *r = ox_op_typed(L, "Where", t, 3, xneg, ox_binary(L, "Add", a, shift, t), a);
     /* x == 0: atan(y/0) is already +-pi/2 for y != 0; y == x == 0 gives 0 (NaN otherwise) */
-    ox_value *both0 = ox_binary(L, "And", ox_binary(L, "Equal", x, zero, OX_BOOL),
-                                ox_binary(L, "Equal", y, zero, OX_BOOL), OX_BOOL);
+    ox_value *both0 =
+        ox_binary(L, "And", ox_binary(L, "Equal", x, zero, OX_BOOL), ox_binary(L, "Equal", y, zero, OX_BOOL), OX_BOOL);
     /* torch: atan2(+-0, -0) = +-pi, atan2(+-0, +0) = +-0; sign of zero is lost in ONNX comparisons,
      * so +0 is taken */
     return ox_bind(L, 0, ox_op_typed(L, "Where", t, 3, both0, zero, r));
@@ -143,8 +142,9 @@ int lower_hypot(ox_lower *L) {
     ox_dtype t;
     ox_value *a = ox_arg_value_as_out(L, 0, &t), *b = ox_arg_value_as_out(L, 1, &t);
     if (!a || !b) return ox_bind(L, 0, NULL);
-    return ox_bind(L, 0, ox_unary(L, "Sqrt", ox_binary(L, "Add", ox_binary(L, "Mul", a, a, t),
-                                                       ox_binary(L, "Mul", b, b, t), t), t));
+    return ox_bind(
+        L, 0,
+        ox_unary(L, "Sqrt", ox_binary(L, "Add", ox_binary(L, "Mul", a, a, t), ox_binary(L, "Mul", b, b, t), t), t));
 }
 
 /* xlogy(x, y) = 0 where x == 0 (and y not NaN), else x * log(y). */
@@ -195,7 +195,10 @@ int lower_nan_to_num(ox_lower *L) {
     if (!x) return ox_bind(L, 0, NULL);
     ox_dtype t = x->dtype;
     if (!ox_dtype_is_float(t)) return ox_bind(L, 0, x);
-    double big = t == OX_FLOAT16 ? 65504.0 : t == OX_BFLOAT16 ? 3.3895313892515355e38 : t == OX_DOUBLE ? 1.7976931348623157e308 : 3.4028234663852886e38;
+    double big = t == OX_FLOAT16 ? 65504.0 :
+        t == OX_BFLOAT16         ? 3.3895313892515355e38 :
+        t == OX_DOUBLE           ? 1.7976931348623157e308 :
+                                   3.4028234663852886e38;
     double nan = ox_arg_float(L, 1, 0);
     double pos = ox_arg_is_none(L, 2) ? big : ox_arg_float(L, 2, big);
     double neg = ox_arg_is_none(L, 3) ? -big : ox_arg_float(L, 3, -big);
@@ -234,7 +237,7 @@ int lower_angle(ox_lower *L) {
     ox_value *xc = ox_cast(L, x, t);
     ox_value *neg = ox_binary(L, "Less", xc, ox_const_scalar(L, t, 0), OX_BOOL);
     ox_value *a = ox_op_typed(L, "Where", t, 3, neg, ox_const_scalar(L, t, M_PI), ox_const_scalar(L, t, 0));
-    if (ox_dtype_is_float(x->dtype))   /* x * 0 is NaN for NaN: carry it */
+    if (ox_dtype_is_float(x->dtype)) /* x * 0 is NaN for NaN: carry it */
         a = ox_binary(L, "Add", a, ox_binary(L, "Mul", xc, ox_const_scalar(L, t, 0), t), t);
     return ox_bind(L, 0, a);
 }

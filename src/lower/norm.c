@@ -31,7 +31,7 @@ static int bind_zeros(ox_lower *L, int i) {
             return ox_lower_unsupported(L, "output %d has a symbolic shape", i);
         dims[k] = m->dims[k].value;
     }
-    return ox_bind(L, i, ox_const_tensor(L, m->dtype, m->rank, dims, NULL));   /* zeroed */
+    return ox_bind(L, i, ox_const_tensor(L, m->dtype, m->rank, dims, NULL)); /* zeroed */
 }
 
 /* BatchNormalization in inference mode; arguments: weight, bias, mean, var at w_i..w_i+3. */
@@ -40,7 +40,8 @@ static int batch_norm(ox_lower *L, int w_i, double eps) {
     ox_value *mean = ox_arg_value_opt(L, w_i + 2), *var = ox_arg_value_opt(L, w_i + 3);
     if (!x) return ox_bind(L, 0, NULL);
     if (!mean || !var)
-        return ox_lower_unsupported(L, "batch_norm without running statistics (running_mean "
+        return ox_lower_unsupported(L,
+                                    "batch_norm without running statistics (running_mean "
                                     "and running_var are None): it normalizes with batch statistics");
     if (x->rank >= 0 && x->rank < 2) return ox_lower_fail(L, "input of rank %d (at least 2)", x->rank);
     int64_t c;
@@ -61,14 +62,14 @@ static int batch_norm_training(ox_lower *L, int rm_i, int run_out, double moment
 
 /* batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn) */
 int lower_batch_norm(ox_lower *L) {
-    if (ox_arg_bool(L, 5, false))   /* the in-place running-statistics update is not an output */
+    if (ox_arg_bool(L, 5, false)) /* the in-place running-statistics update is not an output */
         return batch_norm_training(L, -1, 0, ox_arg_float(L, 6, 0.1), ox_arg_float(L, 7, 1e-5));
     return batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
 }
 
 /* native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps) */
 int lower_native_batch_norm(ox_lower *L) {
-    if (ox_arg_bool(L, 5, false))   /* the in-place running-statistics update is not an output */
+    if (ox_arg_bool(L, 5, false)) /* the in-place running-statistics update is not an output */
         return batch_norm_training(L, -1, 0, ox_arg_float(L, 6, 0.1), ox_arg_float(L, 7, 1e-5));
     return batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
 }
@@ -81,19 +82,20 @@ static int batch_norm_training(ox_lower *L, int rm_i, int run_out, double moment
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     if (x->rank < 2 || x->rank > OX_MAX_RANK)
-        return ox_lower_unsupported(L, "batch norm with batch statistics on an input of rank %d "
-                                    "(a known rank of at least 2 is needed)", x->rank);
+        return ox_lower_unsupported(L,
+                                    "batch norm with batch statistics on an input of rank %d "
+                                    "(a known rank of at least 2 is needed)",
+                                    x->rank);
     int r = x->rank;
     ox_dtype t = x->dtype;
     ox_dtype ct = ox_work_dtype(t);
-    if (ct != OX_FLOAT && ct != OX_DOUBLE)
-        return ox_lower_unsupported(L, "batch norm of a non-floating input");
+    if (ct != OX_FLOAT && ct != OX_DOUBLE) return ox_lower_unsupported(L, "batch norm of a non-floating input");
     int64_t axes[OX_MAX_RANK], cshape[OX_MAX_RANK];
     int na = 0;
     axes[na++] = 0;
     for (int k = 2; k < r; k++) axes[na++] = k;
     cshape[0] = -1;
-    for (int k = 1; k < r - 1; k++) cshape[k] = 1;   /* [C, 1, ...]: broadcasts against dims 1.. */
+    for (int k = 1; k < r - 1; k++) cshape[k] = 1; /* [C, 1, ...]: broadcasts against dims 1.. */
     ox_value *xf = ox_cast(L, x, ct);
     ox_value *ax = ox_const_ints(L, na, axes);
     ox_value *mean = ox_binary(L, "ReduceMean", xf, ax, ct);
@@ -108,8 +110,7 @@ static int batch_norm_training(ox_lower *L, int rm_i, int run_out, double moment
     int rc = ox_bind(L, 0, ox_cast(L, y, t));
     int64_t flat = -1;
     ox_value *mean_c = ox_typed(ox_reshape(L, mean, 1, &flat), ct);
-    if (rc == OX_OK && L->node->noutputs > 1)
-        rc = ox_bind(L, 1, ox_cast(L, mean_c, ox_out_dtype(L, 1)));
+    if (rc == OX_OK && L->node->noutputs > 1) rc = ox_bind(L, 1, ox_cast(L, mean_c, ox_out_dtype(L, 1)));
     if (rc == OX_OK && L->node->noutputs > 2)
         rc = ox_bind(L, 2, ox_cast(L, ox_typed(ox_reshape(L, rstd, 1, &flat), ct), ox_out_dtype(L, 2)));
     if (rc != OX_OK || rm_i < 0 || L->node->noutputs < run_out + 2) return rc;
@@ -144,8 +145,7 @@ int lower_batch_norm_legit(ox_lower *L) {
     if (ox_arg_bool(L, 5, false))
         return batch_norm_training(L, 3, 3, ox_arg_float(L, 6, 0.1), ox_arg_float(L, 7, 1e-5));
     int rc = batch_norm(L, 1, ox_arg_float(L, 7, 1e-5));
-    for (int i = 3; rc == OX_OK && i < L->node->noutputs && i < 5; i++)
-        rc = ox_bind(L, i, ox_arg_value(L, i));
+    for (int i = 3; rc == OX_OK && i < L->node->noutputs && i < 5; i++) rc = ox_bind(L, i, ox_arg_value(L, i));
     return rc;
 }
 
@@ -161,18 +161,16 @@ int lower_batch_norm_with_update(ox_lower *L) {
 /* _batch_norm_no_update(input, weight, bias, running_mean, running_var, momentum, eps) -> (out,
  * save_mean, save_rstd, reserve): running statistics when given, else the batch's. */
 int lower_batch_norm_no_update(ox_lower *L) {
-    int rc = ox_arg_is_none(L, 3) || ox_arg_is_none(L, 4)
-                 ? batch_norm_training(L, -1, 0, ox_arg_float(L, 5, 0.1), ox_arg_float(L, 6, 1e-5))
-                 : batch_norm(L, 1, ox_arg_float(L, 6, 1e-5));
+    int rc = ox_arg_is_none(L, 3) || ox_arg_is_none(L, 4) ?
+        batch_norm_training(L, -1, 0, ox_arg_float(L, 5, 0.1), ox_arg_float(L, 6, 1e-5)) :
+        batch_norm(L, 1, ox_arg_float(L, 6, 1e-5));
     if (rc == OX_OK && L->node->noutputs > 3) rc = bind_zeros(L, 3);
     return rc;
 }
 
 /* _native_batch_norm_legit_no_training(input, weight, bias, running_mean, running_var, momentum,
  * eps) -> (out, save_mean, save_invstd) */
-int lower_batch_norm_no_training(ox_lower *L) {
-    return batch_norm(L, 1, ox_arg_float(L, 6, 1e-5));
-}
+int lower_batch_norm_no_training(ox_lower *L) { return batch_norm(L, 1, ox_arg_float(L, 6, 1e-5)); }
 
 /* ---- layer norm ---- */
 
@@ -221,8 +219,7 @@ static int group_norm(ox_lower *L, int wi, int64_t c, int64_t group, double eps)
     ox_value *x = ox_arg_value(L, 0);
     ox_value *w = ox_arg_value_opt(L, wi), *b = ox_arg_value_opt(L, wi + 1);
     if (!x) return ox_bind(L, 0, NULL);
-    if (x->rank < 2 || x->rank > OX_MAX_RANK) return ox_lower_fail(L, "input of rank %d (needs N, C, ...)",
-                                                                   x->rank);
+    if (x->rank < 2 || x->rank > OX_MAX_RANK) return ox_lower_fail(L, "input of rank %d (needs N, C, ...)", x->rank);
     if (group < 1 || c < 1 || c % group)
         return ox_lower_fail(L, "%lld channels do not split into %lld groups", (long long)c, (long long)group);
     ox_dtype t = x->dtype, ct = ox_work_dtype(t);

@@ -21,7 +21,7 @@ static int pad(ox_lower *L, const char *mode, int vi, int spatial) {
         return ox_lower_fail(L, "input of rank %d, expected %d or %d", x->rank, spatial + 1, spatial + 2);
     if (dims == 0) return ox_bind(L, 0, x);
     int64_t pads[2 * OX_MAX_RANK], axes[OX_MAX_RANK];
-    for (int k = 0; k < dims; k++) {   /* pair k pads dim rank-1-k */
+    for (int k = 0; k < dims; k++) { /* pair k pads dim rank-1-k */
         axes[k] = x->rank - 1 - k;
         pads[k] = p[2 * k];
         pads[dims + k] = p[2 * k + 1];

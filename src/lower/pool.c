@@ -22,8 +22,7 @@ static bool pool_args(ox_lower *L, int nsp, bool has_dilation, pool_attrs *p) {
             return false;
         }
     /* An empty stride means the kernel size. */
-    if (!ox_arg_ints_n(L, 2, nsp, p->stride, 0, "stride") || !ox_arg_ints_n(L, 3, nsp, pad, 0,
-                                                                            "padding")) return false;
+    if (!ox_arg_ints_n(L, 2, nsp, p->stride, 0, "stride") || !ox_arg_ints_n(L, 3, nsp, pad, 0, "padding")) return false;
     for (int k = 0; k < nsp; k++) {
         if (p->stride[k] == 0) p->stride[k] = p->kernel[k];
         p->pads[k] = p->pads[k + nsp] = pad[k];
@@ -47,8 +46,7 @@ static void set_pool_attrs(ox_lower *L, ox_node *n, int nsp, const pool_attrs *p
 static bool ceil_sizes(const ox_value *x, int nsp, const pool_attrs *p, int64_t *want, int64_t *old) {
     for (int k = 0; k < nsp; k++) {
         int64_t in, s = p->stride[k], pb = p->pads[k], pe = p->pads[k + nsp];
-        if (x->rank < nsp || !ox_static_dim(x, x->rank - nsp + k, &in) || in > INT32_MAX || s <= 0)
-            return false;
+        if (x->rank < nsp || !ox_static_dim(x, x->rank - nsp + k, &in) || in > INT32_MAX || s <= 0) return false;
         int64_t room = in + pb + pe - (p->dil[k] * (p->kernel[k] - 1) + 1);
         if (room < 0) return false;
         old[k] = want[k] = (room + s - 1) / s + 1;
@@ -61,8 +59,8 @@ static bool ceil_sizes(const ox_value *x, int nsp, const pool_attrs *p, int64_t 
  * floor mode with the end padding that gives torch's sizes; when that padding would be counted
  * (count_include_pad) or reach the kernel size (ONNX Runtime refuses it), ceil_mode stays and
  * *trim says to slice the output to want[]. Returns whether ceil_mode stays. */
-static bool ceil_mode_for(const ox_lower *L, const ox_value *x, int nsp, pool_attrs *p,
-                          bool pads_counted, int64_t *want, bool *trim) {
+static bool ceil_mode_for(const ox_lower *L, const ox_value *x, int nsp, pool_attrs *p, bool pads_counted,
+                          int64_t *want, bool *trim) {
     int64_t old[OX_MAX_SPATIAL], end[OX_MAX_SPATIAL];
     *trim = false;
     if (L->opset >= 22 || !ceil_sizes(x, nsp, p, want, old)) return true;
@@ -142,8 +140,7 @@ int lower_max_pool3d(ox_lower *L) { return max_pool(L, 3); }
 static int avg_pool(ox_lower *L, int nsp) {
     pool_attrs p;
     ox_value *x0 = ox_arg_value(L, 0);
-    if (!ox_arg_is_none(L, 6))
-        return ox_lower_unsupported(L, "avg_pool with divisor_override");
+    if (!ox_arg_is_none(L, 6)) return ox_lower_unsupported(L, "avg_pool with divisor_override");
     if (!x0 || !pool_args(L, nsp, false, &p)) return ox_bind(L, 0, NULL);
     /* ceil_mode windows that overhang the padding: ONNX Runtime 1.32 clips them before counting,
      * as torch does. */
@@ -182,7 +179,8 @@ static int adaptive_avg_matmul(ox_lower *L, ox_value *x, int nsp, const int64_t 
     for (int k = 0; k < nsp; k++) {
         int axis = r - nsp + k;
         int64_t in = x->dims[axis].value, o = out[k];
-        if (in < 1 || in > (1 << 16) || o > (1 << 16) || in * o > (1 << 24)) return ox_lower_unsupported(L, "adaptive pooling of %lld to %lld", (long long)in, (long long)o);
+        if (in < 1 || in > (1 << 16) || o > (1 << 16) || in * o > (1 << 24))
+            return ox_lower_unsupported(L, "adaptive pooling of %lld to %lld", (long long)in, (long long)o);
         /* A^T: [in, o] */
         size_t n = (size_t)(in * o);
         void *m = ox_arena_alloc(L->g->arena, n * (ct == OX_DOUBLE ? 8 : 4));

@@ -17,7 +17,7 @@
 
 /* float32 samples shaped like x: uniform in [lo, hi), or normal(mean, std). */
 static ox_value *draw(ox_lower *L, ox_value *x, bool normal, double a, double b) {
-    if (x && x->dtype == OX_BFLOAT16) x = ox_cast(L, x, OX_FLOAT);   /* the *Like ops refuse bfloat16 */
+    if (x && x->dtype == OX_BFLOAT16) x = ox_cast(L, x, OX_FLOAT); /* the *Like ops refuse bfloat16 */
     ox_node *n = ox_op(L, normal ? "RandomNormalLike" : "RandomUniformLike", 1, x);
     if (n) {
         ox_node_set_int(L->g, n, "dtype", OX_FLOAT);
@@ -58,8 +58,9 @@ static int randint(ox_lower *L, double lo, double hi) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     if (!(hi > lo)) return ox_lower_fail(L, "randint_like over [%g, %g)", lo, hi);
-    ox_value *u = ox_unary(L, "Floor", ox_binary(L, "Mul", draw(L, x, false, 0, 1),
-                                                 ox_const_scalar(L, OX_FLOAT, hi - lo), OX_FLOAT), OX_FLOAT);
+    ox_value *u = ox_unary(
+        L, "Floor", ox_binary(L, "Mul", draw(L, x, false, 0, 1), ox_const_scalar(L, OX_FLOAT, hi - lo), OX_FLOAT),
+        OX_FLOAT);
     return bind_as(L, ox_binary(L, "Add", u, ox_const_scalar(L, OX_FLOAT, lo), OX_FLOAT), x->dtype);
 }
 
@@ -83,10 +84,12 @@ int lower_exponential(ox_lower *L) {
     double lambd = ox_arg_float(L, 1, 1);
     if (!(lambd > 0)) return ox_lower_fail(L, "lambd %g", lambd);
     ox_value *u = draw(L, x, false, 0, 1);
-    ox_value *e = ox_binary(L, "Div",
-                            ox_unary(L, "Neg", ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1),
-                                                                            u, OX_FLOAT), OX_FLOAT), OX_FLOAT),
-                            ox_const_scalar(L, OX_FLOAT, lambd), OX_FLOAT);
+    ox_value *e = ox_binary(
+        L, "Div",
+        ox_unary(L, "Neg",
+                 ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1), u, OX_FLOAT), OX_FLOAT),
+                 OX_FLOAT),
+        ox_const_scalar(L, OX_FLOAT, lambd), OX_FLOAT);
     return bind_as(L, e, x->dtype);
 }
 
@@ -98,10 +101,12 @@ int lower_cauchy(ox_lower *L) {
     ox_value *u = draw(L, x, false, 0, 1);
     ox_value *t = ox_unary(L, "Tan",
                            ox_binary(L, "Mul", ox_binary(L, "Sub", u, ox_const_scalar(L, OX_FLOAT, 0.5), OX_FLOAT),
-                                     ox_const_scalar(L, OX_FLOAT, M_PI), OX_FLOAT), OX_FLOAT);
-    return bind_as(L, ox_binary(L, "Add", ox_binary(L, "Mul", t, ox_const_scalar(L, OX_FLOAT, sigma),
-                                                    OX_FLOAT), ox_const_scalar(L, OX_FLOAT,
-                                                                               median), OX_FLOAT), x->dtype);
+                                     ox_const_scalar(L, OX_FLOAT, M_PI), OX_FLOAT),
+                           OX_FLOAT);
+    return bind_as(L,
+                   ox_binary(L, "Add", ox_binary(L, "Mul", t, ox_const_scalar(L, OX_FLOAT, sigma), OX_FLOAT),
+                             ox_const_scalar(L, OX_FLOAT, median), OX_FLOAT),
+                   x->dtype);
 }
 
 /* geometric(self, p): the number of trials to the first success, >= 1 */
@@ -111,11 +116,13 @@ int lower_geometric(ox_lower *L) {
     double p = ox_arg_float(L, 1, 0.5);
     if (!(p > 0 && p < 1)) return ox_lower_fail(L, "p %g (0 < p < 1 is lowered)", p);
     ox_value *u = draw(L, x, false, 0, 1);
-    ox_value *g = ox_unary(L, "Ceil",
-                           ox_binary(L, "Div", ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1),
-                                                                            u, OX_FLOAT), OX_FLOAT),
-                                     ox_const_scalar(L, OX_FLOAT, log1p(-p)), OX_FLOAT), OX_FLOAT);
-    g = ox_binary(L, "Max", g, ox_const_scalar(L, OX_FLOAT, 1), OX_FLOAT);   /* U = 0 gives 0: one trial */
+    ox_value *g = ox_unary(
+        L, "Ceil",
+        ox_binary(L, "Div",
+                  ox_unary(L, "Log", ox_binary(L, "Sub", ox_const_scalar(L, OX_FLOAT, 1), u, OX_FLOAT), OX_FLOAT),
+                  ox_const_scalar(L, OX_FLOAT, log1p(-p)), OX_FLOAT),
+        OX_FLOAT);
+    g = ox_binary(L, "Max", g, ox_const_scalar(L, OX_FLOAT, 1), OX_FLOAT); /* U = 0 gives 0: one trial */
     return bind_as(L, g, x->dtype);
 }
 
@@ -123,16 +130,17 @@ int lower_geometric(ox_lower *L) {
 int lower_log_normal(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    return bind_as(L, ox_unary(L, "Exp", draw(L, x, true, ox_arg_float(L, 1, 1), ox_arg_float(L, 2, 2)),
-                               OX_FLOAT), x->dtype);
+    return bind_as(L, ox_unary(L, "Exp", draw(L, x, true, ox_arg_float(L, 1, 1), ox_arg_float(L, 2, 2)), OX_FLOAT),
+                   x->dtype);
 }
 
 /* bernoulli.default(self): 1 with probability self; bernoulli.p(self, p) */
 int lower_bernoulli(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
-    ox_value *prob = ox_nargs(L) > 1 && ox_arg_at(L, 1)->kind != OX_ARG_NONE && ox_arg_at(L, 1)->kind != OX_ARG_VALUE
-                         ? ox_const_scalar(L, OX_FLOAT, ox_arg_float(L, 1, 0.5)) : ox_cast(L, x, OX_FLOAT);
+    ox_value *prob = ox_nargs(L) > 1 && ox_arg_at(L, 1)->kind != OX_ARG_NONE && ox_arg_at(L, 1)->kind != OX_ARG_VALUE ?
+        ox_const_scalar(L, OX_FLOAT, ox_arg_float(L, 1, 0.5)) :
+        ox_cast(L, x, OX_FLOAT);
     ox_value *hit = ox_binary(L, "Less", draw(L, x, false, 0, 1), prob, OX_BOOL);
     return bind_as(L, hit, x->dtype);
 }
@@ -165,14 +173,16 @@ int lower_randn(ox_lower *L) { return bind_as(L, draw_shaped(L, 0, true, 0, 1), 
 static int randint_shaped(ox_lower *L, double lo, double hi, int si) {
     if (!(hi > lo)) return ox_lower_fail(L, "randint over [%g, %g)", lo, hi);
     ox_value *u = draw_shaped(L, si, false, 0, 1);
-    ox_value *f = ox_unary(L, "Floor", ox_binary(L, "Mul", u, ox_const_scalar(L, OX_FLOAT, hi - lo),
-                                                 OX_FLOAT), OX_FLOAT);
+    ox_value *f =
+        ox_unary(L, "Floor", ox_binary(L, "Mul", u, ox_const_scalar(L, OX_FLOAT, hi - lo), OX_FLOAT), OX_FLOAT);
     return bind_as(L, ox_binary(L, "Add", f, ox_const_scalar(L, OX_FLOAT, lo), OX_FLOAT), OX_INT64);
 }
 
 int lower_randint(ox_lower *L) { return randint_shaped(L, 0, (double)ox_arg_int(L, 0, 1), 1); }
 
-int lower_randint_low(ox_lower *L) { return randint_shaped(L, (double)ox_arg_int(L, 0, 0), (double)ox_arg_int(L, 1, 1), 2); }
+int lower_randint_low(ox_lower *L) {
+    return randint_shaped(L, (double)ox_arg_int(L, 0, 0), (double)ox_arg_int(L, 1, 1), 2);
+}
 
 /* normal.float_float(mean, std, size, ...) */
 int lower_normal_float_float(ox_lower *L) {
@@ -187,7 +197,7 @@ int lower_normal_tensors(ox_lower *L) {
     ox_dtype t = ox_out_dtype(L, 0);
     ox_value *mean = ox_arg_scalar(L, 0, OX_FLOAT), *std = ox_arg_scalar(L, 1, OX_FLOAT);
     if (!mean || !std) return ox_bind(L, 0, NULL);
-    ox_value *like = ox_binary(L, "Add", mean, std, OX_FLOAT);   /* the broadcast shape */
+    ox_value *like = ox_binary(L, "Add", mean, std, OX_FLOAT); /* the broadcast shape */
     ox_value *z = draw(L, like, true, 0, 1);
     return bind_as(L, ox_binary(L, "Add", mean, ox_binary(L, "Mul", std, z, OX_FLOAT), OX_FLOAT),
                    t == OX_UNDEFINED ? OX_FLOAT : t);
@@ -220,8 +230,10 @@ int lower_randperm(ox_lower *L) {
 int lower_dropout(ox_lower *L) {
     double p = ox_arg_float(L, 1, 0.5);
     if (ox_arg_bool(L, 2, false) && p > 0)
-        return ox_lower_unsupported(L, "dropout with train=True and p=%g is random; export the model "
-                                    "in eval() mode", p);
+        return ox_lower_unsupported(L,
+                                    "dropout with train=True and p=%g is random; export the model "
+                                    "in eval() mode",
+                                    p);
     return ox_bind(L, 0, ox_arg_value(L, 0));
 }
 
@@ -230,8 +242,10 @@ int lower_native_dropout(ox_lower *L) {
     double p = ox_arg_float(L, 1, 0.5);
     bool train = ox_arg_is_none(L, 2) || ox_arg_bool(L, 2, true);
     if (train && p > 0)
-        return ox_lower_unsupported(L, "native_dropout in training mode with p=%g is random; export "
-                                    "the model in eval() mode", p);
+        return ox_lower_unsupported(L,
+                                    "native_dropout in training mode with p=%g is random; export "
+                                    "the model in eval() mode",
+                                    p);
     ox_value *x = ox_arg_value(L, 0);
     int rc = ox_bind(L, 0, x);
     if (rc != OX_OK || L->node->noutputs < 2) return rc;

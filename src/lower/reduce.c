@@ -20,7 +20,8 @@ static int dims_arg(ox_lower *L, int i, const ox_value *x, int64_t *dims) {
     if (n < 0 || !x) return -1;
     if (x->rank == 0) {
         for (int k = 0; k < n; k++)
-            if (dims[k] != 0 && dims[k] != -1) return ox_lower_fail(L, "dim %lld of a 0-d tensor", (long long)dims[k]), -1;
+            if (dims[k] != 0 && dims[k] != -1)
+                return ox_lower_fail(L, "dim %lld of a 0-d tensor", (long long)dims[k]), -1;
         return 0;
     }
     for (int k = 0; k < n; k++)
@@ -38,9 +39,7 @@ static ox_value *reduce(ox_lower *L, const char *op, ox_value *x, int n, const i
 }
 
 /* x as a type ReduceMax/Min take: bool as int32. */
-static ox_value *reducible(ox_lower *L, ox_value *x) {
-    return x && x->dtype == OX_BOOL ? ox_cast(L, x, OX_INT32) : x;
-}
+static ox_value *reducible(ox_lower *L, ox_value *x) { return x && x->dtype == OX_BOOL ? ox_cast(L, x, OX_INT32) : x; }
 
 /* ---- mean, sum, any, all ---- */
 
@@ -49,7 +48,7 @@ static ox_value *reduce_args(ox_lower *L, const char *op, ox_value *x) {
     int64_t dims[OX_MAX_RANK];
     int n = dims_arg(L, 1, x, dims);
     if (n < 0) return NULL;
-    if (x->rank == 0) return x;   /* keepdim is not read: nothing is reduced */
+    if (x->rank == 0) return x; /* keepdim is not read: nothing is reduced */
     return reduce(L, op, x, n, dims, ox_arg_bool(L, 2, false));
 }
 
@@ -164,7 +163,7 @@ static int arg_only(ox_lower *L, const char *op) {
         int64_t flat = -1;
         ox_value *r = arg_extreme(L, op, ox_reshape(L, x, 1, &flat), 0, false);
         const ox_meta *m = ox_out_meta(L, 0);
-        if (m && m->rank > 0) {   /* keepdim: every dim of size 1 */
+        if (m && m->rank > 0) { /* keepdim: every dim of size 1 */
             int64_t ones[OX_MAX_RANK];
             for (int k = 0; k < m->rank && k < OX_MAX_RANK; k++) ones[k] = 1;
             r = ox_typed(ox_reshape(L, r, m->rank, ones), OX_INT64);
@@ -230,8 +229,11 @@ static int variance(ox_lower *L, bool root, double corr) {
     if (t == OX_UNDEFINED) t = x->dtype;
     ox_dtype ct = ox_work_dtype(t);
     ox_value *xc = ox_cast(L, x, ct);
-    if (xc && xc != x && xc->rank < 0) { xc->rank = x->rank; xc->dims = x->dims; }
-    if (x->rank == 0) {   /* one element: 0 / (1 - correction) */
+    if (xc && xc != x && xc->rank < 0) {
+        xc->rank = x->rank;
+        xc->dims = x->dims;
+    }
+    if (x->rank == 0) { /* one element: 0 / (1 - correction) */
         ox_value *z = ox_binary(L, "Sub", xc, xc, ct);
         ox_value *v = ox_binary(L, "Div", z, ox_const_scalar(L, ct, 1.0 - corr), ct);
         return ox_bind(L, 0, ox_cast(L, v, t));
@@ -259,7 +261,7 @@ int lower_std_dim(ox_lower *L) { return variance(L, true, ox_arg_bool(L, 2, true
 
 /* var_mean.correction(self, dim?, *, correction?, keepdim) -> (var, mean) */
 int lower_var_mean(ox_lower *L) {
-    int rc = lower_var(L);   /* output 0; then the mean over the same dims */
+    int rc = lower_var(L); /* output 0; then the mean over the same dims */
     if (rc != OX_OK || L->node->noutputs < 2) return rc;
     ox_value *x = ox_arg_value(L, 0);
     ox_dtype t = ox_out_dtype(L, 1);
@@ -299,7 +301,7 @@ int lower_logsumexp(ox_lower *L) {
     ox_value *r = ox_binary(L, "Add", s, m, t);
     if (!keep) {
         ox_node *sq = n ? ox_op(L, "Squeeze", 2, r, ox_const_ints(L, n, dims)) : NULL;
-        if (!n) {   /* every dim */
+        if (!n) { /* every dim */
             int64_t none = 0;
             return ox_bind(L, 0, ox_typed(ox_reshape(L, r, 0, &none), t));
         }
@@ -365,8 +367,7 @@ int lower_cumsum(ox_lower *L) {
     if (!x) return ox_bind(L, 0, NULL);
     if (t == OX_UNDEFINED) return ox_lower_fail(L, "the output dtype is not known");
     if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
-    if (t != OX_FLOAT && t != OX_DOUBLE && t != OX_FLOAT16 && t != OX_BFLOAT16 && t != OX_INT32 &&
-        t != OX_INT64)
+    if (t != OX_FLOAT && t != OX_DOUBLE && t != OX_FLOAT16 && t != OX_BFLOAT16 && t != OX_INT32 && t != OX_INT64)
         return ox_lower_unsupported(L, "cumsum to %s", ox_dtype_name(t));
     ox_value *xc = ox_cast(L, x, t);
     if (x->rank == 0) return ox_bind(L, 0, xc);
@@ -403,8 +404,8 @@ int lower_logcumsumexp(ox_lower *L) {
 
 /* x[start:end] along axis (end INT64_MAX: to the end). */
 static ox_value *slice_axis(ox_lower *L, ox_value *x, int64_t axis, int64_t start, int64_t end) {
-    ox_value *v = ox_out(ox_op(L, "Slice", 4, x, ox_const_i64_1d(L, start), ox_const_i64_1d(L, end),
-                               ox_const_i64_1d(L, axis)));
+    ox_value *v =
+        ox_out(ox_op(L, "Slice", 4, x, ox_const_i64_1d(L, start), ox_const_i64_1d(L, end), ox_const_i64_1d(L, axis)));
     return ox_typed(v, x ? x->dtype : OX_UNDEFINED);
 }
 

@@ -86,7 +86,7 @@ static int resize(ox_lower *L, int nsp, const char *mode, int align_arg, bool ex
     }
     int64_t axes[OX_MAX_SPATIAL];
     for (int k = 0; k < nsp; k++) axes[k] = 2 + k;
-    ox_dtype t = x->dtype;   /* ONNX Runtime has no bfloat16 Resize: resized in float */
+    ox_dtype t = x->dtype; /* ONNX Runtime has no bfloat16 Resize: resized in float */
     ox_node *n = ox_op(L, "Resize", 4, t == OX_BFLOAT16 ? ox_cast(L, x, OX_FLOAT) : x, NULL, scales, sizes);
     if (!n) return ox_bind(L, 0, NULL);
     ox_node_set_ints(L->g, n, "axes", axes, nsp);

@@ -35,19 +35,23 @@ static ox_value *stack_gates(ox_lower *L, ox_value *const *src, int dirs, int ga
     for (int d = 0; d < dirs; d++) {
         const ox_value *v = src[d];
         bytes = bytes && v && v->kind == OX_VALUE_INITIALIZER && v->tensor && v->tensor->dtype == t &&
-                !ox_tensor_is_view(v->tensor) && ox_tensor_has_data(v->tensor) && v->tensor->nbytes == block * (size_t)gates;
+            !ox_tensor_is_view(v->tensor) && ox_tensor_has_data(v->tensor) &&
+            v->tensor->nbytes == block * (size_t)gates;
     }
     int64_t dims[3] = {dirs, gates * h, cols};
     if (bytes) {
         unsigned char *buf = malloc(block * (size_t)gates * (size_t)dirs + 1);
-        if (!buf) { ox_lower_fail(L, "no memory for %d RNN weights", dirs); return NULL; }
+        if (!buf) {
+            ox_lower_fail(L, "no memory for %d RNN weights", dirs);
+            return NULL;
+        }
         for (int d = 0; d < dirs; d++)
             for (int g = 0; g < gates; g++)
                 memcpy(buf + ((size_t)d * (size_t)gates + (size_t)g) * block,
                        (const unsigned char *)src[d]->tensor->data + (size_t)order[g] * block, block);
         ox_value *c = ox_const_tensor(L, t, cols ? 3 : 2, dims, buf);
         free(buf);
-        if (c) c->tensor->weight = true;   /* the weights, reordered */
+        if (c) c->tensor->weight = true; /* the weights, reordered */
         return c;
     }
     ox_value *per_dir[2];
@@ -128,11 +132,13 @@ static int rnn(ox_lower *L, bool lstm) {
             B = ox_typed(ox_out(cat), t);
         }
         ox_value *ih = h0 ? ox_op_typed(L, "Slice", t, 4, h0, ox_const_i64_1d(L, l * dirs),
-                                        ox_const_i64_1d(L, (l + 1) * dirs), ox_const_i64_1d(L, 0)) : NULL;
+                                        ox_const_i64_1d(L, (l + 1) * dirs), ox_const_i64_1d(L, 0)) :
+                            NULL;
         ox_value *ic = c0 ? ox_op_typed(L, "Slice", t, 4, c0, ox_const_i64_1d(L, l * dirs),
-                                        ox_const_i64_1d(L, (l + 1) * dirs), ox_const_i64_1d(L, 0)) : NULL;
-        ox_node *n = lstm ? ox_opn(L, "LSTM", 3, 7, y, W, R, B, NULL, ih, ic)
-                          : ox_opn(L, "GRU", 2, 6, y, W, R, B, NULL, ih);
+                                        ox_const_i64_1d(L, (l + 1) * dirs), ox_const_i64_1d(L, 0)) :
+                            NULL;
+        ox_node *n =
+            lstm ? ox_opn(L, "LSTM", 3, 7, y, W, R, B, NULL, ih, ic) : ox_opn(L, "GRU", 2, 6, y, W, R, B, NULL, ih);
         if (!n) return ox_bind(L, 0, NULL);
         ox_node_set_int(L->g, n, "hidden_size", hidden);
         if (bidir) ox_node_set_string(L->g, n, "direction", "bidirectional");

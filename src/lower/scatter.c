@@ -48,13 +48,12 @@ static ox_value *fit_src(ox_lower *L, ox_value *src, ox_value *index) {
         axes[k] = k;
     }
     int r = src->rank;
-    return ox_op_typed(L, "Slice", src->dtype, 4, src, ox_const_ints(L, r, zeros),
-                       ox_const_ints(L, r, ends), ox_const_ints(L, r, axes));
+    return ox_op_typed(L, "Slice", src->dtype, 4, src, ox_const_ints(L, r, zeros), ox_const_ints(L, r, ends),
+                       ox_const_ints(L, r, axes));
 }
 
 /* ScatterElements(x, index, updates, axis=dim, reduction). */
-static ox_value *scatter(ox_lower *L, ox_value *x, int64_t dim, ox_value *index, ox_value *upd,
-                         const char *reduction) {
+static ox_value *scatter(ox_lower *L, ox_value *x, int64_t dim, ox_value *index, ox_value *upd, const char *reduction) {
     ox_node *n = ox_op(L, "ScatterElements", 3, x, ox_cast(L, index, OX_INT64), ox_cast(L, upd, x->dtype));
     if (n) {
         ox_node_set_int(L->g, n, "axis", dim);
@@ -115,8 +114,10 @@ int lower_scatter_reduce(ox_lower *L) {
     ox_value *upd = fit_src(L, src, index);
     if (!upd) return ox_bind(L, 0, NULL);
     if (!ox_arg_bool(L, 5, true)) {
-        double identity = !strcmp(reduction, "add") ? 0 : !strcmp(reduction, "mul") ? 1
-                        : !strcmp(reduction, "max") ? -1.0 / 0.0 : 1.0 / 0.0;
+        double identity = !strcmp(reduction, "add") ? 0 :
+            !strcmp(reduction, "mul")               ? 1 :
+            !strcmp(reduction, "max")               ? -1.0 / 0.0 :
+                                                      1.0 / 0.0;
         if (!ox_dtype_is_float(x->dtype) && (identity != 0 && identity != 1))
             return ox_lower_unsupported(L, "include_self=False with %s on %s", r, ox_dtype_name(x->dtype));
         ox_value *id = ox_binary(L, "Expand", ox_const_scalar(L, x->dtype, identity),
@@ -140,7 +141,7 @@ static int index_write(ox_lower *L, bool add) {
     ox_value *x = ox_arg_value(L, 0), *index = ox_arg_value(L, 2), *src = ox_arg_value(L, 3);
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x || !index || !src) return ox_bind(L, 0, NULL);
-    bool scalar = x->rank == 0 && src->rank == 0;   /* dim 0 of a 0-d tensor: written as [1] */
+    bool scalar = x->rank == 0 && src->rank == 0; /* dim 0 of a 0-d tensor: written as [1] */
     if (scalar) {
         if (!ox_norm_dim(L, &dim, 0, "dim")) return OX_ELOWER;
         x = as_vector(L, x);
@@ -148,14 +149,17 @@ static int index_write(ox_lower *L, bool add) {
         if (!x || !src) return ox_bind(L, 0, NULL);
     }
     if (x->rank == 0 || src->rank != x->rank || x->rank > OX_MAX_RANK)
-        return ox_lower_unsupported(L, "index_%s of a %d-d tensor from a %d-d source", add ? "add" : "copy",
-                                    x->rank, src->rank);
+        return ox_lower_unsupported(L, "index_%s of a %d-d tensor from a %d-d source", add ? "add" : "copy", x->rank,
+                                    src->rank);
     if (!ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     ox_dtype t = x->dtype;
     ox_value *xw = x;
-    if (add && t == OX_BOOL) {   /* bools add as ints, then any nonzero sum is true, as in torch */
+    if (add && t == OX_BOOL) { /* bools add as ints, then any nonzero sum is true, as in torch */
         xw = ox_cast(L, x, OX_INT32);
-        if (xw) { xw->rank = x->rank; xw->dims = x->dims; }
+        if (xw) {
+            xw->rank = x->rank;
+            xw->dims = x->dims;
+        }
     }
     ox_value *upd = ox_cast(L, src, xw ? xw->dtype : t);
     const ox_arg *alpha = add && ox_nargs(L) > 4 && !ox_arg_is_none(L, 4) ? ox_arg_at(L, 4) : NULL;
@@ -175,7 +179,7 @@ int lower_index_fill(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0), *index = ox_arg_value(L, 2);
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x || !index) return ox_bind(L, 0, NULL);
-    bool scalar = x->rank == 0;   /* dim 0 of a 0-d tensor: filled as [1] */
+    bool scalar = x->rank == 0; /* dim 0 of a 0-d tensor: filled as [1] */
     if (scalar) {
         if (!ox_norm_dim(L, &dim, 0, "dim")) return OX_ELOWER;
         if (!(x = as_vector(L, x))) return ox_bind(L, 0, NULL);
@@ -186,8 +190,8 @@ int lower_index_fill(ox_lower *L) {
     ox_node *g = ox_op(L, "Gather", 2, x, ox_cast(L, index, OX_INT64));
     if (g) ox_node_set_int(L->g, g, "axis", dim);
     ox_value *slices = ox_typed(ox_out(g), x->dtype);
-    ox_value *val = ox_binary(L, "Expand", ox_arg_scalar(L, 3, x->dtype), ox_shape_of(L, slices, 0, INT64_MAX),
-                              x->dtype);
+    ox_value *val =
+        ox_binary(L, "Expand", ox_arg_scalar(L, 3, x->dtype), ox_shape_of(L, slices, 0, INT64_MAX), x->dtype);
     ox_value *r = scatter(L, x, dim, along(L, index, slices, dim, x->rank), val, NULL);
     return ox_bind(L, 0, scalar ? ox_typed(ox_reshape(L, r, 0, NULL), x->dtype) : r);
 }
@@ -205,8 +209,7 @@ static int mask_put(ox_lower *L, ox_value *x, ox_value *mask, ox_value *values, 
     ox_value *lead = ox_shape_of(L, where, 0, 1), *rest = ox_shape_of(L, x, k, INT64_MAX);
     ox_node *us = ox_op(L, "Concat", 2, lead, rest);
     if (us) ox_node_set_int(L->g, us, "axis", 0);
-    ox_value *v = ox_binary(L, "Expand", ox_cast(L, values, x->dtype), ox_typed(ox_out(us), OX_INT64),
-                            x->dtype);
+    ox_value *v = ox_binary(L, "Expand", ox_cast(L, values, x->dtype), ox_typed(ox_out(us), OX_INT64), x->dtype);
     ox_node *sn = ox_op(L, "ScatterND", 3, x, where, v);
     if (sn && acc) ox_node_set_string(L->g, sn, "reduction", "add");
     return ox_bind(L, 0, ox_typed(ox_out(sn), x->dtype));
@@ -237,8 +240,9 @@ int lower_index_put(ox_lower *L) {
         if (last >= 0 && last != k - 1) return ox_lower_unsupported(L, "index tensors separated by a slice");
         last = k;
     }
-    if (first < 0) return ox_bind(L, 0, ox_binary(L, "Expand", ox_cast(L, values, x->dtype),
-                                                  ox_shape_of(L, x, 0, INT64_MAX), x->dtype));
+    if (first < 0)
+        return ox_bind(L, 0,
+                       ox_binary(L, "Expand", ox_cast(L, values, x->dtype), ox_shape_of(L, x, 0, INT64_MAX), x->dtype));
     int m = last - first + 1, r = x->rank;
     /* move the indexed dims to the front */
     int64_t perm[OX_MAX_RANK], inv[OX_MAX_RANK];
@@ -260,7 +264,7 @@ int lower_index_put(ox_lower *L) {
         ox_value *s = ox_shape_of(L, idx[k], 0, INT64_MAX);
         shape = shape ? ox_binary(L, "Max", shape, s, OX_INT64) : s;
     }
-    if (m > 1) {   /* Max of shapes is broadcasting only when ranks agree: insist on it */
+    if (m > 1) { /* Max of shapes is broadcasting only when ranks agree: insist on it */
         for (int k = first + 1; k <= last; k++)
             if (idx[k]->rank != idx[first]->rank) return ox_lower_unsupported(L, "index tensors of different ranks");
     }
@@ -345,7 +349,7 @@ int lower_slice_scatter(ox_lower *L) {
         start = ox_cast(L, ox_arg_value(L, 3), OX_INT64);
     } else {
         int64_t s = ox_arg_int(L, 3, 0);
-        if (s < 0) {   /* from the end: needs the size */
+        if (s < 0) { /* from the end: needs the size */
             if (!x->dims || x->dims[dim].param || x->dims[dim].value < 0)
                 return ox_lower_unsupported(L, "a negative start on a dynamic dim");
             s += x->dims[dim].value;
@@ -369,8 +373,8 @@ int lower_select_scatter(ox_lower *L) {
     if (x->rank > OX_MAX_RANK || src->rank != x->rank - 1)
         return ox_lower_fail(L, "src has rank %d, self rank %d", src->rank, x->rank);
     const ox_arg *a = ox_arg_at(L, 3);
-    ox_value *idx = a && a->kind == OX_ARG_VALUE ? ox_cast(L, ox_arg_value(L, 3), OX_INT64)
-                                                 : ox_const_scalar(L, OX_INT64, (double)ox_arg_int(L, 3, 0));
+    ox_value *idx = a && a->kind == OX_ARG_VALUE ? ox_cast(L, ox_arg_value(L, 3), OX_INT64) :
+                                                   ox_const_scalar(L, OX_INT64, (double)ox_arg_int(L, 3, 0));
     idx = ox_wrap_index(L, x, dim, idx);
     ox_value *wide = ox_binary(L, "Unsqueeze", src, ox_const_i64_1d(L, dim), src->dtype);
     return scatter_along(L, x, wide, dim, ox_typed(ox_reshape(L, idx, 1, (int64_t[]){1}), OX_INT64));

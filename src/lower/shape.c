@@ -80,8 +80,7 @@ int lower_local_scalar(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     if (!x) return ox_bind(L, 0, NULL);
     ox_dtype t = ox_out_dtype(L, 0);
-    return ox_bind(L, 0, ox_cast(L, ox_typed(ox_reshape(L, x, 0, NULL), x->dtype),
-                                 t == OX_UNDEFINED ? x->dtype : t));
+    return ox_bind(L, 0, ox_cast(L, ox_typed(ox_reshape(L, x, 0, NULL), x->dtype), t == OX_UNDEFINED ? x->dtype : t));
 }
 
 /* ---- view / reshape ---- */
@@ -106,11 +105,9 @@ int lower_flatten(ox_lower *L) {
     int64_t start = ox_arg_int(L, 1, 0), end = ox_arg_int(L, 2, -1), dims[OX_MAX_RANK];
     int rank = x ? x->rank : -1, mrank;
     if (!x) return ox_bind(L, 0, NULL);
-    if (!ox_norm_dim(L, &start, rank, "start_dim") || !ox_norm_dim(L, &end, rank, "end_dim"))
-        return OX_ELOWER;
+    if (!ox_norm_dim(L, &start, rank, "start_dim") || !ox_norm_dim(L, &end, rank, "end_dim")) return OX_ELOWER;
     if (rank >= OX_MAX_RANK) return ox_lower_unsupported(L, "flatten of a rank-%d input", rank);
-    if (start > end) return ox_lower_fail(L, "start_dim %lld is after end_dim %lld",
-                                          (long long)start, (long long)end);
+    if (start > end) return ox_lower_fail(L, "start_dim %lld is after end_dim %lld", (long long)start, (long long)end);
     if (ox_out_static_shape(L, 0, dims, &mrank)) {
         bool has_zero = false;
         for (int k = 0; k < mrank; k++) has_zero |= dims[k] == 0;
@@ -164,8 +161,7 @@ int lower_permute(ox_lower *L) {
     int n = ox_arg_ints(L, 1, perm, OX_MAX_RANK);
     ox_value *x = ox_arg_value(L, 0);
     if (n < 0 || !x) return ox_bind(L, 0, NULL);
-    if (x->rank >= 0 && x->rank != n)
-        return ox_lower_fail(L, "dims has %d entries for a rank-%d input", n, x->rank);
+    if (x->rank >= 0 && x->rank != n) return ox_lower_fail(L, "dims has %d entries for a rank-%d input", n, x->rank);
     bool seen[OX_MAX_RANK] = {false};
     for (int k = 0; k < n; k++) {
         if (!ox_norm_dim(L, &perm[k], n, "dims entry")) return OX_ELOWER;
@@ -226,8 +222,8 @@ int lower_select(ox_lower *L) {
     ox_value *index = index_arg(L, 2, 0, false, &idx);
     const ox_dim *d = x->dims ? &x->dims[dim] : NULL;
     if (d && idx != INT64_MIN && !d->param && d->value >= 0 && (idx < -d->value || idx >= d->value))
-        return ox_lower_fail(L, "index %lld out of range for dim %lld of size %lld", (long long)idx,
-                             (long long)dim, (long long)d->value);
+        return ox_lower_fail(L, "index %lld out of range for dim %lld of size %lld", (long long)idx, (long long)dim,
+                             (long long)d->value);
     /* Gather takes negative indices as torch does. */
     ox_node *n = ox_op(L, "Gather", 2, x, index);
     if (n) ox_node_set_int(L->g, n, "axis", dim);
@@ -262,8 +258,9 @@ int lower_narrow_copy(ox_lower *L) {
         if (!x->dims || x->dims[dim].param) return ox_lower_unsupported(L, "a negative start on a symbolic size");
         start += x->dims[dim].value;
     }
-    return ox_bind(L, 0, ox_op_typed(L, "Slice", x->dtype, 4, x, ox_const_i64_1d(L, start),
-                                     ox_const_i64_1d(L, start + len), ox_const_i64_1d(L, dim)));
+    return ox_bind(L, 0,
+                   ox_op_typed(L, "Slice", x->dtype, 4, x, ox_const_i64_1d(L, start), ox_const_i64_1d(L, start + len),
+                               ox_const_i64_1d(L, dim)));
 }
 
 /* ---- cat / stack / split ---- */
@@ -304,7 +301,7 @@ int lower_cat(ox_lower *L) {
     if (!ox_norm_dim(L, &dim, rank, "dim")) return OX_ELOWER;
     int n = tensor_list(L, &vals, rank != 1);
     if (n < 0) return ox_bind(L, 0, NULL);
-    if (n == 0) {   /* every input was an empty 1-D tensor */
+    if (n == 0) { /* every input was an empty 1-D tensor */
         const ox_arg *a = ox_arg_at(L, 0);
         return ox_bind(L, 0, L->prog->table[a->u.list.items[0].u.ref]);
     }
@@ -340,7 +337,10 @@ static int split_outputs(ox_lower *L, ox_value *x, int64_t dim, bool squeeze) {
     bool symbolic = false;
     for (int k = 0; k < nout && !symbolic; k++) {
         const ox_meta *m = ox_out_meta(L, k);
-        if (squeeze) { sizes[k] = 1; continue; }
+        if (squeeze) {
+            sizes[k] = 1;
+            continue;
+        }
         symbolic = !m || m->rank <= dim || !m->dims || m->dims[dim].param || m->dims[dim].value < 0;
         if (!symbolic) sizes[k] = m->dims[dim].value;
     }
@@ -352,8 +352,7 @@ static int split_outputs(ox_lower *L, ox_value *x, int64_t dim, bool squeeze) {
         const ox_arg *a = ox_arg_at(L, 1);
         bool has_zero;
         if (!a || a->kind != OX_ARG_LIST || a->u.list.n != nout)
-            return ox_lower_unsupported(L, "the sizes of the outputs along dim %lld are symbolic",
-                                        (long long)dim);
+            return ox_lower_unsupported(L, "the sizes of the outputs along dim %lld are symbolic", (long long)dim);
         split = ox_arg_sizes(L, 1, false, &has_zero);
         if (!split) return ox_bind(L, 0, NULL);
     }
@@ -396,8 +395,7 @@ int lower_unsqueeze(ox_lower *L) {
     int64_t dim = ox_arg_int(L, 1, 0);
     if (!x) return ox_bind(L, 0, NULL);
     if (x->rank >= 0 && (dim < -(x->rank + 1) || dim > x->rank))
-        return ox_lower_fail(L, "dim %lld out of range for unsqueezing a rank-%d input",
-                             (long long)dim, x->rank);
+        return ox_lower_fail(L, "dim %lld out of range for unsqueezing a rank-%d input", (long long)dim, x->rank);
     return ox_bind(L, 0, ox_out(ox_op(L, "Unsqueeze", 2, x, ox_const_i64_1d(L, dim))));
 }
 
@@ -413,8 +411,10 @@ static int squeeze_dims(ox_lower *L, ox_value *x, int64_t *dims, int n) {
     for (int k = 0; k < n; k++) {
         if (!ox_norm_dim(L, &dims[k], rank, "dim")) return OX_ELOWER;
         const ox_dim *d = &x->dims[dims[k]];
-        if (d->param || d->value < 0) { is_unknown[k] = true; unknown++; }
-        else if (d->value == 1) known++;
+        if (d->param || d->value < 0) {
+            is_unknown[k] = true;
+            unknown++;
+        } else if (d->value == 1) known++;
     }
     const ox_meta *m = ox_out_meta(L, 0);
     bool squeeze_unknown = m && m->rank == rank - known - unknown;
@@ -480,13 +480,12 @@ int lower_repeat(ox_lower *L) {
     if (!sym) n = ox_arg_ints(L, 1, reps, OX_MAX_RANK);
     if (!x || n < 0) return ox_bind(L, 0, NULL);
     if (x->rank < 0) return ox_lower_unsupported(L, "repeat of an input of unknown rank");
-    if (n < x->rank)
-        return ox_lower_fail(L, "repeats has %d entries for a rank-%d input", n, x->rank);
+    if (n < x->rank) return ox_lower_fail(L, "repeats has %d entries for a rank-%d input", n, x->rank);
     for (int k = 0; k < n - x->rank; k++) lead[k] = k;
     if (n > x->rank) x = ox_out(ox_op(L, "Unsqueeze", 2, x, ox_const_ints(L, n - x->rank, lead)));
     if (n == 0) return ox_bind(L, 0, x);
     ox_value *r = sym ? sym : ox_const_ints(L, n, reps);
-    if (x && x->dtype == OX_BFLOAT16) {   /* ONNX Runtime has no bfloat16 Tile: tiled as float, exactly */
+    if (x && x->dtype == OX_BFLOAT16) { /* ONNX Runtime has no bfloat16 Tile: tiled as float, exactly */
         ox_value *f = ox_out(ox_op(L, "Tile", 2, ox_cast(L, x, OX_FLOAT), r));
         if (f) f->dtype = OX_FLOAT;
         return ox_bind(L, 0, ox_cast(L, f, OX_BFLOAT16));
@@ -572,10 +571,10 @@ int lower_roll(ox_lower *L) {
         int64_t s = ((shifts[i] % size) + size) % size;
         if (s == 0) continue;
         int64_t a0 = size - s, big = INT64_MAX, zero = 0;
-        ox_value *tail = ox_op_typed(L, "Slice", x->dtype, 4, y, ox_const_i64_1d(L, a0),
-                                     ox_const_i64_1d(L, big), ox_const_i64_1d(L, dims[i]));
-        ox_value *head = ox_op_typed(L, "Slice", x->dtype, 4, y, ox_const_i64_1d(L, zero),
-                                     ox_const_i64_1d(L, a0), ox_const_i64_1d(L, dims[i]));
+        ox_value *tail = ox_op_typed(L, "Slice", x->dtype, 4, y, ox_const_i64_1d(L, a0), ox_const_i64_1d(L, big),
+                                     ox_const_i64_1d(L, dims[i]));
+        ox_value *head = ox_op_typed(L, "Slice", x->dtype, 4, y, ox_const_i64_1d(L, zero), ox_const_i64_1d(L, a0),
+                                     ox_const_i64_1d(L, dims[i]));
         ox_node *c = ox_op(L, "Concat", 2, tail, head);
         if (c) ox_node_set_int(L->g, c, "axis", dims[i]);
         y = ox_typed(ox_out(c), x->dtype);
@@ -593,11 +592,13 @@ int lower_diagonal(ox_lower *L) {
     if (x->rank < 2 || x->rank > OX_MAX_RANK) return ox_lower_fail(L, "diagonal of a %d-d tensor", x->rank);
     if (!ox_norm_dim(L, &d1, x->rank, "dim1") || !ox_norm_dim(L, &d2, x->rank, "dim2")) return OX_ELOWER;
     if (d1 == d2) return ox_lower_fail(L, "dim1 and dim2 are both %lld", (long long)d1);
-    if (!x->dims || x->dims[d1].param || x->dims[d2].param) return ox_lower_unsupported(L, "diagonal over symbolic sizes");
+    if (!x->dims || x->dims[d1].param || x->dims[d2].param)
+        return ox_lower_unsupported(L, "diagonal over symbolic sizes");
     int64_t n1 = x->dims[d1].value, n2 = x->dims[d2].value;
-    if (n1 > (1 << 30) || n2 > (1 << 30)) return ox_lower_unsupported(L, "diagonal of a %lld x %lld matrix", (long long)n1, (long long)n2);
+    if (n1 > (1 << 30) || n2 > (1 << 30))
+        return ox_lower_unsupported(L, "diagonal of a %lld x %lld matrix", (long long)n1, (long long)n2);
     int64_t start1 = 0, start2 = 0, len = 0;
-    if (off > -n1 && off < n2) {   /* else the diagonal is empty */
+    if (off > -n1 && off < n2) { /* else the diagonal is empty */
         start1 = off < 0 ? -off : 0;
         start2 = off > 0 ? off : 0;
         len = n1 - start1 < n2 - start2 ? n1 - start1 : n2 - start2;
@@ -633,14 +634,16 @@ int lower_as_strided(ox_lower *L) {
     if (!ox_static_shape(x, NULL)) return ox_lower_unsupported(L, "as_strided of a tensor with symbolic sizes");
     int64_t numel = 1, total = 1;
     for (int k = 0; k < x->rank; k++) {
-        if (x->dims[k].value > (1 << 24) || numel > (int64_t)(1 << 24)) return ox_lower_unsupported(L, "as_strided of a large tensor");
+        if (x->dims[k].value > (1 << 24) || numel > (int64_t)(1 << 24))
+            return ox_lower_unsupported(L, "as_strided of a large tensor");
         numel *= x->dims[k].value;
     }
     if (off < 0 || off > numel) return ox_lower_fail(L, "storage_offset %lld outside the tensor", (long long)off);
     for (int k = 0; k < ns; k++) {
         if (size[k] < 0 || stride[k] < 0 || (size[k] > 1 && stride[k] > numel))
             return ox_lower_fail(L, "size %lld, stride %lld", (long long)size[k], (long long)stride[k]);
-        if (size[k] && total > (int64_t)(1 << 24) / size[k]) return ox_lower_unsupported(L, "an as_strided view of over 16M elements");
+        if (size[k] && total > (int64_t)(1 << 24) / size[k])
+            return ox_lower_unsupported(L, "an as_strided view of over 16M elements");
         total *= size[k];
     }
     int64_t *idx = ox_arena_array(L->g->arena, (size_t)(total ? total : 1), sizeof *idx);
@@ -649,9 +652,10 @@ int lower_as_strided(ox_lower *L) {
     for (int64_t e = 0; e < total; e++) {
         int64_t p = off;
         for (int k = 0; k < ns; k++) p += at[k] * stride[k];
-        if (p < 0 || p >= numel) return ox_lower_fail(L, "element %lld of the view is outside the tensor", (long long)e);
+        if (p < 0 || p >= numel)
+            return ox_lower_fail(L, "element %lld of the view is outside the tensor", (long long)e);
         idx[e] = p;
-        for (int k = ns - 1; k >= 0; k--) {   /* odometer */
+        for (int k = ns - 1; k >= 0; k--) { /* odometer */
             if (++at[k] < size[k]) break;
             at[k] = 0;
         }
@@ -670,7 +674,7 @@ int lower_unfold(ox_lower *L) {
     int64_t dim = ox_arg_int(L, 1, 0), size = ox_arg_int(L, 2, 1), step = ox_arg_int(L, 3, 1);
     if (!x) return ox_bind(L, 0, NULL);
     if (size < 0 || step <= 0) return ox_lower_fail(L, "size %lld, step %lld", (long long)size, (long long)step);
-    if (x->rank == 0) {   /* a 0-d tensor has one window of one element */
+    if (x->rank == 0) { /* a 0-d tensor has one window of one element */
         if (size > 1) return ox_lower_fail(L, "size %lld for a 0-d tensor", (long long)size);
         int64_t one = size;
         return ox_bind(L, 0, ox_typed(ox_reshape(L, x, 1, &one), x->dtype));
@@ -693,8 +697,8 @@ int lower_unfold(ox_lower *L) {
     if (!gt) return ox_bind(L, 0, NULL);
     ox_node_set_int(L->g, gt, "axis", dim);
     ox_value *r = ox_typed(ox_out(gt), x->dtype);
-    if (dim + 1 == x->rank) return ox_bind(L, 0, r);   /* the window axis is last already */
-    int64_t perm[OX_MAX_RANK];   /* rank + 1 dims */
+    if (dim + 1 == x->rank) return ox_bind(L, 0, r); /* the window axis is last already */
+    int64_t perm[OX_MAX_RANK]; /* rank + 1 dims */
     int p = 0;
     for (int k = 0; k <= x->rank; k++)
         if (k != dim + 1) perm[p++] = k;
@@ -721,10 +725,12 @@ int lower_pixel_unshuffle(ox_lower *L) {
     ox_value *x = ox_arg_value(L, 0);
     int64_t r = ox_arg_int(L, 1, 1);
     if (!x) return ox_bind(L, 0, NULL);
-    if (x->rank != 4 || !x->dims) return ox_lower_unsupported(L, "pixel_unshuffle of a rank-%d input (4 is lowered)", x->rank);
+    if (x->rank != 4 || !x->dims)
+        return ox_lower_unsupported(L, "pixel_unshuffle of a rank-%d input (4 is lowered)", x->rank);
     if (r < 1) return ox_lower_fail(L, "downscale_factor %lld", (long long)r);
     for (int k = 1; k < 4; k++)
-        if (x->dims[k].param || x->dims[k].value < 0) return ox_lower_unsupported(L, "pixel_unshuffle over symbolic sizes");
+        if (x->dims[k].param || x->dims[k].value < 0)
+            return ox_lower_unsupported(L, "pixel_unshuffle over symbolic sizes");
     int64_t c = x->dims[1].value, h = x->dims[2].value / r, w = x->dims[3].value / r;
     if (h * r != x->dims[2].value || w * r != x->dims[3].value)
         return ox_lower_fail(L, "sizes %lld x %lld do not divide by %lld", (long long)x->dims[2].value,

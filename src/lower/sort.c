@@ -8,7 +8,7 @@
  * (either -1 for none). */
 static int topk(ox_lower *L, ox_value *x, ox_value *k, int64_t dim, bool largest, int vi, int ii) {
     ox_dtype t = x->dtype, st = t == OX_BOOL ? OX_UINT8 : t;
-    if (x->rank == 0) {   /* one element: itself, at index 0 */
+    if (x->rank == 0) { /* one element: itself, at index 0 */
         int rc = vi >= 0 ? ox_bind(L, vi, x) : OX_OK;
         return rc == OX_OK && ii >= 0 ? ox_bind(L, ii, ox_const_scalar(L, OX_INT64, 0)) : rc;
     }
@@ -30,7 +30,7 @@ int lower_topk(ox_lower *L) {
     if (x->rank > 0 && !ox_norm_dim(L, &dim, x->rank, "dim")) return OX_ELOWER;
     ox_value *k;
     const ox_arg *a = ox_arg_at(L, 1);
-    if (a && a->kind == OX_ARG_VALUE) {   /* a symbolic k */
+    if (a && a->kind == OX_ARG_VALUE) { /* a symbolic k */
         int64_t one = 1;
         k = ox_typed(ox_reshape(L, ox_cast(L, ox_arg_value(L, 1), OX_INT64), 1, &one), OX_INT64);
     } else {

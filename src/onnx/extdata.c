@@ -57,20 +57,25 @@ bool ox_extdata_parse_u64(const char *s, uint64_t *v) {
     return true;
 }
 
-ox_code ox_extdata_check_range(size_t file_len, uint64_t off, bool has_len, uint64_t len,
-                               size_t nbytes, uint64_t *len_out, const char *tname, const char *loc,
-                               ox_error *err, const char *where) {
+ox_code ox_extdata_check_range(size_t file_len, uint64_t off, bool has_len, uint64_t len, size_t nbytes,
+                               uint64_t *len_out, const char *tname, const char *loc, ox_error *err,
+                               const char *where) {
     if (off > file_len)
-        return ox_error_set(err, OX_EFORMAT, where, "tensor '%s': external data offset %llu is past the "
-                            "end of '%s' (%zu bytes)", tname, (unsigned long long)off, loc, file_len);
+        return ox_error_set(err, OX_EFORMAT, where,
+                            "tensor '%s': external data offset %llu is past the "
+                            "end of '%s' (%zu bytes)",
+                            tname, (unsigned long long)off, loc, file_len);
     if (!has_len) len = file_len - off;
     if (len > file_len - off)
-        return ox_error_set(err, OX_EFORMAT, where, "tensor '%s': external data [%llu, +%llu) is past "
-                            "the end of '%s' (%zu bytes)", tname, (unsigned long long)off,
-                            (unsigned long long)len, loc, file_len);
+        return ox_error_set(err, OX_EFORMAT, where,
+                            "tensor '%s': external data [%llu, +%llu) is past "
+                            "the end of '%s' (%zu bytes)",
+                            tname, (unsigned long long)off, (unsigned long long)len, loc, file_len);
     if (len != nbytes)
-        return ox_error_set(err, OX_EFORMAT, where, "tensor '%s': external data length %llu in '%s', "
-                            "its shape needs %zu bytes", tname, (unsigned long long)len, loc, nbytes);
+        return ox_error_set(err, OX_EFORMAT, where,
+                            "tensor '%s': external data length %llu in '%s', "
+                            "its shape needs %zu bytes",
+                            tname, (unsigned long long)len, loc, nbytes);
     *len_out = len;
     return OX_OK;
 }
@@ -96,7 +101,10 @@ static int open_below(int dirfd, const char *rel) {
         int fd = openat(cur, comp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (e ? O_DIRECTORY : 0));
         int saved = errno;
         if (cur != dirfd) close(cur);
-        if (fd < 0) { errno = saved; return -1; }
+        if (fd < 0) {
+            errno = saved;
+            return -1;
+        }
         if (!e) return fd;
         cur = fd;
         p = e + 1;
@@ -106,27 +114,28 @@ static int open_below(int dirfd, const char *rel) {
 /* The base folder is realpath'd once and opened: every location is resolved against that real
  * path, then opened from that descriptor, so a folder renamed or replaced halfway through a read
  * cannot send later locations elsewhere. */
-static ox_code dir_open(ox_extdata_dir *d, const char *base_dir, const char *tname, ox_error *err,
-                        const char *where) {
+static ox_code dir_open(ox_extdata_dir *d, const char *base_dir, const char *tname, ox_error *err, const char *where) {
     if (d->real) return OX_OK;
     d->real = realpath(base_dir, NULL);
     if (!d->real)
-        return ox_error_set(err, OX_EIO, where, "tensor '%s': cannot resolve the model folder '%s': %s",
-                            tname, base_dir, strerror(errno));
+        return ox_error_set(err, OX_EIO, where, "tensor '%s': cannot resolve the model folder '%s': %s", tname,
+                            base_dir, strerror(errno));
     d->fd = open(d->real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d->fd < 0)
-        return ox_error_set(err, OX_EIO, where, "tensor '%s': cannot open the model folder '%s': %s",
-                            tname, d->real, strerror(errno));
+        return ox_error_set(err, OX_EIO, where, "tensor '%s': cannot open the model folder '%s': %s", tname, d->real,
+                            strerror(errno));
     return OX_OK;
 }
 
-ox_code ox_extdata_open(ox_extdata_dir *d, const char *base_dir, const char *loc, const char *tname,
-                        ox_error *err, const char *where, int *fd_out, struct stat *st) {
+ox_code ox_extdata_open(ox_extdata_dir *d, const char *base_dir, const char *loc, const char *tname, ox_error *err,
+                        const char *where, int *fd_out, struct stat *st) {
     *fd_out = -1;
     const char *why = ox_extdata_location_problem(loc);
     if (why)
-        return ox_error_set(err, OX_EINVAL, where, "tensor '%s': external data location '%s' is "
-                            "refused: %s", tname, loc, why);
+        return ox_error_set(err, OX_EINVAL, where,
+                            "tensor '%s': external data location '%s' is "
+                            "refused: %s",
+                            tname, loc, why);
     ox_code rc = dir_open(d, base_dir, tname, err, where);
     if (rc != OX_OK) return rc;
     size_t bl = strlen(d->real), ll = strlen(loc);
@@ -139,15 +148,19 @@ ox_code ox_extdata_open(ox_extdata_dir *d, const char *base_dir, const char *loc
     int rerr = errno;
     free(joined);
     if (!resolved)
-        return ox_error_set(err, rerr == ENOENT ? OX_EIO : OX_EINVAL, where, "tensor '%s': external "
-                            "data location '%s' cannot be resolved: %s", tname, loc, strerror(rerr));
+        return ox_error_set(err, rerr == ENOENT ? OX_EIO : OX_EINVAL, where,
+                            "tensor '%s': external "
+                            "data location '%s' cannot be resolved: %s",
+                            tname, loc, strerror(rerr));
     /* Strictly inside: the folder itself is not a file of it. */
     const char *rel = NULL;
     if (bl == 1 && d->real[0] == '/') rel = resolved + 1;
     else if (strncmp(resolved, d->real, bl) == 0 && resolved[bl] == '/') rel = resolved + bl + 1;
     if (!rel || !*rel) {
-        rc = ox_error_set(err, OX_EINVAL, where, "tensor '%s': external data location '%s' resolves "
-                          "outside the model folder '%s' (to '%s')", tname, loc, d->real, resolved);
+        rc = ox_error_set(err, OX_EINVAL, where,
+                          "tensor '%s': external data location '%s' resolves "
+                          "outside the model folder '%s' (to '%s')",
+                          tname, loc, d->real, resolved);
         free(resolved);
         return rc;
     }
@@ -157,12 +170,15 @@ ox_code ox_extdata_open(ox_extdata_dir *d, const char *base_dir, const char *loc
     if (fd < 0)
         return ox_error_set(err, oerr == ELOOP || oerr == ENOTDIR ? OX_EINVAL : OX_EIO, where,
                             "tensor '%s': cannot open external data location '%s' inside the model "
-                            "folder: %s%s", tname, loc, strerror(oerr),
+                            "folder: %s%s",
+                            tname, loc, strerror(oerr),
                             oerr == ELOOP ? " (a symbolic link appeared while reading)" : "");
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
         close(fd);
-        return ox_error_set(err, OX_EINVAL, where, "tensor '%s': external data location '%s' is not a "
-                            "regular file", tname, loc);
+        return ox_error_set(err, OX_EINVAL, where,
+                            "tensor '%s': external data location '%s' is not a "
+                            "regular file",
+                            tname, loc);
     }
     *fd_out = fd;
     return OX_OK;

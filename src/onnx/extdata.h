@@ -82,16 +82,15 @@ bool ox_extdata_parse_u64(const char *s, uint64_t *v);
 /* [off, off + len) must lie in a file of file_len bytes and hold exactly nbytes; without a length
  * (has_len false) the range runs to the end of the file. OX_OK and *len_out set, else
  * OX_EFORMAT. tname and loc name the tensor and the file in the message. */
-ox_code ox_extdata_check_range(size_t file_len, uint64_t off, bool has_len, uint64_t len,
-                               size_t nbytes, uint64_t *len_out, const char *tname, const char *loc,
-                               ox_error *err, const char *where);
+ox_code ox_extdata_check_range(size_t file_len, uint64_t off, bool has_len, uint64_t len, size_t nbytes,
+                               uint64_t *len_out, const char *tname, const char *loc, ox_error *err, const char *where);
 
 /* ---- files (reader) ---- */
 
 /* The base folder, resolved and opened on the first ox_extdata_open. */
 typedef struct ox_extdata_dir {
-    int fd;                  /* -1 until opened */
-    char *real;              /* realpath of the folder, malloc'd; NULL until resolved */
+    int fd; /* -1 until opened */
+    char *real; /* realpath of the folder, malloc'd; NULL until resolved */
 } ox_extdata_dir;
 
 #define OX_EXTDATA_DIR_INIT {-1, NULL}
@@ -103,8 +102,8 @@ typedef struct ox_extdata_dir {
  * with O_NOFOLLOW (a symbolic link met then means the tree changed under us: OX_EINVAL); the file
  * fstat'd and required to be regular (OX_EINVAL). On OX_OK, *fd is the caller's to close and *st
  * describes it. */
-ox_code ox_extdata_open(ox_extdata_dir *d, const char *base_dir, const char *loc, const char *tname,
-                        ox_error *err, const char *where, int *fd, struct stat *st);
+ox_code ox_extdata_open(ox_extdata_dir *d, const char *base_dir, const char *loc, const char *tname, ox_error *err,
+                        const char *where, int *fd, struct stat *st);
 
 /* Closes and frees what *d holds; it may be opened again. */
 void ox_extdata_dir_close(ox_extdata_dir *d);
@@ -113,6 +112,6 @@ void ox_extdata_dir_close(ox_extdata_dir *d);
  * maps nothing (*addr NULL, 0). The mapping outlives fd. A file truncated by someone else while
  * mapped raises SIGBUS on access: no reader can prevent that. */
 int ox_extdata_map(int fd, size_t len, void **addr);
-void ox_extdata_unmap(void *addr, size_t len);   /* addr NULL is a no-op */
+void ox_extdata_unmap(void *addr, size_t len); /* addr NULL is a no-op */
 
 #endif

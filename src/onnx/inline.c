@@ -28,12 +28,10 @@ typedef struct ctx {
     ox_error *err;
 } ctx;
 
-static const char *norm_domain(const char *d) {
-    return !d || !strcmp(d, "ai.onnx") ? "" : d;
-}
+static const char *norm_domain(const char *d) { return !d || !strcmp(d, "ai.onnx") ? "" : d; }
 
-const ox_function *ox_function_find(const ox_function *const *library, int nlibrary,
-                                    const char *domain, const char *op_type) {
+const ox_function *ox_function_find(const ox_function *const *library, int nlibrary, const char *domain,
+                                    const char *op_type) {
     if (!op_type) return NULL;
     domain = norm_domain(domain);
     for (int i = 0; i < nlibrary; i++) {
@@ -72,7 +70,7 @@ static ox_code fail(ctx *c, const frame *fr, const ox_function_node *n, const ch
 static ox_code fail(ctx *c, const frame *fr, const ox_function_node *n, const char *fmt, ...) {
     char who[384], what[512], node[192] = "";
     va_list ap;
-    if (ox_graph_failed(c->g)) {   /* out of memory: that is the error */
+    if (ox_graph_failed(c->g)) { /* out of memory: that is the error */
         ox_error_set(c->err, ox_graph_status(c->g), NULL, "%s", c->g->err.msg);
         return c->err->code;
     }
@@ -167,9 +165,8 @@ static const ox_attr *find_attr(const ox_attr *attrs, int n, const char *name) {
 
 /* The value of an attribute that refers to the function's `ref`, typed as declared: *out, or
  * false when neither the call nor the function's defaults give one (the attribute is left out). */
-static ox_code resolve_ref(ctx *c, const frame *fr, const ox_function_node *n, const ox_attr *decl,
-                           const char *ref, const ox_attr *call_attrs, int ncall, ox_attr *out,
-                           bool *present) {
+static ox_code resolve_ref(ctx *c, const frame *fr, const ox_function_node *n, const ox_attr *decl, const char *ref,
+                           const ox_attr *call_attrs, int ncall, ox_attr *out, bool *present) {
     const ox_attr *v = find_attr(call_attrs, ncall, ref);
     if (!v) v = find_attr(fr->fn->attribute_defaults, fr->fn->nattribute_defaults, ref);
     *present = v != NULL;
@@ -192,8 +189,10 @@ static ox_code resolve_ref(ctx *c, const frame *fr, const ox_function_node *n, c
         out->u.floats.n = cnt;
         return OX_OK;
     }
-    return fail(c, fr, n, "attribute '%s' takes the function's attribute '%s', declared %s, but the "
-                "value given is %s", decl->name, ref, type_name(decl->type), type_name(v->type));
+    return fail(c, fr, n,
+                "attribute '%s' takes the function's attribute '%s', declared %s, but the "
+                "value given is %s",
+                decl->name, ref, type_name(decl->type), type_name(v->type));
 }
 
 /* A deep copy of src into the graph's arena. */
@@ -201,9 +200,7 @@ static bool copy_attr(ox_arena *a, ox_attr *dst, const ox_attr *src) {
     *dst = *src;
     dst->name = ox_arena_strdup(a, src->name);
     switch (src->type) {
-    case OX_ATTR_STRING:
-        dst->u.s = ox_arena_strdup(a, src->u.s ? src->u.s : "");
-        return dst->name && dst->u.s;
+    case OX_ATTR_STRING: dst->u.s = ox_arena_strdup(a, src->u.s ? src->u.s : ""); return dst->name && dst->u.s;
     case OX_ATTR_FLOATS:
         if (src->u.floats.n > 0) {
             dst->u.floats.v = ox_arena_array(a, (size_t)src->u.floats.n, sizeof(float));
@@ -246,8 +243,7 @@ static bool copy_attr(ox_arena *a, ox_attr *dst, const ox_attr *src) {
         dst->u.t = copy;
         return dst->name != NULL;
     }
-    default:
-        return dst->name != NULL;
+    default: return dst->name != NULL;
     }
 }
 
@@ -259,23 +255,26 @@ static ox_code check_opsets(ctx *c, const frame *fr) {
         const char *d = norm_domain(f->opsets[i].domain);
         long long v = (long long)f->opsets[i].version;
         if (!*d && v > c->g->opset)
-            return fail(c, fr, NULL, "it imports opset %lld of the default domain, newer than the model's "
+            return fail(c, fr, NULL,
+                        "it imports opset %lld of the default domain, newer than the model's "
                         "opset %d: export with opset_version=%lld or more, or write the function for "
-                        "opset %d", v, c->g->opset, v, c->g->opset);
+                        "opset %d",
+                        v, c->g->opset, v, c->g->opset);
         if (*d && v != 1 && !function_domain(c, d))
-            return fail(c, fr, NULL, "it imports domain '%s' at version %lld, but the model declares "
-                        "every domain other than the default one at version 1", d, v);
+            return fail(c, fr, NULL,
+                        "it imports domain '%s' at version %lld, but the model declares "
+                        "every domain other than the default one at version 1",
+                        d, v);
     }
     return OX_OK;
 }
 
-static ox_code inline_fn(ctx *c, const frame *fr, ox_value *const *inputs, int ninputs,
-                         const ox_attr *call_attrs, int ncall, const char *prefix,
-                         ox_value **outputs, int noutputs);
+static ox_code inline_fn(ctx *c, const frame *fr, ox_value *const *inputs, int ninputs, const ox_attr *call_attrs,
+                         int ncall, const char *prefix, ox_value **outputs, int noutputs);
 
 /* One body node: a nested call, or a node appended to the graph. Binds its outputs in m. */
-static ox_code inline_node(ctx *c, const frame *fr, const ox_function_node *n, vmap *m,
-                           const ox_attr *call_attrs, int ncall, const char *prefix) {
+static ox_code inline_node(ctx *c, const frame *fr, const ox_function_node *n, vmap *m, const ox_attr *call_attrs,
+                           int ncall, const char *prefix) {
     const ox_function *f = fr->fn;
     ox_graph *g = c->g;
     const char *domain = norm_domain(n->domain);
@@ -287,7 +286,7 @@ static ox_code inline_node(ctx *c, const frame *fr, const ox_function_node *n, v
     ox_attr *attrs = n->nattrs ? ox_arena_array(c->scratch, (size_t)n->nattrs, sizeof *attrs) : NULL;
     if ((n->ninputs && !ins) || (n->noutputs && !outs) || (n->nattrs && !attrs)) return oom(c);
     for (int k = 0; k < n->ninputs; k++) {
-        if (!*n->inputs[k]) continue;   /* omitted optional input */
+        if (!*n->inputs[k]) continue; /* omitted optional input */
         if (!vmap_get(m, n->inputs[k], &ins[k]))
             return fail(c, fr, n, "input '%s' is neither a function input nor produced by an earlier node",
                         n->inputs[k]);
@@ -295,7 +294,10 @@ static ox_code inline_node(ctx *c, const frame *fr, const ox_function_node *n, v
     int nattrs = 0;
     for (int k = 0; k < n->nattrs; k++) {
         const char *ref = n->attr_refs ? n->attr_refs[k] : NULL;
-        if (!ref) { attrs[nattrs++] = n->attrs[k]; continue; }
+        if (!ref) {
+            attrs[nattrs++] = n->attrs[k];
+            continue;
+        }
         bool present;
         ox_code rc = resolve_ref(c, fr, n, &n->attrs[k], ref, call_attrs, ncall, &attrs[nattrs], &present);
         if (rc != OX_OK) return rc;
@@ -309,8 +311,7 @@ static ox_code inline_node(ctx *c, const frame *fr, const ox_function_node *n, v
     if (callee) {
         for (const frame *up = fr; up; up = up->caller)
             if (up->fn == callee)
-                return fail(c, fr, n, "function %s calls itself: recursive functions cannot be inlined",
-                            callee->name);
+                return fail(c, fr, n, "function %s calls itself: recursive functions cannot be inlined", callee->name);
         if (fr->depth + 1 >= OX_INLINE_MAX_DEPTH)
             return fail(c, fr, n, "functions nest deeper than %d calls", OX_INLINE_MAX_DEPTH);
         if (n->ninputs > callee->ninputs || n->noutputs > callee->noutputs)
@@ -321,8 +322,10 @@ static ox_code inline_node(ctx *c, const frame *fr, const ox_function_node *n, v
         if (rc != OX_OK) return rc;
     } else {
         if (function_domain(c, domain))
-            return fail(c, fr, n, "it calls %s::%s, which is not among the functions given (domain '%s' "
-                        "holds only functions, which are inlined)", domain, n->op_type, domain);
+            return fail(c, fr, n,
+                        "it calls %s::%s, which is not among the functions given (domain '%s' "
+                        "holds only functions, which are inlined)",
+                        domain, n->op_type, domain);
         ox_node *node = ox_graph_add_node(g, n->op_type, *domain ? domain : NULL, n->ninputs, ins, n->noutputs);
         if (!node || ox_node_set_name(g, node, here) != OX_OK) return oom(c);
         node->source = c->source;
@@ -339,7 +342,7 @@ static ox_code inline_node(ctx *c, const frame *fr, const ox_function_node *n, v
 
     for (int k = 0; k < n->noutputs; k++) {
         const char *o = n->outputs[k];
-        if (!*o) continue;   /* omitted optional output */
+        if (!*o) continue; /* omitted optional output */
         if (!vmap_put(m, o, outs[k])) return fail(c, fr, n, "value '%s' is produced twice", o);
         /* A value the function returns is named by whoever receives it. */
         bool returned = false;
@@ -353,16 +356,13 @@ static ox_code inline_node(ctx *c, const frame *fr, const ox_function_node *n, v
     return OX_OK;
 }
 
-static ox_code inline_fn(ctx *c, const frame *fr, ox_value *const *inputs, int ninputs,
-                         const ox_attr *call_attrs, int ncall, const char *prefix,
-                         ox_value **outputs, int noutputs) {
+static ox_code inline_fn(ctx *c, const frame *fr, ox_value *const *inputs, int ninputs, const ox_attr *call_attrs,
+                         int ncall, const char *prefix, ox_value **outputs, int noutputs) {
     const ox_function *f = fr->fn;
     ox_code rc = check_opsets(c, fr);
     if (rc != OX_OK) return rc;
-    if (ninputs > f->ninputs)
-        return fail(c, fr, NULL, "called with %d inputs, it takes %d", ninputs, f->ninputs);
-    if (noutputs > f->noutputs)
-        return fail(c, fr, NULL, "%d outputs wanted, it gives %d", noutputs, f->noutputs);
+    if (ninputs > f->ninputs) return fail(c, fr, NULL, "called with %d inputs, it takes %d", ninputs, f->ninputs);
+    if (noutputs > f->noutputs) return fail(c, fr, NULL, "%d outputs wanted, it gives %d", noutputs, f->noutputs);
 
     size_t nnames = (size_t)f->ninputs;
     for (int k = 0; k < f->nnodes; k++) nnames += (size_t)f->nodes[k].noutputs;
@@ -385,8 +385,7 @@ static ox_code inline_fn(ctx *c, const frame *fr, ox_value *const *inputs, int n
     return OX_OK;
 }
 
-ox_code ox_function_inline(ox_graph *g, const ox_inline_call *call,
-                           const ox_function *const *library, int nlibrary,
+ox_code ox_function_inline(ox_graph *g, const ox_inline_call *call, const ox_function *const *library, int nlibrary,
                            ox_value **outputs, int noutputs, ox_error *err) {
     ox_error local = {0};
     if (!err) err = &local;
@@ -395,8 +394,7 @@ ox_code ox_function_inline(ox_graph *g, const ox_inline_call *call,
         (nlibrary && !library))
         return ox_error_set(err, OX_EINVAL, NULL, "ox_function_inline: bad arguments");
     if (ox_graph_failed(g)) return ox_error_set(err, ox_graph_status(g), NULL, "%s", g->err.msg);
-    ctx c = {.g = g, .scratch = ox_arena_new(), .lib = library, .nlib = nlibrary, .source = call->source,
-             .err = err};
+    ctx c = {.g = g, .scratch = ox_arena_new(), .lib = library, .nlib = nlibrary, .source = call->source, .err = err};
     if (!c.scratch) return oom(&c);
     frame top = {.fn = call->fn};
     ox_code rc = inline_fn(&c, &top, call->inputs, call->ninputs, call->attrs, call->nattrs,

@@ -54,24 +54,23 @@
 
 typedef struct ox_inline_call {
     const ox_function *fn;
-    ox_value *const *inputs;   /* ninputs values; NULL entries are omitted optional inputs */
+    ox_value *const *inputs; /* ninputs values; NULL entries are omitted optional inputs */
     int ninputs;
-    const ox_attr *attrs;      /* the call's attribute values, by name */
+    const ox_attr *attrs; /* the call's attribute values, by name */
     int nattrs;
-    const char *prefix;        /* names of what is made; NULL: fn->name */
-    const char *source;        /* node->source of every node made (for messages); may be NULL */
+    const char *prefix; /* names of what is made; NULL: fn->name */
+    const char *source; /* node->source of every node made (for messages); may be NULL */
 } ox_inline_call;
 
 /* Inlines call->fn into g. outputs[0, noutputs) receive the values of the function's first
  * noutputs formal outputs (noutputs may be smaller than the function's count, not larger).
  * library: the functions nested calls may name (it may include call->fn). */
-ox_code ox_function_inline(ox_graph *g, const ox_inline_call *call,
-                           const ox_function *const *library, int nlibrary,
+ox_code ox_function_inline(ox_graph *g, const ox_inline_call *call, const ox_function *const *library, int nlibrary,
                            ox_value **outputs, int noutputs, ox_error *err);
 
 /* The library function a node of (domain, op_type) calls, or NULL. "" and "ai.onnx" are one
  * domain; a NULL domain is "". */
-const ox_function *ox_function_find(const ox_function *const *library, int nlibrary,
-                                    const char *domain, const char *op_type);
+const ox_function *ox_function_find(const ox_function *const *library, int nlibrary, const char *domain,
+                                    const char *op_type);
 
 #endif

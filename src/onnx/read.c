@@ -42,12 +42,12 @@ typedef struct file_id {
 } file_id;
 
 struct ox_read_priv {
-    ox_arena *arena;         /* owns the info, its strings and this struct */
-    mapping *maps;           /* malloc'd */
+    ox_arena *arena; /* owns the info, its strings and this struct */
+    mapping *maps; /* malloc'd */
     size_t nmaps, cap_maps;
-    file_id *ext_ids;        /* malloc'd, parallel to info->externals (also malloc'd) */
+    file_id *ext_ids; /* malloc'd, parallel to info->externals (also malloc'd) */
     uint32_t cap_ext;
-    ox_extdata_dir dir;      /* the base folder, opened on the first external tensor */
+    ox_extdata_dir dir; /* the base folder, opened on the first external tensor */
 };
 
 /* ---- reading context (span, field, rctx: onnx/read_internal.h) ---- */
@@ -89,8 +89,7 @@ int oxr_next_field(rctx *c, span *s, field *f) {
     const uint8_t *at = s->p;
     uint64_t tag;
     if (!ox_varint_decode(&s->p, s->end, &tag)) return malformed(c, at, "truncated or overlong tag"), -1;
-    if (ox_wire_field(tag) == 0 || ox_wire_field(tag) > OX_FIELD_MAX)
-        return malformed(c, at, "bad field number"), -1;
+    if (ox_wire_field(tag) == 0 || ox_wire_field(tag) > OX_FIELD_MAX) return malformed(c, at, "bad field number"), -1;
     f->num = (uint32_t)ox_wire_field(tag);
     f->wt = ox_wire_type(tag);
     f->v = 0;
@@ -98,8 +97,7 @@ int oxr_next_field(rctx *c, span *s, field *f) {
     size_t left;
     switch (f->wt) {
     case OX_WIRE_VARINT:
-        if (!ox_varint_decode(&s->p, s->end, &f->v))
-            return malformed(c, at, "truncated or overlong varint"), -1;
+        if (!ox_varint_decode(&s->p, s->end, &f->v)) return malformed(c, at, "truncated or overlong varint"), -1;
         return 1;
     case OX_WIRE_I64:
     case OX_WIRE_I32: {
@@ -121,15 +119,14 @@ int oxr_next_field(rctx *c, span *s, field *f) {
     case OX_WIRE_SGROUP:
     case OX_WIRE_EGROUP:
         return malformed(c, at, "group wire type (deprecated, never used by ONNX) is not supported"), -1;
-    default:
-        return malformed(c, at, "invalid wire type"), -1;
+    default: return malformed(c, at, "invalid wire type"), -1;
     }
 }
 
 bool oxr_want(rctx *c, const field *f, unsigned wt, const char *what) {
     if (f->wt == wt) return true;
-    oxr_fail(c, OX_EFORMAT, "malformed ONNX protobuf: %s (field %u) has wire type %u, expected %u", what,
-          f->num, f->wt, wt);
+    oxr_fail(c, OX_EFORMAT, "malformed ONNX protobuf: %s (field %u) has wire type %u, expected %u", what, f->num, f->wt,
+             wt);
     return false;
 }
 
@@ -162,8 +159,8 @@ typedef enum scalar_kind { SC_VARINT, SC_F32, SC_F64 } scalar_kind;
 /* The element(s) of a repeated scalar field, packed (one LEN field) or not (one field each).
  * Counted into *n; when dst is non-NULL also stored, `width` low bytes of each (little-endian
  * truncation: int32_data's float16 bits, bool, int8 ...), at most cap of them. */
-static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t width, size_t cap,
-                    size_t *n, const char *what) {
+static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t width, size_t cap, size_t *n,
+                    const char *what) {
     unsigned wt = k == SC_VARINT ? OX_WIRE_VARINT : k == SC_F32 ? OX_WIRE_I32 : OX_WIRE_I64;
     unsigned fixed = k == SC_F32 ? 4 : 8;
     if (f->wt == wt) {
@@ -175,8 +172,7 @@ static bool scalars(rctx *c, const field *f, scalar_kind k, uint8_t *dst, size_t
     const uint8_t *p = f->s.p;
     if (k != SC_VARINT) {
         if (slen(f->s) % fixed) {
-            oxr_fail(c, OX_EFORMAT, "malformed ONNX protobuf: packed %s is not a whole number of elements",
-                     what);
+            oxr_fail(c, OX_EFORMAT, "malformed ONNX protobuf: packed %s is not a whole number of elements", what);
             return false;
         }
         for (; p < f->s.end; p += fixed) {
@@ -226,18 +222,30 @@ static ox_read_external *note_external(rctx *c, const char *loc, const struct st
     for (uint32_t i = 0; i < in->nexternals; i++)
         if (pv->ext_ids[i].dev == st->st_dev && pv->ext_ids[i].ino == st->st_ino) return &in->externals[i];
     if (in->nexternals == pv->cap_ext) {
-        if (pv->cap_ext > UINT32_MAX / 2) { oxr_oom(c); return NULL; }
+        if (pv->cap_ext > UINT32_MAX / 2) {
+            oxr_oom(c);
+            return NULL;
+        }
         uint32_t nc = pv->cap_ext ? pv->cap_ext * 2 : 4;
         ox_read_external *ne = realloc(in->externals, nc * sizeof *ne);
-        if (!ne) { oxr_oom(c); return NULL; }
+        if (!ne) {
+            oxr_oom(c);
+            return NULL;
+        }
         in->externals = ne;
         file_id *ni = realloc(pv->ext_ids, nc * sizeof *ni);
-        if (!ni) { oxr_oom(c); return NULL; }
+        if (!ni) {
+            oxr_oom(c);
+            return NULL;
+        }
         pv->ext_ids = ni;
         pv->cap_ext = nc;
     }
     const char *name = ox_arena_strdup(c->ia, loc);
-    if (!name) { oxr_oom(c); return NULL; }
+    if (!name) {
+        oxr_oom(c);
+        return NULL;
+    }
     pv->ext_ids[in->nexternals] = (file_id){st->st_dev, st->st_ino};
     ox_read_external *e = &in->externals[in->nexternals++];
     *e = (ox_read_external){.location = name, .file_bytes = (uint64_t)st->st_size};
@@ -248,32 +256,38 @@ static ox_read_external *note_external(rctx *c, const char *loc, const struct st
  * for an empty tensor in an empty file, and always with options.metadata_only (nothing is mapped:
  * the file is opened and stat'd after the same checks, and [off, off + len) checked against its
  * size). */
-static const void *external_bytes(rctx *c, const char *tname, const char *loc, uint64_t off,
-                                  bool has_len, uint64_t len, size_t nbytes, bool *ok) {
+static const void *external_bytes(rctx *c, const char *tname, const char *loc, uint64_t off, bool has_len, uint64_t len,
+                                  size_t nbytes, bool *ok) {
     *ok = false;
     struct ox_read_priv *pv = c->info ? c->info->priv : NULL;
     if (!pv || !c->o.allow_external_data) {
         oxr_fail(c, OX_EINVAL, "tensor '%s': external data ('%s') is not allowed%s", tname, loc,
-              pv ? " (set ox_read_options.allow_external_data)" : " here");
+                 pv ? " (set ox_read_options.allow_external_data)" : " here");
         return NULL;
     }
     if (!c->info_kept) {
-        oxr_fail(c, OX_EINVAL, "tensor '%s': external data ('%s') needs an ox_read_info to keep its "
-              "mapping alive", tname, loc);
+        oxr_fail(c, OX_EINVAL,
+                 "tensor '%s': external data ('%s') needs an ox_read_info to keep its "
+                 "mapping alive",
+                 tname, loc);
         return NULL;
     }
     if (!c->base_dir) {
-        oxr_fail(c, OX_EINVAL, "tensor '%s': external data ('%s') but no base folder "
-              "(ox_read_options.base_dir)", tname, loc);
+        oxr_fail(c, OX_EINVAL,
+                 "tensor '%s': external data ('%s') but no base folder "
+                 "(ox_read_options.base_dir)",
+                 tname, loc);
         return NULL;
     }
     const char *where = c->where[0] ? c->where : NULL;
     int fd;
     struct stat st;
-    if (ox_extdata_open(&pv->dir, c->base_dir, loc, tname, c->err, where, &fd, &st) != OX_OK)
-        return NULL;
+    if (ox_extdata_open(&pv->dir, c->base_dir, loc, tname, c->err, where, &fd, &st) != OX_OK) return NULL;
     ox_read_external *ext = note_external(c, loc, &st);
-    if (!ext) { close(fd); return NULL; }
+    if (!ext) {
+        close(fd);
+        return NULL;
+    }
     mapping *m = NULL, none = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
     for (size_t i = 0; i < pv->nmaps; i++)
         if (pv->maps[i].dev == st.st_dev && pv->maps[i].ino == st.st_ino) m = &pv->maps[i];
@@ -294,8 +308,7 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
         mapping nm = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
         int e = ox_extdata_map(fd, nm.len, &nm.addr);
         if (e) {
-            oxr_fail(c, OX_EIO, "tensor '%s': cannot map external data file '%s': %s", tname, loc,
-                  strerror(e));
+            oxr_fail(c, OX_EIO, "tensor '%s': cannot map external data file '%s': %s", tname, loc, strerror(e));
             close(fd);
             return NULL;
         }
@@ -321,7 +334,7 @@ static const void *external_bytes(rctx *c, const char *tname, const char *loc, u
 /* ONNX's names of the data types the IR does not have, for messages. */
 static const char *onnx_dtype_name(int64_t t) {
     static const char *names[] = {"FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4",
-                                  "INT4", "FLOAT4E2M1", "FLOAT8E8M0", "UINT2", "INT2"};
+                                  "INT4",         "FLOAT4E2M1",     "FLOAT8E8M0", "UINT2",          "INT2"};
     if (t == OX_STRING) return "STRING";
     if (t >= 17 && t < 17 + (int64_t)(sizeof names / sizeof names[0])) return names[t - 17];
     return t <= 0 ? "UNDEFINED" : "unknown";
@@ -342,8 +355,9 @@ static uint32_t typed_field(ox_dtype t, size_t *per) {
     case OX_DOUBLE: return OX_TensorProto_double_data;
     case OX_COMPLEX128: *per = 2; return OX_TensorProto_double_data;
     case OX_INT64: return OX_TensorProto_int64_data;
-    case OX_UINT32: case OX_UINT64: return OX_TensorProto_uint64_data;
-    default: return OX_TensorProto_int32_data;   /* int32, (u)int16, (u)int8, bool, float16, bfloat16 */
+    case OX_UINT32:
+    case OX_UINT64: return OX_TensorProto_uint64_data;
+    default: return OX_TensorProto_int32_data; /* int32, (u)int16, (u)int8, bool, float16, bfloat16 */
     }
 }
 
@@ -366,8 +380,8 @@ static scalar_kind typed_kind(uint32_t num) {
 /* The first typed data field given (ntyped[num] > 0) other than `except`, in field-number order;
  * uint64_data, the last, when none before it is. */
 static uint32_t typed_given(const size_t *ntyped, uint32_t except) {
-    static const uint32_t order[] = {OX_TensorProto_float_data, OX_TensorProto_int32_data,
-                                     OX_TensorProto_int64_data, OX_TensorProto_double_data};
+    static const uint32_t order[] = {OX_TensorProto_float_data, OX_TensorProto_int32_data, OX_TensorProto_int64_data,
+                                     OX_TensorProto_double_data};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (ntyped[order[i]] && order[i] != except) return order[i];
     return OX_TensorProto_uint64_data;
@@ -396,18 +410,21 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
             dtype = (int64_t)f.v;
             break;
         case OX_TensorProto_segment:
-            oxr_fail(c, OX_EUNSUPPORTED, "tensor '%s': segmented tensors are not supported",
-                  name ? name : role);
+            oxr_fail(c, OX_EUNSUPPORTED, "tensor '%s': segmented tensors are not supported", name ? name : role);
             goto out;
-        case OX_TensorProto_float_data: case OX_TensorProto_int32_data: case OX_TensorProto_int64_data:
-        case OX_TensorProto_double_data: case OX_TensorProto_uint64_data:
-            if (!scalars(c, &f, typed_kind(f.num), NULL, 0, 0, &ntyped[f.num], typed_field_name(f.num)))
-                goto out;
+        case OX_TensorProto_float_data:
+        case OX_TensorProto_int32_data:
+        case OX_TensorProto_int64_data:
+        case OX_TensorProto_double_data:
+        case OX_TensorProto_uint64_data:
+            if (!scalars(c, &f, typed_kind(f.num), NULL, 0, 0, &ntyped[f.num], typed_field_name(f.num))) goto out;
             break;
         case OX_TensorProto_string_data:
             oxr_fail(c, OX_EUNSUPPORTED, "tensor '%s': string tensors are not supported", name ? name : role);
             goto out;
-        case OX_TensorProto_name: if (!(name = oxr_str(c, &f, "TensorProto.name"))) goto out; break;
+        case OX_TensorProto_name:
+            if (!(name = oxr_str(c, &f, "TensorProto.name"))) goto out;
+            break;
         case OX_TensorProto_raw_data:
             if (!oxr_want(c, &f, OX_WIRE_LEN, "TensorProto.raw_data")) goto out;
             raw = f.s;
@@ -423,20 +440,23 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
             data_location = (int64_t)f.v;
             break;
         case OX_TensorProto_metadata_props: drop(c, "TensorProto.metadata_props"); break;
-        default: break;   /* unknown: skipped */
+        default: break; /* unknown: skipped */
         }
     }
     if (r < 0) goto out;
     const char *tname = name ? name : role;
     if (dtype <= 0 || dtype >= OX_DTYPE_COUNT || dtype == OX_STRING) {
         oxr_fail(c, OX_EUNSUPPORTED, "tensor '%s': data type %s (%lld) is not supported by the IR", tname,
-              onnx_dtype_name(dtype), (long long)dtype);
+                 onnx_dtype_name(dtype), (long long)dtype);
         goto out;
     }
     if (!oxr_int_count(c, ndims, "tensor dims")) goto out;
     ox_tensor *t = ox_arena_alloc(c->a, sizeof *t);
     int64_t *dims = ndims ? ox_arena_array(c->a, ndims, sizeof *dims) : NULL;
-    if (!t || (ndims && !dims)) { oxr_oom(c); goto out; }
+    if (!t || (ndims && !dims)) {
+        oxr_oom(c);
+        goto out;
+    }
     size_t nd = 0;
     for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;)
         if (f.num == OX_TensorProto_dims &&
@@ -445,8 +465,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     if (r < 0) goto out;
     for (size_t i = 0; i < ndims; i++)
         if (dims[i] < 0) {
-            oxr_fail(c, OX_EFORMAT, "tensor '%s': dimension %zu is negative (%lld)", tname, i,
-                     (long long)dims[i]);
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': dimension %zu is negative (%lld)", tname, i, (long long)dims[i]);
             goto out;
         }
     *t = (ox_tensor){.dtype = (ox_dtype)dtype, .rank = (int)ndims, .dims = dims};
@@ -460,8 +479,7 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     size_t per;
     uint32_t tf = typed_field(t->dtype, &per);
     size_t ntyped_total = ntyped[OX_TensorProto_float_data] + ntyped[OX_TensorProto_int32_data] +
-                          ntyped[OX_TensorProto_int64_data] + ntyped[OX_TensorProto_double_data] +
-                          ntyped[OX_TensorProto_uint64_data];
+        ntyped[OX_TensorProto_int64_data] + ntyped[OX_TensorProto_double_data] + ntyped[OX_TensorProto_uint64_data];
     bool external = data_location == OX_TensorProto_EXTERNAL;
 
     if (external) {
@@ -477,10 +495,8 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
             span es_ = f.s;
             int r2;
             while ((r2 = oxr_next_field(c, &es_, &e)) > 0) {
-                if (e.num == OX_StringStringEntryProto_key && !(key = oxr_str(c, &e, "external_data key")))
-                    goto out;
-                if (e.num == OX_StringStringEntryProto_value &&
-                    !(val = oxr_str(c, &e, "external_data value")))
+                if (e.num == OX_StringStringEntryProto_key && !(key = oxr_str(c, &e, "external_data key"))) goto out;
+                if (e.num == OX_StringStringEntryProto_value && !(val = oxr_str(c, &e, "external_data value")))
                     goto out;
             }
             if (r2 < 0) goto out;
@@ -496,8 +512,10 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         }
         uint64_t off = 0, len = 0;
         if ((offs && !ox_extdata_parse_u64(offs, &off)) || (lens && !ox_extdata_parse_u64(lens, &len))) {
-            oxr_fail(c, OX_EFORMAT, "tensor '%s': external data offset '%s' or length '%s' (location '%s') is "
-                  "not a decimal number", tname, offs ? offs : "", lens ? lens : "", loc);
+            oxr_fail(c, OX_EFORMAT,
+                     "tensor '%s': external data offset '%s' or length '%s' (location '%s') is "
+                     "not a decimal number",
+                     tname, offs ? offs : "", lens ? lens : "", loc);
             goto out;
         }
         if (c->copy_tensors) {
@@ -512,7 +530,10 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
         if (c->info) c->info->nexternal_tensors++;
         if (p && (uintptr_t)p % dtype_align(t->dtype) && !c->o.borrow_unaligned) {
             void *copy = ox_arena_alloc(c->a, t->nbytes);
-            if (!copy) { oxr_oom(c); goto out; }
+            if (!copy) {
+                oxr_oom(c);
+                goto out;
+            }
             memcpy(copy, p, t->nbytes);
             t->data = copy;
             t->storage = OX_DATA_OWNED;
@@ -521,23 +542,26 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     } else if (has_raw) {
         if (ntyped_total) {
             oxr_fail(c, OX_EFORMAT, "tensor '%s': both raw_data and %s given", tname,
-                  typed_field_name(typed_given(ntyped, 0)));
+                     typed_field_name(typed_given(ntyped, 0)));
             goto out;
         }
         if (slen(raw) != t->nbytes) {
-            oxr_fail(c, OX_EFORMAT, "tensor '%s': raw_data holds %zu bytes, its shape and dtype %s need %zu",
-                  tname, slen(raw), ox_dtype_name(t->dtype), t->nbytes);
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': raw_data holds %zu bytes, its shape and dtype %s need %zu", tname,
+                     slen(raw), ox_dtype_name(t->dtype), t->nbytes);
             goto out;
         }
         t->data = raw.p;
         t->storage = OX_DATA_BORROWED;
         bool misaligned = (uintptr_t)raw.p % dtype_align(t->dtype) != 0;
         if (c->o.metadata_only && !c->copy_tensors) {
-            t->data = NULL;   /* the bytes stay untouched in the file */
+            t->data = NULL; /* the bytes stay untouched in the file */
             t->storage = OX_DATA_ABSENT;
         } else if (c->copy_tensors || (misaligned && !c->o.borrow_unaligned)) {
             void *copy = ox_arena_alloc(c->a, t->nbytes);
-            if (!copy) { oxr_oom(c); goto out; }
+            if (!copy) {
+                oxr_oom(c);
+                goto out;
+            }
             if (t->nbytes) memcpy(copy, raw.p, t->nbytes);
             t->data = copy;
             t->storage = OX_DATA_OWNED;
@@ -546,34 +570,36 @@ static ox_tensor *read_tensor(rctx *c, span m, const char *role, const char **na
     } else if (ntyped_total) {
         if (ntyped[tf] != ntyped_total) {
             uint32_t other = typed_given(ntyped, tf);
-            oxr_fail(c, OX_EFORMAT, "tensor '%s': %s given for dtype %s (expected %s)", tname,
-                  typed_field_name(other), ox_dtype_name(t->dtype), typed_field_name(tf));
+            oxr_fail(c, OX_EFORMAT, "tensor '%s': %s given for dtype %s (expected %s)", tname, typed_field_name(other),
+                     ox_dtype_name(t->dtype), typed_field_name(tf));
             goto out;
         }
         if ((uint64_t)numel > SIZE_MAX / per || ntyped[tf] != (size_t)numel * per) {
             oxr_fail(c, OX_EFORMAT, "tensor '%s': %s holds %zu values, its shape needs %lld", tname,
-                  typed_field_name(tf), ntyped[tf], (long long)numel * (long long)per);
+                     typed_field_name(tf), ntyped[tf], (long long)numel * (long long)per);
             goto out;
         }
-        if (c->o.metadata_only && !c->copy_tensors) {   /* counted above; not decoded */
+        if (c->o.metadata_only && !c->copy_tensors) { /* counted above; not decoded */
             t->storage = OX_DATA_ABSENT;
             if (name_out) *name_out = name;
             result = t;
             goto out;
         }
         uint8_t *d = ox_arena_alloc(c->a, t->nbytes);
-        if (!d) { oxr_oom(c); goto out; }
+        if (!d) {
+            oxr_oom(c);
+            goto out;
+        }
         size_t width = t->nbytes / ((size_t)numel * per), n = 0;
         scalar_kind k = typed_kind(tf);
         for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;)
-            if (f.num == tf && !scalars(c, &f, k, d, width, (size_t)numel * per, &n, typed_field_name(tf)))
-                goto out;
+            if (f.num == tf && !scalars(c, &f, k, d, width, (size_t)numel * per, &n, typed_field_name(tf))) goto out;
         if (r < 0) goto out;
         t->data = d;
         t->storage = OX_DATA_OWNED;
         if (c->info) c->info->ntyped_tensors++;
     } else if (t->nbytes == 0) {
-        t->storage = OX_DATA_BORROWED;   /* empty: all of its zero bytes are there */
+        t->storage = OX_DATA_BORROWED; /* empty: all of its zero bytes are there */
     } else {
         oxr_fail(c, OX_EFORMAT, "tensor '%s' has no data (no raw_data, typed data or external data)", tname);
         goto out;
@@ -588,8 +614,8 @@ out:
 /* ---- AttributeProto ---- */
 
 static const char *attr_type_name(int64_t t) {
-    static const char *names[] = {"UNDEFINED", "FLOAT", "INT", "STRING", "TENSOR", "GRAPH", "FLOATS",
-                                  "INTS", "STRINGS", "TENSORS", "GRAPHS", "SPARSE_TENSOR",
+    static const char *names[] = {"UNDEFINED",      "FLOAT",      "INT",        "STRING",  "TENSOR", "GRAPH",
+                                  "FLOATS",         "INTS",       "STRINGS",    "TENSORS", "GRAPHS", "SPARSE_TENSOR",
                                   "SPARSE_TENSORS", "TYPE_PROTO", "TYPE_PROTOS"};
     return t >= 0 && t < (int64_t)(sizeof names / sizeof names[0]) ? names[t] : "unknown";
 }
@@ -611,7 +637,9 @@ ox_code oxr_read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     memset(a, 0, sizeof *a);
     while ((r = oxr_next_field(c, &s, &f)) > 0) {
         switch (f.num) {
-        case OX_AttributeProto_name: if (!(name = oxr_str(c, &f, "AttributeProto.name"))) goto out; break;
+        case OX_AttributeProto_name:
+            if (!(name = oxr_str(c, &f, "AttributeProto.name"))) goto out;
+            break;
         case OX_AttributeProto_f: {
             if (!oxr_want(c, &f, OX_WIRE_I32, "AttributeProto.f")) goto out;
             uint32_t bits = (uint32_t)f.v;
@@ -633,7 +661,10 @@ ox_code oxr_read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
             tspan = f.s;
             has_t = true;
             break;
-        case OX_AttributeProto_g: has_other = true; other = OX_AttributeProto_GRAPH; break;
+        case OX_AttributeProto_g:
+            has_other = true;
+            other = OX_AttributeProto_GRAPH;
+            break;
         case OX_AttributeProto_floats:
             if (!scalars(c, &f, SC_F32, NULL, 0, 0, &nfloats, "AttributeProto.floats")) goto out;
             break;
@@ -644,11 +675,23 @@ ox_code oxr_read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
             if (!oxr_want(c, &f, OX_WIRE_LEN, "AttributeProto.strings")) goto out;
             nstrings++;
             break;
-        case OX_AttributeProto_tensors: has_other = true; other = OX_AttributeProto_TENSORS; break;
-        case OX_AttributeProto_graphs: has_other = true; other = OX_AttributeProto_GRAPHS; break;
+        case OX_AttributeProto_tensors:
+            has_other = true;
+            other = OX_AttributeProto_TENSORS;
+            break;
+        case OX_AttributeProto_graphs:
+            has_other = true;
+            other = OX_AttributeProto_GRAPHS;
+            break;
         case OX_AttributeProto_doc_string: drop(c, "AttributeProto.doc_string"); break;
-        case OX_AttributeProto_tp: has_other = true; other = OX_AttributeProto_TYPE_PROTO; break;
-        case OX_AttributeProto_type_protos: has_other = true; other = OX_AttributeProto_TYPE_PROTOS; break;
+        case OX_AttributeProto_tp:
+            has_other = true;
+            other = OX_AttributeProto_TYPE_PROTO;
+            break;
+        case OX_AttributeProto_type_protos:
+            has_other = true;
+            other = OX_AttributeProto_TYPE_PROTOS;
+            break;
         case OX_AttributeProto_type:
             if (!oxr_want(c, &f, OX_WIRE_VARINT, "AttributeProto.type")) goto out;
             type = (int64_t)f.v;
@@ -670,30 +713,43 @@ ox_code oxr_read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
     }
     if (r < 0) goto out;
     const char *an = name ? name : "";
-    if (!has_type) {   /* IR version 1 had no type: infer it from the field present */
-        type = has_f ? OX_ATTR_FLOAT : has_i ? OX_ATTR_INT : has_s ? OX_ATTR_STRING : has_t ? OX_ATTR_TENSOR
-             : nfloats ? OX_ATTR_FLOATS : nints ? OX_ATTR_INTS : nstrings ? OX_ATTR_STRINGS
-             : has_other ? other : OX_AttributeProto_UNDEFINED;
+    if (!has_type) { /* IR version 1 had no type: infer it from the field present */
+        type = has_f  ? OX_ATTR_FLOAT :
+            has_i     ? OX_ATTR_INT :
+            has_s     ? OX_ATTR_STRING :
+            has_t     ? OX_ATTR_TENSOR :
+            nfloats   ? OX_ATTR_FLOATS :
+            nints     ? OX_ATTR_INTS :
+            nstrings  ? OX_ATTR_STRINGS :
+            has_other ? other :
+                        OX_AttributeProto_UNDEFINED;
     }
     if (!name) {
         rc = oxr_fail(c, OX_EFORMAT, "%s: an attribute has no name", c->where);
         goto out;
     }
     switch (type) {
-    case OX_ATTR_FLOAT: case OX_ATTR_INT: case OX_ATTR_STRING: case OX_ATTR_TENSOR:
-    case OX_ATTR_FLOATS: case OX_ATTR_INTS: case OX_ATTR_STRINGS:
-        break;
+    case OX_ATTR_FLOAT:
+    case OX_ATTR_INT:
+    case OX_ATTR_STRING:
+    case OX_ATTR_TENSOR:
+    case OX_ATTR_FLOATS:
+    case OX_ATTR_INTS:
+    case OX_ATTR_STRINGS: break;
     default:
         rc = oxr_fail(c, type == OX_AttributeProto_UNDEFINED ? OX_EFORMAT : OX_EUNSUPPORTED,
-                   "%s: attribute '%s' of type %s (%lld) is not supported%s", c->where, an,
-                   attr_type_name(type), (long long)type,
-                   type == OX_AttributeProto_GRAPH || type == OX_AttributeProto_GRAPHS
-                       ? " (subgraphs cannot be held by the IR)" : "");
+                      "%s: attribute '%s' of type %s (%lld) is not supported%s", c->where, an, attr_type_name(type),
+                      (long long)type,
+                      type == OX_AttributeProto_GRAPH || type == OX_AttributeProto_GRAPHS ?
+                          " (subgraphs cannot be held by the IR)" :
+                          "");
         goto out;
     }
     if (refname && !ref) {
-        rc = oxr_fail(c, OX_EUNSUPPORTED, "%s: attribute '%s' refers to '%s' (ref_attr_name), which only a "
-                   "function body may do", c->where, an, refname);
+        rc = oxr_fail(c, OX_EUNSUPPORTED,
+                      "%s: attribute '%s' refers to '%s' (ref_attr_name), which only a "
+                      "function body may do",
+                      c->where, an, refname);
         goto out;
     }
     a->name = name;
@@ -706,11 +762,20 @@ ox_code oxr_read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
         !oxr_int_count(c, nstrings, "strings"))
         goto out;
     if (type == OX_ATTR_FLOATS && nfloats) {
-        if (!(a->u.floats.v = ox_arena_array(c->a, nfloats, sizeof(float)))) { rc = oxr_oom(c); goto out; }
+        if (!(a->u.floats.v = ox_arena_array(c->a, nfloats, sizeof(float)))) {
+            rc = oxr_oom(c);
+            goto out;
+        }
     } else if (type == OX_ATTR_INTS && nints) {
-        if (!(a->u.ints.v = ox_arena_array(c->a, nints, sizeof(int64_t)))) { rc = oxr_oom(c); goto out; }
+        if (!(a->u.ints.v = ox_arena_array(c->a, nints, sizeof(int64_t)))) {
+            rc = oxr_oom(c);
+            goto out;
+        }
     } else if (type == OX_ATTR_STRINGS && nstrings) {
-        if (!(a->u.strings.v = ox_arena_array(c->a, nstrings, sizeof(char *)))) { rc = oxr_oom(c); goto out; }
+        if (!(a->u.strings.v = ox_arena_array(c->a, nstrings, sizeof(char *)))) {
+            rc = oxr_oom(c);
+            goto out;
+        }
     }
     size_t nf = 0, ni = 0, ns = 0;
     for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
@@ -725,8 +790,7 @@ ox_code oxr_read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
             if (!v) goto out;
             if (ns < nstrings) a->u.strings.v[ns++] = v;
         }
-        if (type == OX_ATTR_STRING && f.num == OX_AttributeProto_s &&
-            !(a->u.s = oxr_str(c, &f, "AttributeProto.s")))
+        if (type == OX_ATTR_STRING && f.num == OX_AttributeProto_s && !(a->u.s = oxr_str(c, &f, "AttributeProto.s")))
             goto out;
     }
     if (r < 0) goto out;
@@ -749,15 +813,13 @@ ox_code oxr_read_attr(rctx *c, span m, ox_attr *a, const char **ref) {
         }
     }
     if ((has_other && type != other) || (has_f && type != OX_ATTR_FLOAT) || (has_i && type != OX_ATTR_INT) ||
-        (has_s && type != OX_ATTR_STRING) || (has_t && type != OX_ATTR_TENSOR) ||
-        (nfloats && type != OX_ATTR_FLOATS) || (nints && type != OX_ATTR_INTS) ||
-        (nstrings && type != OX_ATTR_STRINGS))
+        (has_s && type != OX_ATTR_STRING) || (has_t && type != OX_ATTR_TENSOR) || (nfloats && type != OX_ATTR_FLOATS) ||
+        (nints && type != OX_ATTR_INTS) || (nstrings && type != OX_ATTR_STRINGS))
         drop(c, "AttributeProto payload of another type than its type");
     rc = OX_OK;
 out:
     leave(c);
-    if (rc != OX_OK && c->err->code == OX_OK)
-        rc = oxr_fail(c, rc, "%s: attribute could not be read", c->where);
+    if (rc != OX_OK && c->err->code == OX_OK) rc = oxr_fail(c, rc, "%s: attribute could not be read", c->where);
     return rc == OX_OK ? OX_OK : c->err->code;
 }
 
@@ -769,8 +831,11 @@ typedef struct vmap {
 } vmap;
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ull; }
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
     return h;
 }
 
@@ -786,10 +851,16 @@ static ox_value *vmap_get(const vmap *m, const uint8_t *p, size_t n) {
 
 static bool vmap_put(rctx *c, vmap *m, ox_value *v) {
     if ((m->count + 1) * 2 > m->cap) {
-        if (m->cap > UINT32_MAX / 4) { oxr_oom(c); return false; }
+        if (m->cap > UINT32_MAX / 4) {
+            oxr_oom(c);
+            return false;
+        }
         uint32_t nc = m->cap ? m->cap * 2 : 64;
         ox_value **ns = ox_arena_array(c->a, nc, sizeof *ns);
-        if (!ns) { oxr_oom(c); return false; }
+        if (!ns) {
+            oxr_oom(c);
+            return false;
+        }
         for (uint32_t j = 0; j < m->cap; j++) {
             ox_value *w = m->slots[j];
             if (!w) continue;
@@ -808,16 +879,14 @@ static bool vmap_put(rctx *c, vmap *m, ox_value *v) {
 }
 
 /* A value used before any node produces it: named, kind NODE, no producer yet. */
-static bool is_placeholder(const ox_value *v) {
-    return v->kind == OX_VALUE_NODE && !v->producer && v->name;
-}
+static bool is_placeholder(const ox_value *v) { return v->kind == OX_VALUE_NODE && !v->producer && v->name; }
 
 /* ---- ValueInfoProto ---- */
 
 typedef struct vinfo {
     const char *name;
     ox_dtype dtype;
-    int rank;                /* -1: no shape */
+    int rank; /* -1: no shape */
     ox_dim *dims;
     bool has_type;
 } vinfo;
@@ -892,12 +961,12 @@ static ox_code read_value_info(rctx *c, span m, vinfo *vi, const char *role) {
                 has_tensor = true;
             } else if (f.num == OX_TypeProto_sequence_type || f.num == OX_TypeProto_map_type ||
                        f.num == OX_TypeProto_sparse_tensor_type || f.num == OX_TypeProto_optional_type) {
-                const char *kind = f.num == OX_TypeProto_sequence_type ? "a sequence"
-                                 : f.num == OX_TypeProto_map_type ? "a map"
-                                 : f.num == OX_TypeProto_sparse_tensor_type ? "a sparse tensor"
-                                 : "an optional";
-                rc = oxr_fail(c, OX_EUNSUPPORTED, "%s '%s' has %s type: only tensor types are supported",
-                           role, vi->name, kind);
+                const char *kind = f.num == OX_TypeProto_sequence_type ? "a sequence" :
+                    f.num == OX_TypeProto_map_type                     ? "a map" :
+                    f.num == OX_TypeProto_sparse_tensor_type           ? "a sparse tensor" :
+                                                                         "an optional";
+                rc = oxr_fail(c, OX_EUNSUPPORTED, "%s '%s' has %s type: only tensor types are supported", role,
+                              vi->name, kind);
                 goto done;
             } else if (f.num == OX_TypeProto_denotation) {
                 drop(c, "TypeProto.denotation");
@@ -909,9 +978,11 @@ static ox_code read_value_info(rctx *c, span m, vinfo *vi, const char *role) {
                 if (f.num == OX_TypeProto_Tensor_elem_type) {
                     if (!oxr_want(c, &f, OX_WIRE_VARINT, "TypeProto.Tensor.elem_type")) goto fail;
                     if (f.v >= OX_DTYPE_COUNT) {
-                        rc = oxr_fail(c, OX_EUNSUPPORTED, "%s '%s': element type %s (%llu) is not "
-                                   "supported by the IR", role, vi->name,
-                                   onnx_dtype_name(f.v > 1000 ? 1000 : (int64_t)f.v), (unsigned long long)f.v);
+                        rc = oxr_fail(c, OX_EUNSUPPORTED,
+                                      "%s '%s': element type %s (%llu) is not "
+                                      "supported by the IR",
+                                      role, vi->name, onnx_dtype_name(f.v > 1000 ? 1000 : (int64_t)f.v),
+                                      (unsigned long long)f.v);
                         goto done;
                     }
                     vi->dtype = (ox_dtype)f.v;
@@ -922,7 +993,7 @@ static ox_code read_value_info(rctx *c, span m, vinfo *vi, const char *role) {
             }
             if (r < 0) goto fail;
         } else {
-            vi->has_type = false;   /* an empty TypeProto */
+            vi->has_type = false; /* an empty TypeProto */
         }
     }
     goto done;
@@ -941,49 +1012,70 @@ static void apply_vinfo(ox_graph *g, ox_value *v, const vinfo *vi) {
 
 /* ---- NodeProto in a graph ---- */
 
-static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
-    ox_graph *g = c->g;
+ox_code oxr_node_head_read(rctx *c, span m, uint32_t index, bool drops, oxr_node_head *h) {
     field f;
     int r;
-    size_t nin = 0, nout = 0, nattr = 0;
-    const char *name = NULL, *op = NULL, *domain = NULL;
     span s = m;
+    *h = (oxr_node_head){0};
     c->where[0] = 0;
     while ((r = oxr_next_field(c, &s, &f)) > 0) {
         switch (f.num) {
         case OX_NodeProto_input:
             if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.input")) return c->err->code;
-            nin++;
+            h->nin++;
             break;
         case OX_NodeProto_output:
             if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.output")) return c->err->code;
-            nout++;
+            h->nout++;
             break;
-        case OX_NodeProto_name: if (!(name = oxr_str(c, &f, "NodeProto.name"))) return c->err->code; break;
+        case OX_NodeProto_name:
+            if (!(h->name = oxr_str(c, &f, "NodeProto.name"))) return c->err->code;
+            break;
         case OX_NodeProto_op_type:
-            if (!(op = oxr_str(c, &f, "NodeProto.op_type"))) return c->err->code;
+            if (!(h->op_type = oxr_str(c, &f, "NodeProto.op_type"))) return c->err->code;
             break;
         case OX_NodeProto_attribute:
             if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.attribute")) return c->err->code;
-            nattr++;
+            h->nattr++;
             break;
-        case OX_NodeProto_doc_string: drop(c, "NodeProto.doc_string"); break;
         case OX_NodeProto_domain:
-            if (!(domain = oxr_str(c, &f, "NodeProto.domain"))) return c->err->code;
+            if (!(h->domain = oxr_str(c, &f, "NodeProto.domain"))) return c->err->code;
             break;
-        case OX_NodeProto_overload: drop(c, "NodeProto.overload"); break;
-        case OX_NodeProto_metadata_props: drop(c, "NodeProto.metadata_props"); break;
-        case OX_NodeProto_device_configurations: drop(c, "NodeProto.device_configurations"); break;
+        case OX_NodeProto_doc_string:
+            if (drops) drop(c, "NodeProto.doc_string");
+            break;
+        case OX_NodeProto_overload:
+            if (drops) drop(c, "NodeProto.overload");
+            break;
+        case OX_NodeProto_metadata_props:
+            if (drops) drop(c, "NodeProto.metadata_props");
+            break;
+        case OX_NodeProto_device_configurations:
+            if (drops) drop(c, "NodeProto.device_configurations");
+            break;
         default: break;
         }
     }
     if (r < 0) return c->err->code;
-    if (!op) op = "";
-    if (name && *name) snprintf(c->where, sizeof c->where, "node '%s' (%s)", name, op);
-    else snprintf(c->where, sizeof c->where, "node #%u (%s)", index, op);
-    if (!oxr_int_count(c, nin, "node inputs") || !oxr_int_count(c, nout, "node outputs") ||
-        !oxr_int_count(c, nattr, "node attributes"))
+    if (!h->op_type) h->op_type = "";
+    if (h->name && *h->name) snprintf(c->where, sizeof c->where, "node '%s' (%s)", h->name, h->op_type);
+    else snprintf(c->where, sizeof c->where, "node #%u (%s)", index, h->op_type);
+    if (!oxr_int_count(c, h->nin, "node inputs") || !oxr_int_count(c, h->nout, "node outputs") ||
+        !oxr_int_count(c, h->nattr, "node attributes"))
         return c->err->code;
+    return OX_OK;
+}
+
+static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
+    ox_graph *g = c->g;
+    field f;
+    int r;
+    span s;
+    oxr_node_head h;
+    ox_code rc = oxr_node_head_read(c, m, index, true, &h);
+    if (rc != OX_OK) return rc;
+    const char *name = h.name, *op = h.op_type, *domain = h.domain;
+    size_t nin = h.nin, nout = h.nout, nattr = h.nattr;
     if (domain && !*domain) drop(c, "empty NodeProto.domain (written as absent)");
 
     ox_value **ins = nin ? ox_arena_array(c->a, nin, sizeof *ins) : NULL;
@@ -992,7 +1084,10 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
     size_t ki = 0, ka = 0;
     for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
         if (f.num == OX_NodeProto_input && ki < nin) {
-            if (!slen(f.s)) { ins[ki++] = NULL; continue; }
+            if (!slen(f.s)) {
+                ins[ki++] = NULL;
+                continue;
+            }
             ox_value *v = vmap_get(vm, f.s.p, slen(f.s));
             if (!v) {
                 const char *vn = oxr_str(c, &f, "NodeProto.input");
@@ -1012,20 +1107,24 @@ static ox_code read_node(rctx *c, span m, uint32_t index, vmap *vm) {
     n->nattrs = n->cap_attrs = (int)nattr;
     if (name) {
         if (ox_node_set_name(g, n, name) != OX_OK) return graph_fail(c);
-        if (strcmp(n->name, name) != 0) n->name = name;   /* keep a duplicate name as written */
+        if (strcmp(n->name, name) != 0) n->name = name; /* keep a duplicate name as written */
     }
     size_t ko = 0;
     for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
         if (f.num != OX_NodeProto_output || ko >= nout) continue;
         size_t i = ko++;
-        if (!slen(f.s)) { n->outputs[i] = NULL; continue; }
+        if (!slen(f.s)) {
+            n->outputs[i] = NULL;
+            continue;
+        }
         ox_value *v = vmap_get(vm, f.s.p, slen(f.s));
         if (v) {
             if (!is_placeholder(v))
                 return oxr_fail(c, OX_EFORMAT, "%s: output '%s' is already %s", c->where, v->name,
-                             v->kind == OX_VALUE_INPUT ? "a graph input"
-                             : v->kind == OX_VALUE_INITIALIZER ? "an initializer" : "produced by another node");
-            n->outputs[i]->producer = NULL;   /* the fresh value stays unused */
+                                v->kind == OX_VALUE_INPUT           ? "a graph input" :
+                                    v->kind == OX_VALUE_INITIALIZER ? "an initializer" :
+                                                                      "produced by another node");
+            n->outputs[i]->producer = NULL; /* the fresh value stays unused */
             n->outputs[i] = v;
             v->producer = n;
         } else {
@@ -1052,14 +1151,22 @@ static ox_code read_graph(rctx *c, span m) {
     const char *name = NULL;
     uint32_t nnodes = 0;
     ox_code rc = OX_OK;
-#define CHECK_RC(x) do { if ((x) != OX_OK) goto fail; } while (0)
+#define CHECK_RC(x) \
+    do { \
+        if ((x) != OX_OK) goto fail; \
+    } while (0)
     for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
         switch (f.num) {
-        case OX_GraphProto_node: case OX_GraphProto_initializer: case OX_GraphProto_input:
-        case OX_GraphProto_output: case OX_GraphProto_value_info:
+        case OX_GraphProto_node:
+        case OX_GraphProto_initializer:
+        case OX_GraphProto_input:
+        case OX_GraphProto_output:
+        case OX_GraphProto_value_info:
             if (!oxr_want(c, &f, OX_WIRE_LEN, "GraphProto field")) goto fail;
             break;
-        case OX_GraphProto_name: if (!(name = oxr_str(c, &f, "GraphProto.name"))) goto fail; break;
+        case OX_GraphProto_name:
+            if (!(name = oxr_str(c, &f, "GraphProto.name"))) goto fail;
+            break;
         case OX_GraphProto_doc_string: drop(c, "GraphProto.doc_string"); break;
         case OX_GraphProto_quantization_annotation: drop(c, "GraphProto.quantization_annotation"); break;
         case OX_GraphProto_sparse_initializer:
@@ -1084,7 +1191,10 @@ static ox_code read_graph(rctx *c, span m) {
             goto fail;
         }
         ox_value *v = ox_graph_adopt_tensor(g, tn, t);
-        if (!v) { rc = graph_fail(c); goto fail; }
+        if (!v) {
+            rc = graph_fail(c);
+            goto fail;
+        }
         if (!vmap_put(c, &vm, v)) goto fail;
     }
     if (r < 0) goto fail;
@@ -1101,16 +1211,22 @@ static ox_code read_graph(rctx *c, span m) {
             if (k >= g->ninitializers || g->initializers[k] != v) init_inputs_in_order = false;
             continue;
         }
-        if (v) { rc = oxr_fail(c, OX_EFORMAT, "graph input '%s' is given twice", vi.name); goto fail; }
-        if (c->info->ninitializer_inputs) init_inputs_in_order = false;   /* a real input after them */
+        if (v) {
+            rc = oxr_fail(c, OX_EFORMAT, "graph input '%s' is given twice", vi.name);
+            goto fail;
+        }
+        if (c->info->ninitializer_inputs) init_inputs_in_order = false; /* a real input after them */
         v = ox_graph_add_input(g, vi.name, vi.dtype, vi.rank, vi.dims);
-        if (!v) { rc = graph_fail(c); goto fail; }
+        if (!v) {
+            rc = graph_fail(c);
+            goto fail;
+        }
         if (!vi.has_type) v->dtype = OX_UNDEFINED;
         if (!vmap_put(c, &vm, v)) goto fail;
     }
     if (r < 0) goto fail;
-    c->info->keep_initializers_as_inputs = init_inputs_in_order && c->info->ninitializer_inputs &&
-                                           c->info->ninitializer_inputs == g->ninitializers;
+    c->info->keep_initializers_as_inputs =
+        init_inputs_in_order && c->info->ninitializer_inputs && c->info->ninitializer_inputs == g->ninitializers;
 
     /* Nodes. */
     for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;)
@@ -1122,8 +1238,10 @@ static ox_code read_graph(rctx *c, span m) {
                 c->info->nundefined_values++;
                 continue;
             }
-            rc = oxr_fail(c, OX_EFORMAT, "value '%s' is read by a node but is not a graph input, an initializer "
-                       "or any node's output", g->values[i]->name);
+            rc = oxr_fail(c, OX_EFORMAT,
+                          "value '%s' is read by a node but is not a graph input, an initializer "
+                          "or any node's output",
+                          g->values[i]->name);
             goto fail;
         }
 
@@ -1134,15 +1252,22 @@ static ox_code read_graph(rctx *c, span m) {
         CHECK_RC(read_value_info(c, f.s, &vi, "graph output"));
         ox_value *v = vmap_get(&vm, (const uint8_t *)vi.name, strlen(vi.name));
         if (!v) {
-            rc = oxr_fail(c, OX_EFORMAT, "graph output '%s' is not produced by any node, input or initializer",
-                       vi.name);
+            rc =
+                oxr_fail(c, OX_EFORMAT, "graph output '%s' is not produced by any node, input or initializer", vi.name);
             goto fail;
         }
         if (v->kind == OX_VALUE_NODE || v->dtype == OX_UNDEFINED) {
             if (vi.has_type) apply_vinfo(g, v, &vi);
-            else { v->dtype = OX_UNDEFINED; v->rank = -1; v->dims = NULL; }
+            else {
+                v->dtype = OX_UNDEFINED;
+                v->rank = -1;
+                v->dims = NULL;
+            }
         }
-        if (ox_graph_add_output(g, v) != OX_OK) { rc = graph_fail(c); goto fail; }
+        if (ox_graph_add_output(g, v) != OX_OK) {
+            rc = graph_fail(c);
+            goto fail;
+        }
     }
     if (r < 0) goto fail;
 
@@ -1152,8 +1277,7 @@ static ox_code read_graph(rctx *c, span m) {
         vinfo vi;
         CHECK_RC(read_value_info(c, f.s, &vi, "value_info"));
         ox_value *v = vmap_get(&vm, (const uint8_t *)vi.name, strlen(vi.name));
-        if (v && v->kind == OX_VALUE_NODE && v->producer && !v->is_output && vi.has_type &&
-            vi.dtype != OX_UNDEFINED) {
+        if (v && v->kind == OX_VALUE_NODE && v->producer && !v->is_output && vi.has_type && vi.dtype != OX_UNDEFINED) {
             apply_vinfo(g, v, &vi);
         } else {
             c->info->nvalue_info_dropped++;
@@ -1181,8 +1305,7 @@ ox_code oxr_read_opset(rctx *c, span m, ox_arena *a, ox_read_opset *op) {
     op->domain = "";
     op->version = 0;
     for (span s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
-        if (f.num == OX_OperatorSetIdProto_domain &&
-            !(op->domain = oxr_str_in(c, a, &f, "OperatorSetIdProto.domain")))
+        if (f.num == OX_OperatorSetIdProto_domain && !(op->domain = oxr_str_in(c, a, &f, "OperatorSetIdProto.domain")))
             return c->err->code;
         if (f.num == OX_OperatorSetIdProto_version) {
             if (!oxr_want(c, &f, OX_WIRE_VARINT, "OperatorSetIdProto.version")) return c->err->code;
@@ -1199,8 +1322,7 @@ static ox_code read_entry(rctx *c, span m, const char **k, const char **v) {
     for (span s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
         if (f.num == OX_StringStringEntryProto_key && !(*k = oxr_str(c, &f, "StringStringEntryProto.key")))
             return c->err->code;
-        if (f.num == OX_StringStringEntryProto_value &&
-            !(*v = oxr_str(c, &f, "StringStringEntryProto.value")))
+        if (f.num == OX_StringStringEntryProto_value && !(*v = oxr_str(c, &f, "StringStringEntryProto.value")))
             return c->err->code;
     }
     return r < 0 ? c->err->code : OX_OK;
@@ -1240,8 +1362,7 @@ static ox_code read_model(rctx *c, span m) {
         case OX_ModelProto_graph:
             if (!oxr_want(c, &f, OX_WIRE_LEN, "ModelProto.graph")) return c->err->code;
             if (has_graph)
-                return oxr_fail(c, OX_EUNSUPPORTED,
-                                "ModelProto holds two graph fields (protobuf would merge them)");
+                return oxr_fail(c, OX_EUNSUPPORTED, "ModelProto holds two graph fields (protobuf would merge them)");
             graph = f.s;
             has_graph = true;
             break;
@@ -1274,8 +1395,7 @@ static ox_code read_model(rctx *c, span m) {
             if (oxr_read_opset(c, f.s, c->ia, op) != OX_OK) return c->err->code;
             if (!*op->domain || strcmp(op->domain, "ai.onnx") == 0) {
                 if (op->version < 0 || op->version > INT_MAX)
-                    return oxr_fail(c, OX_EUNSUPPORTED, "opset version %lld is out of range",
-                                    (long long)op->version);
+                    return oxr_fail(c, OX_EUNSUPPORTED, "opset version %lld is out of range", (long long)op->version);
                 g->opset = (int)op->version;
             }
         } else if (f.num == OX_ModelProto_functions && in->nfunctions < nfunctions) {
@@ -1297,7 +1417,10 @@ static ox_read_info *info_new(void) {
     if (!a) return NULL;
     ox_read_info *in = ox_arena_alloc(a, sizeof *in);
     struct ox_read_priv *pv = ox_arena_alloc(a, sizeof *pv);
-    if (!in || !pv) { ox_arena_free(a); return NULL; }
+    if (!in || !pv) {
+        ox_arena_free(a);
+        return NULL;
+    }
     pv->arena = a;
     pv->dir = (ox_extdata_dir)OX_EXTDATA_DIR_INIT;
     in->priv = pv;
@@ -1312,19 +1435,19 @@ void ox_read_info_free(ox_read_info *info) {
     free(pv->ext_ids);
     free(info->externals);
     ox_extdata_dir_close(&pv->dir);
-    ox_arena_free(pv->arena);   /* info and pv live in it */
+    ox_arena_free(pv->arena); /* info and pv live in it */
 }
 
 /* Parses buf into a new graph with `in` (already made; freed on failure). */
-static ox_code read_common(const void *buf, size_t n, const ox_read_options *o, const char *base_dir,
-                           ox_read_info *in, ox_graph **out, ox_read_info **info, ox_error *err) {
+static ox_code read_common(const void *buf, size_t n, const ox_read_options *o, const char *base_dir, ox_read_info *in,
+                           ox_graph **out, ox_read_info **info, ox_error *err) {
     ox_graph *g = ox_graph_new(0);
     if (!g) {
         ox_read_info_free(in);
         return ox_error_set(err, OX_ENOMEM, NULL, "out of memory");
     }
-    rctx c = {.err = err, .base = buf, .a = g->arena, .g = g, .info = in, .ia = in->priv->arena,
-              .info_kept = info != NULL};
+    rctx c = {
+        .err = err, .base = buf, .a = g->arena, .g = g, .info = in, .ia = in->priv->arena, .info_kept = info != NULL};
     if (o) c.o = *o;
     c.base_dir = c.o.base_dir ? c.o.base_dir : base_dir;
     const uint8_t *p = buf ? buf : (const uint8_t *)"";
@@ -1332,7 +1455,7 @@ static ox_code read_common(const void *buf, size_t n, const ox_read_options *o, 
     ox_code rc = read_model(&c, (span){p, p + n});
     if (rc == OX_OK && ox_graph_failed(g)) rc = graph_fail(&c);
     if (rc == OX_OK && ox_arena_oom(c.ia)) rc = oxr_oom(&c);
-    ox_extdata_dir_close(&in->priv->dir);   /* every external file is mapped: the folder is done */
+    ox_extdata_dir_close(&in->priv->dir); /* every external file is mapped: the folder is done */
     if (rc != OX_OK) {
         if (err && err->code == OX_OK) ox_error_set(err, rc, NULL, "the model could not be read");
         ox_graph_free(g);
@@ -1341,12 +1464,12 @@ static ox_code read_common(const void *buf, size_t n, const ox_read_options *o, 
     }
     *out = g;
     if (info) *info = in;
-    else ox_read_info_free(in);   /* nothing in g points into it: no external data was allowed */
+    else ox_read_info_free(in); /* nothing in g points into it: no external data was allowed */
     return OX_OK;
 }
 
-ox_code ox_model_read(const void *buf, size_t n, const ox_read_options *o, ox_graph **out,
-                      ox_read_info **info, ox_error *err) {
+ox_code ox_model_read(const void *buf, size_t n, const ox_read_options *o, ox_graph **out, ox_read_info **info,
+                      ox_error *err) {
     ox_error local = {0};
     if (!err) err = &local;
     if (out) *out = NULL;
@@ -1357,8 +1480,8 @@ ox_code ox_model_read(const void *buf, size_t n, const ox_read_options *o, ox_gr
     return read_common(buf, n, o, NULL, in, out, info, err);
 }
 
-ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph **out,
-                           ox_read_info **info, ox_error *err) {
+ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph **out, ox_read_info **info,
+                           ox_error *err) {
     ox_error local = {0};
     if (!err) err = &local;
     if (out) *out = NULL;
@@ -1377,7 +1500,10 @@ ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph 
         return ox_error_set(err, OX_EIO, path, "'%s' is too large to map", path);
     }
     ox_read_info *in = info_new();
-    if (!in) { close(fd); return ox_error_set(err, OX_ENOMEM, NULL, "out of memory"); }
+    if (!in) {
+        close(fd);
+        return ox_error_set(err, OX_ENOMEM, NULL, "out of memory");
+    }
     mapping m = {NULL, (size_t)st.st_size, st.st_dev, st.st_ino};
     int e = ox_extdata_map(fd, m.len, &m.addr);
     if (e) {
@@ -1396,8 +1522,7 @@ ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph 
         return ox_error_set(err, OX_ENOMEM, NULL, "out of memory");
     }
     const char *slash = strrchr(path, '/');
-    const char *dir = ox_arena_strndup(in->priv->arena, slash ? path : ".",
-                                       slash ? (size_t)(slash - path) : 1);
+    const char *dir = ox_arena_strndup(in->priv->arena, slash ? path : ".", slash ? (size_t)(slash - path) : 1);
     if (dir && slash == path) dir = "/";
     if (!dir) {
         ox_read_info_free(in);

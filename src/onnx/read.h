@@ -91,18 +91,18 @@
 #define OX_READ_MAX_DEPTH 32
 
 typedef struct ox_read_options {
-    bool allow_external_data;   /* false: a tensor with external data is refused (OX_EINVAL) */
-    const char *base_dir;       /* folder external `location`s are relative to; NULL: none for
+    bool allow_external_data; /* false: a tensor with external data is refused (OX_EINVAL) */
+    const char *base_dir; /* folder external `location`s are relative to; NULL: none for
                                    ox_model_read, the model file's folder for ox_model_read_file */
-    bool borrow_unaligned;      /* true: borrow raw_data even when misaligned for its dtype (zero
+    bool borrow_unaligned; /* true: borrow raw_data even when misaligned for its dtype (zero
                                    copy always; readers of the bytes must then memcpy) */
-    bool metadata_only;         /* true: tensors get dtype and shape but no bytes (OX_DATA_ABSENT):
+    bool metadata_only; /* true: tensors get dtype and shape but no bytes (OX_DATA_ABSENT):
                                    raw_data is neither borrowed nor copied, typed fields are counted
                                    but not decoded, external data files are checked (location rules,
                                    offset and length against the file size: open + fstat) but never
                                    mapped or read. For tools that describe a model (oxport-inspect):
                                    the tensor bytes of a multi-GB model are never paged in. */
-    bool allow_undefined_values;/* true: a value read by a node but defined nowhere (a model saved
+    bool allow_undefined_values; /* true: a value read by a node but defined nowhere (a model saved
                                    with include_initializers=False and keep_initializers_as_inputs=
                                    False, its weights to be attached later) is kept as a named value
                                    of kind NODE with no producer and no type, and counted in
@@ -110,30 +110,30 @@ typedef struct ox_read_options {
 } ox_read_options;
 
 typedef struct ox_read_opset {
-    const char *domain;         /* as written ("" or "ai.onnx" for the default domain) */
+    const char *domain; /* as written ("" or "ai.onnx" for the default domain) */
     int64_t version;
 } ox_read_opset;
 
 typedef struct ox_read_external {
-    const char *location;       /* as the first tensor stored in it spells it */
-    uint64_t file_bytes;        /* the file's size when it was opened */
-    uint64_t referenced_bytes;  /* sum of the lengths of the tensors stored in it */
+    const char *location; /* as the first tensor stored in it spells it */
+    uint64_t file_bytes; /* the file's size when it was opened */
+    uint64_t referenced_bytes; /* sum of the lengths of the tensors stored in it */
     uint32_t ntensors;
 } ox_read_external;
 
 typedef struct ox_read_span {
-    const void *p;              /* into the bytes read (buf or the model mapping) */
+    const void *p; /* into the bytes read (buf or the model mapping) */
     size_t n;
 } ox_read_span;
 
 typedef struct ox_read_info {
-    const char *producer_name, *producer_version;   /* NULL when absent */
-    const char *domain;                             /* ModelProto.domain, NULL when absent */
+    const char *producer_name, *producer_version; /* NULL when absent */
+    const char *domain; /* ModelProto.domain, NULL when absent */
     int64_t model_version;
     bool has_model_version;
-    ox_read_opset *opsets;      /* every opset_import, in file order */
+    ox_read_opset *opsets; /* every opset_import, in file order */
     uint32_t nopsets;
-    ox_read_span *functions;    /* ModelProto.functions (local functions): raw FunctionProto bytes
+    ox_read_span *functions; /* ModelProto.functions (local functions): raw FunctionProto bytes
                                    for ox_function_read; the graph does not hold them */
     uint32_t nfunctions;
 
@@ -143,10 +143,10 @@ typedef struct ox_read_info {
     uint32_t ninitializer_inputs;
     bool keep_initializers_as_inputs;
 
-    uint32_t ntyped_tensors;    /* tensors decoded from typed fields (written back as raw_data) */
-    uint32_t ncopied_tensors;   /* unaligned raw_data copied into the arena */
+    uint32_t ntyped_tensors; /* tensors decoded from typed fields (written back as raw_data) */
+    uint32_t ncopied_tensors; /* unaligned raw_data copied into the arena */
     uint32_t nexternal_tensors; /* tensors borrowed from external data files */
-    ox_read_external *externals;/* each external data file once (by device and inode), in the
+    ox_read_external *externals; /* each external data file once (by device and inode), in the
                                    order first referenced */
     uint32_t nexternals;
     uint32_t nvalue_info_dropped; /* value_info entries the IR cannot hold (not a node output) */
@@ -157,19 +157,19 @@ typedef struct ox_read_info {
     const char *dropped[24];
     uint32_t ndropped;
 
-    struct ox_read_priv *priv;  /* arena and mappings */
+    struct ox_read_priv *priv; /* arena and mappings */
 } ox_read_info;
 
 /* Parses the ModelProto in buf[0, n) into a new graph. o may be NULL (no external data, copy
  * unaligned). info may be NULL only when nothing must outlive the call besides buf: a model with
  * external data then fails with OX_EINVAL. */
-ox_code ox_model_read(const void *buf, size_t n, const ox_read_options *o, ox_graph **out,
-                      ox_read_info **info, ox_error *err);
+ox_code ox_model_read(const void *buf, size_t n, const ox_read_options *o, ox_graph **out, ox_read_info **info,
+                      ox_error *err);
 
 /* mmaps `path` read-only and parses it; the mapping lives in *info (required), so tensors borrow
  * from it and a multi-GB model is never copied. base_dir defaults to the folder of path. */
-ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph **out,
-                           ox_read_info **info, ox_error *err);
+ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph **out, ox_read_info **info,
+                           ox_error *err);
 
 /* Unmaps every mapping and frees the info. Call after ox_graph_free of the graph read with it. */
 void ox_read_info_free(ox_read_info *info);
@@ -181,38 +181,38 @@ void ox_read_info_free(ox_read_info *info);
 
 typedef struct ox_function_node {
     const char *op_type;
-    const char *domain;          /* NULL when absent */
-    const char *name;            /* NULL when absent */
-    const char **inputs;         /* "" = omitted optional input */
+    const char *domain; /* NULL when absent */
+    const char *name; /* NULL when absent */
+    const char **inputs; /* "" = omitted optional input */
     int ninputs;
-    const char **outputs;        /* "" = omitted optional output */
+    const char **outputs; /* "" = omitted optional output */
     int noutputs;
-    ox_attr *attrs;              /* nattrs entries; a reference attribute has its declared type and
+    ox_attr *attrs; /* nattrs entries; a reference attribute has its declared type and
                                     a zero value */
-    const char **attr_refs;      /* parallel to attrs: AttributeProto.ref_attr_name (field 21), the
+    const char **attr_refs; /* parallel to attrs: AttributeProto.ref_attr_name (field 21), the
                                     caller's attribute this one takes its value from; NULL when the
                                     value is given here */
     int nattrs;
 } ox_function_node;
 
 typedef struct ox_function {
-    const char *name, *domain, *overload;   /* domain, overload: NULL when absent */
-    const char **inputs, **outputs;         /* formal parameter names */
+    const char *name, *domain, *overload; /* domain, overload: NULL when absent */
+    const char **inputs, **outputs; /* formal parameter names */
     int ninputs, noutputs;
-    const char **attributes;     /* FunctionProto.attribute: attribute names without default */
+    const char **attributes; /* FunctionProto.attribute: attribute names without default */
     int nattributes;
     ox_attr *attribute_defaults; /* FunctionProto.attribute_proto: attributes with a default */
     int nattribute_defaults;
     ox_read_opset *opsets;
     uint32_t nopsets;
-    ox_function_node *nodes;     /* in order */
+    ox_function_node *nodes; /* in order */
     int nnodes;
-    ox_arena *arena;             /* owns everything above */
+    ox_arena *arena; /* owns everything above */
 } ox_function;
 
 /* Parses a FunctionProto. *out is new and the caller's (ox_function_free); nothing in it points
  * into buf. Attribute types are those of ox_attr; others are OX_EUNSUPPORTED. */
 ox_code ox_function_read(const void *buf, size_t n, ox_function **out, ox_error *err);
-void ox_function_free(ox_function *f);   /* NULL is a no-op */
+void ox_function_free(ox_function *f); /* NULL is a no-op */
 
 #endif

@@ -12,49 +12,20 @@
 static ox_code read_fn_node(rctx *c, span m, uint32_t index, ox_function_node *fn) {
     field f;
     int r;
-    size_t nin = 0, nout = 0, nattr = 0;
-    span s = m;
+    span s;
+    oxr_node_head h;
     memset(fn, 0, sizeof *fn);
-    c->where[0] = 0;
-    while ((r = oxr_next_field(c, &s, &f)) > 0) {
-        switch (f.num) {
-        case OX_NodeProto_input:
-            if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.input")) return c->err->code;
-            nin++;
-            break;
-        case OX_NodeProto_output:
-            if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.output")) return c->err->code;
-            nout++;
-            break;
-        case OX_NodeProto_name:
-            if (!(fn->name = oxr_str(c, &f, "NodeProto.name"))) return c->err->code;
-            break;
-        case OX_NodeProto_op_type:
-            if (!(fn->op_type = oxr_str(c, &f, "NodeProto.op_type"))) return c->err->code;
-            break;
-        case OX_NodeProto_attribute:
-            if (!oxr_want(c, &f, OX_WIRE_LEN, "NodeProto.attribute")) return c->err->code;
-            nattr++;
-            break;
-        case OX_NodeProto_domain:
-            if (!(fn->domain = oxr_str(c, &f, "NodeProto.domain"))) return c->err->code;
-            break;
-        default: break;
-        }
-    }
-    if (r < 0) return c->err->code;
-    if (!fn->op_type) fn->op_type = "";
-    if (fn->name && *fn->name) snprintf(c->where, sizeof c->where, "node '%s' (%s)", fn->name, fn->op_type);
-    else snprintf(c->where, sizeof c->where, "node #%u (%s)", index, fn->op_type);
-    if (!oxr_int_count(c, nin, "node inputs") || !oxr_int_count(c, nout, "node outputs") ||
-        !oxr_int_count(c, nattr, "node attributes"))
-        return c->err->code;
+    ox_code rc = oxr_node_head_read(c, m, index, false, &h);
+    if (rc != OX_OK) return rc;
+    fn->name = h.name;
+    fn->op_type = h.op_type;
+    fn->domain = h.domain;
+    size_t nin = h.nin, nout = h.nout, nattr = h.nattr;
     fn->inputs = nin ? ox_arena_array(c->a, nin, sizeof *fn->inputs) : NULL;
     fn->outputs = nout ? ox_arena_array(c->a, nout, sizeof *fn->outputs) : NULL;
     fn->attrs = nattr ? ox_arena_array(c->a, nattr, sizeof *fn->attrs) : NULL;
     fn->attr_refs = nattr ? ox_arena_array(c->a, nattr, sizeof *fn->attr_refs) : NULL;
-    if ((nin && !fn->inputs) || (nout && !fn->outputs) || (nattr && (!fn->attrs || !fn->attr_refs)))
-        return oxr_oom(c);
+    if ((nin && !fn->inputs) || (nout && !fn->outputs) || (nattr && (!fn->attrs || !fn->attr_refs))) return oxr_oom(c);
     for (s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
         if (f.num == OX_NodeProto_input && (size_t)fn->ninputs < nin) {
             if (!(fn->inputs[fn->ninputs++] = oxr_str(c, &f, "NodeProto.input"))) return c->err->code;
@@ -132,13 +103,11 @@ static ox_code read_function(rctx *c, span m, ox_function *fn) {
     for (span s = m; (r = oxr_next_field(c, &s, &f)) > 0;) {
         switch (f.num) {
         case OX_FunctionProto_input:
-            if ((size_t)fn->ninputs < nin &&
-                !(fn->inputs[fn->ninputs++] = oxr_str(c, &f, "FunctionProto.input")))
+            if ((size_t)fn->ninputs < nin && !(fn->inputs[fn->ninputs++] = oxr_str(c, &f, "FunctionProto.input")))
                 return c->err->code;
             break;
         case OX_FunctionProto_output:
-            if ((size_t)fn->noutputs < nout &&
-                !(fn->outputs[fn->noutputs++] = oxr_str(c, &f, "FunctionProto.output")))
+            if ((size_t)fn->noutputs < nout && !(fn->outputs[fn->noutputs++] = oxr_str(c, &f, "FunctionProto.output")))
                 return c->err->code;
             break;
         case OX_FunctionProto_attribute:

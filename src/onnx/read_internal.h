@@ -34,24 +34,24 @@ typedef struct span {
 
 typedef struct field {
     uint32_t num;
-    unsigned wt;             /* ox_wire */
-    uint64_t v;              /* VARINT value, or the little-endian bits of I32 / I64 */
-    span s;                  /* LEN payload */
+    unsigned wt; /* ox_wire */
+    uint64_t v; /* VARINT value, or the little-endian bits of I32 / I64 */
+    span s; /* LEN payload */
 } field;
 
 typedef struct rctx {
     ox_error *err;
-    const uint8_t *base;     /* start of the bytes, for offsets in messages */
-    ox_arena *a;             /* results: the graph's or the function's arena */
-    ox_graph *g;             /* NULL when reading a function */
-    ox_read_info *info;      /* NULL when reading a function */
-    ox_arena *ia;            /* the info's arena */
+    const uint8_t *base; /* start of the bytes, for offsets in messages */
+    ox_arena *a; /* results: the graph's or the function's arena */
+    ox_graph *g; /* NULL when reading a function */
+    ox_read_info *info; /* NULL when reading a function */
+    ox_arena *ia; /* the info's arena */
     ox_read_options o;
-    const char *base_dir;    /* folder of external data; NULL: none */
-    bool info_kept;          /* the caller takes the info: mappings may outlive the call */
-    bool copy_tensors;       /* functions: tensor bytes are always copied */
+    const char *base_dir; /* folder of external data; NULL: none */
+    bool info_kept; /* the caller takes the info: mappings may outlive the call */
+    bool copy_tensors; /* functions: tensor bytes are always copied */
     int depth;
-    char where[256];         /* the node being read, for messages */
+    char where[256]; /* the node being read, for messages */
 } rctx;
 
 /* Sets c->err (where: c->where) and returns code. */
@@ -71,6 +71,18 @@ const char *oxr_str(rctx *c, const field *f, const char *what);
 
 /* An element count that must fit an int; else false with OX_EFORMAT. */
 bool oxr_int_count(rctx *c, size_t n, const char *what);
+
+/* What a first pass over a NodeProto finds: its names and how many inputs, outputs and attributes
+ * the second pass will read. */
+typedef struct oxr_node_head {
+    const char *name, *op_type, *domain; /* op_type "" when absent; name and domain may be NULL */
+    size_t nin, nout, nattr;
+} oxr_node_head;
+
+/* The first pass over NodeProto m (node `index` of its graph): fills *h and sets c->where to name
+ * the node for later messages. drops: record the fields the IR has no place for (the graph
+ * reader's policy; a function body is read for inlining only). OX_OK or the error's code. */
+ox_code oxr_node_head_read(rctx *c, span m, uint32_t index, bool drops, oxr_node_head *h);
 
 /* Parses an AttributeProto into *a (in c->a). ref: where ref_attr_name goes (functions); NULL in a
  * graph, where a reference is refused. */

@@ -72,14 +72,20 @@ static inline unsigned ox_wire_type(uint64_t tag) { return (unsigned)(tag & 7); 
 /* Bytes of v as a varint (1 to OX_VARINT_MAX). */
 static inline size_t ox_varint_len(uint64_t v) {
     size_t n = 1;
-    while (v >= 0x80) { v >>= 7; n++; }
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
     return n;
 }
 
 /* Writes v as an unsigned LEB128 varint into b; returns its length (= ox_varint_len(v)). */
 static inline size_t ox_varint_encode(unsigned char b[OX_VARINT_MAX], uint64_t v) {
     size_t n = 0;
-    while (v >= 0x80) { b[n++] = (unsigned char)(v | 0x80); v >>= 7; }
+    while (v >= 0x80) {
+        b[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
     b[n++] = (unsigned char)v;
     return n;
 }
@@ -92,7 +98,7 @@ static inline bool ox_varint_decode(const uint8_t **pp, const uint8_t *end, uint
     for (unsigned i = 0; i < OX_VARINT_MAX; i++) {
         if (p >= end) return false;
         uint8_t b = *p++;
-        if (i == OX_VARINT_MAX - 1 && b > 1) return false;   /* past 64 bits */
+        if (i == OX_VARINT_MAX - 1 && b > 1) return false; /* past 64 bits */
         v |= (uint64_t)(b & 0x7f) << (7 * i);
         if (!(b & 0x80)) {
             *pp = p;

@@ -20,20 +20,20 @@
 #include "onnx/wire.h"
 
 enum {
-    SINK_BUF = 1 << 20,          /* the file writer's own buffer */
-    SINK_DIRECT = 256 << 10,     /* writes at least this long skip the buffer */
+    SINK_BUF = 1 << 20, /* the file writer's own buffer */
+    SINK_DIRECT = 256 << 10, /* writes at least this long skip the buffer */
 };
-#define EXT_INLINE UINT64_MAX    /* ext_off entry of an initializer whose bytes stay inline */
+#define EXT_INLINE UINT64_MAX /* ext_off entry of an initializer whose bytes stay inline */
 
 /* ---- output: a memory buffer or a buffered file descriptor ---- */
 
 typedef struct sink {
     unsigned char *buf;
     size_t cap, len;
-    int fd;                      /* -1: memory, buf is the caller's and is never flushed */
-    const char *path;            /* the file's final name, for messages */
+    int fd; /* -1: memory, buf is the caller's and is never flushed */
+    const char *path; /* the file's final name, for messages */
     ox_error *err;
-    uint64_t pos;                /* bytes emitted so far */
+    uint64_t pos; /* bytes emitted so far */
     bool failed;
 } sink;
 
@@ -41,13 +41,16 @@ typedef struct sink {
 static bool write_all(int fd, const void *p, size_t n) {
     const unsigned char *c = p;
     while (n) {
-        size_t chunk = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);   /* some kernels cap at 2 GiB */
+        size_t chunk = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30); /* some kernels cap at 2 GiB */
         ssize_t r = write(fd, c, chunk);
         if (r < 0) {
             if (errno == EINTR) continue;
             return false;
         }
-        if (r == 0) { errno = EIO; return false; }
+        if (r == 0) {
+            errno = EIO;
+            return false;
+        }
         c += r;
         n -= (size_t)r;
     }
@@ -68,12 +71,12 @@ static void sink_flush(sink *s) {
 static void sink_put(sink *s, const void *p, size_t n) {
     if (s->failed || !n) return;
     if (s->fd < 0) {
-        if (n > s->cap - s->len) {   /* only a size computed wrong can get here */
+        if (n > s->cap - s->len) { /* only a size computed wrong can get here */
             ox_error_set(s->err, OX_EINVAL, NULL, "internal error: model larger than its computed size");
             s->failed = true;
             return;
         }
-    } else if (n >= SINK_DIRECT) {   /* tensor bytes: straight from where they are */
+    } else if (n >= SINK_DIRECT) { /* tensor bytes: straight from where they are */
         sink_flush(s);
         if (!s->failed && !write_all(s->fd, p, n)) sink_io_error(s);
         s->pos += n;
@@ -103,8 +106,8 @@ static void sink_zeros(sink *s, uint64_t n) {
 /* ---- fields ---- */
 
 typedef struct out {
-    sink *s;                     /* NULL: count only */
-    size_t n;                    /* counted bytes; saturates at SIZE_MAX (= too large) */
+    sink *s; /* NULL: count only */
+    size_t n; /* counted bytes; saturates at SIZE_MAX (= too large) */
 } out;
 
 static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
@@ -115,14 +118,15 @@ static void put(out *o, const void *p, size_t n) {
 }
 
 static void put_varint(out *o, uint64_t v) {
-    if (!o->s) { o->n = sat_add(o->n, ox_varint_len(v)); return; }
+    if (!o->s) {
+        o->n = sat_add(o->n, ox_varint_len(v));
+        return;
+    }
     unsigned char b[OX_VARINT_MAX];
     sink_put(o->s, b, ox_varint_encode(b, v));
 }
 
-static void put_tag(out *o, unsigned field, ox_wire wire_type) {
-    put_varint(o, ox_wire_tag(field, wire_type));
-}
+static void put_tag(out *o, unsigned field, ox_wire wire_type) { put_varint(o, ox_wire_tag(field, wire_type)); }
 
 static void f_varint(out *o, unsigned field, uint64_t v) {
     put_tag(o, field, OX_WIRE_VARINT);
@@ -150,7 +154,10 @@ static void f_bytes(out *o, unsigned field, const void *p, size_t n) {
 /* A tensor's bytes: straight from where they are, or, for a view, produced a chunk at a
  * time so that the transposed weight never exists whole in memory. */
 static void sink_tensor(sink *s, const ox_tensor *t) {
-    if (!ox_tensor_is_view(t)) { sink_put(s, t->data, t->nbytes); return; }
+    if (!ox_tensor_is_view(t)) {
+        sink_put(s, t->data, t->nbytes);
+        return;
+    }
     size_t size = ox_tensor_read_chunk(t);
     unsigned char *chunk = malloc(size ? size : 1);
     if (!chunk) {
@@ -199,8 +206,7 @@ static void f_msg(const ctx *c, out *o, unsigned field, msg_fn fn, const void *a
  * does not compile (a negative array size) unless that row declares wire type WT. Each F_ macro
  * names the wire type its helper writes, so no field goes out with a wire type its row does not
  * declare. */
-#define FIELD(M, F, WT) \
-    ((void)sizeof(char[(int)OX_##M##_##F##_WIRE == (int)OX_WIRE_##WT ? 1 : -1]), OX_##M##_##F)
+#define FIELD(M, F, WT) ((void)sizeof(char[(int)OX_##M##_##F##_WIRE == (int)OX_WIRE_##WT ? 1 : -1]), OX_##M##_##F)
 #define F_VARINT(o, M, F, v) f_varint(o, FIELD(M, F, VARINT), v)
 #define F_INT64(o, M, F, v) f_int64(o, FIELD(M, F, VARINT), v)
 #define F_FLOAT(o, M, F, v) f_float(o, FIELD(M, F, I32), v)
@@ -212,17 +218,17 @@ static void f_msg(const ctx *c, out *o, unsigned field, msg_fn fn, const void *a
 
 struct ctx {
     ox_graph *g;
-    ox_save_options o;           /* defaults applied */
-    uint64_t *ext_off;           /* per g->initializers index, EXT_INLINE when inline; NULL: none */
-    uint64_t data_size;          /* external data file length */
-    const char **domains;        /* distinct non-default node domains, in order of first use */
+    ox_save_options o; /* defaults applied */
+    uint64_t *ext_off; /* per g->initializers index, EXT_INLINE when inline; NULL: none */
+    uint64_t data_size; /* external data file length */
+    const char **domains; /* distinct non-default node domains, in order of first use */
     uint32_t ndomains;
 };
 
 typedef struct tensor_arg {
     const ox_tensor *t;
-    const char *name;            /* NULL for attribute tensors */
-    uint64_t off;                /* external offset, or EXT_INLINE */
+    const char *name; /* NULL for attribute tensors */
+    uint64_t off; /* external offset, or EXT_INLINE */
 } tensor_arg;
 
 typedef struct opset_arg {
@@ -230,9 +236,7 @@ typedef struct opset_arg {
     int64_t version;
 } opset_arg;
 
-static bool is_initializer(const ox_value *v) {
-    return v->kind == OX_VALUE_INITIALIZER && v->tensor;
-}
+static bool is_initializer(const ox_value *v) { return v->kind == OX_VALUE_INITIALIZER && v->tensor; }
 
 /* Whether initializer v goes into the file: all of them, or with include_initializers false only
  * the constants the exporter made that owe nothing to the weights (shapes, axes, scalars), so that
@@ -242,8 +246,8 @@ static bool written(const ctx *c, const ox_value *v) {
 }
 
 static bool in_value_info(const ox_value *v) {
-    return v->has_meta && v->kind == OX_VALUE_NODE && !v->is_output && v->producer &&
-           !v->producer->dead && v->dtype != OX_UNDEFINED;
+    return v->has_meta && v->kind == OX_VALUE_NODE && !v->is_output && v->producer && !v->producer->dead &&
+        v->dtype != OX_UNDEFINED;
 }
 
 static const char *value_name(const ox_value *v) { return v && v->name ? v->name : ""; }
@@ -281,8 +285,7 @@ static void dim_msg(const ctx *c, out *o, const void *arg) {
 static void shape_msg(const ctx *c, out *o, const void *arg) {
     static const ox_dim unknown = {-1, NULL};
     const ox_value *v = arg;
-    for (int i = 0; i < v->rank; i++)
-        F_MSG(c, o, TensorShapeProto, dim, dim_msg, v->dims ? &v->dims[i] : &unknown);
+    for (int i = 0; i < v->rank; i++) F_MSG(c, o, TensorShapeProto, dim, dim_msg, v->dims ? &v->dims[i] : &unknown);
 }
 
 static void tensor_type_msg(const ctx *c, out *o, const void *arg) {
@@ -350,8 +353,7 @@ static void graph_msg(const ctx *c, out *o, const void *arg) {
     for (uint32_t i = 0; i < g->ninputs; i++) F_MSG(c, o, GraphProto, input, value_info_msg, g->inputs[i]);
     if (c->o.keep_initializers_as_inputs) {
         for (uint32_t i = 0; i < g->ninitializers; i++)
-            if (is_initializer(g->initializers[i]))
-                F_MSG(c, o, GraphProto, input, value_info_msg, g->initializers[i]);
+            if (is_initializer(g->initializers[i])) F_MSG(c, o, GraphProto, input, value_info_msg, g->initializers[i]);
     }
     for (uint32_t i = 0; i < g->noutputs; i++) F_MSG(c, o, GraphProto, output, value_info_msg, g->outputs[i]);
     for (uint32_t i = 0; i < g->nvalues; i++)
@@ -360,7 +362,7 @@ static void graph_msg(const ctx *c, out *o, const void *arg) {
 
 static void opset_msg(const ctx *c, out *o, const void *arg) {
     const opset_arg *a = arg;
-    F_STRING(o, OperatorSetIdProto, domain, a->domain);   /* written even when "" (torch.onnx does) */
+    F_STRING(o, OperatorSetIdProto, domain, a->domain); /* written even when "" (torch.onnx does) */
     F_INT64(o, OperatorSetIdProto, version, a->version);
 }
 
@@ -377,8 +379,7 @@ static void model_msg(const ctx *c, out *o, const void *arg) {
         opset_arg d = {c->domains[i], 1};
         F_MSG(c, o, ModelProto, opset_import, opset_msg, &d);
     }
-    for (uint32_t i = 0; i < g->nmetadata; i++)
-        F_MSG(c, o, ModelProto, metadata_props, entry_msg, &g->metadata[i]);
+    for (uint32_t i = 0; i < g->nmetadata; i++) F_MSG(c, o, ModelProto, metadata_props, entry_msg, &g->metadata[i]);
 }
 
 /* ---- planning: checks, names, opset domains, external layout, size ---- */
@@ -393,38 +394,39 @@ static void ctx_free(ctx *c) {
 static const char *node_where(const ox_node *n) { return n->name ? n->name : n->op_type; }
 
 static ox_code check_node(const ox_node *n, ox_error *err) {
-    if (!n->op_type)
-        return ox_error_set(err, OX_EINVAL, n->name, "node %u has no op_type", n->id);
+    if (!n->op_type) return ox_error_set(err, OX_EINVAL, n->name, "node %u has no op_type", n->id);
     for (int i = 0; i < n->nattrs; i++) {
         const ox_attr *a = &n->attrs[i];
         if (!a->name)
             return ox_error_set(err, OX_EINVAL, node_where(n), "node '%s' (%s): attribute %d has no name",
                                 node_where(n), n->op_type, i);
         switch (a->type) {
-        case OX_ATTR_FLOAT: case OX_ATTR_INT: case OX_ATTR_STRING:
-            break;
-        case OX_ATTR_FLOATS: case OX_ATTR_INTS: case OX_ATTR_STRINGS: {
-            int len = a->type == OX_ATTR_FLOATS ? a->u.floats.n
-                    : a->type == OX_ATTR_INTS ? a->u.ints.n : a->u.strings.n;
-            bool null = a->type == OX_ATTR_FLOATS ? !a->u.floats.v
-                      : a->type == OX_ATTR_INTS ? !a->u.ints.v : !a->u.strings.v;
+        case OX_ATTR_FLOAT:
+        case OX_ATTR_INT:
+        case OX_ATTR_STRING: break;
+        case OX_ATTR_FLOATS:
+        case OX_ATTR_INTS:
+        case OX_ATTR_STRINGS: {
+            int len = a->type == OX_ATTR_FLOATS ? a->u.floats.n :
+                a->type == OX_ATTR_INTS         ? a->u.ints.n :
+                                                  a->u.strings.n;
+            bool null = a->type == OX_ATTR_FLOATS ? !a->u.floats.v :
+                a->type == OX_ATTR_INTS           ? !a->u.ints.v :
+                                                    !a->u.strings.v;
             if (len < 0 || (len > 0 && null))
-                return ox_error_set(err, OX_EINVAL, node_where(n),
-                                    "node '%s' (%s): attribute '%s' has a bad list", node_where(n),
-                                    n->op_type, a->name);
+                return ox_error_set(err, OX_EINVAL, node_where(n), "node '%s' (%s): attribute '%s' has a bad list",
+                                    node_where(n), n->op_type, a->name);
             break;
         }
         case OX_ATTR_TENSOR:
-            if (!a->u.t || !ox_tensor_has_data(a->u.t) || a->u.t->rank < 0 ||
-                (a->u.t->rank > 0 && !a->u.t->dims))
+            if (!a->u.t || !ox_tensor_has_data(a->u.t) || a->u.t->rank < 0 || (a->u.t->rank > 0 && !a->u.t->dims))
                 return ox_error_set(err, OX_EINVAL, node_where(n),
-                                    "node '%s' (%s): tensor attribute '%s' has no data or no dims",
-                                    node_where(n), n->op_type, a->name);
+                                    "node '%s' (%s): tensor attribute '%s' has no data or no dims", node_where(n),
+                                    n->op_type, a->name);
             break;
         default:
-            return ox_error_set(err, OX_EINVAL, node_where(n),
-                                "node '%s' (%s): attribute '%s' has unknown type %d", node_where(n),
-                                n->op_type, a->name, (int)a->type);
+            return ox_error_set(err, OX_EINVAL, node_where(n), "node '%s' (%s): attribute '%s' has unknown type %d",
+                                node_where(n), n->op_type, a->name, (int)a->type);
         }
     }
     return OX_OK;
@@ -445,7 +447,7 @@ static bool name_values(ox_graph *g, const ox_save_options *o) {
     for (uint32_t i = 0; i < g->ninitializers; i++) {
         const ox_value *v = g->initializers[i];
         bool kept = o->include_initializers || o->keep_initializers_as_inputs ||
-                    (is_initializer(v) && !ox_tensor_is_weight(v->tensor));
+            (is_initializer(v) && !ox_tensor_is_weight(v->tensor));
         if (kept && is_initializer(v) && !name_value(g, g->initializers[i])) return false;
     }
     for (uint32_t i = 0; i < g->ninputs; i++)
@@ -472,7 +474,8 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
     if (c->o.external_data && !ox_extdata_bare_name(c->o.data_location))
         return ox_error_set(err, OX_EINVAL, c->o.data_location,
                             "external data location '%s' must be a bare file name (no '/', not '.' "
-                            "or '..')", c->o.data_location ? c->o.data_location : "(null)");
+                            "or '..')",
+                            c->o.data_location ? c->o.data_location : "(null)");
 
     for (uint32_t i = 0; i < g->nnodes; i++) {
         ox_code rc = g->nodes[i]->dead ? OX_OK : check_node(g->nodes[i], err);
@@ -492,7 +495,8 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
             if (!ox_tensor_has_data(t))
                 return ox_error_set(err, OX_EINVAL, v->name,
                                     "initializer '%s' has no data (fake weights): supply them with "
-                                    "ONNXProgram.apply_weights() or save with include_initializers=False", v->name);
+                                    "ONNXProgram.apply_weights() or save with include_initializers=False",
+                                    v->name);
         }
     }
 
@@ -505,7 +509,7 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
         bool seen = false;
         for (uint32_t k = 0; k < c->ndomains && !seen; k++) seen = strcmp(c->domains[k], d) == 0;
         if (seen) continue;
-        if ((c->ndomains & (c->ndomains - 1)) == 0) {   /* 0, 1, 2, 4, ...: grow */
+        if ((c->ndomains & (c->ndomains - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
             size_t ncap = c->ndomains ? (size_t)c->ndomains * 2 : 4;
             const char **nd = realloc(c->domains, ncap * sizeof *nd);
             if (!nd) {
@@ -548,8 +552,7 @@ static ox_code plan(ctx *c, ox_graph *g, const ox_save_options *opts, ox_error *
 static ox_code plan_size(ctx *c, size_t *size, ox_error *err) {
     out count = {NULL, 0};
     model_msg(c, &count, NULL);
-    if (count.n == SIZE_MAX)
-        return ox_error_set(err, OX_EINVAL, NULL, "model too large: its size overflows size_t");
+    if (count.n == SIZE_MAX) return ox_error_set(err, OX_EINVAL, NULL, "model too large: its size overflows size_t");
     *size = count.n;
     return OX_OK;
 }
@@ -563,12 +566,11 @@ size_t ox_model_size(ox_graph *g, const ox_save_options *o) {
     return size;
 }
 
-ox_code ox_model_write_buffer(ox_graph *g, const ox_save_options *o, void *buf, size_t cap,
-                              size_t *written, ox_error *err) {
+ox_code ox_model_write_buffer(ox_graph *g, const ox_save_options *o, void *buf, size_t cap, size_t *written,
+                              ox_error *err) {
     if (written) *written = 0;
     if (o && o->external_data)
-        return ox_error_set(err, OX_EINVAL, NULL,
-                            "external data cannot be written to a buffer: save to a file");
+        return ox_error_set(err, OX_EINVAL, NULL, "external data cannot be written to a buffer: save to a file");
     if (!buf && cap) return ox_error_set(err, OX_EINVAL, NULL, "buffer is NULL");
     ctx c;
     size_t size = 0;
@@ -576,16 +578,14 @@ ox_code ox_model_write_buffer(ox_graph *g, const ox_save_options *o, void *buf, 
     if (rc == OX_OK) rc = plan_size(&c, &size, err);
     if (rc == OX_OK && size > cap) {
         if (written) *written = size;
-        rc = ox_error_set(err, OX_EINVAL, NULL, "buffer of %zu bytes is too small for the %zu-byte model",
-                          cap, size);
+        rc = ox_error_set(err, OX_EINVAL, NULL, "buffer of %zu bytes is too small for the %zu-byte model", cap, size);
     }
     if (rc == OX_OK) {
         sink s = {.buf = buf, .cap = cap, .fd = -1, .err = err};
         out w = {&s, 0};
         model_msg(&c, &w, NULL);
         if (!s.failed && s.pos != size)
-            ox_error_set(err, OX_EINVAL, NULL, "internal error: wrote %" PRIu64 " bytes, computed %zu",
-                         s.pos, size);
+            ox_error_set(err, OX_EINVAL, NULL, "internal error: wrote %" PRIu64 " bytes, computed %zu", s.pos, size);
         rc = s.failed || s.pos != size ? (err ? err->code : OX_EINVAL) : OX_OK;
         if (rc == OX_OK && written) *written = size;
     }
@@ -604,21 +604,23 @@ static mode_t process_umask(void) {
     char line[256];
     while (fgets(line, sizeof line, f)) {
         unsigned v;
-        if (sscanf(line, "Umask: %o", &v) == 1) { m = (mode_t)(v & 0777); break; }
+        if (sscanf(line, "Umask: %o", &v) == 1) {
+            m = (mode_t)(v & 0777);
+            break;
+        }
     }
     fclose(f);
     return m;
 }
 
 typedef struct tmpfile_ {
-    char *tmp;                   /* temporary name, NULL once renamed or removed */
+    char *tmp; /* temporary name, NULL once renamed or removed */
     const char *target;
     int fd;
 } tmpfile_;
 
 /* A temporary file in `dir` (a prefix ending in '/', or ""), with the mode `target` will have. */
-static ox_code tmp_open(tmpfile_ *f, const char *dir, size_t dirlen, const char *target,
-                        ox_error *err) {
+static ox_code tmp_open(tmpfile_ *f, const char *dir, size_t dirlen, const char *target, ox_error *err) {
     static const char tail[] = ".oxport-tmp-XXXXXX";
     f->target = target;
     f->fd = -1;
@@ -631,12 +633,11 @@ static ox_code tmp_open(tmpfile_ *f, const char *dir, size_t dirlen, const char 
         int e = errno;
         free(f->tmp);
         f->tmp = NULL;
-        return ox_error_set(err, OX_EIO, target, "cannot create a temporary file beside '%s': %s",
-                            target, strerror(e));
+        return ox_error_set(err, OX_EIO, target, "cannot create a temporary file beside '%s': %s", target, strerror(e));
     }
     struct stat st;
     mode_t mode = stat(target, &st) == 0 ? (st.st_mode & 07777) : (0666 & ~process_umask());
-    (void)fchmod(f->fd, mode);   /* best effort: some file systems refuse modes */
+    (void)fchmod(f->fd, mode); /* best effort: some file systems refuse modes */
     return OX_OK;
 }
 
@@ -644,17 +645,19 @@ static ox_code tmp_open(tmpfile_ *f, const char *dir, size_t dirlen, const char 
 static ox_code tmp_finish(tmpfile_ *f, ox_error *err) {
     int rc = fsync(f->fd);
     int e = errno;
-    if (close(f->fd) != 0 && rc == 0 && errno != EINTR) { rc = -1; e = errno; }
+    if (close(f->fd) != 0 && rc == 0 && errno != EINTR) {
+        rc = -1;
+        e = errno;
+    }
     f->fd = -1;
-    if (rc != 0)
-        return ox_error_set(err, OX_EIO, f->target, "cannot sync '%s': %s", f->target, strerror(e));
+    if (rc != 0) return ox_error_set(err, OX_EIO, f->target, "cannot sync '%s': %s", f->target, strerror(e));
     return OX_OK;
 }
 
 static ox_code tmp_commit(tmpfile_ *f, ox_error *err) {
     if (rename(f->tmp, f->target) != 0)
-        return ox_error_set(err, OX_EIO, f->target, "cannot rename '%s' to '%s': %s", f->tmp,
-                            f->target, strerror(errno));
+        return ox_error_set(err, OX_EIO, f->target, "cannot rename '%s' to '%s': %s", f->tmp, f->target,
+                            strerror(errno));
     free(f->tmp);
     f->tmp = NULL;
     return OX_OK;
@@ -682,7 +685,7 @@ static ox_code write_data_file(const ctx *c, sink *s) {
 
 ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, ox_error *err) {
     ox_error local = {0};
-    if (!err) err = &local;      /* the sink needs somewhere to put its messages */
+    if (!err) err = &local; /* the sink needs somewhere to put its messages */
     if (!path || !*path) return ox_error_set(err, OX_EINVAL, NULL, "model path is empty");
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
@@ -693,33 +696,45 @@ ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, o
     size_t size = 0;
     ox_code rc = plan(&c, g, o, err);
     if (rc == OX_OK) rc = plan_size(&c, &size, err);
-    if (rc != OX_OK) { ctx_free(&c); return rc; }
+    if (rc != OX_OK) {
+        ctx_free(&c);
+        return rc;
+    }
 
     char *data_path = NULL;
     unsigned char *buf = NULL;
     tmpfile_ data = {.fd = -1}, model = {.fd = -1};
     if (c.o.external_data) {
         if (strcmp(c.o.data_location, base) == 0) {
-            rc = ox_error_set(err, OX_EINVAL, path, "external data location '%s' is the model file "
-                              "itself", c.o.data_location);
+            rc = ox_error_set(err, OX_EINVAL, path,
+                              "external data location '%s' is the model file "
+                              "itself",
+                              c.o.data_location);
             goto done;
         }
         size_t ln = strlen(c.o.data_location);
         data_path = malloc(dirlen + ln + 1);
-        if (!data_path) { rc = ox_error_set(err, OX_ENOMEM, path, "out of memory saving '%s'", path); goto done; }
+        if (!data_path) {
+            rc = ox_error_set(err, OX_ENOMEM, path, "out of memory saving '%s'", path);
+            goto done;
+        }
         memcpy(data_path, path, dirlen);
         memcpy(data_path + dirlen, c.o.data_location, ln + 1);
     }
     buf = malloc(SINK_BUF);
-    if (!buf) { rc = ox_error_set(err, OX_ENOMEM, path, "out of memory saving '%s'", path); goto done; }
+    if (!buf) {
+        rc = ox_error_set(err, OX_ENOMEM, path, "out of memory saving '%s'", path);
+        goto done;
+    }
 
     if (data_path) {
         if ((rc = tmp_open(&data, path, dirlen, data_path, err)) != OX_OK) goto done;
         sink s = {.buf = buf, .cap = SINK_BUF, .fd = data.fd, .path = data_path, .err = err};
         if ((rc = write_data_file(&c, &s)) != OX_OK) goto done;
         if (s.pos != c.data_size) {
-            rc = ox_error_set(err, OX_EINVAL, data_path, "internal error: wrote %" PRIu64
-                              " bytes of external data, planned %" PRIu64, s.pos, c.data_size);
+            rc = ox_error_set(err, OX_EINVAL, data_path,
+                              "internal error: wrote %" PRIu64 " bytes of external data, planned %" PRIu64, s.pos,
+                              c.data_size);
             goto done;
         }
         if ((rc = tmp_finish(&data, err)) != OX_OK) goto done;
@@ -730,10 +745,12 @@ ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, o
     out w = {&s, 0};
     model_msg(&c, &w, NULL);
     sink_flush(&s);
-    if (s.failed) { rc = err->code; goto done; }
+    if (s.failed) {
+        rc = err->code;
+        goto done;
+    }
     if (s.pos != size) {
-        rc = ox_error_set(err, OX_EINVAL, path, "internal error: wrote %" PRIu64 " bytes, computed %zu",
-                          s.pos, size);
+        rc = ox_error_set(err, OX_EINVAL, path, "internal error: wrote %" PRIu64 " bytes, computed %zu", s.pos, size);
         goto done;
     }
     if ((rc = tmp_finish(&model, err)) != OX_OK) goto done;
@@ -744,10 +761,15 @@ ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, o
     /* Make the renames durable; they have happened, so a failure here is not reported. */
     char *dir = malloc(dirlen + 2);
     if (dir) {
-        if (dirlen) { memcpy(dir, path, dirlen); dir[dirlen] = 0; }
-        else strcpy(dir, ".");
+        if (dirlen) {
+            memcpy(dir, path, dirlen);
+            dir[dirlen] = 0;
+        } else strcpy(dir, ".");
         int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) { (void)fsync(dfd); close(dfd); }
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
         free(dir);
     }
 

@@ -122,18 +122,18 @@
 
 #include "ir/error.h"
 #include "ir/ir.h"
-#include "onnx/extdata.h"   /* OX_EXTERNAL_MIN_BYTES_DEFAULT */
+#include "onnx/extdata.h" /* OX_EXTERNAL_MIN_BYTES_DEFAULT */
 
 typedef struct ox_save_options {
-    bool include_initializers;        /* false: the weights and what was computed from them
+    bool include_initializers; /* false: the weights and what was computed from them
                                        * (ox_tensor_is_weight) are left out; other constants stay */
     bool keep_initializers_as_inputs; /* true: every initializer also appears in graph.input (with its
                                          ValueInfo), after the real inputs */
-    bool external_data;               /* true: tensor bytes go to one external data file */
-    const char *data_location;        /* bare file name written in TensorProto.external_data
+    bool external_data; /* true: tensor bytes go to one external data file */
+    const char *data_location; /* bare file name written in TensorProto.external_data
                                          "location", e.g. "model.onnx.data"; required when
                                          external_data */
-    size_t external_min_bytes;        /* tensors smaller than this stay inline even with
+    size_t external_min_bytes; /* tensors smaller than this stay inline even with
                                          external_data (0 = all external; the binding's default
                                          is OX_EXTERNAL_MIN_BYTES_DEFAULT) */
     const char *producer_name, *producer_version; /* NULL: "oxport", "" */
@@ -145,8 +145,8 @@ size_t ox_model_size(ox_graph *g, const ox_save_options *o);
 
 /* Serialize into buf (cap bytes); returns OX_OK and sets *written. External data is not allowed here
  * (OX_EINVAL). When cap is too small, fails with OX_EINVAL and sets *written to the size needed. */
-ox_code ox_model_write_buffer(ox_graph *g, const ox_save_options *o, void *buf, size_t cap,
-                              size_t *written, ox_error *err);
+ox_code ox_model_write_buffer(ox_graph *g, const ox_save_options *o, void *buf, size_t cap, size_t *written,
+                              ox_error *err);
 
 /* Write the model to `path`; with external_data, also `<folder of path>/<data_location>`. Each file
  * is written to a temporary file (mkstemp) in the destination folder, fsync'd, then renamed over

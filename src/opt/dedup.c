@@ -15,7 +15,10 @@ static uint64_t mix(uint64_t h, uint64_t v) {
 
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 1099511628211ull; }
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
     return h;
 }
 
@@ -41,7 +44,8 @@ static bool tensors_equal(const ox_tensor *a, const ox_tensor *b) {
     if (ox_tensor_is_view(a) || ox_tensor_is_view(b)) {
         if (a->storage != b->storage || a->base != b->base) return false;
         if (a->storage == OX_DATA_SCALED)
-            return a->run == b->run && memcmp(a->scale, b->scale, a->nbytes / 4 / (size_t)a->run * sizeof *a->scale) == 0;
+            return a->run == b->run &&
+                memcmp(a->scale, b->scale, a->nbytes / 4 / (size_t)a->run * sizeof *a->scale) == 0;
         return memcmp(a->perm, b->perm, (size_t)a->rank * sizeof *a->perm) == 0;
     }
     return a->data == b->data || memcmp(a->data, b->data, a->nbytes) == 0;
@@ -65,7 +69,11 @@ static bool table_init(ox_graph *g, table *t, uint32_t n) {
 static void *table_find_or_add(table *t, uint64_t key, void *x, bool (*eq)(const void *, const void *)) {
     uint32_t mask = t->cap - 1;
     for (uint32_t i = (uint32_t)key & mask;; i = (i + 1) & mask) {
-        if (!t->items[i]) { t->keys[i] = key; t->items[i] = x; return NULL; }
+        if (!t->items[i]) {
+            t->keys[i] = key;
+            t->items[i] = x;
+            return NULL;
+        }
         if (t->keys[i] == key && eq(t->items[i], x)) return t->items[i];
     }
 }
@@ -83,10 +91,10 @@ static bool attrs_equal(const ox_attr *a, const ox_attr *b) {
     case OX_ATTR_TENSOR: return tensors_equal(a->u.t, b->u.t);
     case OX_ATTR_FLOATS:
         return a->u.floats.n == b->u.floats.n &&
-               (!a->u.floats.n || !memcmp(a->u.floats.v, b->u.floats.v, (size_t)a->u.floats.n * sizeof(float)));
+            (!a->u.floats.n || !memcmp(a->u.floats.v, b->u.floats.v, (size_t)a->u.floats.n * sizeof(float)));
     case OX_ATTR_INTS:
         return a->u.ints.n == b->u.ints.n &&
-               (!a->u.ints.n || !memcmp(a->u.ints.v, b->u.ints.v, (size_t)a->u.ints.n * sizeof(int64_t)));
+            (!a->u.ints.n || !memcmp(a->u.ints.v, b->u.ints.v, (size_t)a->u.ints.n * sizeof(int64_t)));
     case OX_ATTR_STRINGS:
         if (a->u.strings.n != b->u.strings.n) return false;
         for (int i = 0; i < a->u.strings.n; i++)
@@ -98,11 +106,10 @@ static bool attrs_equal(const ox_attr *a, const ox_attr *b) {
 
 static bool node_eq(const void *pa, const void *pb) {
     const ox_node *a = pa, *b = pb;
-    if (strcmp(a->op_type, b->op_type) != 0 || a->ninputs != b->ninputs ||
-        a->noutputs != b->noutputs || a->nattrs != b->nattrs)
+    if (strcmp(a->op_type, b->op_type) != 0 || a->ninputs != b->ninputs || a->noutputs != b->noutputs ||
+        a->nattrs != b->nattrs)
         return false;
-    if ((a->domain == NULL) != (b->domain == NULL) || (a->domain && strcmp(a->domain, b->domain)))
-        return false;
+    if ((a->domain == NULL) != (b->domain == NULL) || (a->domain && strcmp(a->domain, b->domain))) return false;
     for (int k = 0; k < a->ninputs; k++)
         if (a->inputs[k] != b->inputs[k]) return false;
     for (int k = 0; k < a->nattrs; k++) {
@@ -132,7 +139,7 @@ static uint64_t node_key(const ox_node *n) {
 /* Ops whose result differs from one evaluation to the next. */
 static bool is_random(const ox_node *n) {
     return !strncmp(n->op_type, "Random", 6) || !strcmp(n->op_type, "Multinomial") ||
-           !strcmp(n->op_type, "Bernoulli") || !strcmp(n->op_type, "Dropout");
+        !strcmp(n->op_type, "Bernoulli") || !strcmp(n->op_type, "Dropout");
 }
 
 ox_code ox_pass_dedup(ox_graph *g, ox_pass_stats *st) {
@@ -144,7 +151,7 @@ ox_code ox_pass_dedup(ox_graph *g, ox_pass_stats *st) {
         ox_value *first = table_find_or_add(&t, tensor_key(v->tensor), v, init_eq);
         if (first && oxp_replace(v, first, false)) {
             v->dead = true;
-            v->tensor->consumed = first->tensor->consumed = true;   /* now one weight stands for both */
+            v->tensor->consumed = first->tensor->consumed = true; /* now one weight stands for both */
             if (st) st->initializers_deduped++;
         }
     }

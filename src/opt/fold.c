@@ -26,7 +26,7 @@
 #include <string.h>
 
 enum { MAX_IN = 16 };
-static const size_t MAX_OUT = (size_t)64 << 20;   /* never fold into more than 64 MiB */
+static const size_t MAX_OUT = (size_t)64 << 20; /* never fold into more than 64 MiB */
 
 /* ---- outputs ---- */
 
@@ -44,25 +44,21 @@ static ox_tensor *out_tensor(ox_graph *g, ox_dtype dtype, int rank, const int64_
 }
 
 /* out_tensor said no: out of memory (now in g->err) or an output over the size limit. */
-static ox_code no_output(ox_graph *g) {
-    return ox_arena_oom(g->arena) ? ox_graph_status(g) : OX_EUNSUPPORTED;
-}
+static ox_code no_output(ox_graph *g) { return ox_arena_oom(g->arena) ? ox_graph_status(g) : OX_EUNSUPPORTED; }
 
 static void *bytes_of(ox_tensor *t) {
-    return (void *)t->data;   /* an output made by out_tensor: its bytes are ours to write */
+    return (void *)t->data; /* an output made by out_tensor: its bytes are ours to write */
 }
 
 /* Records "<Op> node '<name>': <what>" and returns OX_EINVAL. */
-static ox_code bad(ox_graph *g, const ox_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static ox_code bad(ox_graph *g, const ox_node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static ox_code bad(ox_graph *g, const ox_node *n, const char *fmt, ...) {
     char what[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    if (n->name)
-        return ox_error_set(&g->err, OX_EINVAL, n->name, "%s node '%s': %s", n->op_type, n->name, what);
+    if (n->name) return ox_error_set(&g->err, OX_EINVAL, n->name, "%s node '%s': %s", n->op_type, n->name, what);
     return ox_error_set(&g->err, OX_EINVAL, NULL, "%s node: %s", n->op_type, what);
 }
 
@@ -73,18 +69,26 @@ enum { F_INT = F_SINT | F_UINT, F_NUM = F_FLOAT | F_INT, F_ANY = F_NUM | F_BOOL 
 
 static unsigned dclass(ox_dtype t) {
     switch (t) {
-    case OX_FLOAT: case OX_DOUBLE: case OX_FLOAT16: case OX_BFLOAT16: return F_FLOAT;
-    case OX_INT8: case OX_INT16: case OX_INT32: case OX_INT64: return F_SINT;
-    case OX_UINT8: case OX_UINT16: case OX_UINT32: case OX_UINT64: return F_UINT;
+    case OX_FLOAT:
+    case OX_DOUBLE:
+    case OX_FLOAT16:
+    case OX_BFLOAT16: return F_FLOAT;
+    case OX_INT8:
+    case OX_INT16:
+    case OX_INT32:
+    case OX_INT64: return F_SINT;
+    case OX_UINT8:
+    case OX_UINT16:
+    case OX_UINT32:
+    case OX_UINT64: return F_UINT;
     case OX_BOOL: return F_BOOL;
-    case OX_COMPLEX64: case OX_COMPLEX128: return F_OTHER;
-    default: return 0;   /* undefined, string: no fixed-size elements */
+    case OX_COMPLEX64:
+    case OX_COMPLEX128: return F_OTHER;
+    default: return 0; /* undefined, string: no fixed-size elements */
     }
 }
 
-static int dbits(ox_dtype t) {
-    return (int)ox_dtype_size(t) * 8;
-}
+static int dbits(ox_dtype t) { return (int)ox_dtype_size(t) * 8; }
 
 /* One element in its class's domain: f for floats, i for signed, u for unsigned and bool. */
 typedef ox_number num;
@@ -103,7 +107,11 @@ static void store(ox_tensor *t, int64_t k, num v) {
 static double odd_double(uint64_t m) {
     int shift = 0;
     uint64_t sticky = 0;
-    while (m >> 53) { sticky |= m & 1; m >>= 1; shift++; }
+    while (m >> 53) {
+        sticky |= m & 1;
+        m >>= 1;
+        shift++;
+    }
     return ldexp((double)(m | sticky), shift);
 }
 
@@ -111,16 +119,25 @@ static double odd_double(uint64_t m) {
  * undefined: NaN or a float out of the integer type's range (after truncation toward zero). */
 static bool convert(num v, unsigned from, ox_dtype to, num *out) {
     unsigned k = dclass(to);
-    if (k == F_BOOL) { out->u = from == F_FLOAT ? v.f != 0 : v.u != 0; return true; }
+    if (k == F_BOOL) {
+        out->u = from == F_FLOAT ? v.f != 0 : v.u != 0;
+        return true;
+    }
     if (from == F_FLOAT) {
-        if (k == F_FLOAT) { *out = v; return true; }
+        if (k == F_FLOAT) {
+            *out = v;
+            return true;
+        }
         if (isnan(v.f)) return false;
         double t = trunc(v.f);
         if (k == F_SINT) {
             double lim = ldexp(1, dbits(to) - 1);
             /* below the range of int32/int64 (-inf too), x86's and ARM's conversions both give
              * the minimum, as torch and numpy do; above it or NaN they differ, so no fold */
-            if (t < -lim && dbits(to) >= 32) { out->i = dbits(to) == 64 ? INT64_MIN : INT32_MIN; return true; }
+            if (t < -lim && dbits(to) >= 32) {
+                out->i = dbits(to) == 64 ? INT64_MIN : INT32_MIN;
+                return true;
+            }
             if (t < -lim || t >= lim) return false;
             out->i = (int64_t)t;
         } else {
@@ -135,7 +152,7 @@ static bool convert(num v, unsigned from, ox_dtype to, num *out) {
         else out->f = odd_double(v.u);
         return true;
     }
-    *out = v;   /* integer to integer: the bits, wrapped when stored */
+    *out = v; /* integer to integer: the bits, wrapped when stored */
     return true;
 }
 
@@ -179,8 +196,8 @@ static ox_code check_int_tensor(ox_graph *g, const ox_node *n, const ox_tensor *
 
 /* Up to OX_MAX_RANK ints from input t or, when t is NULL, from the INTS attribute `attr` (NULL: no
  * attribute form). *given says whether either was there. More than OX_MAX_RANK: not folded. */
-static ox_code int_list(ox_graph *g, const ox_node *n, const ox_tensor *t, const char *attr,
-                        const char *what, int64_t *v, int *count, bool *given) {
+static ox_code int_list(ox_graph *g, const ox_node *n, const ox_tensor *t, const char *attr, const char *what,
+                        int64_t *v, int *count, bool *given) {
     *count = 0;
     *given = false;
     if (t) {
@@ -237,7 +254,7 @@ static bool walk_init(walk *w, int k, const ox_tensor *const *t) {
         }
     }
     for (int j = 0; j < k; j++) {
-        int64_t s = 1;   /* at most the input's element count, which was checked */
+        int64_t s = 1; /* at most the input's element count, which was checked */
         for (int i = w->rank - 1; i >= 0; i--) {
             int at = i - (w->rank - t[j]->rank);
             int64_t d = at >= 0 ? t[j]->dims[at] : 1;
@@ -259,9 +276,25 @@ static void walk_next(walk *w) {
     }
 }
 
+/* Advances the row-major index idx over dims (n of them) by one, moving the offset *off by the
+ * strides (in elements); past the last index everything returns to the start. */
+static void odometer_next(int n, int64_t *idx, const int64_t *dims, const int64_t *stride, int64_t *off) {
+    for (int i = n - 1; i >= 0; i--) {
+        if (++idx[i] < dims[i]) {
+            *off += stride[i];
+            return;
+        }
+        *off -= stride[i] * (idx[i] - 1);
+        idx[i] = 0;
+    }
+}
+
 static void row_major_strides(const ox_tensor *x, int64_t *stride) {
     int64_t s = 1;
-    for (int i = x->rank - 1; i >= 0; i--) { stride[i] = s; s *= x->dims[i]; }
+    for (int i = x->rank - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= x->dims[i];
+    }
 }
 
 /* Fills t with x's elements at base + sum(idx[i] * stride[i]) (in elements) for every index of t.
@@ -273,11 +306,7 @@ static void copy_strided(ox_tensor *t, const ox_tensor *x, int64_t base, const i
     const unsigned char *from = x->data;
     for (int64_t e = 0; e < numel; e++) {
         memcpy(dst + (size_t)e * es, from + (size_t)src * es, es);
-        for (int i = t->rank - 1; i >= 0; i--) {
-            if (++idx[i] < t->dims[i]) { src += stride[i]; break; }
-            src -= stride[i] * (idx[i] - 1);
-            idx[i] = 0;
-        }
+        odometer_next(t->rank, idx, t->dims, stride, &src);
     }
 }
 
@@ -301,20 +330,17 @@ static const char *shape_str(const ox_tensor *t, char *buf, size_t cap) {
 /* ---- kernels: each gets inputs already checked (present where required, shape consistent with
  * their bytes, input 0 of a dtype the row accepts) and writes out[0] ---- */
 
-typedef ox_code (*kernel_fn)(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
-                             ox_tensor **out, int arg);
+typedef ox_code (*kernel_fn)(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg);
 
-static ox_code k_identity(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                          int arg) {
+static ox_code k_identity(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     return copy_as(g, in[0], in[0]->rank, in[0]->dims, out);
 }
 
-static ox_code k_cast(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                      int arg) {
+static ox_code k_cast(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_attr *a = ox_node_attr(n, "to");
     if (!a || a->type != OX_ATTR_INT) return bad(g, n, "needs an int attribute 'to'");
     if (a->u.i <= 0 || a->u.i >= OX_DTYPE_COUNT || !(dclass((ox_dtype)a->u.i) & (F_NUM | F_BOOL)))
-        return OX_EUNSUPPORTED;   /* string, complex, float8, int4, ... */
+        return OX_EUNSUPPORTED; /* string, complex, float8, int4, ... */
     ox_dtype to = (ox_dtype)a->u.i;
     const ox_tensor *x = in[0];
     if (to == x->dtype) return k_identity(g, n, in, out, 0);
@@ -331,8 +357,7 @@ static ox_code k_cast(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
     return OX_OK;
 }
 
-static ox_code k_shape(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                       int arg) {
+static ox_code k_shape(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0];
     int64_t r = x->rank, start = ox_node_attr_int(n, "start", 0), end = ox_node_attr_int(n, "end", r);
     if (start < 0) start = start < -r ? 0 : start + r;
@@ -347,8 +372,7 @@ static ox_code k_shape(ox_graph *g, const ox_node *n, const ox_tensor *const *in
     return OX_OK;
 }
 
-static ox_code k_size(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                      int arg) {
+static ox_code k_size(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     int64_t numel = ox_tensor_numel(in[0]);
     ox_tensor *t = out_tensor(g, OX_INT64, 0, NULL);
     if (!t) return no_output(g);
@@ -357,8 +381,7 @@ static ox_code k_size(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
     return OX_OK;
 }
 
-static ox_code k_gather(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                        int arg) {
+static ox_code k_gather(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0], *ix = in[1];
     int64_t axis = ox_node_attr_int(n, "axis", 0);
     if (x->rank < 1) return bad(g, n, "data must have rank 1 or more, not 0");
@@ -370,8 +393,8 @@ static ox_code k_gather(ox_graph *g, const ox_node *n, const ox_tensor *const *i
     for (int64_t j = 0; j < ni; j++) {
         int64_t k = load(ix, j).i;
         if (k < -len || k >= len)
-            return bad(g, n, "index out of range: %lld (at position %lld) for axis %lld of size %lld",
-                       (long long)k, (long long)j, (long long)axis, (long long)len);
+            return bad(g, n, "index out of range: %lld (at position %lld) for axis %lld of size %lld", (long long)k,
+                       (long long)j, (long long)axis, (long long)len);
     }
     int64_t dims[OX_MAX_RANK];
     int r = 0;
@@ -399,8 +422,7 @@ static ox_code k_gather(ox_graph *g, const ox_node *n, const ox_tensor *const *i
 
 /* GatherND: each tuple of the last indices dim picks a slab of data after the batch_dims leading
  * dims, which data and indices share. Every index is checked before anything is copied. */
-static ox_code k_gather_nd(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                           int arg) {
+static ox_code k_gather_nd(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0], *ix = in[1];
     int r = x->rank, q = ix->rank;
     int64_t b = ox_node_attr_int(n, "batch_dims", 0);
@@ -422,14 +444,14 @@ static ox_code k_gather_nd(ox_graph *g, const ox_node *n, const ox_tensor *const
     for (int i = (int)(b + m); i < r; i++) dims[orank++] = x->dims[i];
     if (orank > OX_MAX_RANK) return OX_EUNSUPPORTED;
     row_major_strides(x, xs);
-    int64_t nb = 1, tuples = 1;   /* batches, and index tuples in each */
+    int64_t nb = 1, tuples = 1; /* batches, and index tuples in each */
     for (int i = 0; i < b; i++) nb *= ix->dims[i];
     for (int i = (int)b; i < q - 1; i++) tuples *= ix->dims[i];
     for (int64_t j = 0; j < ox_tensor_numel(ix); j++) {
         int64_t k = load(ix, j).i, len = x->dims[b + j % m];
         if (k < -len || k >= len)
-            return bad(g, n, "index out of range: %lld (at position %lld) for data dim %lld of size %lld",
-                       (long long)k, (long long)j, (long long)(b + j % m), (long long)len);
+            return bad(g, n, "index out of range: %lld (at position %lld) for data dim %lld of size %lld", (long long)k,
+                       (long long)j, (long long)(b + j % m), (long long)len);
     }
     ox_tensor *t = out_tensor(g, x->dtype, orank, dims);
     if (!t) return no_output(g);
@@ -453,8 +475,7 @@ static ox_code k_gather_nd(ox_graph *g, const ox_node *n, const ox_tensor *const
     return OX_OK;
 }
 
-static ox_code k_concat(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                        int arg) {
+static ox_code k_concat(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_attr *a = ox_node_attr(n, "axis");
     if (!a || a->type != OX_ATTR_INT) return bad(g, n, "needs an int attribute 'axis'");
     const ox_tensor *x = in[0];
@@ -471,8 +492,8 @@ static ox_code k_concat(ox_graph *g, const ox_node *n, const ox_tensor *const *i
         if (y->rank != r) return bad(g, n, "input %d has rank %d, input 0 has rank %d", k, y->rank, r);
         for (int i = 0; i < r; i++)
             if (i != axis && y->dims[i] != x->dims[i])
-                return bad(g, n, "input %d has size %lld on axis %d, input 0 has %lld", k,
-                           (long long)y->dims[i], i, (long long)x->dims[i]);
+                return bad(g, n, "input %d has size %lld on axis %d, input 0 has %lld", k, (long long)y->dims[i], i,
+                           (long long)x->dims[i]);
         if (y->dims[axis] > INT64_MAX - dims[axis]) return OX_EUNSUPPORTED;
         dims[axis] += y->dims[axis];
     }
@@ -495,8 +516,7 @@ static ox_code k_concat(ox_graph *g, const ox_node *n, const ox_tensor *const *i
     return OX_OK;
 }
 
-static ox_code k_reshape(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                         int arg) {
+static ox_code k_reshape(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0];
     int64_t shape[OX_MAX_RANK];
     int r;
@@ -509,7 +529,8 @@ static ox_code k_reshape(ox_graph *g, const ox_node *n, const ox_tensor *const *
     int infer = -1;
     for (int i = 0; i < r; i++) {
         if (shape[i] == 0 && !allowzero) {
-            if (i >= x->rank) return bad(g, n, "shape[%d] is 0 (copy the input's dim) but the input has rank %d", i, x->rank);
+            if (i >= x->rank)
+                return bad(g, n, "shape[%d] is 0 (copy the input's dim) but the input has rank %d", i, x->rank);
             shape[i] = x->dims[i];
         }
         if (shape[i] == -1) {
@@ -525,33 +546,34 @@ static ox_code k_reshape(ox_graph *g, const ox_node *n, const ox_tensor *const *
     if (infer >= 0) {
         if (allowzero && zero) return bad(g, n, "shape has both 0 and -1 with allowzero=1");
         if (!known || numel % known)
-            return bad(g, n, "cannot infer the -1 in shape: %lld elements, the other dims hold %lld",
-                       (long long)numel, (long long)known);
+            return bad(g, n, "cannot infer the -1 in shape: %lld elements, the other dims hold %lld", (long long)numel,
+                       (long long)known);
         shape[infer] = numel / known;
         known = numel;
     }
     if (known != numel) {
         char buf[256];
-        return bad(g, n, "input of shape %s has %lld elements, shape asks for %lld",
-                   shape_str(x, buf, sizeof buf), (long long)numel, (long long)known);
+        return bad(g, n, "input of shape %s has %lld elements, shape asks for %lld", shape_str(x, buf, sizeof buf),
+                   (long long)numel, (long long)known);
     }
     return copy_as(g, x, r, shape, out);
 }
 
-static ox_code k_squeeze(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                         int arg) {
+static ox_code k_squeeze(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0];
     int64_t axes[OX_MAX_RANK], dims[OX_MAX_RANK];
     int na, r = 0;
     bool given, drop[OX_MAX_RANK] = {0};
     ox_code rc = int_list(g, n, n->ninputs > 1 ? in[1] : NULL, "axes", "axes", axes, &na, &given);
     if (rc != OX_OK) return rc;
-    if (na == 0)   /* no axes, or an empty list (as ONNX Runtime reads it): every dim of size 1 */
+    if (na == 0) /* no axes, or an empty list (as ONNX Runtime reads it): every dim of size 1 */
         for (int i = 0; i < x->rank; i++) drop[i] = x->dims[i] == 1;
     for (int i = 0; i < na; i++) {
         int64_t a = axes[i];
-        if (!norm_axis(&a, x->rank)) return bad(g, n, "axis %lld out of range for rank %d", (long long)axes[i], x->rank);
-        if (x->dims[a] != 1) return bad(g, n, "axis %lld has size %lld, not 1", (long long)axes[i], (long long)x->dims[a]);
+        if (!norm_axis(&a, x->rank))
+            return bad(g, n, "axis %lld out of range for rank %d", (long long)axes[i], x->rank);
+        if (x->dims[a] != 1)
+            return bad(g, n, "axis %lld has size %lld, not 1", (long long)axes[i], (long long)x->dims[a]);
         if (drop[a]) return bad(g, n, "axis %lld is repeated", (long long)axes[i]);
         drop[a] = true;
     }
@@ -560,8 +582,7 @@ static ox_code k_squeeze(ox_graph *g, const ox_node *n, const ox_tensor *const *
     return copy_as(g, x, r, dims, out);
 }
 
-static ox_code k_unsqueeze(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                           int arg) {
+static ox_code k_unsqueeze(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0];
     int64_t axes[OX_MAX_RANK], dims[OX_MAX_RANK];
     int na;
@@ -581,14 +602,13 @@ static ox_code k_unsqueeze(ox_graph *g, const ox_node *n, const ox_tensor *const
     return copy_as(g, x, r, dims, out);
 }
 
-static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                       int arg) {
+static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0];
     int r = x->rank;
     int64_t starts[OX_MAX_RANK], ends[OX_MAX_RANK], axes[OX_MAX_RANK], steps[OX_MAX_RANK];
     int ns, ne, na, nst;
     bool hs, he, ha, hst;
-    bool attrs = n->ninputs == 1;   /* opset 1-9: starts, ends and axes are attributes */
+    bool attrs = n->ninputs == 1; /* opset 1-9: starts, ends and axes are attributes */
 #define OPT_IN(k) (attrs || n->ninputs <= (k) ? NULL : in[k])
     ox_code rc = int_list(g, n, OPT_IN(1), attrs ? "starts" : NULL, "starts", starts, &ns, &hs);
     if (rc == OX_OK) rc = int_list(g, n, OPT_IN(2), attrs ? "ends" : NULL, "ends", ends, &ne, &he);
@@ -598,11 +618,14 @@ static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in
     if (rc != OX_OK) return rc;
     if (!hs || !he) return bad(g, n, "needs starts and ends");
     if (ne != ns || (ha && na != ns) || (hst && nst != ns))
-        return bad(g, n, "starts, ends, axes and steps differ in length (%d, %d, %d, %d)", ns, ne,
-                   ha ? na : ns, hst ? nst : ns);
+        return bad(g, n, "starts, ends, axes and steps differ in length (%d, %d, %d, %d)", ns, ne, ha ? na : ns,
+                   hst ? nst : ns);
     int64_t first[OX_MAX_RANK] = {0}, step[OX_MAX_RANK], dims[OX_MAX_RANK], stride[OX_MAX_RANK];
     bool seen[OX_MAX_RANK] = {0};
-    for (int i = 0; i < r; i++) { step[i] = 1; dims[i] = x->dims[i]; }
+    for (int i = 0; i < r; i++) {
+        step[i] = 1;
+        dims[i] = x->dims[i];
+    }
     for (int j = 0; j < ns; j++) {
         int64_t a = ha ? axes[j] : j;
         if (!norm_axis(&a, r)) return bad(g, n, "axis %lld out of range for rank %d", (long long)(ha ? axes[j] : j), r);
@@ -613,7 +636,7 @@ static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in
         /* ONNX Runtime reads an end of INT32_MAX or INT64_MAX with a negative step as "through
          * index 0", the spec (and numpy) as "nothing": the runtime decides. */
         if (s < 0 && (e == INT32_MAX || e == INT64_MAX)) return OX_EUNSUPPORTED;
-        if (b < 0) b += d;   /* b + d cannot overflow: b < 0 <= d */
+        if (b < 0) b += d; /* b + d cannot overflow: b < 0 <= d */
         if (e < 0) e += d;
         if (s > 0) {
             b = b < 0 ? 0 : b > d ? d : b;
@@ -625,7 +648,7 @@ static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in
             if (d > 0 && b > e) cnt = (int64_t)((uint64_t)(b - e - 1) / (0 - (uint64_t)s)) + 1;
         }
         first[a] = cnt ? b : 0;
-        step[a] = cnt > 1 ? s : 1;   /* |s| < d here, so step * stride stays inside x */
+        step[a] = cnt > 1 ? s : 1; /* |s| < d here, so step * stride stays inside x */
         dims[a] = cnt;
     }
     ox_tensor *t = out_tensor(g, x->dtype, r, dims);
@@ -641,8 +664,7 @@ static ox_code k_slice(ox_graph *g, const ox_node *n, const ox_tensor *const *in
     return OX_OK;
 }
 
-static ox_code k_transpose(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                           int arg) {
+static ox_code k_transpose(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0];
     int r = x->rank, np;
     int64_t perm[OX_MAX_RANK], dims[OX_MAX_RANK], xs[OX_MAX_RANK], stride[OX_MAX_RANK];
@@ -651,8 +673,7 @@ static ox_code k_transpose(ox_graph *g, const ox_node *n, const ox_tensor *const
     if (rc != OX_OK) return rc;
     if (!given)
         for (int i = 0; i < r; i++) perm[i] = r - 1 - i;
-    else if (np != r)
-        return bad(g, n, "perm has %d entries for an input of rank %d", np, r);
+    else if (np != r) return bad(g, n, "perm has %d entries for an input of rank %d", np, r);
     row_major_strides(x, xs);
     for (int i = 0; i < r; i++) {
         int64_t p = perm[i];
@@ -668,8 +689,7 @@ static ox_code k_transpose(ox_graph *g, const ox_node *n, const ox_tensor *const
     return OX_OK;
 }
 
-static ox_code k_expand(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                        int arg) {
+static ox_code k_expand(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     int64_t shape[OX_MAX_RANK];
     int r;
     bool given;
@@ -680,7 +700,7 @@ static ox_code k_expand(ox_graph *g, const ox_node *n, const ox_tensor *const *i
         if (shape[i] < 0) return bad(g, n, "shape[%d] is %lld", i, (long long)shape[i]);
     const ox_tensor target = {.dtype = OX_UINT8, .rank = r, .dims = shape};
     const ox_tensor *pair[2] = {in[0], &target};
-    if (ox_tensor_numel(&target) < 0) return OX_EUNSUPPORTED;   /* walk_init's strides need it */
+    if (ox_tensor_numel(&target) < 0) return OX_EUNSUPPORTED; /* walk_init's strides need it */
     walk w;
     if (!walk_init(&w, 2, pair)) {
         char a[256], b[256];
@@ -700,8 +720,7 @@ static ox_code k_expand(ox_graph *g, const ox_node *n, const ox_tensor *const *i
 
 /* Tile(input, repeats): output dim k is dims[k] * repeats[k]; element i takes input element
  * i mod dims on every axis. */
-static ox_code k_tile(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                      int arg) {
+static ox_code k_tile(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0];
     int64_t rep[OX_MAX_RANK], dims[OX_MAX_RANK], xs[OX_MAX_RANK], idx[OX_MAX_RANK] = {0};
     int r = x->rank, nr;
@@ -732,8 +751,7 @@ static ox_code k_tile(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
     return OX_OK;
 }
 
-static ox_code k_where(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                       int arg) {
+static ox_code k_where(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     if (in[0]->dtype != OX_BOOL) return bad(g, n, "condition must be bool, not %s", ox_dtype_name(in[0]->dtype));
     if (in[1]->dtype != in[2]->dtype)
         return bad(g, n, "X is %s, Y is %s", ox_dtype_name(in[1]->dtype), ox_dtype_name(in[2]->dtype));
@@ -760,8 +778,22 @@ static ox_code k_where(ox_graph *g, const ox_node *n, const ox_tensor *const *in
 /* ---- elementwise arithmetic, comparison and logic ---- */
 
 enum {
-    B_ADD, B_SUB, B_MUL, B_DIV, B_MOD, B_FMOD, B_MIN, B_MAX,
-    B_EQ, B_LT, B_LE, B_GT, B_GE, B_AND, B_OR, B_XOR,   /* from B_EQ on: bool results */
+    B_ADD,
+    B_SUB,
+    B_MUL,
+    B_DIV,
+    B_MOD,
+    B_FMOD,
+    B_MIN,
+    B_MAX,
+    B_EQ,
+    B_LT,
+    B_LE,
+    B_GT,
+    B_GE,
+    B_AND,
+    B_OR,
+    B_XOR, /* from B_EQ on: bool results */
 };
 
 /* a op b for inputs of class k; false where the result is undefined (integer x / 0). Comparisons
@@ -769,27 +801,49 @@ enum {
 static bool arith(int op, unsigned k, num a, num b, num *r) {
     bool fl = k == F_FLOAT, si = k == F_SINT;
     switch (op) {
-    case B_ADD: if (fl) r->f = a.f + b.f; else r->u = a.u + b.u; return true;
-    case B_SUB: if (fl) r->f = a.f - b.f; else r->u = a.u - b.u; return true;
-    case B_MUL: if (fl) r->f = a.f * b.f; else r->u = a.u * b.u; return true;
-    case B_DIV:   /* integers: truncation toward zero, as C (and ONNX's reference) */
-        if (fl) { r->f = a.f / b.f; return true; }
+    case B_ADD:
+        if (fl) r->f = a.f + b.f;
+        else r->u = a.u + b.u;
+        return true;
+    case B_SUB:
+        if (fl) r->f = a.f - b.f;
+        else r->u = a.u - b.u;
+        return true;
+    case B_MUL:
+        if (fl) r->f = a.f * b.f;
+        else r->u = a.u * b.u;
+        return true;
+    case B_DIV: /* integers: truncation toward zero, as C (and ONNX's reference) */
+        if (fl) {
+            r->f = a.f / b.f;
+            return true;
+        }
         if (!b.u) return false;
-        if (si) r->u = b.i == -1 ? 0 - a.u : (uint64_t)(a.i / b.i);   /* INT64_MIN / -1 wraps */
+        if (si) r->u = b.i == -1 ? 0 - a.u : (uint64_t)(a.i / b.i); /* INT64_MIN / -1 wraps */
         else r->u = a.u / b.u;
         return true;
-    case B_MOD:   /* fmod=0, integers only: the sign of the divisor, as Python's % */
-    case B_FMOD:  /* fmod=1: the sign of the dividend, as C's fmod and % */
-        if (fl) { r->f = fmod(a.f, b.f); return true; }
+    case B_MOD: /* fmod=0, integers only: the sign of the divisor, as Python's % */
+    case B_FMOD: /* fmod=1: the sign of the dividend, as C's fmod and % */
+        if (fl) {
+            r->f = fmod(a.f, b.f);
+            return true;
+        }
         if (!b.u) return false;
-        if (!si) { r->u = a.u % b.u; return true; }
+        if (!si) {
+            r->u = a.u % b.u;
+            return true;
+        }
         r->i = b.i == -1 ? 0 : a.i % b.i;
         if (op == B_MOD && r->i && (r->i < 0) != (b.i < 0)) r->u += b.u;
         return true;
-    case B_MIN: case B_MAX: {
+    case B_MIN:
+    case B_MAX: {
         bool less;
         if (fl) {
-            if (isnan(a.f) || isnan(b.f)) { r->f = NAN; return true; }   /* numpy's minimum/maximum */
+            if (isnan(a.f) || isnan(b.f)) {
+                r->f = NAN;
+                return true;
+            } /* numpy's minimum/maximum */
             less = a.f < b.f;
         } else {
             less = si ? a.i < b.i : a.u < b.u;
@@ -810,8 +864,7 @@ static bool arith(int op, unsigned k, num a, num b, num *r) {
 }
 
 /* Binary ops and the variadic Min/Max: inputs of one dtype, broadcast together, folded left. */
-static ox_code k_binary(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                        int op) {
+static ox_code k_binary(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int op) {
     int k = n->ninputs;
     for (int j = 1; j < k; j++)
         if (in[j]->dtype != in[0]->dtype)
@@ -859,8 +912,7 @@ static bool ipow(unsigned k, int bits, num x, uint64_t e, num *r) {
 }
 
 /* Pow: the exponent may be of another numeric dtype; the result has the base's dtype. */
-static ox_code k_pow(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                     int arg) {
+static ox_code k_pow(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0], *y = in[1];
     unsigned xc = dclass(x->dtype), yc = dclass(y->dtype);
     if (!(yc & F_NUM)) return OX_EUNSUPPORTED;
@@ -896,8 +948,7 @@ static ox_code k_pow(ox_graph *g, const ox_node *n, const ox_tensor *const *in, 
 
 enum { U_NEG, U_ABS, U_SQRT, U_RECIPROCAL, U_EXP, U_LOG, U_FLOOR, U_CEIL, U_NOT, U_COS, U_SIN };
 
-static ox_code k_unary(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                       int op) {
+static ox_code k_unary(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int op) {
     const ox_tensor *x = in[0];
     bool fl = dclass(x->dtype) == F_FLOAT, si = dclass(x->dtype) == F_SINT;
     ox_tensor *t = out_tensor(g, x->dtype, x->rank, x->dims);
@@ -906,8 +957,14 @@ static ox_code k_unary(ox_graph *g, const ox_node *n, const ox_tensor *const *in
     for (int64_t e = 0; e < numel; e++) {
         num v = load(x, e);
         switch (op) {
-        case U_NEG: if (fl) v.f = -v.f; else v.u = 0 - v.u; break;
-        case U_ABS: if (fl) v.f = fabs(v.f); else if (si && v.i < 0) v.u = 0 - v.u; break;
+        case U_NEG:
+            if (fl) v.f = -v.f;
+            else v.u = 0 - v.u;
+            break;
+        case U_ABS:
+            if (fl) v.f = fabs(v.f);
+            else if (si && v.i < 0) v.u = 0 - v.u;
+            break;
         case U_SQRT: v.f = sqrt(v.f); break;
         case U_RECIPROCAL: v.f = 1.0 / v.f; break;
         case U_EXP: v.f = exp(v.f); break;
@@ -931,8 +988,7 @@ static bool num_less(num a, num b, unsigned c) {
 }
 
 /* Clip(input, min?, max?): max(min, min(x, max)); NaN stays NaN, as in ONNX Runtime. */
-static ox_code k_clip(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                      int arg) {
+static ox_code k_clip(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0];
     unsigned c = dclass(x->dtype);
     num bound[2];
@@ -941,7 +997,8 @@ static ox_code k_clip(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
         const ox_tensor *b = n->ninputs > k + 1 ? in[k + 1] : NULL;
         if (!b) continue;
         if (b->dtype != x->dtype)
-            return bad(g, n, "%s is %s, input is %s", k ? "max" : "min", ox_dtype_name(b->dtype), ox_dtype_name(x->dtype));
+            return bad(g, n, "%s is %s, input is %s", k ? "max" : "min", ox_dtype_name(b->dtype),
+                       ox_dtype_name(x->dtype));
         if (ox_tensor_numel(b) != 1) return bad(g, n, "%s must be a scalar", k ? "max" : "min");
         bound[k] = load(b, 0);
         has[k] = true;
@@ -959,12 +1016,12 @@ static ox_code k_clip(ox_graph *g, const ox_node *n, const ox_tensor *const *in,
     return OX_OK;
 }
 
-static ox_code k_range(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                       int arg) {
+static ox_code k_range(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     static const char *const names[3] = {"start", "limit", "delta"};
     for (int k = 0; k < 3; k++) {
         if (in[k]->dtype != in[0]->dtype)
-            return bad(g, n, "%s is %s, start is %s", names[k], ox_dtype_name(in[k]->dtype), ox_dtype_name(in[0]->dtype));
+            return bad(g, n, "%s is %s, start is %s", names[k], ox_dtype_name(in[k]->dtype),
+                       ox_dtype_name(in[0]->dtype));
         if (in[k]->rank > 1 || ox_tensor_numel(in[k]) != 1) return bad(g, n, "%s must be a scalar", names[k]);
     }
     ox_dtype dt = in[0]->dtype;
@@ -1006,8 +1063,13 @@ static num reduce_init(int op, ox_dtype dt) {
     int bits = dbits(dt);
     num v = {.u = 0};
     switch (op) {
-    case R_SUM: if (k == F_FLOAT) v.f = 0; break;
-    case R_PROD: if (k == F_FLOAT) v.f = 1; else v.u = 1; break;
+    case R_SUM:
+        if (k == F_FLOAT) v.f = 0;
+        break;
+    case R_PROD:
+        if (k == F_FLOAT) v.f = 1;
+        else v.u = 1;
+        break;
     case R_MAX:
         if (k == F_FLOAT) v.f = -INFINITY;
         else if (k == F_SINT) v.u = (uint64_t)0 - ((uint64_t)1 << (bits - 1));
@@ -1038,8 +1100,7 @@ static bool reduce_step(int op, ox_dtype dt, num *acc, num v) {
     return op == R_SUM ? add_fits(k, dbits(dt), *acc, v, acc) : mul_fits(k, dbits(dt), *acc, v, acc);
 }
 
-static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                        int op) {
+static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int op) {
     const ox_tensor *x = in[0];
     int r = x->rank, na;
     int64_t axes[OX_MAX_RANK];
@@ -1058,7 +1119,8 @@ static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *i
         red[a] = true;
     }
     /* Output elements walk the kept dims; each sums (or ...) over the reduced dims. */
-    int64_t xs[OX_MAX_RANK], odims[OX_MAX_RANK], kdims[OX_MAX_RANK], kstr[OX_MAX_RANK], rdims[OX_MAX_RANK], rstr[OX_MAX_RANK];
+    int64_t xs[OX_MAX_RANK], odims[OX_MAX_RANK], kdims[OX_MAX_RANK], kstr[OX_MAX_RANK], rdims[OX_MAX_RANK],
+        rstr[OX_MAX_RANK];
     int orank = 0, nk = 0, nr = 0;
     int64_t inner = 1;
     row_major_strides(x, xs);
@@ -1084,18 +1146,10 @@ static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *i
         int64_t ridx[OX_MAX_RANK] = {0}, off = base;
         for (int64_t j = 0; j < inner; j++) {
             if (!reduce_step(op, x->dtype, &acc, load(x, off))) return OX_EUNSUPPORTED;
-            for (int i = nr - 1; i >= 0; i--) {
-                if (++ridx[i] < rdims[i]) { off += rstr[i]; break; }
-                off -= rstr[i] * (ridx[i] - 1);
-                ridx[i] = 0;
-            }
+            odometer_next(nr, ridx, rdims, rstr, &off);
         }
         store(t, e, acc);
-        for (int i = nk - 1; i >= 0; i--) {
-            if (++kidx[i] < kdims[i]) { base += kstr[i]; break; }
-            base -= kstr[i] * (kidx[i] - 1);
-            kidx[i] = 0;
-        }
+        odometer_next(nk, kidx, kdims, kstr, &base);
     }
     *out = t;
     return OX_OK;
@@ -1104,8 +1158,7 @@ static ox_code k_reduce(ox_graph *g, const ox_node *n, const ox_tensor *const *i
 /* CumSum along the axis input (a scalar or one element): sums as ReduceSum makes them, in double
  * for floats and exactly or not at all for integers. exclusive leaves out the element itself,
  * reverse sums from the end. */
-static ox_code k_cumsum(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out,
-                        int arg) {
+static ox_code k_cumsum(ox_graph *g, const ox_node *n, const ox_tensor *const *in, ox_tensor **out, int arg) {
     const ox_tensor *x = in[0], *ax = in[1];
     if (ax->dtype != OX_INT64 && ax->dtype != OX_INT32)
         return bad(g, n, "axis must be int32 or int64, not %s", ox_dtype_name(ax->dtype));
@@ -1138,9 +1191,9 @@ static ox_code k_cumsum(ox_graph *g, const ox_node *n, const ox_tensor *const *i
 
 typedef struct {
     const char *op;
-    int min_in, max_in;    /* max_in -1: variadic, every input required */
-    unsigned dtypes;       /* classes input 0 may have */
-    bool shape_only;       /* input 0's bytes are not read: folds fake weights too */
+    int min_in, max_in; /* max_in -1: variadic, every input required */
+    unsigned dtypes; /* classes input 0 may have */
+    bool shape_only; /* input 0's bytes are not read: folds fake weights too */
     kernel_fn fn;
     int arg;
 } kernel;
@@ -1206,15 +1259,13 @@ static const kernel *find(const char *op) {
     return NULL;
 }
 
-bool ox_fold_has_kernel(const char *op_type) {
-    return op_type && find(op_type) != NULL;
-}
+bool ox_fold_has_kernel(const char *op_type) { return op_type && find(op_type) != NULL; }
 
 /* An input the kernels may trust: a shape that matches its byte count, bytes present unless only
  * the shape is read. */
 static ox_code check_input(ox_graph *g, const ox_node *n, int i, const ox_tensor *t, bool need_data) {
     size_t es = ox_dtype_size(t->dtype);
-    if (!es) return OX_EUNSUPPORTED;   /* strings, undefined */
+    if (!es) return OX_EUNSUPPORTED; /* strings, undefined */
     if (t->rank < 0 || (t->rank && !t->dims)) return bad(g, n, "input %d has no shape", i);
     if (t->rank > OX_MAX_RANK) return OX_EUNSUPPORTED;
     int64_t numel = ox_tensor_numel(t);
@@ -1223,9 +1274,8 @@ static ox_code check_input(ox_graph *g, const ox_node *n, int i, const ox_tensor
     if (ox_tensor_is_view(t) || !ox_tensor_has_data(t)) return OX_EUNSUPPORTED;
     if ((uint64_t)numel > SIZE_MAX / es || t->nbytes != (size_t)numel * es || (numel && !t->data)) {
         char buf[256];
-        return bad(g, n, "input %d holds %zu bytes, its %s shape %s needs %llu", i, t->nbytes,
-                   ox_dtype_name(t->dtype), shape_str(t, buf, sizeof buf),
-                   (unsigned long long)numel * (unsigned long long)es);
+        return bad(g, n, "input %d holds %zu bytes, its %s shape %s needs %llu", i, t->nbytes, ox_dtype_name(t->dtype),
+                   shape_str(t, buf, sizeof buf), (unsigned long long)numel * (unsigned long long)es);
     }
     return OX_OK;
 }

@@ -14,9 +14,7 @@
 #include "opt/pass_internal.h"
 
 /* The only reader of v is a live node, and v is not a graph output. */
-static bool single_use(const ox_value *v) {
-    return v && v->uses == 1 && !v->is_output;
-}
+static bool single_use(const ox_value *v) { return v && v->uses == 1 && !v->is_output; }
 
 /* A float32 constant's values, or NULL. */
 static const float *f32(ox_graph *g, ox_value *v, int64_t n) {
@@ -26,7 +24,7 @@ static const float *f32(ox_graph *g, ox_value *v, int64_t n) {
 
 static const char *fused_name(ox_graph *g, const ox_value *base, const char *suffix) {
     const char *b = base && base->name ? base->name : "fused";
-    return ox_arena_printf(g->arena, "%s_%s", b, suffix);   /* made unique when added */
+    return ox_arena_printf(g->arena, "%s_%s", b, suffix); /* made unique when added */
 }
 
 /* `fused` (just appended) takes the place of `old` in g->nodes, and its float output takes over
@@ -51,14 +49,16 @@ static bool take_place(ox_node *fused, ox_node *old, ox_node *absorbed, ox_graph
  */
 static bool fuse_bn_gemm(ox_graph *g, ox_node *bn, ox_node *gemm, ox_pass_stats *st) {
     ox_value *w = gemm->inputs[1], *c = gemm->ninputs > 2 ? gemm->inputs[2] : NULL;
-    if (!oxp_is_const(w) || w->tensor->dtype != OX_FLOAT || w->tensor->rank != 2 || ox_tensor_is_view(w->tensor)) return false;
+    if (!oxp_is_const(w) || w->tensor->dtype != OX_FLOAT || w->tensor->rank != 2 || ox_tensor_is_view(w->tensor))
+        return false;
     bool tb = ox_node_attr_int(gemm, "transB", 0) != 0;
     const int64_t *wd = w->tensor->dims;
     int64_t out = tb ? wd[0] : wd[1], in = tb ? wd[1] : wd[0];
     const float *scale = f32(g, bn->inputs[1], out), *shift = f32(g, bn->inputs[2], out);
     const float *mean = f32(g, bn->inputs[3], out), *var = f32(g, bn->inputs[4], out);
     int64_t cn = c && oxp_is_const(c) ? ox_tensor_numel(c->tensor) : 0;
-    if (!scale || !shift || !mean || !var || (c && (!oxp_is_const(c) || c->tensor->dtype != OX_FLOAT || (cn != out && cn != 1))))
+    if (!scale || !shift || !mean || !var ||
+        (c && (!oxp_is_const(c) || c->tensor->dtype != OX_FLOAT || (cn != out && cn != 1))))
         return false;
     const float *cv = c ? ox_tensor_bytes(g, c->tensor) : NULL;
     if (c && !cv) return false;
@@ -68,7 +68,10 @@ static bool fuse_bn_gemm(ox_graph *g, ox_node *bn, ox_node *gemm, ox_pass_stats 
     double beta = beta_a && beta_a->type == OX_ATTR_FLOAT ? beta_a->u.f : 1.0;
     double *k = ox_arena_array(g->arena, (size_t)out, sizeof *k);
     ox_tensor *nb = ox_tensor_new(g, OX_FLOAT, 1, &out);
-    if (!k || !nb) { ox_graph_status(g); return false; }
+    if (!k || !nb) {
+        ox_graph_status(g);
+        return false;
+    }
     nb->weight = true;
     for (int64_t o = 0; o < out; o++) {
         k[o] = scale[o] / sqrt((double)var[o] + eps);
@@ -78,14 +81,26 @@ static bool fuse_bn_gemm(ox_graph *g, ox_node *bn, ox_node *gemm, ox_pass_stats 
     ox_tensor *nw;
     if (tb) {
         nw = ox_arena_alloc(g->arena, sizeof *nw);
-        if (!nw) { ox_graph_status(g); return false; }
-        *nw = (ox_tensor){.dtype = OX_FLOAT, .rank = 2, .dims = wd, .nbytes = w->tensor->nbytes,
-                          .storage = OX_DATA_SCALED, .base = w->tensor, .scale = k, .run = in};
+        if (!nw) {
+            ox_graph_status(g);
+            return false;
+        }
+        *nw = (ox_tensor){.dtype = OX_FLOAT,
+                          .rank = 2,
+                          .dims = wd,
+                          .nbytes = w->tensor->nbytes,
+                          .storage = OX_DATA_SCALED,
+                          .base = w->tensor,
+                          .scale = k,
+                          .run = in};
         w->tensor->consumed = true;
     } else {
         const float *wv = ox_tensor_bytes(g, w->tensor);
         nw = ox_tensor_new(g, OX_FLOAT, 2, wd);
-        if (!wv || !nw) { ox_graph_status(g); return false; }
+        if (!wv || !nw) {
+            ox_graph_status(g);
+            return false;
+        }
         nw->weight = true;
         for (int64_t i = 0; i < in; i++)
             for (int64_t o = 0; o < out; o++)
@@ -140,7 +155,10 @@ static bool fuse_bn(ox_graph *g, ox_node *bn, ox_pass_stats *st) {
     ox_tensor *nb = ox_tensor_new(g, OX_FLOAT, 1, &cout);
     double *k = ox_arena_array(g->arena, (size_t)cout, sizeof *k);
     double *run_k = transposed ? ox_arena_array(g->arena, (size_t)(rows * per_row), sizeof *run_k) : k;
-    if (!nb || !k || !run_k) { ox_graph_status(g); return false; }
+    if (!nb || !k || !run_k) {
+        ox_graph_status(g);
+        return false;
+    }
     nb->weight = true;
     for (int64_t o = 0; o < cout; o++) {
         k[o] = scale[o] / sqrt((double)var[o] + eps);
@@ -154,14 +172,26 @@ static bool fuse_bn(ox_graph *g, ox_node *bn, ox_pass_stats *st) {
     ox_tensor *nw;
     if (!ox_tensor_is_view(w->tensor)) {
         nw = ox_arena_alloc(g->arena, sizeof *nw);
-        if (!nw) { ox_graph_status(g); return false; }
-        *nw = (ox_tensor){.dtype = OX_FLOAT, .rank = w->tensor->rank, .dims = wd, .nbytes = w->tensor->nbytes,
-                          .storage = OX_DATA_SCALED, .base = w->tensor, .scale = run_k, .run = inner};
+        if (!nw) {
+            ox_graph_status(g);
+            return false;
+        }
+        *nw = (ox_tensor){.dtype = OX_FLOAT,
+                          .rank = w->tensor->rank,
+                          .dims = wd,
+                          .nbytes = w->tensor->nbytes,
+                          .storage = OX_DATA_SCALED,
+                          .base = w->tensor,
+                          .scale = run_k,
+                          .run = inner};
         w->tensor->consumed = true;
-    } else {   /* a view of a view is not kept: compute W' now */
+    } else { /* a view of a view is not kept: compute W' now */
         const float *wv = ox_tensor_bytes(g, w->tensor);
         nw = ox_tensor_new(g, OX_FLOAT, w->tensor->rank, wd);
-        if (!wv || !nw) { ox_graph_status(g); return false; }
+        if (!wv || !nw) {
+            ox_graph_status(g);
+            return false;
+        }
         nw->weight = true;
         float *out = (float *)(void *)nw->data;
         size_t numel = w->tensor->nbytes / sizeof(float);
@@ -214,8 +244,9 @@ static bool fuse_pad(ox_graph *g, ox_node *conv, ox_pass_stats *st) {
     const ox_attr *mode = ox_node_attr(pad, "mode");
     if (mode && (mode->type != OX_ATTR_STRING || strcmp(mode->u.s, "constant") != 0)) return false;
     if (pad->ninputs > 2 && pad->inputs[2] &&
-        (!oxp_is_const(pad->inputs[2]) || oxp_elem(pad->inputs[2]->tensor, 0) != 0)) return false;
-    if (pad->ninputs > 3 && pad->inputs[3]) return false;   /* axes */
+        (!oxp_is_const(pad->inputs[2]) || oxp_elem(pad->inputs[2]->tensor, 0) != 0))
+        return false;
+    if (pad->ninputs > 3 && pad->inputs[3]) return false; /* axes */
     const ox_attr *ap = ox_node_attr(conv, "auto_pad");
     if (ap && ap->type == OX_ATTR_STRING && strcmp(ap->u.s, "NOTSET") != 0) return false;
     ox_value *pv = pad->inputs[1];
@@ -264,7 +295,7 @@ static ox_value *rms_input(ox_node *m, double *eps) {
         ox_node *rec = made_by(r, "Reciprocal"), *sq = rec ? made_by(rec->inputs[0], "Sqrt") : NULL;
         ox_node *add = sq ? made_by(sq->inputs[0], "Add") : NULL;
         if (!add || add->ninputs != 2 || !x || x->rank < 1) continue;
-        int mi = isnan(scalar(add->inputs[1])) ? 1 : 0;   /* the side that is not eps */
+        int mi = isnan(scalar(add->inputs[1])) ? 1 : 0; /* the side that is not eps */
         double e = scalar(add->inputs[1 - mi]);
         ox_node *mean = made_by(add->inputs[mi], "ReduceMean");
         if (isnan(e) || !mean || mean->ninputs != 2 || ox_node_attr_int(mean, "keepdims", 1) != 1) continue;
@@ -274,7 +305,8 @@ static ox_value *rms_input(ox_node *m, double *eps) {
         if (ax != -1 && ax != x->rank - 1) continue;
         ox_node *p = mean->inputs[0] ? mean->inputs[0]->producer : NULL;
         if (!p || p->dead || p->ninputs != 2 || p->inputs[0] != x) continue;
-        if (!(oxp_op_is(p, "Mul") && p->inputs[1] == x) && !(oxp_op_is(p, "Pow") && scalar(p->inputs[1]) == 2)) continue;
+        if (!(oxp_op_is(p, "Mul") && p->inputs[1] == x) && !(oxp_op_is(p, "Pow") && scalar(p->inputs[1]) == 2))
+            continue;
         *eps = e;
         return x;
     }
@@ -298,7 +330,10 @@ static bool fuse_rms(ox_graph *g, ox_node *m, ox_node *scaled, ox_pass_stats *st
     } else {
         if (last->param || last->value < 1 || x->dtype != OX_FLOAT) return false;
         float *ones = ox_arena_array(g->arena, (size_t)last->value, sizeof *ones);
-        if (!ones) { ox_graph_status(g); return false; }
+        if (!ones) {
+            ox_graph_status(g);
+            return false;
+        }
         for (int64_t i = 0; i < last->value; i++) ones[i] = 1.0f;
         if (!(w = ox_graph_add_constant(g, NULL, OX_FLOAT, 1, &last->value, ones))) return false;
     }
@@ -321,8 +356,7 @@ static bool fuse_rms_weighted(ox_graph *g, ox_node *n, ox_pass_stats *st) {
     if (n->ninputs != 2) return false;
     for (int side = 0; side < 2; side++) {
         ox_node *m = made_by(n->inputs[side], "Mul");
-        if (m && n->inputs[1 - side] && n->inputs[1 - side]->kind == OX_VALUE_INITIALIZER)
-            return fuse_rms(g, m, n, st);
+        if (m && n->inputs[1 - side] && n->inputs[1 - side]->kind == OX_VALUE_INITIALIZER) return fuse_rms(g, m, n, st);
     }
     return false;
 }
@@ -378,7 +412,7 @@ static bool fuse_rope(ox_graph *g, ox_node *add, ox_pass_stats *st) {
     for (int side = 0; side < 4; side++) {
         ox_node *m1 = made_by(add->inputs[side & 1], "Mul"), *m2 = made_by(add->inputs[1 - (side & 1)], "Mul");
         if (!m1 || !m2 || m2->ninputs != 2 || !single_use(m1->outputs[0]) || !single_use(m2->outputs[0])) continue;
-        int r = side >> 1;   /* the input of m2 that is the rotated x */
+        int r = side >> 1; /* the input of m2 that is the rotated x */
         ox_node *cat = made_by(m2->inputs[r], "Concat");
         if (!cat || cat->ninputs != 2) continue;
         ox_node *neg = made_by(cat->inputs[0], "Neg"), *lo = made_by(cat->inputs[1], "Slice");
@@ -394,13 +428,15 @@ static bool fuse_rope(ox_graph *g, ox_node *add, ox_pass_stats *st) {
         ox_value *c4 = other_input(m1, x), *s4 = m2->inputs[1 - r];
         ox_value *cu = unsqueezed_at_1(c4), *su = unsqueezed_at_1(s4);
         bool folded = !cu && !su && oxp_is_const(c4) && oxp_is_const(s4) && c4->rank == 4 && s4->rank == 4 &&
-                      c4->tensor->dims[1] == 1 && s4->tensor->dims[1] == 1;
+            c4->tensor->dims[1] == 1 && s4->tensor->dims[1] == 1;
         if (folded) cu = c4, su = s4;
-        if (!cu || !su || cu->dtype != x->dtype || su->dtype != x->dtype || (!folded && (cu->rank != 3 || su->rank != 3)))
+        if (!cu || !su || cu->dtype != x->dtype || su->dtype != x->dtype ||
+            (!folded && (cu->rank != 3 || su->rank != 3)))
             continue;
         ox_node *cn = made_by(cu, "Cos"), *sn = made_by(su, "Sin");
         ox_value *e = cn && sn && cn->inputs[0] == sn->inputs[0] ? cn->inputs[0] : NULL;
-        if (e ? !halves_equal(g, e, d) : !(oxp_is_const(cu) && oxp_is_const(su) && halves_equal(g, cu, d) && halves_equal(g, su, d)))
+        if (e ? !halves_equal(g, e, d) :
+                !(oxp_is_const(cu) && oxp_is_const(su) && halves_equal(g, cu, d) && halves_equal(g, su, d)))
             continue;
 
         int64_t starts = 0, ends = h, axes = -1, one = 1;
@@ -408,7 +444,7 @@ static bool fuse_rope(ox_graph *g, ox_node *add, ox_pass_stats *st) {
                                    ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &ends),
                                    ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &axes)};
         ox_value *caches[2];
-        if (e) {   /* one Slice of e feeds both */
+        if (e) { /* one Slice of e feeds both */
             ox_value *sl[4] = {e, first_half[0], first_half[1], first_half[2]};
             ox_value *eh = new_node1(g, "Slice", 4, sl, x->dtype);
             caches[0] = new_node1(g, "Cos", 1, &eh, x->dtype);
@@ -416,7 +452,7 @@ static bool fuse_rope(ox_graph *g, ox_node *add, ox_pass_stats *st) {
         } else {
             for (int k = 0; k < 2; k++) {
                 ox_value *v = k ? su : cu;
-                if (folded) {   /* [B', 1, S, D] -> [B', S, D] */
+                if (folded) { /* [B', 1, S, D] -> [B', S, D] */
                     ox_value *sq[2] = {v, ox_graph_add_constant(g, NULL, OX_INT64, 1, &one, &one)};
                     v = new_node1(g, "Squeeze", 2, sq, x->dtype);
                 }
@@ -456,9 +492,7 @@ static bool fuse_rope(ox_graph *g, ox_node *add, ox_pass_stats *st) {
 }
 
 /* The bare RMSNormalization (no weight): a scale of ones. */
-static bool fuse_rms_plain(ox_graph *g, ox_node *m, ox_pass_stats *st) {
-    return fuse_rms(g, m, NULL, st);
-}
+static bool fuse_rms_plain(ox_graph *g, ox_node *m, ox_pass_stats *st) { return fuse_rms(g, m, NULL, st); }
 
 /* ---- the table ---- */
 
@@ -472,17 +506,17 @@ typedef bool fusion_fn(ox_graph *g, ox_node *n, ox_pass_stats *st);
  * from the inner Mul, waits until those have taken theirs.
  */
 static const struct fusion {
-    const char *op_type;   /* the node the walk stands on: the pattern's last node */
+    const char *op_type; /* the node the walk stands on: the pattern's last node */
     fusion_fn *fn;
-    int min_opset;         /* the first opset with the fused op; 0: every opset */
+    int min_opset; /* the first opset with the fused op; 0: every opset */
     int walk;
-    bool appends;          /* appends nodes the fused node reads: the pass ends with a toposort */
+    bool appends; /* appends nodes the fused node reads: the pass ends with a toposort */
 } fusions[] = {
-    {"BatchNormalization", fuse_bn, 0, 1, false},   /* into Conv, ConvTranspose or Gemm */
+    {"BatchNormalization", fuse_bn, 0, 1, false}, /* into Conv, ConvTranspose or Gemm */
     {"Add", fuse_gemm, 0, 1, false},
-    {"Add", fuse_rope, 23, 1, true},                /* RotaryEmbedding */
+    {"Add", fuse_rope, 23, 1, true}, /* RotaryEmbedding */
     {"Conv", fuse_pad, 0, 1, false},
-    {"Mul", fuse_rms_weighted, 23, 1, false},       /* RMSNormalization */
+    {"Mul", fuse_rms_weighted, 23, 1, false}, /* RMSNormalization */
     {"Mul", fuse_rms_plain, 23, 2, false},
 };
 

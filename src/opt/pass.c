@@ -80,7 +80,7 @@ bool oxp_replace(ox_value *from, ox_value *to, bool fresh) {
             to->has_meta = true;
         }
     } else if (fresh && from->name && !to->name) {
-        to->name = from->name;   /* a folded value keeps its name: easier to follow in Netron */
+        to->name = from->name; /* a folded value keeps its name: easier to follow in Netron */
         from->name = NULL;
     }
     from->replaced_by = to;
@@ -129,7 +129,7 @@ ox_code ox_pass_lift_constants(ox_graph *g, ox_pass_stats *st) {
 
 /* ---- folding ---- */
 
-enum { FOLD_FREE_BYTES = 1024 };   /* a weight view smaller than this is copied, not viewed */
+enum { FOLD_FREE_BYTES = 1024 }; /* a weight view smaller than this is copied, not viewed */
 /* A fold may add this much even when it frees less: small tables computed from aranges and
  * weights (T5's relative-position buckets, MaxViT's and Swin's bias gathers) are worth storing. A
  * growing fold frees nothing, so a chain can keep an intermediate alive; each is capped here. */
@@ -188,19 +188,21 @@ static ox_tensor *fold_shape_pick(ox_graph *g, const ox_node *n) {
             if (isnan(v) || v < -len || v >= len) return NULL;
             pick[k] = (int64_t)v < 0 ? (int64_t)v + len : (int64_t)v;
         }
-        if (idx->tensor->rank == 0) {   /* a 0-d index gives a 0-d result */
+        if (idx->tensor->rank == 0) { /* a 0-d index gives a 0-d result */
             if (!dim_static(&x->dims[start + pick[0]])) return NULL;
             ox_tensor *t = ox_tensor_new(g, OX_INT64, 0, NULL);
             if (t) ((int64_t *)(void *)t->data)[0] = x->dims[start + pick[0]].value;
             return t;
         }
-    } else {   /* Slice(data, starts, ends[, axes[, steps]]) on the 1-D shape */
+    } else { /* Slice(data, starts, ends[, axes[, steps]]) on the 1-D shape */
         if (n->ninputs < 3 || !oxp_is_const(n->inputs[1]) || !oxp_is_const(n->inputs[2])) return NULL;
         if (ox_tensor_numel(n->inputs[1]->tensor) != 1 || ox_tensor_numel(n->inputs[2]->tensor) != 1) return NULL;
-        if (n->ninputs > 3 && n->inputs[3] && !(oxp_is_const(n->inputs[3]) && ox_tensor_numel(n->inputs[3]->tensor) == 1 &&
-                                                 (oxp_elem(n->inputs[3]->tensor, 0) == 0 || oxp_elem(n->inputs[3]->tensor, 0) == -1)))
+        if (n->ninputs > 3 && n->inputs[3] &&
+            !(oxp_is_const(n->inputs[3]) && ox_tensor_numel(n->inputs[3]->tensor) == 1 &&
+              (oxp_elem(n->inputs[3]->tensor, 0) == 0 || oxp_elem(n->inputs[3]->tensor, 0) == -1)))
             return NULL;
-        double step = n->ninputs > 4 && n->inputs[4] ? (oxp_is_const(n->inputs[4]) ? oxp_elem(n->inputs[4]->tensor, 0) : NAN) : 1;
+        double step =
+            n->ninputs > 4 && n->inputs[4] ? (oxp_is_const(n->inputs[4]) ? oxp_elem(n->inputs[4]->tensor, 0) : NAN) : 1;
         double b = oxp_elem(n->inputs[1]->tensor, 0), e = oxp_elem(n->inputs[2]->tensor, 0);
         if (step != 1 || isnan(b) || isnan(e)) return NULL;
         if (b < 0) b += (double)len;
@@ -227,14 +229,13 @@ static const size_t FOLD_TEMP_BYTES = (size_t)16 << 20;
  * and for a result over FOLD_TEMP_BYTES. */
 bool oxp_constant_of_shape(const ox_value *v, ox_tensor *t, int64_t *dims, unsigned char *value) {
     const ox_node *p = v ? v->producer : NULL;
-    if (!p || p->dead || !oxp_op_is(p, "ConstantOfShape") || p->ninputs != 1 || p->noutputs != 1 ||
-        p->outputs[0] != v)
+    if (!p || p->dead || !oxp_op_is(p, "ConstantOfShape") || p->ninputs != 1 || p->noutputs != 1 || p->outputs[0] != v)
         return false;
     const ox_value *s = p->inputs[0];
     if (!oxp_is_const(s) || s->tensor->dtype != OX_INT64 || s->tensor->rank != 1 || s->tensor->dims[0] > 16)
         return false;
     const ox_attr *a = ox_node_attr(p, "value");
-    ox_dtype dtype = OX_FLOAT;   /* no value: a float 0 */
+    ox_dtype dtype = OX_FLOAT; /* no value: a float 0 */
     memset(value, 0, 16);
     if (a) {
         if (a->type != OX_ATTR_TENSOR || !a->u.t || ox_tensor_numel(a->u.t) != 1) return false;
@@ -274,8 +275,13 @@ static ox_tensor *fold_transpose_view(ox_graph *g, const ox_node *n) {
         perm[i] = p;
         dims[i] = b->dims[p];
     }
-    *t = (ox_tensor){.dtype = b->dtype, .rank = b->rank, .dims = dims, .nbytes = b->nbytes,
-                     .storage = OX_DATA_PERMUTED, .base = b, .perm = perm};
+    *t = (ox_tensor){.dtype = b->dtype,
+                     .rank = b->rank,
+                     .dims = dims,
+                     .nbytes = b->nbytes,
+                     .storage = OX_DATA_PERMUTED,
+                     .base = b,
+                     .perm = perm};
     return t;
 }
 
@@ -293,7 +299,7 @@ static ox_code fold_with_kernel(ox_graph *g, ox_node *n, const bool *look, ox_te
             size_t es = ox_dtype_size(temp[k].dtype);
             /* malloc, not the arena: a temporary of up to FOLD_TEMP_BYTES is not kept */
             unsigned char *b = buf[k] = malloc(temp[k].nbytes ? temp[k].nbytes : 1);
-            if (!b) goto done;   /* no memory for an optional temporary: the node just stays */
+            if (!b) goto done; /* no memory for an optional temporary: the node just stays */
             if (temp[k].nbytes) memcpy(b, value[k], es);
             for (size_t have = es; have < temp[k].nbytes; have *= 2)
                 memcpy(b + have, b, have < temp[k].nbytes - have ? have : temp[k].nbytes - have);
@@ -315,8 +321,11 @@ static ox_code fold_with_kernel(ox_graph *g, ox_node *n, const bool *look, ox_te
     }
     size_t grown = 0;
     for (int k = 0; k < n->noutputs; k++) grown += out[k] ? out[k]->nbytes : 0;
-    if (grown > freed && grown > FOLD_GROW_BYTES) { rc = OX_EUNSUPPORTED; goto done; }   /* would grow the file */
-    bool weight = false;   /* computed from weights: saved or left out with them */
+    if (grown > freed && grown > FOLD_GROW_BYTES) {
+        rc = OX_EUNSUPPORTED;
+        goto done;
+    } /* would grow the file */
+    bool weight = false; /* computed from weights: saved or left out with them */
     for (int k = 0; k < n->ninputs; k++) weight |= in[k] && ox_tensor_is_weight(in[k]);
     for (int k = 0; k < n->noutputs; k++)
         if (out[k]) out[k]->weight = weight;
@@ -337,7 +346,8 @@ ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
         ox_tensor *out[8] = {0};
         if ((oxp_op_is(n, "Shape") || oxp_op_is(n, "Size")) && n->ninputs == 1) {
             if (!(out[0] = fold_shape(g, n))) continue;
-        } else if ((oxp_op_is(n, "Gather") || oxp_op_is(n, "Slice")) && n->noutputs == 1 && (out[0] = fold_shape_pick(g, n))) {
+        } else if ((oxp_op_is(n, "Gather") || oxp_op_is(n, "Slice")) && n->noutputs == 1 &&
+                   (out[0] = fold_shape_pick(g, n))) {
             /* a static part of a symbolic shape */
         } else {
             bool view = oxp_op_is(n, "Transpose") && n->ninputs == 1;
@@ -367,14 +377,17 @@ ox_code ox_pass_fold(ox_graph *g, ox_pass_stats *st) {
             } else if (!ox_fold_has_kernel(n->op_type)) {
                 continue;
             } else {
-                ox_code rc = fold_with_kernel(g, n, look, temp, (const unsigned char (*)[16])value, freed, out);
+                ox_code rc = fold_with_kernel(g, n, look, temp, (const unsigned char(*)[16])value, freed, out);
                 if (rc == OX_ENOMEM) return ox_graph_status(g);
                 if (rc != OX_OK) continue;
             }
         }
         bool done = true;
         for (int k = 0; k < n->noutputs && done; k++) {
-            if (!out[k]) { done = false; break; }
+            if (!out[k]) {
+                done = false;
+                break;
+            }
             ox_value *c = ox_graph_adopt_tensor(g, NULL, out[k]);
             if (!c) return ox_graph_status(g);
             done = oxp_replace(n->outputs[k], c, true);
@@ -401,8 +414,7 @@ ox_code ox_pass_dce(ox_graph *g, ox_pass_stats *st) {
         ox_node *n = g->nodes[i];
         if (n->dead) continue;
         bool live = false;
-        for (int k = 0; k < n->noutputs && !live; k++)
-            live = n->outputs[k]->uses > 0 || n->outputs[k]->is_output;
+        for (int k = 0; k < n->noutputs && !live; k++) live = n->outputs[k]->uses > 0 || n->outputs[k]->is_output;
         if (live) continue;
         n->dead = true;
         if (st) st->nodes_removed++;

@@ -46,9 +46,7 @@ void oxp_resolve_all(ox_graph *g);
 bool oxp_replace(ox_value *from, ox_value *to, bool fresh);
 
 /* n is `op` of the default domain. */
-static inline bool oxp_op_is(const ox_node *n, const char *op) {
-    return !n->domain && strcmp(n->op_type, op) == 0;
-}
+static inline bool oxp_op_is(const ox_node *n, const char *op) { return !n->domain && strcmp(n->op_type, op) == 0; }
 
 /* v is a live initializer whose bytes can be read. */
 static inline bool oxp_is_const(const ox_value *v) {

@@ -14,7 +14,7 @@
 /* The node computes its input `in` as output 0: its readers read `in` instead. */
 static bool forward(ox_node *n, ox_value *in, ox_pass_stats *st) {
     for (int k = 1; k < n->noutputs; k++)
-        if (n->outputs[k]->uses || n->outputs[k]->is_output) return false;   /* e.g. a Dropout mask */
+        if (n->outputs[k]->uses || n->outputs[k]->is_output) return false; /* e.g. a Dropout mask */
     if (!in || !oxp_replace(n->outputs[0], in, false)) return false;
     n->dead = true;
     if (st) st->noops_removed++;
@@ -32,11 +32,14 @@ static bool reshape_is_noop(const ox_node *n) {
     int minus = -1;
     for (int i = 0; i < r; i++) {
         int64_t d = (int64_t)oxp_elem(s->tensor, i);
-        if (d == 0 && !allowzero) continue;            /* copies x's dim i */
-        if (d == -1 && minus < 0) { minus = i; continue; }
+        if (d == 0 && !allowzero) continue; /* copies x's dim i */
+        if (d == -1 && minus < 0) {
+            minus = i;
+            continue;
+        }
         if (d != x->dims[i].value) return false;
     }
-    return true;   /* every other dim equal, so a single -1 can only be x's own size there */
+    return true; /* every other dim equal, so a single -1 can only be x's own size there */
 }
 
 /* Expand(x, shape) gives x's own shape: every shape entry is 1 or x's dim (right-aligned). */
@@ -63,7 +66,7 @@ static bool is_neutral(const ox_value *c, const ox_value *x, double e) {
     if (oxp_is_const(c)) {
         ct = c->tensor;
     } else if (oxp_constant_of_shape(c, &t, dims, value)) {
-        t.data = value;   /* one element at most is read: numel must be 1 */
+        t.data = value; /* one element at most is read: numel must be 1 */
         ct = &t;
     }
     if (!ct || ct->dtype != x->dtype || ox_tensor_numel(ct) != 1 || ct->rank > x->rank) return false;
@@ -97,7 +100,10 @@ static void simplify_transpose(ox_graph *g, ox_node *n, ox_pass_stats *st) {
     if (!transpose_perm(n, rank, p2)) return;
     bool identity = true;
     for (int i = 0; i < rank; i++) identity &= p2[i] == i;
-    if (identity) { forward(n, n->inputs[0], st); return; }
+    if (identity) {
+        forward(n, n->inputs[0], st);
+        return;
+    }
     ox_node *prev = n->inputs[0] ? n->inputs[0]->producer : NULL;
     if (!prev || prev->dead || !oxp_op_is(prev, "Transpose") || !transpose_perm(prev, rank, p1)) return;
     /* y = T(T(x, p1), p2): y dim i is x dim p1[p2[i]]. */
@@ -106,10 +112,13 @@ static void simplify_transpose(ox_graph *g, ox_node *n, ox_pass_stats *st) {
         both[i] = p1[p2[i]];
         identity &= both[i] == i;
     }
-    if (identity) { forward(n, prev->inputs[0], st); return; }
+    if (identity) {
+        forward(n, prev->inputs[0], st);
+        return;
+    }
     n->inputs[0] = prev->inputs[0];
     ox_node_set_ints(g, n, "perm", both, rank);
-    if (st) st->noops_removed++;   /* prev is read by one node fewer; DCE drops it if unused */
+    if (st) st->noops_removed++; /* prev is read by one node fewer; DCE drops it if unused */
 }
 
 /* Whether every element of v is >= 0, as far as a short walk up its producers can tell: a
@@ -130,18 +139,19 @@ static bool nonneg(const ox_value *v, int depth) {
     if (!strcmp(op, "Shape") || !strcmp(op, "Size")) return true;
     if (!strcmp(op, "Range"))
         return p->ninputs == 3 && nonneg(p->inputs[0], depth + 1) && oxp_is_const(p->inputs[2]) &&
-               ox_tensor_numel(p->inputs[2]->tensor) == 1 && oxp_elem(p->inputs[2]->tensor, 0) > 0;
-    static const char *const moves[] = {"Unsqueeze", "Squeeze", "Reshape", "Expand", "Transpose", "Identity",
-                                        "Flatten", "Slice", "Gather", "GatherND", "GatherElements", "Tile",
-                                        "CumSum", "Abs", "Relu"};
+            ox_tensor_numel(p->inputs[2]->tensor) == 1 && oxp_elem(p->inputs[2]->tensor, 0) > 0;
+    static const char *const moves[] = {"Unsqueeze",      "Squeeze", "Reshape", "Expand", "Transpose",
+                                        "Identity",       "Flatten", "Slice",   "Gather", "GatherND",
+                                        "GatherElements", "Tile",    "CumSum",  "Abs",    "Relu"};
     for (size_t k = 0; k < sizeof moves / sizeof *moves; k++)
         if (!strcmp(op, moves[k])) return !strcmp(op, "Abs") || nonneg(p->inputs[0], depth + 1);
-    if (!strcmp(op, "Cast")) {   /* a wider or equal integer type keeps the sign */
+    if (!strcmp(op, "Cast")) { /* a wider or equal integer type keeps the sign */
         int64_t to = ox_node_attr_int(p, "to", -1);
-        return (to == OX_INT64 || (to == OX_INT32 && p->inputs[0]->dtype == OX_INT32)) && nonneg(p->inputs[0], depth + 1);
+        return (to == OX_INT64 || (to == OX_INT32 && p->inputs[0]->dtype == OX_INT32)) &&
+            nonneg(p->inputs[0], depth + 1);
     }
-    bool all = !strcmp(op, "Add") || !strcmp(op, "Mul") || !strcmp(op, "Concat") || !strcmp(op, "Max") ||
-               !strcmp(op, "Min");
+    bool all =
+        !strcmp(op, "Add") || !strcmp(op, "Mul") || !strcmp(op, "Concat") || !strcmp(op, "Max") || !strcmp(op, "Min");
     if (!strcmp(op, "Where")) all = p->ninputs == 3;
     if (!all) return false;
     for (int k = !strcmp(op, "Where") ? 1 : 0; k < p->ninputs; k++)
@@ -195,7 +205,9 @@ static bool guard_is_noop(const ox_node *n) {
     if (axis != -1 && !(p->rank > 0 && axis == p->rank - 1)) return false;
     const ox_node *add = sm->inputs[0] ? sm->inputs[0]->producer : NULL;
     if (!add || !oxp_op_is(add, "Add") || add->ninputs != 2) return false;
-    const ox_value *mask = oxp_is_const(add->inputs[1]) ? add->inputs[1] : oxp_is_const(add->inputs[0]) ? add->inputs[0] : NULL;
+    const ox_value *mask = oxp_is_const(add->inputs[1]) ? add->inputs[1] :
+        oxp_is_const(add->inputs[0])                    ? add->inputs[0] :
+                                                          NULL;
     if (!mask || !ox_dtype_is_float(mask->tensor->dtype)) return false;
     const ox_tensor *t = mask->tensor;
     int64_t numel = ox_tensor_numel(t), row = t->rank > 0 ? t->dims[t->rank - 1] : 1;

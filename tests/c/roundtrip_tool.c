@@ -14,7 +14,10 @@
 #include "onnx/read.h"
 
 int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s model.onnx\n", argv[0]); return 64; }
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s model.onnx\n", argv[0]);
+        return 64;
+    }
     ox_graph *g = NULL;
     ox_read_info *info = NULL;
     ox_error err = {0};
@@ -38,8 +41,7 @@ int main(int argc, char **argv) {
     }
     if (!rc) {
         fprintf(stderr, "dropped:");
-        for (uint32_t i = 0; i < info->ndropped; i++)
-            fprintf(stderr, "%s%s", i ? "; " : " ", info->dropped[i]);
+        for (uint32_t i = 0; i < info->ndropped; i++) fprintf(stderr, "%s%s", i ? "; " : " ", info->dropped[i]);
         fprintf(stderr, "\n");
     }
     free(buf);

@@ -9,7 +9,7 @@ static void test_alloc_and_strings(void) {
     CHECK(a != NULL);
     int64_t *p = ox_arena_array(a, 10, sizeof *p);
     CHECK(p != NULL);
-    for (int i = 0; i < 10; i++) CHECK(p[i] == 0);      /* zeroed */
+    for (int i = 0; i < 10; i++) CHECK(p[i] == 0); /* zeroed */
     CHECK(((uintptr_t)p % _Alignof(max_align_t)) == 0);
     CHECK_STR(ox_arena_strdup(a, "fc0.weight"), "fc0.weight");
     CHECK_STR(ox_arena_strndup(a, "abcdef", 3), "abc");
@@ -23,14 +23,14 @@ static void test_alloc_and_strings(void) {
     CHECK(!ox_arena_oom(a));
     CHECK(ox_arena_bytes(a) >= (1 << 20));
     ox_arena_free(a);
-    ox_arena_free(NULL);   /* no-op */
+    ox_arena_free(NULL); /* no-op */
 }
 
 static void test_overflow_and_sticky_oom(void) {
     ox_arena *a = ox_arena_new();
-    CHECK(ox_arena_array(a, SIZE_MAX / 2, 4) == NULL);   /* n * size overflows */
+    CHECK(ox_arena_array(a, SIZE_MAX / 2, 4) == NULL); /* n * size overflows */
     CHECK(ox_arena_oom(a));
-    CHECK(ox_arena_alloc(a, 8) == NULL);                  /* sticky */
+    CHECK(ox_arena_alloc(a, 8) == NULL); /* sticky */
     ox_arena_free(a);
 
     a = ox_arena_new();

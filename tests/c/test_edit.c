@@ -22,7 +22,7 @@ static void test_rename_dim_params(void) {
     ox_value_set_shape(g, y, 2, yd);
     ox_value *z = ox_graph_add_node(g, "Relu", NULL, 1, &x, 1)->outputs[0];
     z->rank = x->rank;
-    z->dims = x->dims;   /* one dims array for two values, as passes leave them */
+    z->dims = x->dims; /* one dims array for two values, as passes leave them */
     ox_graph_add_output(g, y);
     ox_graph_add_output(g, z);
     ox_error err = {0};
@@ -37,12 +37,12 @@ static void test_rename_dim_params(void) {
     /* a swap is one renaming, also where two values share the dims; what is not named stays */
     const char *from[2] = {"batch", "seq"}, *to[2] = {"seq", "batch"};
     CHECK(ox_graph_rename_dim_params(g, 2, from, to, &found, &nfound, &err) == OX_OK);
-    CHECK(found_is(found, nfound, all, 3));   /* the names before renaming */
+    CHECK(found_is(found, nfound, all, 3)); /* the names before renaming */
     CHECK_STR(x->dims[0].param, "seq");
     CHECK_STR(x->dims[1].param, "batch");
     CHECK(z->dims == x->dims);
     CHECK_STR(y->dims[0].param, "seq");
-    CHECK_STR(y->dims[1].param, "2*seq");     /* exact names only: expressions are the caller's */
+    CHECK_STR(y->dims[1].param, "2*seq"); /* exact names only: expressions are the caller's */
     const char *const swapped[3] = {"seq", "batch", "2*seq"};
     CHECK(ox_graph_rename_dim_params(g, 0, NULL, NULL, &found, &nfound, &err) == OX_OK);
     CHECK(found_is(found, nfound, swapped, 3));
@@ -112,7 +112,7 @@ static void test_set_weight(void) {
     ox_error_clear(&err);
     CHECK(ox_graph_set_weight(g, wa, NULL, 8, &err) == OX_EINVAL);
     ox_error_clear(&err);
-    CHECK(ox_graph_set_weight(g, x, fresh, 8, &err) == OX_EINVAL);   /* an input is no weight */
+    CHECK(ox_graph_set_weight(g, x, fresh, 8, &err) == OX_EINVAL); /* an input is no weight */
     ox_error_clear(&err);
     CHECK(wa->tensor->data == a);
 

@@ -43,7 +43,7 @@ static void test_place(void) {
     CHECK_EQ_INT(off, 16);
     CHECK(ox_extdata_place(16, 10, &off));
     CHECK_EQ_INT(off, 16);
-    CHECK(ox_extdata_place(17, 0, &off));   /* an empty tensor is placed like a small one */
+    CHECK(ox_extdata_place(17, 0, &off)); /* an empty tensor is placed like a small one */
     CHECK_EQ_INT(off, 32);
     CHECK(ox_extdata_place(17, (1u << 20) - 1, &off));
     CHECK_EQ_INT(off, 32);
@@ -65,20 +65,20 @@ static void test_place(void) {
     }
 
     /* The 64-bit edge: the last offset that fits, then one byte too many. */
-    uint64_t top = UINT64_MAX - 31;              /* 2^64 - 32, a multiple of 16 */
+    uint64_t top = UINT64_MAX - 31; /* 2^64 - 32, a multiple of 16 */
     CHECK(ox_extdata_place(top, 16, &off));
-    CHECK(off == top);                           /* ends at 2^64 - 16 */
-    CHECK(ox_extdata_place(top, 31, &off));      /* ends at 2^64 - 1 */
+    CHECK(off == top); /* ends at 2^64 - 16 */
+    CHECK(ox_extdata_place(top, 31, &off)); /* ends at 2^64 - 1 */
     off = 7;
-    CHECK(!ox_extdata_place(top, 32, &off));     /* would end at 2^64 */
-    CHECK_EQ_INT(off, 7);                        /* untouched */
-    CHECK(ox_extdata_place(top + 1, 15, &off));  /* rounds up to 2^64 - 16, ends at 2^64 - 1 */
+    CHECK(!ox_extdata_place(top, 32, &off)); /* would end at 2^64 */
+    CHECK_EQ_INT(off, 7); /* untouched */
+    CHECK(ox_extdata_place(top + 1, 15, &off)); /* rounds up to 2^64 - 16, ends at 2^64 - 1 */
     CHECK(off == UINT64_MAX - 15);
     CHECK(!ox_extdata_place(top + 1, 16, &off));
-    CHECK(!ox_extdata_place(UINT64_MAX - 14, 0, &off));   /* rounding up alone reaches 2^64 */
+    CHECK(!ox_extdata_place(UINT64_MAX - 14, 0, &off)); /* rounding up alone reaches 2^64 */
     CHECK(!ox_extdata_place(UINT64_MAX, 0, &off));
     CHECK(!ox_extdata_place(UINT64_MAX - 65535 + 1, 1u << 20, &off));
-    if (SIZE_MAX == UINT64_MAX) {                /* the largest tensor: only at offset 0 */
+    if (SIZE_MAX == UINT64_MAX) { /* the largest tensor: only at offset 0 */
         CHECK(ox_extdata_place(0, SIZE_MAX, &off));
         CHECK_EQ_INT(off, 0);
         CHECK(!ox_extdata_place(1, SIZE_MAX, &off));
@@ -89,7 +89,7 @@ static void test_bare_name(void) {
     CHECK(ox_extdata_bare_name("model.onnx.data"));
     CHECK(ox_extdata_bare_name("..data"));
     CHECK(ox_extdata_bare_name("..."));
-    CHECK(ox_extdata_bare_name("a\\b"));          /* a file name on POSIX */
+    CHECK(ox_extdata_bare_name("a\\b")); /* a file name on POSIX */
     CHECK(!ox_extdata_bare_name(NULL));
     CHECK(!ox_extdata_bare_name(""));
     CHECK(!ox_extdata_bare_name("."));
@@ -125,11 +125,11 @@ static void test_parse_u64(void) {
     CHECK(ox_extdata_parse_u64("007", &v) && v == 7);
     CHECK(ox_extdata_parse_u64("18446744073709551615", &v) && v == UINT64_MAX);
     v = 99;
-    const char *bad[] = {"", "18446744073709551616", "99999999999999999999", "-1", "+1", " 1", "1 ",
-                         "0x10", "1e3", "1.0"};
+    const char *bad[] = {"",   "18446744073709551616", "99999999999999999999", "-1", "+1", " 1", "1 ", "0x10", "1e3",
+                         "1.0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(!ox_extdata_parse_u64(bad[i], &v));
-        CHECK_EQ_INT(v, 99);   /* untouched */
+        CHECK_EQ_INT(v, 99); /* untouched */
     }
 }
 
@@ -140,7 +140,7 @@ static void test_check_range(void) {
     CHECK_EQ_INT(len, 100);
     CHECK_EQ_INT(ox_extdata_check_range(100, 84, true, 16, 16, &len, "w", "w.bin", &err, NULL), OX_OK);
     CHECK_EQ_INT(ox_extdata_check_range(100, 84, false, 0, 16, &len, "w", "w.bin", &err, NULL), OX_OK);
-    CHECK_EQ_INT(len, 16);   /* no length: to the end of the file */
+    CHECK_EQ_INT(len, 16); /* no length: to the end of the file */
     CHECK_EQ_INT(ox_extdata_check_range(100, 100, false, 0, 0, &len, "w", "w.bin", &err, NULL), OX_OK);
     CHECK_EQ_INT(len, 0);
     CHECK_EQ_INT(ox_extdata_check_range(0, 0, true, 0, 0, &len, "w", "w.bin", &err, NULL), OX_OK);
@@ -156,15 +156,15 @@ static void test_check_range(void) {
         {100, 101, true, 0, 0, "external data offset 101 is past the end of 'w.bin' (100 bytes)"},
         {100, UINT64_MAX, true, 1, 1, "is past the end"},
         {100, 90, true, 11, 11, "external data [90, +11) is past the end of 'w.bin' (100 bytes)"},
-        {100, 1, true, UINT64_MAX, 16, "[1, +18446744073709551615) is past the end"},   /* off + len wraps */
+        {100, 1, true, UINT64_MAX, 16, "[1, +18446744073709551615) is past the end"}, /* off + len wraps */
         {100, 0, true, 16, 12, "external data length 16 in 'w.bin', its shape needs 12 bytes"},
         {100, 84, false, 0, 12, "length 16 in 'w.bin'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ox_error_clear(&err);
         len = 7;
-        ox_code rc = ox_extdata_check_range(bad[i].file, bad[i].off, bad[i].has_len, bad[i].len,
-                                            bad[i].nbytes, &len, "w", "w.bin", &err, "node 'n' (Add)");
+        ox_code rc = ox_extdata_check_range(bad[i].file, bad[i].off, bad[i].has_len, bad[i].len, bad[i].nbytes, &len,
+                                            "w", "w.bin", &err, "node 'n' (Add)");
         CHECK_EQ_INT(rc, OX_EFORMAT);
         CHECK_EQ_INT(len, 7);
         if (!strstr(err.msg, bad[i].msg)) fprintf(stderr, "case %zu: '%s'\n", i, err.msg);
@@ -188,7 +188,10 @@ static const char *path(const char *name) {
 
 static void write_file(const char *p, const char *text) {
     FILE *f = fopen(p, "wb");
-    if (!f || fputs(text, f) < 0) { perror(p); exit(1); }
+    if (!f || fputs(text, f) < 0) {
+        perror(p);
+        exit(1);
+    }
     fclose(f);
 }
 
@@ -199,7 +202,10 @@ static void make_tree(void) {
     snprintf(root, sizeof root, "%s/extdata-XXXXXX", base);
     if (!mkdtemp(root)) {
         snprintf(root, sizeof root, "/tmp/extdata-XXXXXX");
-        if (!mkdtemp(root)) { perror("mkdtemp"); exit(1); }
+        if (!mkdtemp(root)) {
+            perror("mkdtemp");
+            exit(1);
+        }
     }
     /* model/            the base folder
      *   w.bin, sub/w.bin, sub/deeper/w.bin
@@ -234,7 +240,10 @@ static void make_tree(void) {
     rc |= symlink("model", path("model_link"));
     rc |= symlink(path("outside/secret.bin"), path("swapped/w.bin"));
     rc |= symlink(path("outside"), path("swapped/sub"));
-    if (rc) { perror("symlink"); exit(1); }
+    if (rc) {
+        perror("symlink");
+        exit(1);
+    }
 }
 
 /* Opens loc below base; returns the code, and when it is OX_OK the file's first bytes in got. */
@@ -265,7 +274,7 @@ static void test_open(void) {
 
     CHECK_EQ_INT(try_open(&d, model, "w.bin", &err, got), OX_OK);
     CHECK_STR(got, "model bytes.....");
-    CHECK(d.fd >= 0 && d.real != NULL);   /* the folder stays open for the next tensor */
+    CHECK(d.fd >= 0 && d.real != NULL); /* the folder stays open for the next tensor */
     CHECK_EQ_INT(try_open(&d, model, "sub/deeper/w.bin", &err, got), OX_OK);
     CHECK_STR(got, "deeper bytes....");
     CHECK_EQ_INT(try_open(&d, model, "./sub//w.bin", &err, got), OX_OK);
@@ -300,16 +309,16 @@ static void test_open(void) {
     /* what is not a regular file inside, and what is not there */
     CHECK_EQ_INT(try_open(&d, model, "sub", &err, got), OX_EINVAL);
     CHECK(strstr(err.msg, "is not a regular file") != NULL);
-    CHECK_EQ_INT(try_open(&d, model, ".", &err, got), OX_EINVAL);   /* the folder itself */
+    CHECK_EQ_INT(try_open(&d, model, ".", &err, got), OX_EINVAL); /* the folder itself */
     CHECK(strstr(err.msg, "resolves outside the model folder") != NULL);
     CHECK_EQ_INT(try_open(&d, model, "self", &err, got), OX_EINVAL);
     CHECK_EQ_INT(try_open(&d, model, "missing.bin", &err, got), OX_EIO);
     CHECK(strstr(err.msg, "cannot be resolved") != NULL);
-    CHECK_EQ_INT(try_open(&d, model, "w.bin/x", &err, got), OX_EINVAL);   /* ENOTDIR */
+    CHECK_EQ_INT(try_open(&d, model, "w.bin/x", &err, got), OX_EINVAL); /* ENOTDIR */
 
     ox_extdata_dir_close(&d);
     CHECK(d.fd == -1 && d.real == NULL);
-    ox_extdata_dir_close(&d);   /* twice is fine */
+    ox_extdata_dir_close(&d); /* twice is fine */
 
     /* a base folder given through a link is resolved first: its files are inside */
     CHECK_EQ_INT(try_open(&d, path("model_link"), "w.bin", &err, got), OX_OK);
@@ -340,14 +349,14 @@ static void test_nofollow(void) {
     ox_error err = {0};
     char got[17];
     const char *model = path("model");
-    CHECK_EQ_INT(try_open(&d, model, "w.bin", &err, got), OX_OK);   /* resolves and opens model/ */
+    CHECK_EQ_INT(try_open(&d, model, "w.bin", &err, got), OX_OK); /* resolves and opens model/ */
     close(d.fd);
     d.fd = open(path("swapped"), O_RDONLY | O_DIRECTORY);
     CHECK(d.fd >= 0);
     CHECK_EQ_INT(try_open(&d, model, "w.bin", &err, got), OX_EINVAL);
     CHECK(strstr(err.msg, "a symbolic link appeared while reading") != NULL);
     CHECK(got[0] == 0);
-    CHECK_EQ_INT(try_open(&d, model, "sub/w.bin", &err, got), OX_EINVAL);   /* a link as a folder */
+    CHECK_EQ_INT(try_open(&d, model, "sub/w.bin", &err, got), OX_EINVAL); /* a link as a folder */
     CHECK(strstr(err.msg, "inside the model folder") != NULL);
     CHECK(got[0] == 0);
     ox_extdata_dir_close(&d);
@@ -358,12 +367,12 @@ static void test_map(void) {
     CHECK(fd >= 0);
     void *addr = (void *)1;
     CHECK_EQ_INT(ox_extdata_map(fd, 16, &addr), 0);
-    close(fd);   /* the mapping outlives the descriptor */
+    close(fd); /* the mapping outlives the descriptor */
     CHECK(addr != NULL && memcmp(addr, "model bytes.....", 16) == 0);
     ox_extdata_unmap(addr, 16);
 
     addr = (void *)1;
-    CHECK_EQ_INT(ox_extdata_map(-1, 0, &addr), 0);   /* nothing to map */
+    CHECK_EQ_INT(ox_extdata_map(-1, 0, &addr), 0); /* nothing to map */
     CHECK(addr == NULL);
     ox_extdata_unmap(NULL, 0);
 
@@ -373,9 +382,9 @@ static void test_map(void) {
 }
 
 static void remove_tree(void) {
-    const char *links[] = {"model/in_link", "model/sub_link", "model/out_link", "model/out_dir",
-                           "model/abs_link", "model/self", "model/prefix_link", "model_link",
-                           "swapped/w.bin", "swapped/sub", "model/w.bin", "model/sub/w.bin",
+    const char *links[] = {"model/in_link",          "model/sub_link",     "model/out_link",    "model/out_dir",
+                           "model/abs_link",         "model/self",         "model/prefix_link", "model_link",
+                           "swapped/w.bin",          "swapped/sub",        "model/w.bin",       "model/sub/w.bin",
                            "model/sub/deeper/w.bin", "outside/secret.bin", "model2/secret.bin"};
     for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) unlink(path(links[i]));
     const char *dirs[] = {"model/sub/deeper", "model/sub", "model", "model2", "outside", "swapped"};

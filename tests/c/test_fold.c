@@ -49,8 +49,8 @@ static void expect_einval(ox_node *n, const ox_tensor **in, const char *what, in
     ox_code rc;
     ox_tensor *t = run(n, in, &rc);
     if (t || rc != OX_EINVAL || !strstr(g->err.msg, what) || !strstr(g->err.msg, "node 'n0")) {
-        fprintf(stderr, "%s:%d: expected EINVAL with \"%s\", got %s \"%s\"\n", __FILE__, line, what,
-                ox_code_name(rc), g->err.msg);
+        fprintf(stderr, "%s:%d: expected EINVAL with \"%s\", got %s \"%s\"\n", __FILE__, line, what, ox_code_name(rc),
+                g->err.msg);
         check_failures++;
     }
     ox_error_clear(&g->err);
@@ -58,8 +58,13 @@ static void expect_einval(ox_node *n, const ox_tensor **in, const char *what, in
 #define EXPECT_EINVAL(n, in, what) expect_einval((n), (in), (what), __LINE__)
 
 /* Declined quietly: OX_EUNSUPPORTED and no error recorded. */
-#define EXPECT_DECLINED(n, in) do { ox_code rc_; CHECK(run((n), (in), &rc_) == NULL); \
-    CHECK_EQ_INT(rc_, OX_EUNSUPPORTED); CHECK_EQ_INT(g->err.code, OX_OK); } while (0)
+#define EXPECT_DECLINED(n, in) \
+    do { \
+        ox_code rc_; \
+        CHECK(run((n), (in), &rc_) == NULL); \
+        CHECK_EQ_INT(rc_, OX_EUNSUPPORTED); \
+        CHECK_EQ_INT(g->err.code, OX_OK); \
+    } while (0)
 
 static int64_t i64_at(const ox_tensor *t, int64_t k) {
     int64_t v;
@@ -78,9 +83,9 @@ static void test_output_limit(void) {
     float one = 1;
     int64_t over = (64 << 20) / 4 + 1, exact = (64 << 20) / 4;
     const ox_tensor *in[2] = {tensor(OX_FLOAT, 0, NULL, &one), vec_i64(1, &over)};
-    EXPECT_DECLINED(node("Expand", 2), in);                /* just over 64 MiB */
+    EXPECT_DECLINED(node("Expand", 2), in); /* just over 64 MiB */
     in[1] = vec_i64(1, &exact);
-    ox_tensor *t = run(node("Expand", 2), in, NULL);       /* exactly 64 MiB */
+    ox_tensor *t = run(node("Expand", 2), in, NULL); /* exactly 64 MiB */
     CHECK(t && t->nbytes == (size_t)64 << 20);
     CHECK(!ox_graph_failed(g));
 }
@@ -144,19 +149,25 @@ static void test_dispatch(void) {
 
 static void test_cast(void) {
     ox_node *n = node("Cast", 1);
-    float f[8] = {1.0f / 3, 65519.0f, 65520.0f, 5.9604645e-08f /* 2^-24 */, 2.9802322e-08f /* 2^-25 */,
-                  8.940697e-08f /* 1.5 * 2^-24 */, NAN, -INFINITY};
+    float f[8] = {1.0f / 3,
+                  65519.0f,
+                  65520.0f,
+                  5.9604645e-08f /* 2^-24 */,
+                  2.9802322e-08f /* 2^-25 */,
+                  8.940697e-08f /* 1.5 * 2^-24 */,
+                  NAN,
+                  -INFINITY};
     const ox_tensor *in[1] = {vec_f32(8, f)};
     ox_node_set_int(g, n, "to", OX_FLOAT16);
     ox_tensor *h = run(n, in, NULL);
     CHECK(h && h->dtype == OX_FLOAT16);
     if (h) {
-        CHECK_EQ_INT(u16_at(h, 0), 0x3555);   /* 1/3 to nearest */
-        CHECK_EQ_INT(u16_at(h, 1), 0x7bff);   /* 65519 rounds down to 65504 */
-        CHECK_EQ_INT(u16_at(h, 2), 0x7c00);   /* 65520 is the first value that rounds to inf */
-        CHECK_EQ_INT(u16_at(h, 3), 0x0001);   /* the smallest subnormal */
-        CHECK_EQ_INT(u16_at(h, 4), 0x0000);   /* half of it: a tie, to even (zero) */
-        CHECK_EQ_INT(u16_at(h, 5), 0x0002);   /* 1.5 of it: a tie, to even (two) */
+        CHECK_EQ_INT(u16_at(h, 0), 0x3555); /* 1/3 to nearest */
+        CHECK_EQ_INT(u16_at(h, 1), 0x7bff); /* 65519 rounds down to 65504 */
+        CHECK_EQ_INT(u16_at(h, 2), 0x7c00); /* 65520 is the first value that rounds to inf */
+        CHECK_EQ_INT(u16_at(h, 3), 0x0001); /* the smallest subnormal */
+        CHECK_EQ_INT(u16_at(h, 4), 0x0000); /* half of it: a tie, to even (zero) */
+        CHECK_EQ_INT(u16_at(h, 5), 0x0002); /* 1.5 of it: a tie, to even (two) */
         CHECK((u16_at(h, 6) & 0x7c00) == 0x7c00 && (u16_at(h, 6) & 0x3ff));
         CHECK_EQ_INT(u16_at(h, 7), 0xfc00);
     }
@@ -175,7 +186,10 @@ static void test_cast(void) {
     in[0] = h;
     ox_node_set_int(g, n, "to", OX_FLOAT);
     ox_tensor *back = run(n, in, NULL);
-    if (back) { const float *v = back->data; CHECK(v[0] == 1.0f && v[1] == 1.015625f && signbit(v[3])); }
+    if (back) {
+        const float *v = back->data;
+        CHECK(v[0] == 1.0f && v[1] == 1.015625f && signbit(v[3]));
+    }
 
     /* an int64 past 2^53 rounds once, not twice: 2^60 + 2^36 + 1 is just over half an ulp of float */
     int64_t big[2] = {((int64_t)1 << 60) + ((int64_t)1 << 36) + 1, -(((int64_t)1 << 53) + 1)};
@@ -190,14 +204,20 @@ static void test_cast(void) {
     CHECK(t != NULL);
     ox_node_set_int(g, n, "to", OX_DOUBLE);
     t = run(n, in, NULL);
-    if (t) { const double *v = t->data; CHECK(v[1] == -9007199254740992.0); }
+    if (t) {
+        const double *v = t->data;
+        CHECK(v[1] == -9007199254740992.0);
+    }
 
     /* float to int truncates toward zero; NaN and out of range are ONNX-undefined: declined */
     float fi[3] = {-2.7f, 2.7f, 127.9f};
     in[0] = vec_f32(3, fi);
     ox_node_set_int(g, n, "to", OX_INT8);
     t = run(n, in, NULL);
-    if (t) { const int8_t *v = t->data; CHECK(v[0] == -2 && v[1] == 2 && v[2] == 127); }
+    if (t) {
+        const int8_t *v = t->data;
+        CHECK(v[0] == -2 && v[1] == 2 && v[2] == 127);
+    }
     CHECK(t != NULL);
     fi[2] = 128.0f;
     in[0] = vec_f32(3, fi);
@@ -209,21 +229,27 @@ static void test_cast(void) {
     fi[2] = -0.5f;
     in[0] = vec_f32(3, fi);
     ox_node_set_int(g, n, "to", OX_UINT64);
-    EXPECT_DECLINED(n, in);   /* -2.7 to uint64 */
+    EXPECT_DECLINED(n, in); /* -2.7 to uint64 */
     ox_node_set_int(g, n, "to", OX_BOOL);
     t = run(n, in, NULL);
-    if (t) { const unsigned char *v = t->data; CHECK(v[0] == 1 && v[2] == 1); }
+    if (t) {
+        const unsigned char *v = t->data;
+        CHECK(v[0] == 1 && v[2] == 1);
+    }
 
     /* integers to integers wrap */
     int64_t w[2] = {300, -1};
     in[0] = vec_i64(2, w);
     ox_node_set_int(g, n, "to", OX_UINT8);
     t = run(n, in, NULL);
-    if (t) { const uint8_t *v = t->data; CHECK(v[0] == 44 && v[1] == 255); }
+    if (t) {
+        const uint8_t *v = t->data;
+        CHECK(v[0] == 44 && v[1] == 255);
+    }
     CHECK(t != NULL);
     ox_node_set_int(g, n, "to", OX_STRING);
     EXPECT_DECLINED(n, in);
-    ox_node_set_int(g, n, "to", 17);   /* float8e4m3fn: not in the IR */
+    ox_node_set_int(g, n, "to", 17); /* float8e4m3fn: not in the IR */
     EXPECT_DECLINED(n, in);
     EXPECT_EINVAL(node("Cast", 1), in, "needs an int attribute 'to'");
 }
@@ -233,7 +259,10 @@ static void test_arithmetic(void) {
     int8_t a8[2] = {127, -128}, b8[1] = {1};
     const ox_tensor *in[4] = {tensor(OX_INT8, 1, &d2, a8), tensor(OX_INT8, 1, &d1, b8)};
     ox_tensor *t = run(node("Add", 2), in, NULL);
-    if (t) { const int8_t *v = t->data; CHECK(v[0] == -128 && v[1] == -127); }
+    if (t) {
+        const int8_t *v = t->data;
+        CHECK(v[0] == -128 && v[1] == -127);
+    }
     CHECK(t != NULL);
     uint8_t u[1] = {0};
     in[0] = tensor(OX_UINT8, 1, &d1, u);
@@ -249,17 +278,17 @@ static void test_arithmetic(void) {
     CHECK(t && i64_at(t, 0) == ((int64_t)1 << 62) + 3 && i64_at(t, 1) == INT64_MAX && i64_at(t, 2) == -5);
     t = run(node("Mul", 2), in, NULL);
     CHECK(t && i64_at(t, 0) == INT64_MIN + 2 && i64_at(t, 1) == INT64_MIN && i64_at(t, 2) == -14);
-    t = run(node("Div", 2), in, NULL);   /* truncation toward zero; INT64_MIN / -1 wraps */
+    t = run(node("Div", 2), in, NULL); /* truncation toward zero; INT64_MIN / -1 wraps */
     CHECK(t && i64_at(t, 0) == ((int64_t)1 << 61) && i64_at(t, 1) == INT64_MIN && i64_at(t, 2) == -3);
     ox_node *mod = node("Mod", 2);
-    t = run(mod, in, NULL);              /* fmod=0: the divisor's sign */
+    t = run(mod, in, NULL); /* fmod=0: the divisor's sign */
     CHECK(t && i64_at(t, 0) == 1 && i64_at(t, 1) == 0 && i64_at(t, 2) == 1);
     ox_node_set_int(g, mod, "fmod", 1);
-    t = run(mod, in, NULL);              /* fmod=1: the dividend's sign */
+    t = run(mod, in, NULL); /* fmod=1: the dividend's sign */
     CHECK(t && i64_at(t, 2) == -1);
     y[0] = 0;
     in[1] = vec_i64(3, y);
-    EXPECT_DECLINED(node("Div", 2), in);   /* integer division by zero is undefined */
+    EXPECT_DECLINED(node("Div", 2), in); /* integer division by zero is undefined */
     EXPECT_DECLINED(mod, in);
     float f[2] = {5.5f, -5.5f}, g2[2] = {2, 2};
     in[0] = vec_f32(2, f);
@@ -277,10 +306,16 @@ static void test_arithmetic(void) {
     in[1] = vec_f32(3, c3);
     t = run(node("Sub", 2), in, NULL);
     CHECK(t && t->rank == 2 && t->dims[0] == 2 && t->dims[1] == 3);
-    if (t) { const float *v = t->data; CHECK(v[0] == -10 && v[4] == -16 && v[5] == -25); }
+    if (t) {
+        const float *v = t->data;
+        CHECK(v[0] == -10 && v[4] == -16 && v[5] == -25);
+    }
     in[1] = tensor(OX_FLOAT, 2, d21, c2);
     t = run(node("Mul", 2), in, NULL);
-    if (t) { const float *v = t->data; CHECK(v[2] == 2 && v[3] == 6 && v[5] == 10); }
+    if (t) {
+        const float *v = t->data;
+        CHECK(v[2] == 2 && v[3] == 6 && v[5] == 10);
+    }
     in[1] = vec_f32(2, c2);
     EXPECT_EINVAL(node("Add", 2), in, "do not broadcast ([2, 3] with [2])");
 
@@ -294,7 +329,10 @@ static void test_arithmetic(void) {
     float fifteen = 15;
     in[2] = tensor(OX_FLOAT, 0, NULL, &fifteen);
     t = run(node("Max", 3), in, NULL);
-    if (t) { const float *v = t->data; CHECK(v[0] == 15 && v[1] == 20 && v[5] == 30); }
+    if (t) {
+        const float *v = t->data;
+        CHECK(v[0] == 15 && v[1] == 20 && v[5] == 30);
+    }
     t = run(node("Min", 1), in, NULL);
     CHECK(t && t->dims[0] == 2 && t->dims[1] == 1);
     in[1] = NULL;
@@ -304,7 +342,7 @@ static void test_arithmetic(void) {
     int64_t base[3] = {2, -1, 3}, e10[3] = {10, -3, -1};
     in[0] = vec_i64(3, base);
     in[1] = tensor(OX_INT64, 1, &d3, e10);
-    EXPECT_DECLINED(node("Pow", 2), in);   /* 3^-1 */
+    EXPECT_DECLINED(node("Pow", 2), in); /* 3^-1 */
     base[2] = 1;
     in[0] = vec_i64(3, base);
     t = run(node("Pow", 2), in, NULL);
@@ -319,9 +357,15 @@ static void test_arithmetic(void) {
     int8_t m[3] = {-128, -5, 7};
     in[0] = tensor(OX_INT8, 1, &d3, m);
     t = run(node("Neg", 1), in, NULL);
-    if (t) { const int8_t *v = t->data; CHECK(v[0] == -128 && v[1] == 5 && v[2] == -7); }
+    if (t) {
+        const int8_t *v = t->data;
+        CHECK(v[0] == -128 && v[1] == 5 && v[2] == -7);
+    }
     t = run(node("Abs", 1), in, NULL);
-    if (t) { const int8_t *v = t->data; CHECK(v[0] == -128 && v[1] == 5 && v[2] == 7); }
+    if (t) {
+        const int8_t *v = t->data;
+        CHECK(v[0] == -128 && v[1] == 5 && v[2] == 7);
+    }
     CHECK(t != NULL);
     EXPECT_DECLINED(node("Exp", 1), in);
     float fl[3] = {-1.5f, 0.25f, 4};
@@ -338,11 +382,14 @@ static void test_logic(void) {
     const ox_tensor *in[3] = {vec_i64(3, a), vec_i64(1, b)};
     ox_tensor *t = run(node("LessOrEqual", 2), in, NULL);
     CHECK(t && t->dtype == OX_BOOL);
-    if (t) { const unsigned char *v = t->data; CHECK(v[0] == 1 && v[1] == 0 && v[2] == 1); }
+    if (t) {
+        const unsigned char *v = t->data;
+        CHECK(v[0] == 1 && v[1] == 0 && v[2] == 1);
+    }
     uint64_t ua[1] = {UINT64_MAX}, ub[1] = {1};
     in[0] = tensor(OX_UINT64, 1, &d1, ua);
     in[1] = tensor(OX_UINT64, 1, &d1, ub);
-    t = run(node("Greater", 2), in, NULL);   /* unsigned: not -1 */
+    t = run(node("Greater", 2), in, NULL); /* unsigned: not -1 */
     CHECK(t && ((const unsigned char *)t->data)[0] == 1);
     float nan2[2] = {NAN, 1};
     in[0] = vec_f32(2, nan2);
@@ -354,9 +401,15 @@ static void test_logic(void) {
     in[0] = tensor(OX_BOOL, 1, &d3, p);
     in[1] = tensor(OX_BOOL, 1, &d3, q);
     t = run(node("Xor", 2), in, NULL);
-    if (t) { const unsigned char *v = t->data; CHECK(v[0] == 0 && v[1] == 1 && v[2] == 1); }
+    if (t) {
+        const unsigned char *v = t->data;
+        CHECK(v[0] == 0 && v[1] == 1 && v[2] == 1);
+    }
     t = run(node("Not", 1), in, NULL);
-    if (t) { const unsigned char *v = t->data; CHECK(v[0] == 0 && v[1] == 1); }
+    if (t) {
+        const unsigned char *v = t->data;
+        CHECK(v[0] == 0 && v[1] == 1);
+    }
 
     /* Where: any dtype, broadcast over three shapes */
     int64_t d31[2] = {3, 1}, d2 = 2;
@@ -409,11 +462,14 @@ static void test_shapes(void) {
     ox_node_set_ints(g, tr, "perm", perm, 3);
     t = run(tr, in, NULL);
     CHECK(t && t->dims[0] == 4 && t->dims[1] == 2 && t->dims[2] == 3);
-    if (t) { const float *v = t->data; CHECK(v[1] == 4 && v[3] == 12 && v[6] == 1 && v[23] == 23); }
+    if (t) {
+        const float *v = t->data;
+        CHECK(v[1] == 4 && v[3] == 12 && v[6] == 1 && v[23] == 23);
+    }
     perm[2] = 0;
     ox_node_set_ints(g, tr, "perm", perm, 3);
     EXPECT_EINVAL(tr, in, "perm is not a permutation");
-    t = run(node("Transpose", 1), in, NULL);   /* default: reversed */
+    t = run(node("Transpose", 1), in, NULL); /* default: reversed */
     CHECK(t && t->dims[0] == 4 && t->dims[2] == 2 && ((const float *)t->data)[1] == 12);
 
     /* Slice: negative steps, clamping, extreme values */
@@ -424,14 +480,17 @@ static void test_shapes(void) {
     in[4] = vec_i64(2, sp);
     t = run(node("Slice", 5), in, NULL);
     CHECK(t && t->dims[0] == 1 && t->dims[1] == 3 && t->dims[2] == 2);
-    if (t) { const float *v = t->data; CHECK(v[0] == 15 && v[1] == 13 && v[2] == 19 && v[5] == 21); }
-    in[4] = NULL;   /* steps omitted: 1; starts past ends: empty */
+    if (t) {
+        const float *v = t->data;
+        CHECK(v[0] == 15 && v[1] == 13 && v[2] == 19 && v[5] == 21);
+    }
+    in[4] = NULL; /* steps omitted: 1; starts past ends: empty */
     t = run(node("Slice", 5), in, NULL);
     CHECK(t && t->dims[0] == 0 && t->dims[2] == 0 && t->nbytes == 0);
     int64_t st1[1] = {1}, en1[1] = {1000};
     in[1] = vec_i64(1, st1);
     in[2] = vec_i64(1, en1);
-    t = run(node("Slice", 3), in, NULL);      /* axes default to 0.. */
+    t = run(node("Slice", 3), in, NULL); /* axes default to 0.. */
     CHECK(t && t->dims[0] == 1 && t->dims[1] == 3 && ((const float *)t->data)[0] == 12);
     int64_t bad_ax[2] = {1, -2};
     in[1] = vec_i64(2, st);
@@ -443,7 +502,7 @@ static void test_shapes(void) {
     in[2] = vec_i64(1, back_en);
     in[3] = vec_i64(1, back_ax);
     in[4] = vec_i64(1, back_sp);
-    EXPECT_DECLINED(node("Slice", 5), in);   /* ONNX Runtime and the spec disagree: not folded */
+    EXPECT_DECLINED(node("Slice", 5), in); /* ONNX Runtime and the spec disagree: not folded */
     in[1] = vec_i64(2, st);
     in[2] = vec_i64(2, en);
     int64_t zero_step[2] = {1, 0};
@@ -466,7 +525,10 @@ static void test_shapes(void) {
     ox_node_set_int(g, ga, "axis", -2);
     t = run(ga, in, NULL);
     CHECK(t && t->rank == 3 && t->dims[1] == 2);
-    if (t) { const float *v = t->data; CHECK(v[0] == 8 && v[4] == 0 && v[8] == 20); }
+    if (t) {
+        const float *v = t->data;
+        CHECK(v[0] == 8 && v[4] == 0 && v[8] == 20);
+    }
     ix[1] = 3;
     in[1] = tensor(OX_INT32, 1, &d2, ix);
     EXPECT_EINVAL(ga, in, "index out of range: 3 (at position 1) for axis 1 of size 3");
@@ -493,7 +555,7 @@ static void test_shapes(void) {
     in[0] = tensor(OX_FLOAT, 3, d131, x);
     t = run(node("Squeeze", 1), in, NULL);
     CHECK(t && t->rank == 1 && t->dims[0] == 3);
-    in[1] = vec_i64(0, NULL);   /* an empty axes list squeezes every 1, as ONNX Runtime reads it */
+    in[1] = vec_i64(0, NULL); /* an empty axes list squeezes every 1, as ONNX Runtime reads it */
     t = run(node("Squeeze", 2), in, NULL);
     CHECK(t && t->rank == 1 && t->dims[0] == 3);
     int64_t a1[1] = {1};
@@ -506,7 +568,7 @@ static void test_shapes(void) {
     int64_t ud[2] = {1, -4};
     in[1] = vec_i64(2, ud);
     EXPECT_EINVAL(node("Unsqueeze", 2), in, "is repeated");
-    ox_node *uq = node("Unsqueeze", 1);   /* opset < 13: axes as an attribute */
+    ox_node *uq = node("Unsqueeze", 1); /* opset < 13: axes as an attribute */
     ox_node_set_ints(g, uq, "axes", a1, 1);
     t = run(uq, in, NULL);
     CHECK(t && t->rank == 4 && t->dims[1] == 1);
@@ -525,7 +587,10 @@ static void test_shapes(void) {
     in[1] = vec_i64(3, e);
     t = run(node("Expand", 2), in, NULL);
     CHECK(t && t->rank == 3 && t->dims[0] == 2 && t->dims[1] == 3 && t->dims[2] == 6);
-    if (t) { const float *v = t->data; CHECK(v[5] == 0 && v[6] == 1 && v[35] == 2); }
+    if (t) {
+        const float *v = t->data;
+        CHECK(v[5] == 0 && v[6] == 1 && v[35] == 2);
+    }
     int64_t huge[3] = {(int64_t)1 << 40, 3, (int64_t)1 << 40};
     in[1] = vec_i64(3, huge);
     EXPECT_DECLINED(node("Expand", 2), in);
@@ -536,11 +601,10 @@ static void test_shapes(void) {
 
 static void test_range_and_reduce(void) {
     const ox_tensor *in[3] = {scalar_i64(INT64_MIN), scalar_i64(INT64_MAX), scalar_i64(INT64_MAX)};
-    ox_tensor *t = run(node("Range", 3), in, NULL);   /* the span overflows int64, not the count */
-    CHECK(t && t->dims[0] == 3 && i64_at(t, 0) == INT64_MIN && i64_at(t, 1) == -1 &&
-          i64_at(t, 2) == INT64_MAX - 1);
+    ox_tensor *t = run(node("Range", 3), in, NULL); /* the span overflows int64, not the count */
+    CHECK(t && t->dims[0] == 3 && i64_at(t, 0) == INT64_MIN && i64_at(t, 1) == -1 && i64_at(t, 2) == INT64_MAX - 1);
     in[2] = scalar_i64(1);
-    EXPECT_DECLINED(node("Range", 3), in);             /* 2^64 elements */
+    EXPECT_DECLINED(node("Range", 3), in); /* 2^64 elements */
     in[0] = scalar_i64(10);
     in[1] = scalar_i64(4);
     in[2] = scalar_i64(-3);
@@ -568,8 +632,11 @@ static void test_range_and_reduce(void) {
     ox_node_set_int(g, rs, "keepdims", 0);
     t = run(rs, in, NULL);
     CHECK(t && t->rank == 1 && t->dims[0] == 2);
-    if (t) { const int32_t *v = t->data; CHECK(v[0] == 6 && v[1] == 15); }
-    t = run(node("ReduceProd", 1), in, NULL);   /* no axes: everything, dims kept */
+    if (t) {
+        const int32_t *v = t->data;
+        CHECK(v[0] == 6 && v[1] == 15);
+    }
+    t = run(node("ReduceProd", 1), in, NULL); /* no axes: everything, dims kept */
     CHECK(t && t->rank == 2 && t->dims[0] == 1 && t->dims[1] == 1 && ((const int32_t *)t->data)[0] == 720);
     ox_node *noop = node("ReduceMax", 1);
     ox_node_set_int(g, noop, "noop_with_empty_axes", 1);
@@ -579,20 +646,20 @@ static void test_range_and_reduce(void) {
     int8_t none = 0;
     in[0] = tensor(OX_INT8, 2, d20, &none);
     in[1] = vec_i64(1, a1);
-    t = run(node("ReduceMax", 2), in, NULL);          /* over nothing: the lowest int8 */
+    t = run(node("ReduceMax", 2), in, NULL); /* over nothing: the lowest int8 */
     CHECK(t && t->dims[0] == 2 && t->dims[1] == 1 && ((const int8_t *)t->data)[1] == -128);
     t = run(node("ReduceMin", 2), in, NULL);
     CHECK(t && ((const int8_t *)t->data)[0] == 127);
     unsigned char nob = 0;
     in[0] = tensor(OX_BOOL, 2, d20, &nob);
-    EXPECT_DECLINED(node("ReduceMax", 2), in);   /* ONNX Runtime refuses bool over nothing */
+    EXPECT_DECLINED(node("ReduceMax", 2), in); /* ONNX Runtime refuses bool over nothing */
 
     /* integer sums and products that leave the dtype: numpy wraps, ONNX Runtime saturates */
     int32_t big[4] = {1 << 30, 1 << 30, 1 << 30, -(1 << 30)};
     int64_t d4 = 4;
     in[0] = tensor(OX_INT32, 1, &d4, big);
     in[1] = NULL;
-    EXPECT_DECLINED(node("ReduceSum", 1), in);   /* 2^31 does not fit int32 */
+    EXPECT_DECLINED(node("ReduceSum", 1), in); /* 2^31 does not fit int32 */
     big[0] = -(1 << 30);
     in[0] = tensor(OX_INT32, 1, &d4, big);
     t = run(node("ReduceSum", 1), in, NULL);
@@ -601,13 +668,13 @@ static void test_range_and_reduce(void) {
     int64_t p2[2] = {(int64_t)1 << 62, 2}, pe[2] = {2, 2};
     in[0] = vec_i64(2, p2);
     in[1] = vec_i64(2, pe);
-    EXPECT_DECLINED(node("Pow", 2), in);          /* (2^62)^2 */
+    EXPECT_DECLINED(node("Pow", 2), in); /* (2^62)^2 */
     p2[0] = -((int64_t)1 << 31);
     pe[0] = 2;
     pe[1] = 62;
     in[0] = vec_i64(2, p2);
     in[1] = vec_i64(2, pe);
-    t = run(node("Pow", 2), in, NULL);            /* (-2^31)^2 = 2^62 and 2^62 fit */
+    t = run(node("Pow", 2), in, NULL); /* (-2^31)^2 = 2^62 and 2^62 fit */
     CHECK(t && i64_at(t, 0) == (int64_t)1 << 62 && i64_at(t, 1) == (int64_t)1 << 62);
     int64_t a5[1] = {5};
     in[1] = vec_i64(1, a5);
@@ -625,10 +692,10 @@ static void test_cumsum(void) {
     ox_node *n = node("CumSum", 2);
     ox_node_set_int(g, n, "exclusive", 1);
     ox_node_set_int(g, n, "reverse", 1);
-    t = run(n, in, NULL);   /* y[i] = sum of x[j > i] */
+    t = run(n, in, NULL); /* y[i] = sum of x[j > i] */
     if (t) CHECK(i64_at(t, 0) == 5 && i64_at(t, 1) == 3 && i64_at(t, 2) == 0 && i64_at(t, 3) == 11);
     CHECK(t != NULL);
-    int32_t minus2 = -2;   /* axis -2, given as a 1-element int32 vector */
+    int32_t minus2 = -2; /* axis -2, given as a 1-element int32 vector */
     int64_t d1 = 1;
     in[1] = tensor(OX_INT32, 1, &d1, &minus2);
     n = node("CumSum", 2);
@@ -642,7 +709,10 @@ static void test_cumsum(void) {
     n = node("CumSum", 2);
     ox_node_set_int(g, n, "exclusive", 1);
     t = run(n, in, NULL);
-    if (t) { const float *v = t->data; CHECK(v[0] == 0 && v[1] == 0.5f && v[2] == 0.75f); }
+    if (t) {
+        const float *v = t->data;
+        CHECK(v[0] == 0 && v[1] == 0.5f && v[2] == 0.75f);
+    }
     CHECK(t != NULL);
 
     in[1] = scalar_i64(1);
@@ -652,7 +722,7 @@ static void test_cumsum(void) {
     EXPECT_EINVAL(node("CumSum", 2), in, "axis must be a scalar");
     in[1] = vec_f32(1, f);
     EXPECT_EINVAL(node("CumSum", 2), in, "axis must be int32 or int64");
-    int64_t big[2] = {INT64_MAX, 1};   /* an integer sum that overflows: left to the runtime */
+    int64_t big[2] = {INT64_MAX, 1}; /* an integer sum that overflows: left to the runtime */
     in[0] = vec_i64(2, big);
     in[1] = scalar_i64(0);
     EXPECT_DECLINED(node("CumSum", 2), in);
@@ -667,12 +737,12 @@ static void test_gather_nd(void) {
     int64_t x[12], d[3] = {2, 2, 3};
     for (int i = 0; i < 12; i++) x[i] = 100 * (i / 6) + 10 * (i / 3 % 2) + i % 3;
     const ox_tensor *in[2] = {tensor(OX_INT64, 3, d, x), NULL};
-    int64_t ix1[4] = {1, 0, -1, -2}, di1[2] = {2, 2};   /* two (i, j) pairs: rows of 3 */
+    int64_t ix1[4] = {1, 0, -1, -2}, di1[2] = {2, 2}; /* two (i, j) pairs: rows of 3 */
     in[1] = tensor(OX_INT64, 2, di1, ix1);
     ox_tensor *t = run(node("GatherND", 2), in, NULL);
     CHECK(t && t->rank == 2 && t->dims[0] == 2 && t->dims[1] == 3);
     if (t) CHECK(i64_at(t, 0) == 100 && i64_at(t, 2) == 102 && i64_at(t, 3) == 100 && i64_at(t, 5) == 102);
-    int64_t ix3[3] = {0, 1, 2}, di3[2] = {1, 3};   /* one full index: a [1] result */
+    int64_t ix3[3] = {0, 1, 2}, di3[2] = {1, 3}; /* one full index: a [1] result */
     in[1] = tensor(OX_INT64, 2, di3, ix3);
     t = run(node("GatherND", 2), in, NULL);
     CHECK(t && t->rank == 1 && t->dims[0] == 1 && i64_at(t, 0) == 12);
@@ -684,7 +754,7 @@ static void test_gather_nd(void) {
     t = run(n, in, NULL);
     CHECK(t && t->rank == 2 && t->dims[0] == 2 && t->dims[1] == 1);
     if (t) CHECK(i64_at(t, 0) == 12 && i64_at(t, 1) == 100);
-    int32_t ix32[2] = {1, 1};   /* int32 indices, float data */
+    int32_t ix32[2] = {1, 1}; /* int32 indices, float data */
     int64_t di32[1] = {2};
     float f[4] = {1, 2, 3, 4};
     int64_t d22[2] = {2, 2};
@@ -711,7 +781,7 @@ static void test_gather_nd(void) {
     n = node("GatherND", 2);
     ox_node_set_int(g, n, "batch_dims", 3);
     EXPECT_EINVAL(n, in, "batch_dims 3");
-    int64_t dbm[3] = {1, 2, 2};   /* batch dims disagree: 2 in data, 1 in indices */
+    int64_t dbm[3] = {1, 2, 2}; /* batch dims disagree: 2 in data, 1 in indices */
     in[1] = tensor(OX_INT64, 3, dbm, ixb);
     n = node("GatherND", 2);
     ox_node_set_int(g, n, "batch_dims", 1);

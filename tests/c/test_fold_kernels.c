@@ -31,7 +31,7 @@ int main(void) {
     float x[6] = {0, 1, 2, 3, 4, 5};
     const ox_tensor *in[3];
 
-    int64_t shape[2] = {0, -1};   /* keep dim 0, infer the rest */
+    int64_t shape[2] = {0, -1}; /* keep dim 0, infer the rest */
     in[0] = tensor(OX_FLOAT, 2, d23, x);
     in[1] = tensor(OX_INT64, 1, d2, shape);
     ox_tensor *r = eval("Reshape", 2, in, NULL, 0);
@@ -41,7 +41,10 @@ int main(void) {
     in[1] = tensor(OX_INT64, 1, d2, idx);
     r = eval("Gather", 2, in, "axis", 1);
     CHECK(r && r->rank == 2 && r->dims[1] == 2);
-    if (r) { const float *f = r->data; CHECK(f[0] == 2 && f[1] == 0 && f[2] == 5 && f[3] == 3); }
+    if (r) {
+        const float *f = r->data;
+        CHECK(f[0] == 2 && f[1] == 0 && f[2] == 5 && f[3] == 3);
+    }
     int64_t oob[1] = {3};
     in[1] = tensor(OX_INT64, 1, d1, oob);
     CHECK(eval("Gather", 2, in, "axis", 1) == NULL);
@@ -51,23 +54,32 @@ int main(void) {
     in[1] = tensor(OX_FLOAT, 2, d23, x);
     r = eval("Concat", 2, in, "axis", 1);
     CHECK(r && r->dims[0] == 2 && r->dims[1] == 6);
-    if (r) { const float *f = r->data; CHECK(f[3] == 0 && f[5] == 2 && f[6] == 3 && f[11] == 5); }
+    if (r) {
+        const float *f = r->data;
+        CHECK(f[3] == 0 && f[5] == 2 && f[6] == 3 && f[11] == 5);
+    }
 
     float y[3] = {-2.7f, 2.7f, 5.0f};
     in[0] = tensor(OX_FLOAT, 1, d3, y);
     r = eval("Cast", 1, in, "to", OX_INT64);
     CHECK(r && r->dtype == OX_INT64);
-    if (r) { const int64_t *v = r->data; CHECK(v[0] == -2 && v[1] == 2 && v[2] == 5); }
+    if (r) {
+        const int64_t *v = r->data;
+        CHECK(v[0] == -2 && v[1] == 2 && v[2] == 5);
+    }
 
     int64_t a[3] = {7, -7, 6}, b[1] = {2};
     in[0] = tensor(OX_INT64, 1, d3, a);
     in[1] = tensor(OX_INT64, 1, d1, b);
     r = eval("Div", 2, in, NULL, 0);
-    if (r) { const int64_t *v = r->data; CHECK(v[0] == 3 && v[1] == -3 && v[2] == 3); }
+    if (r) {
+        const int64_t *v = r->data;
+        CHECK(v[0] == 3 && v[1] == -3 && v[2] == 3);
+    }
     CHECK(r != NULL);
     int64_t zero[1] = {0};
     in[1] = tensor(OX_INT64, 1, d1, zero);
-    CHECK(eval("Div", 2, in, NULL, 0) == NULL);          /* integer division by zero: not folded */
+    CHECK(eval("Div", 2, in, NULL, 0) == NULL); /* integer division by zero: not folded */
     CHECK(g->err.code == OX_OK);
 
     unsigned char cond[3] = {1, 0, 1};
@@ -76,7 +88,10 @@ int main(void) {
     in[1] = tensor(OX_FLOAT, 1, d3, y);
     in[2] = tensor(OX_FLOAT, 0, NULL, &one);
     r = eval("Where", 3, in, NULL, 0);
-    if (r) { const float *f = r->data; CHECK(f[0] == -2.7f && f[1] == 1.0f && f[2] == 5.0f); }
+    if (r) {
+        const float *f = r->data;
+        CHECK(f[0] == -2.7f && f[1] == 1.0f && f[2] == 5.0f);
+    }
     CHECK(r != NULL);
 
     int64_t s = 2, l = 9, dl = 3;
@@ -85,7 +100,10 @@ int main(void) {
     in[2] = tensor(OX_INT64, 0, NULL, &dl);
     r = eval("Range", 3, in, NULL, 0);
     CHECK(r && r->dims[0] == 3);
-    if (r) { const int64_t *v = r->data; CHECK(v[0] == 2 && v[1] == 5 && v[2] == 8); }
+    if (r) {
+        const int64_t *v = r->data;
+        CHECK(v[0] == 2 && v[1] == 5 && v[2] == 8);
+    }
 
     int64_t ax[1] = {0};
     in[0] = tensor(OX_FLOAT, 2, d23, x);
@@ -100,10 +118,16 @@ int main(void) {
     float wild[2] = {-1.0f / 0.0f, -1e30f}, big[1] = {1e30f};
     in[0] = tensor(OX_FLOAT, 1, d2, wild);
     r = eval("Cast", 1, in, "to", OX_INT64);
-    if (r) { const int64_t *v = r->data; CHECK(v[0] == INT64_MIN && v[1] == INT64_MIN); }
+    if (r) {
+        const int64_t *v = r->data;
+        CHECK(v[0] == INT64_MIN && v[1] == INT64_MIN);
+    }
     CHECK(r != NULL);
     r = eval("Cast", 1, in, "to", OX_INT32);
-    if (r) { const int32_t *v = r->data; CHECK(v[0] == INT32_MIN && v[1] == INT32_MIN); }
+    if (r) {
+        const int32_t *v = r->data;
+        CHECK(v[0] == INT32_MIN && v[1] == INT32_MIN);
+    }
     CHECK(r != NULL);
     in[0] = tensor(OX_FLOAT, 1, d1, big);
     CHECK(eval("Cast", 1, in, "to", OX_INT64) == NULL);
@@ -115,9 +139,12 @@ int main(void) {
     in[1] = tensor(OX_INT64, 1, d2, reps);
     r = eval("Tile", 2, in, NULL, 0);
     CHECK(r && r->rank == 2 && r->dims[0] == 4 && r->dims[1] == 3);
-    if (r) { const float *f = r->data; CHECK(f[0] == 0 && f[5] == 5 && f[6] == 0 && f[11] == 5); }
+    if (r) {
+        const float *f = r->data;
+        CHECK(f[0] == 0 && f[5] == 5 && f[6] == 0 && f[11] == 5);
+    }
     in[1] = tensor(OX_INT64, 1, d1, reps);
-    CHECK(eval("Tile", 2, in, NULL, 0) == NULL);         /* one repeat for a rank-2 input */
+    CHECK(eval("Tile", 2, in, NULL, 0) == NULL); /* one repeat for a rank-2 input */
     ox_error_clear(&g->err);
 
     /* Clip with both bounds, and with max only (min omitted) */
@@ -126,11 +153,17 @@ int main(void) {
     in[1] = tensor(OX_FLOAT, 0, NULL, &lo);
     in[2] = tensor(OX_FLOAT, 0, NULL, &hi);
     r = eval("Clip", 3, in, NULL, 0);
-    if (r) { const float *f = r->data; CHECK(f[0] == 1 && f[2] == 2 && f[4] == 3.5f && f[5] == 3.5f); }
+    if (r) {
+        const float *f = r->data;
+        CHECK(f[0] == 1 && f[2] == 2 && f[4] == 3.5f && f[5] == 3.5f);
+    }
     CHECK(r != NULL);
     in[1] = NULL;
     r = eval("Clip", 3, in, NULL, 0);
-    if (r) { const float *f = r->data; CHECK(f[0] == 0 && f[5] == 3.5f); }
+    if (r) {
+        const float *f = r->data;
+        CHECK(f[0] == 0 && f[5] == 3.5f);
+    }
     CHECK(r != NULL);
 
     CHECK(!ox_fold_has_kernel("ConstantOfShape") && !ox_fold_has_kernel("RandomNormal"));

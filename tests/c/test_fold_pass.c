@@ -38,7 +38,7 @@ static void test_look_through(void) {
     ox_graph_add_output(g, node1(g, "Mul", x, sum));
     ox_pass_stats st = {0};
     CHECK(ox_optimize(g, &st) == OX_OK);
-    CHECK_EQ_INT(g->nnodes, 1);                     /* the Add folded, the ConstantOfShape died */
+    CHECK_EQ_INT(g->nnodes, 1); /* the Add folded, the ConstantOfShape died */
     CHECK_STR(g->nodes[0]->op_type, "Mul");
     ox_value *k = g->nodes[0]->inputs[1];
     CHECK(k->kind == OX_VALUE_INITIALIZER && k->tensor->rank == 2 && k->tensor->dims[0] == 2);
@@ -55,11 +55,12 @@ static void test_look_through(void) {
     int64_t four = 4;
     float half = 0.5f;
     c = constant_of_shape(g, 1, &four, OX_FLOAT, NULL);
-    ox_graph_add_output(g, node1(g, "Mul", xf, node1(g, "Add", c, ox_graph_add_constant(g, NULL, OX_FLOAT, 0, NULL, &half))));
+    ox_graph_add_output(
+        g, node1(g, "Mul", xf, node1(g, "Add", c, ox_graph_add_constant(g, NULL, OX_FLOAT, 0, NULL, &half))));
     ox_graph_add_output(g, node1(g, "Sub", xf, c));
     CHECK(ox_optimize(g, &st) == OX_OK);
     CHECK_EQ_INT(count_op(g, "Add"), 0);
-    CHECK_EQ_INT(count_op(g, "ConstantOfShape"), 1);   /* still read by the Sub */
+    CHECK_EQ_INT(count_op(g, "ConstantOfShape"), 1); /* still read by the Sub */
     ox_graph_free(g);
 }
 
@@ -70,10 +71,12 @@ static void test_size_rules(void) {
     float one = 1.0f;
     /* 4 MB of ones summed to one number: a small result from a temporary under the cap */
     int64_t mid[2] = {1000, 1000};
-    ox_graph_add_output(g, node1(g, "Add", x, node1(g, "ReduceSum", constant_of_shape(g, 2, mid, OX_FLOAT, &one), NULL)));
+    ox_graph_add_output(g,
+                        node1(g, "Add", x, node1(g, "ReduceSum", constant_of_shape(g, 2, mid, OX_FLOAT, &one), NULL)));
     /* 36 MB: over the temporary's cap, left alone */
     int64_t big[2] = {3000, 3000};
-    ox_graph_add_output(g, node1(g, "Add", x, node1(g, "ReduceSum", constant_of_shape(g, 2, big, OX_FLOAT, &one), NULL)));
+    ox_graph_add_output(g,
+                        node1(g, "Add", x, node1(g, "ReduceSum", constant_of_shape(g, 2, big, OX_FLOAT, &one), NULL)));
     /* a result of 4 MB would grow the file: left alone */
     ox_graph_add_output(g, node1(g, "Add", x, node1(g, "Neg", constant_of_shape(g, 2, mid, OX_FLOAT, &one), NULL)));
     /* shapes that are not shapes: left alone, nothing read */
@@ -85,7 +88,7 @@ static void test_size_rules(void) {
     CHECK_EQ_INT(count_op(g, "ReduceSum"), 1);
     CHECK_EQ_INT(count_op(g, "Neg"), 3);
     CHECK_EQ_INT(count_op(g, "ConstantOfShape"), 4);
-    const ox_value *sum = NULL;   /* the folded ReduceSum */
+    const ox_value *sum = NULL; /* the folded ReduceSum */
     for (uint32_t i = 0; i < g->nnodes; i++)
         if (!strcmp(g->nodes[i]->op_type, "Add") && g->nodes[i]->inputs[1]->kind == OX_VALUE_INITIALIZER)
             sum = g->nodes[i]->inputs[1];
@@ -101,12 +104,13 @@ static void test_logic_noops(void) {
     unsigned char t = 1, f = 0;
     int64_t ones[2] = {1, 1}, three = 3;
     ox_value *all_true = ox_graph_add_constant(g, NULL, OX_BOOL, 0, NULL, &t);
-    ox_value *a1 = node1(g, "And", x, all_true);                                          /* -> x */
-    ox_value *a2 = node1(g, "And", constant_of_shape(g, 0, ones, OX_BOOL, &t), a1);        /* -> x */
-    ox_value *o1 = node1(g, "Or", constant_of_shape(g, 2, ones, OX_BOOL, &f), a2);         /* -> x */
+    ox_value *a1 = node1(g, "And", x, all_true); /* -> x */
+    ox_value *a2 = node1(g, "And", constant_of_shape(g, 0, ones, OX_BOOL, &t), a1); /* -> x */
+    ox_value *o1 = node1(g, "Or", constant_of_shape(g, 2, ones, OX_BOOL, &f), a2); /* -> x */
     ox_graph_add_output(g, node1(g, "Not", o1, NULL));
     /* not no-ops: a false, a true that broadcasts x to [2, 2, 3], a constant of two elements */
-    ox_graph_add_output(g, node1(g, "Not", node1(g, "And", x, ox_graph_add_constant(g, NULL, OX_BOOL, 0, NULL, &f)), NULL));
+    ox_graph_add_output(
+        g, node1(g, "Not", node1(g, "And", x, ox_graph_add_constant(g, NULL, OX_BOOL, 0, NULL, &f)), NULL));
     int64_t s3[3] = {2, 1, 1};
     ox_graph_add_output(g, node1(g, "Not", node1(g, "And", x, constant_of_shape(g, 3, s3, OX_BOOL, &t)), NULL));
     ox_graph_add_output(g, node1(g, "Not", node1(g, "Or", x, constant_of_shape(g, 1, &three, OX_BOOL, &f)), NULL));

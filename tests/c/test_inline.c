@@ -20,28 +20,25 @@
  * relu_then_times(x, alpha) = times(Relu(x), k=alpha), alpha without default, domain
  * "oxport.test_fns"; times(x, k=1.0) = Mul(x, CastLike(Constant(value_float <- k), x)). */
 static const unsigned char relu_then_times_bytes[] = {
-    0x0a, 0x0f, 0x72, 0x65, 0x6c, 0x75, 0x5f, 0x74, 0x68, 0x65, 0x6e, 0x5f, 0x74, 0x69, 0x6d, 0x65,
-    0x73, 0x22, 0x01, 0x78, 0x2a, 0x0a, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e, 0x5f, 0x76, 0x61, 0x6c,
-    0x32, 0x05, 0x61, 0x6c, 0x70, 0x68, 0x61, 0x3a, 0x12, 0x0a, 0x01, 0x78, 0x12, 0x03, 0x74, 0x6d,
-    0x70, 0x1a, 0x02, 0x6e, 0x30, 0x22, 0x04, 0x52, 0x65, 0x6c, 0x75, 0x3a, 0x3d, 0x0a, 0x03, 0x74,
-    0x6d, 0x70, 0x12, 0x0a, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e, 0x5f, 0x76, 0x61, 0x6c, 0x1a, 0x02,
-    0x6e, 0x31, 0x22, 0x05, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x2a, 0x0e, 0x0a, 0x01, 0x6b, 0xa0, 0x01,
-    0x01, 0xaa, 0x01, 0x05, 0x61, 0x6c, 0x70, 0x68, 0x61, 0x3a, 0x0f, 0x6f, 0x78, 0x70, 0x6f, 0x72,
-    0x74, 0x2e, 0x74, 0x65, 0x73, 0x74, 0x5f, 0x66, 0x6e, 0x73, 0x4a, 0x04, 0x0a, 0x00, 0x10, 0x12,
-    0x4a, 0x13, 0x0a, 0x0f, 0x6f, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x2e, 0x74, 0x65, 0x73, 0x74, 0x5f,
-    0x66, 0x6e, 0x73, 0x10, 0x01, 0x52, 0x0f, 0x6f, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x2e, 0x74, 0x65,
-    0x73, 0x74, 0x5f, 0x66, 0x6e, 0x73,
+    0x0a, 0x0f, 0x72, 0x65, 0x6c, 0x75, 0x5f, 0x74, 0x68, 0x65, 0x6e, 0x5f, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x22, 0x01,
+    0x78, 0x2a, 0x0a, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e, 0x5f, 0x76, 0x61, 0x6c, 0x32, 0x05, 0x61, 0x6c, 0x70, 0x68,
+    0x61, 0x3a, 0x12, 0x0a, 0x01, 0x78, 0x12, 0x03, 0x74, 0x6d, 0x70, 0x1a, 0x02, 0x6e, 0x30, 0x22, 0x04, 0x52, 0x65,
+    0x6c, 0x75, 0x3a, 0x3d, 0x0a, 0x03, 0x74, 0x6d, 0x70, 0x12, 0x0a, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e, 0x5f, 0x76,
+    0x61, 0x6c, 0x1a, 0x02, 0x6e, 0x31, 0x22, 0x05, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x2a, 0x0e, 0x0a, 0x01, 0x6b, 0xa0,
+    0x01, 0x01, 0xaa, 0x01, 0x05, 0x61, 0x6c, 0x70, 0x68, 0x61, 0x3a, 0x0f, 0x6f, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x2e,
+    0x74, 0x65, 0x73, 0x74, 0x5f, 0x66, 0x6e, 0x73, 0x4a, 0x04, 0x0a, 0x00, 0x10, 0x12, 0x4a, 0x13, 0x0a, 0x0f, 0x6f,
+    0x78, 0x70, 0x6f, 0x72, 0x74, 0x2e, 0x74, 0x65, 0x73, 0x74, 0x5f, 0x66, 0x6e, 0x73, 0x10, 0x01, 0x52, 0x0f, 0x6f,
+    0x78, 0x70, 0x6f, 0x72, 0x74, 0x2e, 0x74, 0x65, 0x73, 0x74, 0x5f, 0x66, 0x6e, 0x73,
 };
 static const unsigned char times_bytes[] = {
-    0x0a, 0x05, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x22, 0x01, 0x78, 0x2a, 0x0a, 0x72, 0x65, 0x74, 0x75,
-    0x72, 0x6e, 0x5f, 0x76, 0x61, 0x6c, 0x3a, 0x27, 0x12, 0x01, 0x6b, 0x1a, 0x02, 0x6e, 0x30, 0x22,
-    0x08, 0x43, 0x6f, 0x6e, 0x73, 0x74, 0x61, 0x6e, 0x74, 0x2a, 0x14, 0x0a, 0x0b, 0x76, 0x61, 0x6c,
-    0x75, 0x65, 0x5f, 0x66, 0x6c, 0x6f, 0x61, 0x74, 0xa0, 0x01, 0x01, 0xaa, 0x01, 0x01, 0x6b, 0x3a,
-    0x19, 0x0a, 0x01, 0x6b, 0x0a, 0x01, 0x78, 0x12, 0x03, 0x74, 0x6d, 0x70, 0x1a, 0x02, 0x6e, 0x31,
-    0x22, 0x08, 0x43, 0x61, 0x73, 0x74, 0x4c, 0x69, 0x6b, 0x65, 0x3a, 0x1d, 0x0a, 0x01, 0x78, 0x0a,
-    0x03, 0x74, 0x6d, 0x70, 0x12, 0x0a, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e, 0x5f, 0x76, 0x61, 0x6c,
-    0x1a, 0x02, 0x6e, 0x32, 0x22, 0x03, 0x4d, 0x75, 0x6c, 0x4a, 0x04, 0x0a, 0x00, 0x10, 0x12, 0x52,
-    0x0f, 0x6f, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x2e, 0x74, 0x65, 0x73, 0x74, 0x5f, 0x66, 0x6e, 0x73,
+    0x0a, 0x05, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x22, 0x01, 0x78, 0x2a, 0x0a, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e,
+    0x5f, 0x76, 0x61, 0x6c, 0x3a, 0x27, 0x12, 0x01, 0x6b, 0x1a, 0x02, 0x6e, 0x30, 0x22, 0x08, 0x43, 0x6f, 0x6e,
+    0x73, 0x74, 0x61, 0x6e, 0x74, 0x2a, 0x14, 0x0a, 0x0b, 0x76, 0x61, 0x6c, 0x75, 0x65, 0x5f, 0x66, 0x6c, 0x6f,
+    0x61, 0x74, 0xa0, 0x01, 0x01, 0xaa, 0x01, 0x01, 0x6b, 0x3a, 0x19, 0x0a, 0x01, 0x6b, 0x0a, 0x01, 0x78, 0x12,
+    0x03, 0x74, 0x6d, 0x70, 0x1a, 0x02, 0x6e, 0x31, 0x22, 0x08, 0x43, 0x61, 0x73, 0x74, 0x4c, 0x69, 0x6b, 0x65,
+    0x3a, 0x1d, 0x0a, 0x01, 0x78, 0x0a, 0x03, 0x74, 0x6d, 0x70, 0x12, 0x0a, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e,
+    0x5f, 0x76, 0x61, 0x6c, 0x1a, 0x02, 0x6e, 0x32, 0x22, 0x03, 0x4d, 0x75, 0x6c, 0x4a, 0x04, 0x0a, 0x00, 0x10,
+    0x12, 0x52, 0x0f, 0x6f, 0x78, 0x70, 0x6f, 0x72, 0x74, 0x2e, 0x74, 0x65, 0x73, 0x74, 0x5f, 0x66, 0x6e, 0x73,
     0x5a, 0x0b, 0x0a, 0x01, 0x6b, 0x15, 0x00, 0x00, 0x80, 0x3f, 0xa0, 0x01, 0x01,
 };
 
@@ -76,14 +73,19 @@ static void test_onnxscript_nested(void) {
     if (!rtt || !times) return;
     ox_graph *g = ox_graph_new(20);
     ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, dims23);
-    ox_graph_add_value(g, "act/tmp", OX_FLOAT, -1, NULL);    /* the name the Relu output would take */
+    ox_graph_add_value(g, "act/tmp", OX_FLOAT, -1, NULL); /* the name the Relu output would take */
     ox_attr alpha = {.name = "alpha", .type = OX_ATTR_FLOAT, .u.f = 3.0f};
-    ox_inline_call call = {.fn = rtt, .inputs = &x, .ninputs = 1, .attrs = &alpha, .nattrs = 1,
-                           .prefix = "act", .source = "mylib::act.default"};
+    ox_inline_call call = {.fn = rtt,
+                           .inputs = &x,
+                           .ninputs = 1,
+                           .attrs = &alpha,
+                           .nattrs = 1,
+                           .prefix = "act",
+                           .source = "mylib::act.default"};
     ox_value *y = NULL;
     ox_error err = {0};
     CHECK(ox_function_inline(g, &call, lib2, 2, &y, 1, &err) == OX_OK);
-    ox_function_free(rtt);     /* the graph keeps copies: ASan checks nothing points into these */
+    ox_function_free(rtt); /* the graph keeps copies: ASan checks nothing points into these */
     ox_function_free(times);
     CHECK_EQ_INT(g->nnodes, 4);
     if (g->nnodes == 4) {
@@ -92,11 +94,11 @@ static void test_onnxscript_nested(void) {
         CHECK(g->nodes[0]->inputs[0] == x);
         CHECK_STR(g->nodes[0]->outputs[0]->name, "act/tmp_1");
         CHECK_STR(g->nodes[1]->op_type, "Constant");
-        CHECK_STR(g->nodes[1]->name, "act/n1/n0");          /* nested: the call node's name */
+        CHECK_STR(g->nodes[1]->name, "act/n1/n0"); /* nested: the call node's name */
         CHECK_STR(g->nodes[3]->op_type, "Mul");
         CHECK(g->nodes[3]->inputs[0] == g->nodes[0]->outputs[0]);
         CHECK(y == g->nodes[3]->outputs[0]);
-        CHECK(y->name == NULL);                              /* the caller names what it gets */
+        CHECK(y->name == NULL); /* the caller names what it gets */
         for (uint32_t i = 0; i < g->nnodes; i++) {
             CHECK(g->nodes[i]->domain == NULL);
             CHECK_STR(g->nodes[i]->source, "mylib::act.default");
@@ -113,7 +115,12 @@ static void test_attribute_resolution(void) {
     ox_function *rtt = NULL, *times = NULL;
     read_fns(&rtt, &times);
     if (!rtt || !times) return;
-    struct { ox_attr a; int n; float want; ox_code rc; } cases[] = {
+    struct {
+        ox_attr a;
+        int n;
+        float want;
+        ox_code rc;
+    } cases[] = {
         {{0}, 0, 1.0f, OX_OK},
         {{.name = "alpha", .type = OX_ATTR_INT, .u.i = 2}, 1, 2.0f, OX_OK},
         {{.name = "alpha", .type = OX_ATTR_STRING, .u.s = "two"}, 1, 0, OX_ELOWER},
@@ -122,18 +129,18 @@ static void test_attribute_resolution(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ox_graph *g = ox_graph_new(20);
         ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, dims23);
-        ox_inline_call call = {.fn = rtt, .inputs = &x, .ninputs = 1, .attrs = &cases[i].a,
-                               .nattrs = cases[i].n};
+        ox_inline_call call = {.fn = rtt, .inputs = &x, .ninputs = 1, .attrs = &cases[i].a, .nattrs = cases[i].n};
         ox_value *y = NULL;
         ox_error err = {0};
         CHECK_EQ_INT(ox_function_inline(g, &call, lib2, 2, &y, 1, &err), cases[i].rc);
         if (cases[i].rc == OX_OK) {
             CHECK(value_float(g) == cases[i].want);
-            CHECK_STR(g->nodes[0]->name, "relu_then_times/n0");   /* no prefix: the function's name */
+            CHECK_STR(g->nodes[0]->name, "relu_then_times/n0"); /* no prefix: the function's name */
         } else {
-            CHECK(strstr(err.msg, "function oxport.test_fns::relu_then_times, node 'n1' (times): attribute 'k' "
-                                  "takes the function's attribute 'alpha', declared float, but the value "
-                                  "given is string"));
+            CHECK(strstr(err.msg,
+                         "function oxport.test_fns::relu_then_times, node 'n1' (times): attribute 'k' "
+                         "takes the function's attribute 'alpha', declared float, but the value "
+                         "given is string"));
         }
         ox_graph_free(g);
     }
@@ -152,8 +159,15 @@ static ox_read_opset ops_ext2[] = {{"", 20}, {"com.ext", 2}};
 /* y = Relu(x), a body with opset imports `ops` */
 static ox_function relu_fn(ox_read_opset *ops, uint32_t nops, ox_function_node *node) {
     *node = (ox_function_node){.op_type = "Relu", .inputs = n_x, .ninputs = 1, .outputs = n_y, .noutputs = 1};
-    return (ox_function){.name = "relu_fn", .inputs = n_x, .ninputs = 1, .outputs = n_y, .noutputs = 1,
-                         .opsets = ops, .nopsets = nops, .nodes = node, .nnodes = 1};
+    return (ox_function){.name = "relu_fn",
+                         .inputs = n_x,
+                         .ninputs = 1,
+                         .outputs = n_y,
+                         .noutputs = 1,
+                         .opsets = ops,
+                         .nopsets = nops,
+                         .nodes = node,
+                         .nnodes = 1};
 }
 
 /* Inlines f (library: f alone) on one float input; returns the status, err filled. */
@@ -173,12 +187,13 @@ static void test_opsets(void) {
     ox_error err;
     ox_function f = relu_fn(ops20, 1, &node);
     CHECK(inline1(&f, 20, &err) == OX_OK);
-    f = relu_fn(ops18, 1, &node);       /* older: accepted ("ai.onnx" is the default domain) */
+    f = relu_fn(ops18, 1, &node); /* older: accepted ("ai.onnx" is the default domain) */
     CHECK(inline1(&f, 20, &err) == OX_OK);
     f = relu_fn(ops21, 1, &node);
     CHECK(inline1(&f, 20, &err) == OX_ELOWER);
-    CHECK(strstr(err.msg, "function relu_fn: it imports opset 21 of the default domain, newer than the "
-                          "model's opset 20"));
+    CHECK(strstr(err.msg,
+                 "function relu_fn: it imports opset 21 of the default domain, newer than the "
+                 "model's opset 20"));
     f = relu_fn(NULL, 0, &node);
     CHECK(inline1(&f, 20, &err) == OX_ELOWER);
     CHECK(strstr(err.msg, "node '' (Relu): the node is in domain '', which the function does not import"));
@@ -196,16 +211,25 @@ static void test_opsets(void) {
     ox_graph_free(g);
     f.opsets = ops_ext2;
     CHECK(inline1(&f, 20, &err) == OX_ELOWER);
-    CHECK(strstr(err.msg, "imports domain 'com.ext' at version 2, but the model declares every domain "
-                          "other than the default one at version 1"));
+    CHECK(strstr(err.msg,
+                 "imports domain 'com.ext' at version 2, but the model declares every domain "
+                 "other than the default one at version 1"));
 }
 
 /* f calls itself; g calls lib::missing. */
 static void test_nested_refusals(void) {
-    ox_function_node call_self = {.op_type = "f", .domain = "lib", .name = "again", .inputs = n_x,
-                                  .ninputs = 1, .outputs = n_y, .noutputs = 1};
-    ox_function f = {.name = "f", .domain = "lib", .inputs = n_x, .ninputs = 1, .outputs = n_y,
-                     .noutputs = 1, .opsets = ops_lib, .nopsets = 2, .nodes = &call_self, .nnodes = 1};
+    ox_function_node call_self = {
+        .op_type = "f", .domain = "lib", .name = "again", .inputs = n_x, .ninputs = 1, .outputs = n_y, .noutputs = 1};
+    ox_function f = {.name = "f",
+                     .domain = "lib",
+                     .inputs = n_x,
+                     .ninputs = 1,
+                     .outputs = n_y,
+                     .noutputs = 1,
+                     .opsets = ops_lib,
+                     .nopsets = 2,
+                     .nodes = &call_self,
+                     .nnodes = 1};
     ox_error err;
     CHECK(inline1(&f, 20, &err) == OX_ELOWER);
     CHECK(strstr(err.msg, "function lib::f, node 'again' (f): function f calls itself"));
@@ -240,7 +264,7 @@ static void test_malformed_bodies(void) {
     CHECK(ox_function_inline(g, NULL, NULL, 0, &y, 1, &err) == OX_EINVAL);
     f = relu_fn(ops20, 1, &nodes[0]);
     ox_inline_call call = {.fn = &f};
-    CHECK(ox_function_inline(g, &call, NULL, 0, &y, 2, &err) == OX_ELOWER);   /* 2 outputs of 1 */
+    CHECK(ox_function_inline(g, &call, NULL, 0, &y, 2, &err) == OX_ELOWER); /* 2 outputs of 1 */
     ox_graph_free(g);
 }
 
@@ -249,35 +273,49 @@ static void test_malformed_bodies(void) {
 static void test_names_inputs_copies(void) {
     int64_t tdims[1] = {2};
     int64_t tdata[2] = {5, -6};
-    ox_tensor t = {.dtype = OX_INT64, .rank = 1, .dims = tdims, .data = tdata, .nbytes = sizeof tdata,
-                   .storage = OX_DATA_OWNED};
+    ox_tensor t = {
+        .dtype = OX_INT64, .rank = 1, .dims = tdims, .data = tdata, .nbytes = sizeof tdata, .storage = OX_DATA_OWNED};
     const char *modes[] = {"a", "b"};
     ox_attr attrs[2] = {{.name = "value", .type = OX_ATTR_TENSOR, .u.t = &t},
                         {.name = "modes", .type = OX_ATTR_STRINGS, .u.strings = {modes, 2}}};
     /* f(x, opt) = (x, Op(x, opt)): a passthrough output and a node with two attributes */
-    ox_function_node node = {.op_type = "Op", .domain = "com.ext", .name = "n", .inputs = n_x_opt,
-                             .ninputs = 2, .outputs = n_t, .noutputs = 1, .attrs = attrs, .nattrs = 2};
-    ox_function f = {.name = "f", .inputs = n_x_opt, .ninputs = 2, .outputs = n_x_t, .noutputs = 2,
-                     .opsets = ops_ext1, .nopsets = 2, .nodes = &node, .nnodes = 1};
+    ox_function_node node = {.op_type = "Op",
+                             .domain = "com.ext",
+                             .name = "n",
+                             .inputs = n_x_opt,
+                             .ninputs = 2,
+                             .outputs = n_t,
+                             .noutputs = 1,
+                             .attrs = attrs,
+                             .nattrs = 2};
+    ox_function f = {.name = "f",
+                     .inputs = n_x_opt,
+                     .ninputs = 2,
+                     .outputs = n_x_t,
+                     .noutputs = 2,
+                     .opsets = ops_ext1,
+                     .nopsets = 2,
+                     .nodes = &node,
+                     .nnodes = 1};
 
     ox_graph *g = ox_graph_new(20);
     ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, dims23);
     ox_node *before = ox_graph_add_node(g, "Identity", NULL, 1, &x, 1);
-    ox_node_set_name(g, before, "p/n");                 /* the name the first call would take */
+    ox_node_set_name(g, before, "p/n"); /* the name the first call would take */
     const ox_function *fp = &f;
     ox_error err = {0};
     for (int k = 0; k < 2; k++) {
-        ox_inline_call call = {.fn = &f, .inputs = &x, .ninputs = 1, .prefix = "p"};   /* opt omitted */
+        ox_inline_call call = {.fn = &f, .inputs = &x, .ninputs = 1, .prefix = "p"}; /* opt omitted */
         ox_value *outs[2] = {NULL, NULL};
         CHECK(ox_function_inline(g, &call, &fp, 1, outs, 2, &err) == OX_OK);
-        CHECK(outs[0] == x);                          /* passthrough: no node, no copy */
+        CHECK(outs[0] == x); /* passthrough: no node, no copy */
         CHECK(outs[1] && outs[1]->producer == g->nodes[g->nnodes - 1]);
     }
     CHECK_EQ_INT(g->nnodes, 3);
     if (g->nnodes == 3) {
         CHECK_STR(g->nodes[1]->name, "p/n_1");
         CHECK_STR(g->nodes[2]->name, "p/n_2");
-        CHECK(g->nodes[1]->inputs[1] == NULL);          /* the omitted optional input */
+        CHECK(g->nodes[1]->inputs[1] == NULL); /* the omitted optional input */
         const ox_attr *v = ox_node_attr(g->nodes[2], "value"), *m = ox_node_attr(g->nodes[2], "modes");
         CHECK(v && v->type == OX_ATTR_TENSOR && v->u.t != &t && v->u.t->data != tdata);
         CHECK(v && ((const int64_t *)v->u.t->data)[1] == -6 && v->u.t->dims[0] == 2);
@@ -335,8 +373,14 @@ static void test_custom_nodes_row(const unsigned char *first, size_t nfirst, flo
     ox_arg args[4] = {arg_list(nodes, 1), arg_list(results, 1), arg_list(fns, 2), arg_str("mylib::act.default")};
     uint32_t out_id = 1;
     ox_meta meta = {.dtype = OX_FLOAT, .rank = 2, .dims = dims23};
-    ox_aten_node an = {.target = "oxport::custom_nodes.default", .name = "act", .where = "model.py:9",
-                       .args = args, .nargs = 4, .outputs = &out_id, .meta = &meta, .noutputs = 1};
+    ox_aten_node an = {.target = "oxport::custom_nodes.default",
+                       .name = "act",
+                       .where = "model.py:9",
+                       .args = args,
+                       .nargs = 4,
+                       .outputs = &out_id,
+                       .meta = &meta,
+                       .noutputs = 1};
     uint32_t outs[1] = {1};
     ox_aten_program p = {.table = table, .nvalues = 2, .nodes = &an, .nnodes = 1, .outputs = outs, .noutputs = 1};
     ox_lower_report rep;
@@ -345,12 +389,12 @@ static void test_custom_nodes_row(const unsigned char *first, size_t nfirst, flo
         CHECK(rc == OX_OK);
         CHECK(value_float(g) == alpha_value);
         const ox_node *mul = find_op(g, "Mul");
-        CHECK(mul && mul->outputs[0]->name && !strcmp(mul->outputs[0]->name, "act"));   /* FX name */
+        CHECK(mul && mul->outputs[0]->name && !strcmp(mul->outputs[0]->name, "act")); /* FX name */
         CHECK(mul && mul->outputs[0]->has_meta);
         CHECK(mul && mul->source && !strcmp(mul->source, "mylib::act.default"));
     } else {
         CHECK(rc == OX_ELOWER);
-        CHECK(strstr(g->err.msg, "mylib::act.default (node act, at model.py:9): "));   /* the torch op */
+        CHECK(strstr(g->err.msg, "mylib::act.default (node act, at model.py:9): ")); /* the torch op */
         if (!strstr(g->err.msg, want_error)) fprintf(stderr, "message: %s\n", g->err.msg);
         CHECK(strstr(g->err.msg, want_error));
     }

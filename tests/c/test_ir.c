@@ -38,7 +38,7 @@ static void test_build(void) {
     ox_node *n = ox_graph_add_node(g, "Clip", NULL, 2, ins, 1);
     CHECK(n && n->ninputs == 2 && n->inputs[1] == NULL && n->outputs[0]->producer == n);
     CHECK(ox_node_set_int(g, n, "axis", -1) == OX_OK);
-    CHECK(ox_node_set_int(g, n, "axis", 2) == OX_OK);      /* replaced, not duplicated */
+    CHECK(ox_node_set_int(g, n, "axis", 2) == OX_OK); /* replaced, not duplicated */
     CHECK_EQ_INT(n->nattrs, 1);
     CHECK_EQ_INT(ox_node_attr_int(n, "axis", 0), 2);
     int64_t perm[3] = {0, 2, 1};
@@ -122,24 +122,33 @@ static void test_dtypes(void) {
     CHECK(ox_dtype_is_int(OX_UINT8) && !ox_dtype_is_int(OX_BOOL));
     int64_t dims[2] = {INT64_MAX, 4};
     ox_tensor t = {.dtype = OX_FLOAT, .rank = 2, .dims = dims};
-    CHECK_EQ_INT(ox_tensor_numel(&t), -1);   /* overflow */
+    CHECK_EQ_INT(ox_tensor_numel(&t), -1); /* overflow */
 }
 
 /* Reads of transposed views, whole and in pieces at odd offsets, against a naive index walk: the
  * tiled matrix path (perm [1,0], batched [0,2,1], with unit and merged dims) and the general one. */
 static uint32_t rng_state = 12345;
-static uint32_t rng(void) { rng_state = rng_state * 1103515245u + 12345u; return rng_state >> 8; }
+static uint32_t rng(void) {
+    rng_state = rng_state * 1103515245u + 12345u;
+    return rng_state >> 8;
+}
 
 static void naive_permuted(const ox_tensor *t, unsigned char *out) {
     size_t es = ox_dtype_size(t->dtype);
     int r = t->rank;
     int64_t bstride[16], idx[16] = {0};
     int64_t s = 1;
-    for (int i = r - 1; i >= 0; i--) { bstride[i] = s; s *= t->base->dims[i]; }
+    for (int i = r - 1; i >= 0; i--) {
+        bstride[i] = s;
+        s *= t->base->dims[i];
+    }
     int64_t n = ox_tensor_numel(t);
     for (int64_t e = 0; e < n; e++) {
         int64_t rem = e, src = 0;
-        for (int i = r - 1; i >= 0; i--) { idx[i] = rem % t->dims[i]; rem /= t->dims[i]; }
+        for (int i = r - 1; i >= 0; i--) {
+            idx[i] = rem % t->dims[i];
+            rem /= t->dims[i];
+        }
         for (int i = 0; i < r; i++) src += idx[i] * bstride[t->perm[i]];
         memcpy(out + (size_t)e * es, (const unsigned char *)t->base->data + (size_t)src * es, es);
     }
@@ -149,25 +158,29 @@ static void check_view(ox_dtype dt, int r, const int64_t *bdims, const int64_t *
     size_t es = ox_dtype_size(dt);
     int64_t dims[16];
     size_t n = 1;
-    for (int i = 0; i < r; i++) { dims[i] = bdims[perm[i]]; n *= (size_t)bdims[i]; }
+    for (int i = 0; i < r; i++) {
+        dims[i] = bdims[perm[i]];
+        n *= (size_t)bdims[i];
+    }
     unsigned char *data = malloc(n * es), *want = malloc(n * es), *got = malloc(n * es);
     for (size_t i = 0; i < n * es; i++) data[i] = (unsigned char)rng();
-    ox_tensor b = {.dtype = dt, .rank = r, .dims = bdims, .data = data, .nbytes = n * es,
-                   .storage = OX_DATA_BORROWED};
-    ox_tensor t = {.dtype = dt, .rank = r, .dims = dims, .nbytes = n * es,
-                   .storage = OX_DATA_PERMUTED, .base = &b, .perm = perm};
+    ox_tensor b = {.dtype = dt, .rank = r, .dims = bdims, .data = data, .nbytes = n * es, .storage = OX_DATA_BORROWED};
+    ox_tensor t = {
+        .dtype = dt, .rank = r, .dims = dims, .nbytes = n * es, .storage = OX_DATA_PERMUTED, .base = &b, .perm = perm};
     naive_permuted(&t, want);
     CHECK(ox_tensor_read(&t, 0, n * es, got));
     CHECK(memcmp(want, got, n * es) == 0);
     size_t chunk = ox_tensor_read_chunk(&t);
     CHECK(chunk >= 1 && chunk <= n * es);
-    for (int k = 0; k < 20; k++) {   /* pieces that start and end anywhere, mid-element included */
+    for (int k = 0; k < 20; k++) { /* pieces that start and end anywhere, mid-element included */
         size_t off = rng() % (n * es), len = rng() % (n * es - off + 1);
         memset(got, 0, n * es);
         CHECK(ox_tensor_read(&t, off, len, got));
         CHECK(memcmp(want + off, got, len) == 0);
     }
-    free(data); free(want); free(got);
+    free(data);
+    free(want);
+    free(got);
 }
 
 /* A SCALED view: run-wise factors, read whole and in odd pieces, and materialized. */
@@ -176,10 +189,16 @@ static void test_scaled_reads(void) {
     for (int i = 0; i < 12; i++) base[i] = (float)i + 0.25f;
     double k[4] = {2, -1, 0.5, 3};
     int64_t dims[3] = {4, 3, 1};
-    ox_tensor b = {.dtype = OX_FLOAT, .rank = 3, .dims = dims, .data = base, .nbytes = sizeof base,
-                   .storage = OX_DATA_BORROWED};
-    ox_tensor t = {.dtype = OX_FLOAT, .rank = 3, .dims = dims, .nbytes = sizeof base,
-                   .storage = OX_DATA_SCALED, .base = &b, .scale = k, .run = 3};
+    ox_tensor b = {
+        .dtype = OX_FLOAT, .rank = 3, .dims = dims, .data = base, .nbytes = sizeof base, .storage = OX_DATA_BORROWED};
+    ox_tensor t = {.dtype = OX_FLOAT,
+                   .rank = 3,
+                   .dims = dims,
+                   .nbytes = sizeof base,
+                   .storage = OX_DATA_SCALED,
+                   .base = &b,
+                   .scale = k,
+                   .run = 3};
     float want[12], got[12];
     for (int i = 0; i < 12; i++) want[i] = (float)(base[i] * k[i / 3]);
     CHECK(ox_tensor_read(&t, 0, sizeof got, got) && memcmp(got, want, sizeof got) == 0);
@@ -204,10 +223,10 @@ static void test_permuted_reads(void) {
     const ox_dtype dts[5] = {OX_FLOAT, OX_FLOAT16, OX_INT64, OX_UINT8, OX_BOOL};
     int64_t d2[2] = {37, 70}, p2[2] = {1, 0};
     int64_t d3[3] = {3, 33, 65}, p3[3] = {0, 2, 1};
-    int64_t d4[4] = {5, 1, 40, 9}, p4[4] = {2, 3, 1, 0};      /* [40*9] x [5] with a unit dim */
-    int64_t d4b[4] = {6, 7, 8, 3}, p4b[4] = {2, 3, 0, 1};     /* [8*3] x [6*7]: merged groups */
-    int64_t d4c[4] = {4, 5, 6, 7}, p4c[4] = {1, 3, 0, 2};     /* the general walk */
-    int64_t d1[2] = {1, 50}, p1[2] = {1, 0};                  /* a vector: no transpose at all */
+    int64_t d4[4] = {5, 1, 40, 9}, p4[4] = {2, 3, 1, 0}; /* [40*9] x [5] with a unit dim */
+    int64_t d4b[4] = {6, 7, 8, 3}, p4b[4] = {2, 3, 0, 1}; /* [8*3] x [6*7]: merged groups */
+    int64_t d4c[4] = {4, 5, 6, 7}, p4c[4] = {1, 3, 0, 2}; /* the general walk */
+    int64_t d1[2] = {1, 50}, p1[2] = {1, 0}; /* a vector: no transpose at all */
     for (int i = 0; i < 5; i++) {
         check_view(dts[i], 2, d2, p2);
         check_view(dts[i], 3, d3, p3);

@@ -47,7 +47,7 @@ static void test_lower_ok(void) {
     add_node(&P, "aten::sigmoid.default", "sigmoid", 0, 1);
     add_node(&P, "aten::sigmoid.default", "sigmoid_1", 1, 2);
     P.p.outputs[P.p.noutputs++] = 2;
-    P.p.outputs[P.p.noutputs++] = 0;   /* the input itself is an output: goes through Identity */
+    P.p.outputs[P.p.noutputs++] = 0; /* the input itself is an output: goes through Identity */
     ox_lower_report rep;
     CHECK(ox_lower_run(P.g, &P.p, &rep) == OX_OK);
     CHECK_EQ_INT(rep.nunsupported, 0);
@@ -69,7 +69,7 @@ static void test_unsupported_collected(void) {
     prog_init(&P, 5);
     P.p.table[0] = ox_graph_add_input(P.g, "x", OX_FLOAT, 2, dims34);
     add_node(&P, "aten::frobnicate.default", "frob", 0, 1);
-    add_node(&P, "aten::sigmoid.default", "sigmoid", 1, 2);      /* goes on past the gap */
+    add_node(&P, "aten::sigmoid.default", "sigmoid", 1, 2); /* goes on past the gap */
     add_node(&P, "aten::frobnicate.default", "frob_1", 2, 3);
     add_node(&P, "mylib::custom.default", "custom", 3, 4);
     P.p.outputs[P.p.noutputs++] = 4;
@@ -93,7 +93,7 @@ static void test_bad_reference(void) {
     prog P;
     prog_init(&P, 3);
     P.p.table[0] = ox_graph_add_input(P.g, "x", OX_FLOAT, 2, dims34);
-    add_node(&P, "aten::sigmoid.default", "sigmoid", 2, 1);   /* value 2 is never produced */
+    add_node(&P, "aten::sigmoid.default", "sigmoid", 2, 1); /* value 2 is never produced */
     P.p.outputs[P.p.noutputs++] = 1;
     ox_lower_report rep;
     CHECK(ox_lower_run(P.g, &P.p, &rep) == OX_ELOWER);
@@ -104,7 +104,7 @@ static void test_bad_reference(void) {
 
     prog_init(&P, 2);
     P.p.table[0] = ox_graph_add_input(P.g, "x", OX_FLOAT, 2, dims34);
-    P.p.outputs[P.p.noutputs++] = 1;                            /* output never produced */
+    P.p.outputs[P.p.noutputs++] = 1; /* output never produced */
     CHECK(ox_lower_run(P.g, &P.p, &rep) == OX_ELOWER);
     ox_graph_free(P.g);
 }
@@ -117,7 +117,7 @@ static void test_table(void) {
     int lo, hi, n = 0;
     const char *prev = "";
     for (const char *t; (t = ox_lower_target(n, &lo, &hi)); n++) {
-        CHECK(strcmp(prev, t) < 0);        /* sorted, no duplicate rows */
+        CHECK(strcmp(prev, t) < 0); /* sorted, no duplicate rows */
         CHECK(lo >= 18 && hi <= 24 && lo <= hi);
         prev = t;
     }
@@ -142,10 +142,19 @@ static void test_constants(void) {
     prog_init(&P, 1);
     ox_aten_node n = {.target = "aten::x.default", .name = "x"};
     ox_lower L = {.g = P.g, .prog = &P.p, .node = &n, .opset = 20};
-    struct { ox_dtype t; double v; unsigned bits; } cases[] = {
-        {OX_FLOAT16, 1.0, 0x3c00}, {OX_FLOAT16, -2.5, 0xc100}, {OX_FLOAT16, 65504.0, 0x7bff},
-        {OX_FLOAT16, 1e6, 0x7c00}, {OX_FLOAT16, 5.960464477539063e-08, 0x0001},
-        {OX_FLOAT16, 0.1, 0x2e66}, {OX_BFLOAT16, 1.0, 0x3f80}, {OX_BFLOAT16, 3.140625, 0x4049},
+    struct {
+        ox_dtype t;
+        double v;
+        unsigned bits;
+    } cases[] = {
+        {OX_FLOAT16, 1.0, 0x3c00},
+        {OX_FLOAT16, -2.5, 0xc100},
+        {OX_FLOAT16, 65504.0, 0x7bff},
+        {OX_FLOAT16, 1e6, 0x7c00},
+        {OX_FLOAT16, 5.960464477539063e-08, 0x0001},
+        {OX_FLOAT16, 0.1, 0x2e66},
+        {OX_BFLOAT16, 1.0, 0x3f80},
+        {OX_BFLOAT16, 3.140625, 0x4049},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ox_value *c = ox_const_scalar(&L, cases[i].t, cases[i].v);
@@ -161,15 +170,15 @@ static void test_constants(void) {
     int64_t v[3] = {1, -1, 5};
     ox_value *c = ox_const_ints(&L, 3, v);
     CHECK(c && c->dtype == OX_INT64 && c->rank == 1 && c->dims[0].value == 3);
-    CHECK(ox_const_scalar(&L, OX_STRING, 1.0) == NULL);      /* no such scalar */
+    CHECK(ox_const_scalar(&L, OX_STRING, 1.0) == NULL); /* no such scalar */
     CHECK(L.unsupported_reason != NULL);
     ox_graph_free(P.g);
 }
 
 /* ---- detection paths (Faster R-CNN): roi_align, stack of empty tensors, symbolic split ---- */
 
-static ox_aten_node *add_node_args(prog *P, const char *target, int nargs, const ox_arg *args,
-                                   int noutputs, uint32_t first_out, const ox_meta *meta) {
+static ox_aten_node *add_node_args(prog *P, const char *target, int nargs, const ox_arg *args, int noutputs,
+                                   uint32_t first_out, const ox_meta *meta) {
     ox_aten_node *n = &P->p.nodes[P->p.nnodes++];
     ox_arena *a = P->g->arena;
     n->target = target;
@@ -203,9 +212,9 @@ static void test_roi_align(void) {
     prog_init(&P, 3);
     P.p.table[0] = ox_graph_add_input(P.g, "x", OX_FLOAT16, 4, xd);
     P.p.table[1] = ox_graph_add_input(P.g, "rois", OX_FLOAT16, 2, rd);
-    ox_arg args[7] = {{.kind = OX_ARG_VALUE, .u.ref = 0}, {.kind = OX_ARG_VALUE, .u.ref = 1},
+    ox_arg args[7] = {{.kind = OX_ARG_VALUE, .u.ref = 0},  {.kind = OX_ARG_VALUE, .u.ref = 1},
                       {.kind = OX_ARG_FLOAT, .u.f = 0.25}, {.kind = OX_ARG_INT, .u.i = 7},
-                      {.kind = OX_ARG_INT, .u.i = 7}, {.kind = OX_ARG_INT, .u.i = -1},
+                      {.kind = OX_ARG_INT, .u.i = 7},      {.kind = OX_ARG_INT, .u.i = -1},
                       {.kind = OX_ARG_BOOL, .u.i = 1}};
     ox_meta m = {.dtype = OX_FLOAT16, .rank = 4, .dims = od};
     add_node_args(&P, "torchvision::roi_align.default", 7, args, 1, 2, &m);
@@ -215,8 +224,8 @@ static void test_roi_align(void) {
     CHECK(n != NULL);
     if (n) {
         CHECK_EQ_INT(n->ninputs, 3);
-        CHECK(n->inputs[0]->dtype == OX_FLOAT && n->inputs[2]->dtype == OX_INT64);   /* float16 computed in float */
-        CHECK_EQ_INT(ox_node_attr_int(n, "sampling_ratio", -9), 0);                  /* adaptive */
+        CHECK(n->inputs[0]->dtype == OX_FLOAT && n->inputs[2]->dtype == OX_INT64); /* float16 computed in float */
+        CHECK_EQ_INT(ox_node_attr_int(n, "sampling_ratio", -9), 0); /* adaptive */
         CHECK_EQ_INT(ox_node_attr_int(n, "output_height", 0), 7);
         const ox_attr *mode = ox_node_attr(n, "coordinate_transformation_mode");
         CHECK(mode && strcmp(mode->u.s, "half_pixel") == 0);
@@ -224,7 +233,7 @@ static void test_roi_align(void) {
     CHECK(P.g->outputs[0]->dtype == OX_FLOAT16);
     ox_graph_free(P.g);
 
-    prog_init(&P, 3);   /* rois of the wrong rank: an error naming them and the node */
+    prog_init(&P, 3); /* rois of the wrong rank: an error naming them and the node */
     P.p.table[0] = ox_graph_add_input(P.g, "x", OX_FLOAT, 4, xd);
     P.p.table[1] = ox_graph_add_input(P.g, "rois", OX_FLOAT, 1, rd);
     add_node_args(&P, "torchvision::roi_align.default", 7, args, 1, 2, &m);
@@ -248,7 +257,7 @@ static void test_stack_of_empty_tensors(void) {
     ox_lower_report rep;
     CHECK(ox_lower_run(P.g, &P.p, &rep) == OX_OK);
     const ox_node *c = find_op(P.g, "Concat");
-    CHECK(c != NULL && c->ninputs == 2);   /* both kept: torch.stack drops none */
+    CHECK(c != NULL && c->ninputs == 2); /* both kept: torch.stack drops none */
     ox_graph_free(P.g);
 }
 
@@ -260,9 +269,10 @@ static void test_split_with_symbolic_sizes(void) {
     prog P;
     prog_init(&P, 4);
     P.p.table[0] = ox_graph_add_input(P.g, "x", OX_FLOAT, 2, xd);
-    P.p.table[1] = ox_graph_add_input(P.g, "u0", OX_INT64, 0, sd);   /* a symbolic size */
+    P.p.table[1] = ox_graph_add_input(P.g, "u0", OX_INT64, 0, sd); /* a symbolic size */
     ox_arg items[2] = {{.kind = OX_ARG_VALUE, .u.ref = 1}, {.kind = OX_ARG_INT, .u.i = 3}};
-    ox_arg args[3] = {{.kind = OX_ARG_VALUE, .u.ref = 0}, {.kind = OX_ARG_LIST, .u.list = {items, 2}},
+    ox_arg args[3] = {{.kind = OX_ARG_VALUE, .u.ref = 0},
+                      {.kind = OX_ARG_LIST, .u.list = {items, 2}},
                       {.kind = OX_ARG_INT, .u.i = 0}};
     ox_meta m[2] = {{.dtype = OX_FLOAT, .rank = 2, .dims = d0}, {.dtype = OX_FLOAT, .rank = 2, .dims = d1}};
     add_node_args(&P, "aten::split_with_sizes.default", 3, args, 2, 2, m);
@@ -270,13 +280,13 @@ static void test_split_with_symbolic_sizes(void) {
     CHECK(ox_lower_run(P.g, &P.p, &rep) == OX_OK);
     const ox_node *s = find_op(P.g, "Split");
     CHECK(s != NULL && s->ninputs == 2 && s->noutputs == 2);
-    CHECK(s && s->inputs[1]->kind == OX_VALUE_NODE);   /* sizes computed, not a constant */
+    CHECK(s && s->inputs[1]->kind == OX_VALUE_NODE); /* sizes computed, not a constant */
     ox_graph_free(P.g);
 
-    prog_init(&P, 4);   /* split.Tensor with a symbolic size has no list to take: declined, with why */
+    prog_init(&P, 4); /* split.Tensor with a symbolic size has no list to take: declined, with why */
     P.p.table[0] = ox_graph_add_input(P.g, "x", OX_FLOAT, 2, xd);
-    ox_arg args2[3] = {{.kind = OX_ARG_VALUE, .u.ref = 0}, {.kind = OX_ARG_INT, .u.i = 3},
-                       {.kind = OX_ARG_INT, .u.i = 0}};
+    ox_arg args2[3] = {
+        {.kind = OX_ARG_VALUE, .u.ref = 0}, {.kind = OX_ARG_INT, .u.i = 3}, {.kind = OX_ARG_INT, .u.i = 0}};
     add_node_args(&P, "aten::split.Tensor", 3, args2, 2, 2, m);
     CHECK(ox_lower_run(P.g, &P.p, &rep) == OX_EUNSUPPORTED);
     CHECK_EQ_INT(rep.nunsupported, 1);

@@ -18,7 +18,7 @@
 #endif
 
 typedef struct row {
-    const char *family, *target, *fn;   /* fn NULL: an OX_UNARY row, lowered by lower.c */
+    const char *family, *target, *fn; /* fn NULL: an OX_UNARY row, lowered by lower.c */
 } row;
 
 static const row rows[] = {
@@ -89,8 +89,7 @@ int main(void) {
         char family[64];
         snprintf(family, sizeof family, "%.*s", (int)strlen(files[i]) - 2, files[i]);
         if (strcmp(files[i], "lower.c") && !is_family(family))
-            fprintf(stderr, "src/lower/%s is neither lower.c nor a family of lower.def\n", files[i]),
-                check_failures++;
+            fprintf(stderr, "src/lower/%s is neither lower.c nor a family of lower.def\n", files[i]), check_failures++;
         scan(dir, files[i]);
     }
 
@@ -106,8 +105,8 @@ int main(void) {
         bool found = false;
         for (int k = 0; k < nfiles; k++) found |= !strcmp(files[k], file);
         if (!found)
-            fprintf(stderr, "family %s (row %s) has no file src/lower/%s\n", rows[i].family,
-                    rows[i].target, file), check_failures++;
+            fprintf(stderr, "family %s (row %s) has no file src/lower/%s\n", rows[i].family, rows[i].target, file),
+                check_failures++;
     }
 
     /* Every row's function is defined once, in its family's file, and serves one family. */
@@ -120,16 +119,19 @@ int main(void) {
             if (strcmp(defs[k].name, rows[i].fn)) continue;
             count++;
             if (strcmp(defs[k].file, file))
-                fprintf(stderr, "%s (row %s, family %s) is defined in src/lower/%s, not %s\n",
-                        rows[i].fn, rows[i].target, rows[i].family, defs[k].file, file), check_failures++;
+                fprintf(stderr, "%s (row %s, family %s) is defined in src/lower/%s, not %s\n", rows[i].fn,
+                        rows[i].target, rows[i].family, defs[k].file, file),
+                    check_failures++;
         }
         if (count != 1)
             fprintf(stderr, "%s (row %s) is defined %d times in src/lower/, expected once\n", rows[i].fn,
-                    rows[i].target, count), check_failures++;
+                    rows[i].target, count),
+                check_failures++;
         for (int j = 0; j < i; j++)
             if (rows[j].fn && !strcmp(rows[j].fn, rows[i].fn) && strcmp(rows[j].family, rows[i].family))
-                fprintf(stderr, "%s serves rows of two families: %s (%s) and %s (%s)\n", rows[i].fn,
-                        rows[j].target, rows[j].family, rows[i].target, rows[i].family), check_failures++;
+                fprintf(stderr, "%s serves rows of two families: %s (%s) and %s (%s)\n", rows[i].fn, rows[j].target,
+                        rows[j].family, rows[i].target, rows[i].family),
+                    check_failures++;
     }
 
     /* Every lowering function a file defines is named by a row of the file's family. */
@@ -142,8 +144,8 @@ int main(void) {
             named = !strcmp(file, defs[k].file);
         }
         if (!named)
-            fprintf(stderr, "src/lower/%s defines %s, which no row of its family names\n", defs[k].file,
-                    defs[k].name), check_failures++;
+            fprintf(stderr, "src/lower/%s defines %s, which no row of its family names\n", defs[k].file, defs[k].name),
+                check_failures++;
     }
 
     /* The table the test read is the one the core serves. */
@@ -151,7 +153,6 @@ int main(void) {
     while (ox_lower_target(served, NULL, NULL)) served++;
     CHECK_EQ_INT(served, NROWS);
     CHECK(nfamilies >= 20 && ndefs > 200);
-    fprintf(stderr, "%d rows, %d families, %d files, %d lowering functions\n", NROWS, nfamilies, nfiles,
-            ndefs);
+    fprintf(stderr, "%d rows, %d families, %d files, %d lowering functions\n", NROWS, nfamilies, nfiles, ndefs);
     return CHECK_DONE();
 }

@@ -13,19 +13,19 @@ enum { ROUNDS = 500, NVALUES = 8, MAX_ARGS = 7 };
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
-static uint32_t next(void) {   /* xorshift64* */
+static uint32_t next(void) { /* xorshift64* */
     rng ^= rng >> 12;
     rng ^= rng << 25;
     rng ^= rng >> 27;
     return (uint32_t)((rng * 0x2545f4914f6cdd1dull) >> 32);
 }
 
-static int outcomes[3];   /* lowered, declined, failed: printed so a run shows it exercised rows */
+static int outcomes[3]; /* lowered, declined, failed: printed so a run shows it exercised rows */
 
 static uint32_t below(uint32_t n) { return n ? next() % n : 0; }
 
-static const ox_dtype dtypes[] = {OX_FLOAT, OX_FLOAT16, OX_BFLOAT16, OX_DOUBLE, OX_INT64, OX_INT32,
-                                  OX_INT8, OX_UINT8, OX_BOOL, OX_UNDEFINED};
+static const ox_dtype dtypes[] = {OX_FLOAT, OX_FLOAT16, OX_BFLOAT16, OX_DOUBLE, OX_INT64,
+                                  OX_INT32, OX_INT8,    OX_UINT8,    OX_BOOL,   OX_UNDEFINED};
 
 static ox_dim *random_dims(ox_arena *a, int rank) {
     ox_dim *d = ox_arena_array(a, rank ? rank : 1, sizeof *d);
@@ -40,11 +40,27 @@ static void random_arg(ox_arena *a, ox_arg *arg, int depth) {
     static const int64_t edge[] = {0, 1, -1, 2, -2, 3, 64, INT64_MAX, INT64_MIN, 1000000007};
     switch (below(depth ? 7 : 9)) {
     case 0: arg->kind = OX_ARG_NONE; break;
-    case 1: arg->kind = OX_ARG_BOOL; arg->u.i = below(2); break;
-    case 2: arg->kind = OX_ARG_INT; arg->u.i = edge[below(10)]; break;
-    case 3: arg->kind = OX_ARG_FLOAT; arg->u.f = (double)(int)below(200) / 7.0 - 10.0; break;
-    case 4: arg->kind = OX_ARG_STRING; arg->u.s = below(2) ? "tanh" : "floor"; break;
-    case 5: case 6: arg->kind = OX_ARG_VALUE; arg->u.ref = below(NVALUES + 2); break;   /* may dangle */
+    case 1:
+        arg->kind = OX_ARG_BOOL;
+        arg->u.i = below(2);
+        break;
+    case 2:
+        arg->kind = OX_ARG_INT;
+        arg->u.i = edge[below(10)];
+        break;
+    case 3:
+        arg->kind = OX_ARG_FLOAT;
+        arg->u.f = (double)(int)below(200) / 7.0 - 10.0;
+        break;
+    case 4:
+        arg->kind = OX_ARG_STRING;
+        arg->u.s = below(2) ? "tanh" : "floor";
+        break;
+    case 5:
+    case 6:
+        arg->kind = OX_ARG_VALUE;
+        arg->u.ref = below(NVALUES + 2);
+        break; /* may dangle */
     default: {
         int n = (int)below(5);
         arg->kind = OX_ARG_LIST;
@@ -87,13 +103,13 @@ static void fuzz_row(const char *target, int opset) {
     for (int i = 0; i < n->noutputs; i++) {
         n->outputs[i] = NVALUES / 2 + i;
         int rank = (int)below(6) - 1;
-        n->meta[i] = (ox_meta){.dtype = dtypes[below(10)], .rank = rank,
-                               .dims = rank > 0 ? random_dims(a, rank) : NULL};
+        n->meta[i] =
+            (ox_meta){.dtype = dtypes[below(10)], .rank = rank, .dims = rank > 0 ? random_dims(a, rank) : NULL};
     }
     p.nodes = n;
     p.nnodes = 1;
     p.outputs = n->outputs;
-    p.noutputs = 1;   /* only output 0 must exist: rows bind the rest when the op has them */
+    p.noutputs = 1; /* only output 0 must exist: rows bind the rest when the op has them */
     ox_lower_report rep;
     ox_code rc = ox_lower_run(g, &p, &rep);
     CHECK(rc == OX_OK || rc == OX_EUNSUPPORTED || rc == OX_ELOWER);
@@ -115,8 +131,8 @@ int main(void) {
         for (int r = 0; r < ROUNDS; r++) fuzz_row(t, lo + (int)below((uint32_t)(hi - lo + 1)));
     }
     CHECK(rows > 200);
-    fprintf(stderr, "%d rows x %d rounds: %d lowered, %d declined, %d failed\n", rows, ROUNDS,
-            outcomes[0], outcomes[1], outcomes[2]);
-    CHECK(outcomes[0] > rows);   /* random arguments must still often be valid */
+    fprintf(stderr, "%d rows x %d rounds: %d lowered, %d declined, %d failed\n", rows, ROUNDS, outcomes[0], outcomes[1],
+            outcomes[2]);
+    CHECK(outcomes[0] > rows); /* random arguments must still often be valid */
     return CHECK_DONE();
 }

@@ -15,7 +15,7 @@ static void test_dce(void) {
     ox_graph_add_initializer(g, "dead_w", OX_FLOAT, 1, wd, w2, sizeof w2);
     ox_value *ab[2] = {x, used_w};
     ox_node *add = ox_graph_add_node(g, "Add", NULL, 2, ab, 1);
-    ox_node *dead1 = ox_graph_add_node(g, "Relu", NULL, 1, &x, 1);            /* read by dead2 only */
+    ox_node *dead1 = ox_graph_add_node(g, "Relu", NULL, 1, &x, 1); /* read by dead2 only */
     ox_node *dead2 = ox_graph_add_node(g, "Neg", NULL, 1, dead1->outputs, 1);
     ox_graph_add_output(g, add->outputs[0]);
     ox_pass_stats st = {0};
@@ -29,7 +29,7 @@ static void test_dce(void) {
     CHECK(dead2->dead && dead1->dead);
     CHECK_EQ_INT(g->ninitializers, 1);
     CHECK(g->initializers[0] == used_w);
-    CHECK_EQ_INT(g->ninputs, 2);               /* inputs are the signature: kept */
+    CHECK_EQ_INT(g->ninputs, 2); /* inputs are the signature: kept */
     CHECK(g->inputs[1] == unused_in);
     /* idempotent */
     memset(&st, 0, sizeof st);
@@ -90,13 +90,13 @@ static void test_simplify(void) {
     ox_node *t1 = ox_graph_add_node(g, "Transpose", NULL, 1, &v, 1);
     ox_node_set_ints(g, t1, "perm", (const int64_t[]){1, 0}, 2);
     t1->outputs[0]->rank = 2;
-    ox_node *t2 = ox_graph_add_node(g, "Transpose", NULL, 1, t1->outputs, 1);   /* default perm */
+    ox_node *t2 = ox_graph_add_node(g, "Transpose", NULL, 1, t1->outputs, 1); /* default perm */
     ox_value *r = node1(g, "Relu", t2->outputs[0], NULL);
     ox_value_set_name(g, r, "y");
     ox_graph_add_output(g, r);
     ox_pass_stats st = {0};
     CHECK(ox_optimize(g, &st) == OX_OK);
-    CHECK_EQ_INT(g->nnodes, 1);                /* only Relu is left, reading x */
+    CHECK_EQ_INT(g->nnodes, 1); /* only Relu is left, reading x */
     CHECK_STR(g->nodes[0]->op_type, "Relu");
     CHECK(g->nodes[0]->inputs[0] == x);
     CHECK_STR(g->outputs[0]->name, "y");
@@ -141,7 +141,7 @@ static void test_fold_shape_and_transpose_view(void) {
     ox_dim d[2] = {{.value = 2}, {.value = 3}};
     ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, d);
     ox_value *s = node1(g, "Shape", x, NULL);
-    ox_value *y = node1(g, "Reshape", x, s);           /* reshape to its own shape: gone too */
+    ox_value *y = node1(g, "Reshape", x, s); /* reshape to its own shape: gone too */
     /* a weight big enough to be folded into a view */
     enum { R = 24, C = 20 };
     float w[R * C];
@@ -165,11 +165,11 @@ static void test_fold_shape_and_transpose_view(void) {
     for (int i = 0; i < C; i++)
         for (int j = 0; j < R; j++) bad += back[i * R + j] != w[j * C + i];
     CHECK_EQ_INT(bad, 0);
-    float part[3];   /* an unaligned range */
+    float part[3]; /* an unaligned range */
     CHECK(ox_tensor_read(wt->tensor, 2, 8, part));
     CHECK(ox_tensor_read(wt->tensor, sizeof back, 0, part));
     CHECK(!ox_tensor_read(wt->tensor, sizeof back - 2, 8, part));
-    CHECK_EQ_INT(g->ninitializers, 1);        /* the view; the original is no longer read */
+    CHECK_EQ_INT(g->ninitializers, 1); /* the view; the original is no longer read */
     ox_graph_free(g);
 
     /* a tied weight (read as it is by a Gather and transposed by a MatMul): a folded Transpose would
@@ -205,7 +205,7 @@ static void test_dedup(void) {
     CHECK(ox_optimize(g, &st) == OX_OK);
     CHECK_EQ_INT(st.initializers_deduped, 1);
     CHECK_EQ_INT(st.cse_removed, 1);
-    CHECK_EQ_INT(g->nnodes, 3);               /* Add(x,a), Add(x,c), Mul */
+    CHECK_EQ_INT(g->nnodes, 3); /* Add(x,a), Add(x,c), Mul */
     CHECK_EQ_INT(g->ninitializers, 2);
     ox_node *mul = g->nodes[2];
     CHECK(mul->inputs[0] == mul->inputs[1]);
@@ -228,10 +228,10 @@ static void test_fuse(void) {
     ox_node *conv = ox_graph_add_node(g, "Conv", NULL, 3, cin, 1);
     float scale[2] = {1, 2}, shift[2] = {0, 1}, mean[2] = {1, 0}, var[2] = {3, 0};
     ox_value *bnin[5] = {conv->outputs[0],
-        ox_graph_add_initializer(g, "bn.weight", OX_FLOAT, 1, bd, scale, sizeof scale),
-        ox_graph_add_initializer(g, "bn.bias", OX_FLOAT, 1, bd, shift, sizeof shift),
-        ox_graph_add_initializer(g, "bn.running_mean", OX_FLOAT, 1, bd, mean, sizeof mean),
-        ox_graph_add_initializer(g, "bn.running_var", OX_FLOAT, 1, bd, var, sizeof var)};
+                         ox_graph_add_initializer(g, "bn.weight", OX_FLOAT, 1, bd, scale, sizeof scale),
+                         ox_graph_add_initializer(g, "bn.bias", OX_FLOAT, 1, bd, shift, sizeof shift),
+                         ox_graph_add_initializer(g, "bn.running_mean", OX_FLOAT, 1, bd, mean, sizeof mean),
+                         ox_graph_add_initializer(g, "bn.running_var", OX_FLOAT, 1, bd, var, sizeof var)};
     ox_node *bn = ox_graph_add_node(g, "BatchNormalization", NULL, 5, bnin, 1);
     ox_node_set_float(g, bn, "epsilon", 1.0f);
     ox_value_set_name(g, bn->outputs[0], "y");
@@ -254,17 +254,17 @@ static void test_fuse(void) {
     const ox_attr *pa = ox_node_attr(fc, "pads");
     CHECK(pa && pa->u.ints.n == 4 && pa->u.ints.v[0] == 1 && pa->u.ints.v[3] == 1);
     const ox_tensor *wt = fc->inputs[1]->tensor;
-    CHECK(wt->storage == OX_DATA_SCALED && wt->base->data == w);   /* a view: nothing computed yet */
+    CHECK(wt->storage == OX_DATA_SCALED && wt->base->data == w); /* a view: nothing computed yet */
     float nw[2] = {0};
     CHECK(ox_tensor_read(wt, 0, sizeof nw, nw));
     const float *nb = fc->inputs[2]->tensor->data;
-    CHECK(nw[0] == 1.0f && nw[1] == 6.0f);          /* k = {0.5, 2} */
+    CHECK(nw[0] == 1.0f && nw[1] == 6.0f); /* k = {0.5, 2} */
     CHECK(nb[0] == 0.0f && nb[1] == 3.0f);
-    CHECK(strcmp(fc->inputs[1]->name, "conv.weight") != 0);   /* a new, unique name */
+    CHECK(strcmp(fc->inputs[1]->name, "conv.weight") != 0); /* a new, unique name */
     CHECK_STR(g->outputs[0]->name, "y");
     CHECK_STR(gemm->op_type, "Gemm");
     CHECK(gemm->inputs[0] == a);
-    CHECK(w[0] == 2.0f);                             /* the borrowed weight is untouched */
+    CHECK(w[0] == 2.0f); /* the borrowed weight is untouched */
     ox_graph_free(g);
 }
 
@@ -316,11 +316,10 @@ static void test_fuse_bn_gemm(void) {
         if (tb) ox_node_set_int(g, gemm, "transB", 1);
         gemm->outputs[0]->rank = 2;
         float scale[3] = {1, 2, 3}, shift[3] = {0, 1, 0}, mean[3] = {1, 0, 2}, var[3] = {1, 1, 1};
-        ox_value *bnin[5] = {gemm->outputs[0],
-            ox_graph_add_initializer(g, "s", OX_FLOAT, 1, od, scale, sizeof scale),
-            ox_graph_add_initializer(g, "b", OX_FLOAT, 1, od, shift, sizeof shift),
-            ox_graph_add_initializer(g, "m", OX_FLOAT, 1, od, mean, sizeof mean),
-            ox_graph_add_initializer(g, "v", OX_FLOAT, 1, od, var, sizeof var)};
+        ox_value *bnin[5] = {gemm->outputs[0], ox_graph_add_initializer(g, "s", OX_FLOAT, 1, od, scale, sizeof scale),
+                             ox_graph_add_initializer(g, "b", OX_FLOAT, 1, od, shift, sizeof shift),
+                             ox_graph_add_initializer(g, "m", OX_FLOAT, 1, od, mean, sizeof mean),
+                             ox_graph_add_initializer(g, "v", OX_FLOAT, 1, od, var, sizeof var)};
         ox_node *bn = ox_graph_add_node(g, "BatchNormalization", NULL, 5, bnin, 1);
         ox_node_set_float(g, bn, "epsilon", 0.0f);
         ox_graph_add_output(g, bn->outputs[0]);
@@ -351,11 +350,12 @@ static void test_partial_shape(void) {
     ox_value *s = node1(g, "Shape", x, NULL);
     s->dtype = OX_INT64;
     int64_t one = 1, zero = 0, two = 2, d1 = 1;
-    ox_value *i1 = ox_graph_add_constant(g, NULL, OX_INT64, 0, NULL, &one);      /* 0-d */
-    ox_value *i0 = ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &zero);      /* [0] */
+    ox_value *i1 = ox_graph_add_constant(g, NULL, OX_INT64, 0, NULL, &one); /* 0-d */
+    ox_value *i0 = ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &zero); /* [0] */
     ox_value *picked = node1(g, "Gather", s, i1);
     ox_value *batch = node1(g, "Gather", s, i0);
-    ox_value *sl[3] = {s, ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &one), ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &two)};
+    ox_value *sl[3] = {s, ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &one),
+                       ox_graph_add_constant(g, NULL, OX_INT64, 1, &d1, &two)};
     ox_node *slice = ox_graph_add_node(g, "Slice", NULL, 3, sl, 1);
     ox_node *tail = ox_graph_add_node(g, "Shape", NULL, 1, &x, 1);
     ox_node_set_int(g, tail, "start", 1);
@@ -366,7 +366,7 @@ static void test_partial_shape(void) {
     CHECK(ox_optimize(g, NULL) == OX_OK);
     const ox_value *o0 = g->outputs[0], *o1 = g->outputs[1], *o2 = g->outputs[2], *o3 = g->outputs[3];
     CHECK(o0->kind == OX_VALUE_INITIALIZER && o0->tensor->rank == 0 && *(const int64_t *)o0->tensor->data == 16);
-    CHECK(o1->kind == OX_VALUE_NODE);                                            /* batch: symbolic */
+    CHECK(o1->kind == OX_VALUE_NODE); /* batch: symbolic */
     CHECK(o2->kind == OX_VALUE_INITIALIZER && *(const int64_t *)o2->tensor->data == 16);
     CHECK(o3->kind == OX_VALUE_INITIALIZER && o3->tensor->dims[0] == 2 && ((const int64_t *)o3->tensor->data)[1] == 4);
     ox_graph_free(g);
@@ -463,9 +463,9 @@ static void test_rms_by_opset(void) {
 
 /* stats.def gives the struct and the table the same rows: what the binding turns into a dict. */
 static void test_stats_table(void) {
-    static const char *const names[] = {"nodes_before", "nodes_after", "constants_lifted", "folded",
-        "noops_removed", "cse_removed", "initializers_deduped", "fused", "nodes_removed",
-        "initializers_removed"};
+    static const char *const names[] = {"nodes_before",  "nodes_after",         "constants_lifted",     "folded",
+                                        "noops_removed", "cse_removed",         "initializers_deduped", "fused",
+                                        "nodes_removed", "initializers_removed"};
     CHECK_EQ_INT(OX_PASS_STAT_COUNT, sizeof names / sizeof *names);
     ox_pass_stats st;
     memset(&st, 0, sizeof st);

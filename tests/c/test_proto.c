@@ -25,8 +25,15 @@
 
 /* ---- a minimal protobuf reader over what the writer produced ---- */
 
-typedef struct msg { const uint8_t *p; size_t len; } msg;
-typedef struct field { unsigned num, wt; uint64_t v; msg m; } field;
+typedef struct msg {
+    const uint8_t *p;
+    size_t len;
+} msg;
+typedef struct field {
+    unsigned num, wt;
+    uint64_t v;
+    msg m;
+} field;
 
 static bool rd_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v) {
     *v = 0;
@@ -43,27 +50,37 @@ static bool rd_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v) {
 static bool next_field(msg m, size_t *pos, field *f, bool *bad) {
     if (*pos >= m.len) return false;
     uint64_t tag;
-    if (!rd_varint(m.p, m.len, pos, &tag)) { *bad = true; return false; }
+    if (!rd_varint(m.p, m.len, pos, &tag)) {
+        *bad = true;
+        return false;
+    }
     f->num = (unsigned)(tag >> 3);
     f->wt = (unsigned)(tag & 7);
     f->m = (msg){NULL, 0};
     switch (f->wt) {
     case 0:
-        if (!rd_varint(m.p, m.len, pos, &f->v)) { *bad = true; return false; }
+        if (!rd_varint(m.p, m.len, pos, &f->v)) {
+            *bad = true;
+            return false;
+        }
         return true;
     case 2:
-        if (!rd_varint(m.p, m.len, pos, &f->v) || f->v > m.len - *pos) { *bad = true; return false; }
+        if (!rd_varint(m.p, m.len, pos, &f->v) || f->v > m.len - *pos) {
+            *bad = true;
+            return false;
+        }
         f->m = (msg){m.p + *pos, (size_t)f->v};
         *pos += (size_t)f->v;
         return true;
     case 5:
-        if (m.len - *pos < 4) { *bad = true; return false; }
+        if (m.len - *pos < 4) {
+            *bad = true;
+            return false;
+        }
         f->m = (msg){m.p + *pos, 4};
         *pos += 4;
         return true;
-    default:
-        *bad = true;
-        return false;
+    default: *bad = true; return false;
     }
 }
 
@@ -82,14 +99,21 @@ static field get(msg m, unsigned num, int idx, bool *found) {
     field f;
     bool bad = false;
     while (next_field(m, &pos, &f, &bad))
-        if (f.num == num && idx-- == 0) { if (found) *found = true; return f; }
+        if (f.num == num && idx-- == 0) {
+            if (found) *found = true;
+            return f;
+        }
     if (found) *found = false;
     return (field){0};
 }
 
 static msg sub(msg m, unsigned num, int idx) { return get(m, num, idx, NULL).m; }
 static uint64_t vint(msg m, unsigned num) { return get(m, num, 0, NULL).v; }
-static bool has(msg m, unsigned num) { bool found; get(m, num, 0, &found); return found; }
+static bool has(msg m, unsigned num) {
+    bool found;
+    get(m, num, 0, &found);
+    return found;
+}
 
 /* String field num (idx-th) into a static buffer, for CHECK_STR. */
 static const char *str(msg m, unsigned num, int idx) {
@@ -105,8 +129,21 @@ static const char *str(msg m, unsigned num, int idx) {
 }
 
 /* Well-formed, fields in non-decreasing number order, recursively through ONNX's messages. */
-enum kind { K_NONE, K_MODEL, K_GRAPH, K_NODE, K_ATTR, K_TENSOR, K_VI, K_TYPE, K_TTYPE, K_SHAPE,
-            K_DIM, K_OPSET, K_ENTRY };
+enum kind {
+    K_NONE,
+    K_MODEL,
+    K_GRAPH,
+    K_NODE,
+    K_ATTR,
+    K_TENSOR,
+    K_VI,
+    K_TYPE,
+    K_TTYPE,
+    K_SHAPE,
+    K_DIM,
+    K_OPSET,
+    K_ENTRY
+};
 static enum kind child_kind(enum kind k, unsigned num) {
     switch (k) {
     case K_MODEL: return num == 7 ? K_GRAPH : num == 8 ? K_OPSET : num == 14 ? K_ENTRY : K_NONE;
@@ -142,8 +179,11 @@ static bool contains(const void *hay, size_t n, const void *needle, size_t m) {
         if (memcmp(h + i, needle, m) == 0) return true;
     return false;
 }
-#define CONTAINS(buf, n, ...) do { static const uint8_t pat_[] = {__VA_ARGS__}; \
-    CHECK(contains((buf), (n), pat_, sizeof pat_)); } while (0)
+#define CONTAINS(buf, n, ...) \
+    do { \
+        static const uint8_t pat_[] = {__VA_ARGS__}; \
+        CHECK(contains((buf), (n), pat_, sizeof pat_)); \
+    } while (0)
 
 /* ---- helpers ---- */
 
@@ -168,11 +208,14 @@ static char tmp_root[512];
 static void make_tmp_root(void) {
     const char *base = getenv("OX_TEST_TMP");
     if (!base || !*base) base = "/tmp";
-    mkdir(base, 0777);   /* CTest's folder may not exist yet */
+    mkdir(base, 0777); /* CTest's folder may not exist yet */
     snprintf(tmp_root, sizeof tmp_root, "%s/proto-XXXXXX", base);
     if (!mkdtemp(tmp_root)) {
         snprintf(tmp_root, sizeof tmp_root, "/tmp/proto-XXXXXX");
-        if (!mkdtemp(tmp_root)) { perror("mkdtemp"); exit(1); }
+        if (!mkdtemp(tmp_root)) {
+            perror("mkdtemp");
+            exit(1);
+        }
     }
 }
 
@@ -237,8 +280,13 @@ static ox_value *set_meta(ox_value *v, ox_dtype dt, int rank, const ox_dim *dims
 /* ---- onnx/wire.h: the varint codec both directions, at every length ---- */
 
 static void test_wire_codec(void) {
-    const uint64_t vals[] = {0, 1, 127, 128, 300, 16383, 16384, (1ull << 21) - 1, 1ull << 21,
-                             (1ull << 32) - 1, 1ull << 35, (1ull << 56) - 1, 1ull << 56, (1ull << 63) - 1,
+    const uint64_t vals[] = {0,          1,
+                             127,        128,
+                             300,        16383,
+                             16384,      (1ull << 21) - 1,
+                             1ull << 21, (1ull << 32) - 1,
+                             1ull << 35, (1ull << 56) - 1,
+                             1ull << 56, (1ull << 63) - 1,
                              1ull << 63, UINT64_MAX};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         unsigned char b[OX_VARINT_MAX];
@@ -253,7 +301,7 @@ static void test_wire_codec(void) {
         CHECK(v == vals[i]);
         CHECK(p == b + n);
         p = b;
-        CHECK(!ox_varint_decode(&p, b + n - 1, &v));   /* truncated: refused, p unmoved */
+        CHECK(!ox_varint_decode(&p, b + n - 1, &v)); /* truncated: refused, p unmoved */
         CHECK(p == b);
     }
     CHECK_EQ_INT(ox_varint_len(UINT64_MAX), OX_VARINT_MAX);
@@ -292,18 +340,12 @@ static void test_varints(void) {
     CHECK(!ox_graph_failed(g));
     size_t len;
     uint8_t *b = serialize(g, NULL, &len);
-    CONTAINS(b, len, 0x0a, 0x01, 'v',
-             0x40, 0x00,
-             0x40, 0x7f,
-             0x40, 0x80, 0x01,
-             0x40, 0xac, 0x02,
-             0x40, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
-             0x40, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
-             0x40, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
-             0x40, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+    CONTAINS(b, len, 0x0a, 0x01, 'v', 0x40, 0x00, 0x40, 0x7f, 0x40, 0x80, 0x01, 0x40, 0xac, 0x02, 0x40, 0xff, 0xff,
+             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x40, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+             0x01, 0x40, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x40, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
              0xa0, 0x01, 0x07);
-    CONTAINS(b, len, 0x0a, 0x03, 'n', 'e', 'g',
-             0x18, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0xa0, 0x01, 0x02);
+    CONTAINS(b, len, 0x0a, 0x03, 'n', 'e', 'g', 0x18, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0xa0,
+             0x01, 0x02);
     free(b);
     ox_graph_free(g);
 }
@@ -318,19 +360,20 @@ static void test_exact_bytes(void) {
     ox_value *y = set_meta(n->outputs[0], OX_FLOAT, 1, &d3, g);
     ox_value_set_name(g, y, "y");
     ox_graph_add_output(g, y);
-    static const uint8_t want[] = {
-        0x08, 0x0a,                                           /* ir_version 10 */
-        0x12, 0x06, 'o', 'x', 'p', 'o', 'r', 't',             /* producer_name */
-        0x3a, 0x40,                                           /* graph, 64 bytes */
-          0x0a, 0x10, 0x0a, 0x01, 'x', 0x12, 0x01, 'y',       /* node: input, output */
-            0x22, 0x08, 'I', 'd', 'e', 'n', 't', 'i', 't', 'y',
-          0x12, 0x0a, 'm', 'a', 'i', 'n', '_', 'g', 'r', 'a', 'p', 'h',
-          0x5a, 0x0f, 0x0a, 0x01, 'x', 0x12, 0x0a,            /* input x: type */
-            0x0a, 0x08, 0x08, 0x01, 0x12, 0x04, 0x0a, 0x02, 0x08, 0x03,
-          0x62, 0x0f, 0x0a, 0x01, 'y', 0x12, 0x0a,            /* output y */
-            0x0a, 0x08, 0x08, 0x01, 0x12, 0x04, 0x0a, 0x02, 0x08, 0x03,
-        0x42, 0x04, 0x0a, 0x00, 0x10, 0x14,                   /* opset_import {"" 20} */
-    };
+    static const uint8_t
+        want[] =
+            {
+                0x08, 0x0a, /* ir_version 10 */
+                0x12, 0x06, 'o',  'x',  'p',  'o',  'r',  't', /* producer_name */
+                0x3a, 0x40, /* graph, 64 bytes */
+                0x0a, 0x10, 0x0a, 0x01, 'x',  0x12, 0x01, 'y', /* node: input, output */
+                0x22, 0x08, 'I',  'd',  'e',  'n',  't',  'i',  't',  'y',  0x12, 0x0a, 'm',  'a',  'i',
+                'n',  '_',  'g',  'r',  'a',  'p',  'h',  0x5a, 0x0f, 0x0a, 0x01, 'x',  0x12, 0x0a, /* input x: type */
+                0x0a, 0x08, 0x08, 0x01, 0x12, 0x04, 0x0a, 0x02, 0x08, 0x03, 0x62, 0x0f, 0x0a, 0x01, 'y',
+                0x12, 0x0a, /* output y */
+                0x0a, 0x08, 0x08, 0x01, 0x12, 0x04, 0x0a, 0x02, 0x08, 0x03, 0x42, 0x04, 0x0a, 0x00, 0x10,
+                0x14, /* opset_import {"" 20} */
+            };
     size_t len;
     uint8_t *b = serialize(g, NULL, &len);
     CHECK_EQ_INT(len, sizeof want);
@@ -359,8 +402,7 @@ static ox_graph *small_graph(void) {
     ox_dim xd[2] = {{.param = "batch"}, {.value = 4}};
     ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, xd);
     int64_t wd[2] = {4, 4};
-    ox_value *w = ox_graph_add_initializer(g, "fc0.weight", OX_FLOAT, 2, wd, fc0_weight,
-                                           sizeof fc0_weight);
+    ox_value *w = ox_graph_add_initializer(g, "fc0.weight", OX_FLOAT, 2, wd, fc0_weight, sizeof fc0_weight);
     ox_value *in0[2] = {x, w};
     ox_node *n0 = ox_graph_add_node(g, "MatMul", NULL, 2, in0, 1);
     ox_node_set_name(g, n0, "node_MatMul_0");
@@ -395,7 +437,7 @@ static ox_graph *small_graph(void) {
     ox_node *dead = ox_graph_add_node(g, "Relu", NULL, 1, &x, 1);
     set_meta(dead->outputs[0], OX_FLOAT, 2, xd, g);
     dead->dead = true;
-    n1->outputs[0]->has_meta = true;   /* dtype UNDEFINED */
+    n1->outputs[0]->has_meta = true; /* dtype UNDEFINED */
     CHECK(!ox_graph_failed(g));
     return g;
 }
@@ -406,18 +448,18 @@ static void test_small_graph(void) {
     uint8_t *b = serialize(g, NULL, &len);
     msg m = {b, len};
     CHECK(ordered(m, K_MODEL));
-    CHECK(len > 12 && memcmp(b, (const uint8_t[]){0x08, 0x0a, 0x12, 0x06, 'o', 'x', 'p', 'o', 'r',
-                                                  't', 0x3a}, 11) == 0);
+    CHECK(len > 12 &&
+          memcmp(b, (const uint8_t[]){0x08, 0x0a, 0x12, 0x06, 'o', 'x', 'p', 'o', 'r', 't', 0x3a}, 11) == 0);
     CHECK_EQ_INT(vint(m, 1), 10);
     CHECK(!has(m, 3));
 
     msg gr = graph_of(m);
-    CHECK_EQ_INT(count(gr, 1), 3);          /* nodes: dead one dropped */
+    CHECK_EQ_INT(count(gr, 1), 3); /* nodes: dead one dropped */
     CHECK_STR(str(gr, 2, 0), "main_graph");
     CHECK_EQ_INT(count(gr, 5), 1);
     CHECK_EQ_INT(count(gr, 11), 1);
     CHECK_EQ_INT(count(gr, 12), 1);
-    CHECK_EQ_INT(count(gr, 13), 1);         /* only MatMul's output */
+    CHECK_EQ_INT(count(gr, 13), 1); /* only MatMul's output */
 
     msg n0 = sub(gr, 1, 0), n1 = sub(gr, 1, 1);
     CHECK_STR(str(n0, 1, 0), "x");
@@ -428,7 +470,7 @@ static void test_small_graph(void) {
     const char *mm_out = str(n0, 2, 0);
     CHECK(mm_out && *mm_out);
     CHECK_STR(str(n1, 1, 0), mm_out);
-    CHECK_STR(str(n1, 1, 1), "");           /* omitted optional input */
+    CHECK_STR(str(n1, 1, 1), ""); /* omitted optional input */
     CHECK_STR(str(n1, 7, 0), "com.example");
     CHECK_EQ_INT(count(n1, 5), 8);
     CHECK_STR(str(sub(gr, 13, 0), 1, 0), mm_out);
@@ -436,35 +478,33 @@ static void test_small_graph(void) {
 
     /* attributes, byte for byte */
     CONTAINS(b, len, 0x0a, 0x05, 'a', 'l', 'p', 'h', 'a', 0x15, 0x00, 0x00, 0x00, 0x3f, 0xa0, 0x01, 0x01);
-    CONTAINS(b, len, 0x0a, 0x04, 'a', 'x', 'i', 's',
-             0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0xa0, 0x01, 0x02);
+    CONTAINS(b, len, 0x0a, 0x04, 'a', 'x', 'i', 's', 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+             0xa0, 0x01, 0x02);
     CONTAINS(b, len, 0x0a, 0x04, 'p', 'e', 'r', 'm', 0x40, 0x01, 0x40, 0x00, 0xa0, 0x01, 0x07);
-    CONTAINS(b, len, 0x0a, 0x06, 's', 'c', 'a', 'l', 'e', 's',
-             0x3d, 0x00, 0x00, 0xc0, 0x3f, 0x3d, 0x00, 0x00, 0x00, 0xc0, 0xa0, 0x01, 0x06);
+    CONTAINS(b, len, 0x0a, 0x06, 's', 'c', 'a', 'l', 'e', 's', 0x3d, 0x00, 0x00, 0xc0, 0x3f, 0x3d, 0x00, 0x00, 0x00,
+             0xc0, 0xa0, 0x01, 0x06);
     CONTAINS(b, len, 0x0a, 0x04, 'm', 'o', 'd', 'e', 0x22, 0x06, 'l', 'i', 'n', 'e', 'a', 'r', 0xa0, 0x01, 0x03);
     CONTAINS(b, len, 0x2a, 0x0a, 0x0a, 0x05, 'e', 'm', 'p', 't', 'y', 0xa0, 0x01, 0x07);
     CONTAINS(b, len, 0x0a, 0x05, 'n', 'a', 'm', 'e', 's', 0x4a, 0x01, 'a', 0x4a, 0x00, 0xa0, 0x01, 0x08);
-    CONTAINS(b, len, 0x0a, 0x05, 'v', 'a', 'l', 'u', 'e',
-             0x2a, 0x16, 0x08, 0x02, 0x10, 0x07, 0x4a, 0x10,
-             0x07, 0, 0, 0, 0, 0, 0, 0, 0xf9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-             0xa0, 0x01, 0x04);
+    CONTAINS(b, len, 0x0a, 0x05, 'v', 'a', 'l', 'u', 'e', 0x2a, 0x16, 0x08, 0x02, 0x10, 0x07, 0x4a, 0x10, 0x07, 0, 0, 0,
+             0, 0, 0, 0, 0xf9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xa0, 0x01, 0x04);
     /* the initializer: dims, data_type, name, raw_data */
     msg t = sub(gr, 5, 0);
-    CHECK(t.len >= 18 && memcmp(t.p, (const uint8_t[]){0x08, 0x04, 0x08, 0x04, 0x10, 0x01, 0x42, 0x0a,
-                                                      'f', 'c', '0', '.', 'w', 'e', 'i', 'g', 'h', 't',
-                                                      0x4a, 0x40}, 20) == 0);
+    CHECK(t.len >= 18 &&
+          memcmp(t.p, (const uint8_t[]){0x08, 0x04, 0x08, 0x04, 0x10, 0x01, 0x42, 0x0a, 'f',  'c',
+                                        '0',  '.',  'w',  'e',  'i',  'g',  'h',  't',  0x4a, 0x40},
+                 20) == 0);
     msg raw = sub(t, 9, 0);
     CHECK(raw.len == sizeof fc0_weight && memcmp(raw.p, fc0_weight, raw.len) == 0);
     CHECK(!has(t, 13) && !has(t, 14));
     /* input x with a named dim */
-    CONTAINS(b, len, 0x5a, 0x18, 0x0a, 0x01, 'x', 0x12, 0x13, 0x0a, 0x11, 0x08, 0x01, 0x12, 0x0d,
-             0x0a, 0x07, 0x12, 0x05, 'b', 'a', 't', 'c', 'h', 0x0a, 0x02, 0x08, 0x04);
+    CONTAINS(b, len, 0x5a, 0x18, 0x0a, 0x01, 'x', 0x12, 0x13, 0x0a, 0x11, 0x08, 0x01, 0x12, 0x0d, 0x0a, 0x07, 0x12,
+             0x05, 'b', 'a', 't', 'c', 'h', 0x0a, 0x02, 0x08, 0x04);
     /* opsets and metadata */
     CHECK_EQ_INT(count(m, 8), 2);
-    CONTAINS(b, len, 0x42, 0x04, 0x0a, 0x00, 0x10, 0x14,
-             0x42, 0x0f, 0x0a, 0x0b, 'c', 'o', 'm', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0x10, 0x01,
-             0x72, 0x16, 0x0a, 0x0d, 'p', 'r', 'o', 'd', 'u', 'c', 'e', 'r', '.', 'n', 'o', 't', 'e',
-             0x12, 0x05, 'h', 'e', 'l', 'l', 'o');
+    CONTAINS(b, len, 0x42, 0x04, 0x0a, 0x00, 0x10, 0x14, 0x42, 0x0f, 0x0a, 0x0b, 'c', 'o', 'm', '.', 'e', 'x', 'a', 'm',
+             'p', 'l', 'e', 0x10, 0x01, 0x72, 0x16, 0x0a, 0x0d, 'p', 'r', 'o', 'd', 'u', 'c', 'e', 'r', '.', 'n', 'o',
+             't', 'e', 0x12, 0x05, 'h', 'e', 'l', 'l', 'o');
     free(b);
 
     /* serializing twice gives the same bytes (names are given once) */
@@ -493,13 +533,18 @@ static void test_initializer_modes(void) {
     /* a fake weight: fine as long as no bytes are written */
     int64_t fd = 8;
     ox_graph_add_initializer(g, "fake.bias", OX_FLOAT, 1, &fd, NULL, 0);
-    static const struct { bool inc, keep; int ninit, ninputs; ox_code rc; } modes[] = {
-        {true, false, 2, 1, OX_EINVAL}, {true, true, 2, 3, OX_EINVAL},
-        {false, false, 0, 1, OX_OK}, {false, true, 0, 3, OX_OK},
+    static const struct {
+        bool inc, keep;
+        int ninit, ninputs;
+        ox_code rc;
+    } modes[] = {
+        {true, false, 2, 1, OX_EINVAL},
+        {true, true, 2, 3, OX_EINVAL},
+        {false, false, 0, 1, OX_OK},
+        {false, true, 0, 3, OX_OK},
     };
     for (int i = 0; i < 4; i++) {
-        ox_save_options o = {.include_initializers = modes[i].inc,
-                             .keep_initializers_as_inputs = modes[i].keep};
+        ox_save_options o = {.include_initializers = modes[i].inc, .keep_initializers_as_inputs = modes[i].keep};
         size_t size = ox_model_size(g, &o);
         uint8_t *buf = malloc(size ? size : 1);
         size_t written = 0;
@@ -508,8 +553,9 @@ static void test_initializer_modes(void) {
         CHECK_EQ_INT(rc, modes[i].rc);
         if (rc != OX_OK) {
             CHECK_EQ_INT(size, 0);
-            CHECK_STR(err.msg, "initializer 'fake.bias' has no data (fake weights): supply them with "
-                               "ONNXProgram.apply_weights() or save with include_initializers=False");
+            CHECK_STR(err.msg,
+                      "initializer 'fake.bias' has no data (fake weights): supply them with "
+                      "ONNXProgram.apply_weights() or save with include_initializers=False");
             CHECK_STR(err.where, "fake.bias");
             free(buf);
             continue;
@@ -553,14 +599,14 @@ static void test_shapes_and_empty(void) {
     ox_dim xd[2] = {{.value = -1}, {.value = 0}};
     ox_value *x = ox_graph_add_input(g, "x", OX_FLOAT, 2, xd);
     int64_t zero = 0;
-    ox_value *e = ox_graph_add_initializer(g, "e", OX_FLOAT, 1, &zero, NULL, 0);   /* 0 bytes */
+    ox_value *e = ox_graph_add_initializer(g, "e", OX_FLOAT, 1, &zero, NULL, 0); /* 0 bytes */
     ox_node *n = ox_graph_add_node(g, "Concat", "ai.onnx", 2, (ox_value *[]){x, e}, 1);
     ox_node_set_int(g, n, "axis", 1);
-    ox_value *r = n->outputs[0];             /* unknown rank: no shape */
+    ox_value *r = n->outputs[0]; /* unknown rank: no shape */
     r->dtype = OX_FLOAT;
     r->has_meta = true;
     ox_node *s = ox_graph_add_node(g, "Size", NULL, 1, &r, 1);
-    ox_value *sv = set_meta(s->outputs[0], OX_INT64, 0, NULL, g);   /* scalar: empty shape */
+    ox_value *sv = set_meta(s->outputs[0], OX_INT64, 0, NULL, g); /* scalar: empty shape */
     ox_value_set_name(g, sv, "n");
     ox_graph_add_output(g, sv);
     CHECK(!ox_graph_failed(g));
@@ -568,25 +614,23 @@ static void test_shapes_and_empty(void) {
     uint8_t *b = serialize(g, NULL, &len);
     msg m = {b, len};
     CHECK(ordered(m, K_MODEL));
-    CHECK_EQ_INT(count(m, 8), 1);            /* "ai.onnx" is the default domain */
+    CHECK_EQ_INT(count(m, 8), 1); /* "ai.onnx" is the default domain */
     msg gr = graph_of(m);
     CHECK_STR(str(sub(gr, 1, 0), 7, 0), "ai.onnx");
     /* x: an empty Dimension for -1, dim_value 0 for 0 */
-    CONTAINS(b, len, 0x0a, 0x01, 'x', 0x12, 0x0c, 0x0a, 0x0a, 0x08, 0x01, 0x12, 0x06,
-             0x0a, 0x00, 0x0a, 0x02, 0x08, 0x00);
+    CONTAINS(b, len, 0x0a, 0x01, 'x', 0x12, 0x0c, 0x0a, 0x0a, 0x08, 0x01, 0x12, 0x06, 0x0a, 0x00, 0x0a, 0x02, 0x08,
+             0x00);
     msg vi = sub(gr, 13, 0);
-    CHECK_EQ_INT(vi.len, 5 + 2 + 4);         /* name "_v0", type { tensor_type { elem_type } } */
+    CHECK_EQ_INT(vi.len, 5 + 2 + 4); /* name "_v0", type { tensor_type { elem_type } } */
     CONTAINS(vi.p, vi.len, 0x12, 0x04, 0x0a, 0x02, 0x08, 0x01);
     CONTAINS(b, len, 0x62, 0x0b, 0x0a, 0x01, 'n', 0x12, 0x06, 0x0a, 0x04, 0x08, 0x07, 0x12, 0x00);
     /* the empty initializer (no bytes, data NULL) has an empty raw_data */
     msg t = sub(gr, 5, 0);
-    CHECK(t.len == 9 && memcmp(t.p, (const uint8_t[]){0x08, 0x00, 0x10, 0x01, 0x42, 0x01, 'e',
-                                                      0x4a, 0x00}, 9) == 0);
+    CHECK(t.len == 9 && memcmp(t.p, (const uint8_t[]){0x08, 0x00, 0x10, 0x01, 0x42, 0x01, 'e', 0x4a, 0x00}, 9) == 0);
     free(b);
 
     /* with external data it stays inline: nothing to point at */
-    ox_save_options o = {.include_initializers = true, .external_data = true,
-                         .data_location = "shapes.onnx.data"};
+    ox_save_options o = {.include_initializers = true, .external_data = true, .data_location = "shapes.onnx.data"};
     char path[700];
     snprintf(path, sizeof path, "%s", tmp_path("shapes.onnx"));
     ox_error err = {0};
@@ -621,13 +665,13 @@ static void test_bad_arguments(void) {
         CHECK(strstr(err.msg, "bare file name") != NULL);
         CHECK_EQ_INT(ox_model_size(g, &o), 0);
     }
-    o.data_location = "bad.onnx";   /* the model itself */
+    o.data_location = "bad.onnx"; /* the model itself */
     ox_error_clear(&err);
     CHECK_EQ_INT(ox_model_save(g, &o, tmp_path("bad.onnx"), &err), OX_EINVAL);
     ox_error_clear(&err);
     CHECK_EQ_INT(ox_model_save(g, NULL, "", &err), OX_EINVAL);
     ox_error_clear(&err);
-    CHECK_EQ_INT(ox_model_save(g, NULL, tmp_path(""), &err), OX_EINVAL);   /* ends in '/' */
+    CHECK_EQ_INT(ox_model_save(g, NULL, tmp_path(""), &err), OX_EINVAL); /* ends in '/' */
     CHECK_EQ_INT(count_entries(tmp_root, ""), 0);
 
     /* a tensor attribute without bytes */
@@ -638,7 +682,7 @@ static void test_bad_arguments(void) {
     ox_error_clear(&err);
     CHECK_EQ_INT(ox_model_write_buffer(g, NULL, buf, sizeof buf, &w, &err), OX_EINVAL);
     CHECK(strstr(err.msg, "node_Custom_1") && strstr(err.msg, "'value'"));
-    CHECK_EQ_INT(ox_model_write_buffer(g, NULL, buf, sizeof buf, &w, NULL), OX_EINVAL);   /* err NULL */
+    CHECK_EQ_INT(ox_model_write_buffer(g, NULL, buf, sizeof buf, &w, NULL), OX_EINVAL); /* err NULL */
     CHECK_EQ_INT(ox_model_size(g, NULL), 0);
     a->u.t->data = keep;
 
@@ -654,7 +698,7 @@ static void test_bad_arguments(void) {
 
 /* ---- external data ---- */
 
-enum { SMALL_N = 10, BIG_N = 262147, TAIL_N = 3 };   /* BIG: 1 MiB + 12 bytes */
+enum { SMALL_N = 10, BIG_N = 262147, TAIL_N = 3 }; /* BIG: 1 MiB + 12 bytes */
 
 static ox_graph *external_graph(float **big_out) {
     ox_graph *g = ox_graph_new(20);
@@ -700,8 +744,8 @@ static void check_external(msg t, const char *offset, const char *length) {
 static void test_external_data(const char *dump) {
     float *big;
     ox_graph *g = external_graph(&big);
-    ox_save_options o = {.include_initializers = true, .external_data = true,
-                         .data_location = "ext.onnx.data", .external_min_bytes = 8};
+    ox_save_options o = {
+        .include_initializers = true, .external_data = true, .data_location = "ext.onnx.data", .external_min_bytes = 8};
     ox_error err = {0};
     char path[700];
     snprintf(path, sizeof path, "%s", tmp_path("ext.onnx"));
@@ -713,7 +757,13 @@ static void test_external_data(const char *dump) {
     size_t mlen = 0, dlen = 0;
     uint8_t *mb = read_file(path, &mlen), *db = read_file(tmp_path("ext.onnx.data"), &dlen);
     CHECK(mb && db);
-    if (!mb || !db) { free(mb); free(db); free(big); ox_graph_free(g); return; }
+    if (!mb || !db) {
+        free(mb);
+        free(db);
+        free(big);
+        ox_graph_free(g);
+        return;
+    }
     CHECK_EQ_INT(mlen, ox_model_size(g, &o));
     msg m = {mb, mlen};
     CHECK(ordered(m, K_MODEL));
@@ -754,7 +804,7 @@ static void test_external_data(const char *dump) {
     mb = read_file(path, &mlen);
     if (mb) {
         gr = graph_of((msg){mb, mlen});
-        check_external(sub(gr, 5, 2), "1114128", "4");   /* tiny packed after big, 16-aligned */
+        check_external(sub(gr, 5, 2), "1114128", "4"); /* tiny packed after big, 16-aligned */
         check_external(sub(gr, 5, 3), "1114144", "12");
     }
     free(mb);
@@ -819,8 +869,7 @@ static void test_failed_saves(void) {
     /* a rename that fails (the data file's name is taken by a folder): both temporaries go */
     ox_graph *e = small_graph();
     mkdir(tmp_path("keep.onnx.data"), 0777);
-    ox_save_options ext = {.include_initializers = true, .external_data = true,
-                           .data_location = "keep.onnx.data"};
+    ox_save_options ext = {.include_initializers = true, .external_data = true, .data_location = "keep.onnx.data"};
     ox_error_clear(&err);
     CHECK_EQ_INT(ox_model_save(e, &ext, path, &err), OX_EIO);
     CHECK(strstr(err.msg, "cannot rename") && strstr(err.msg, "keep.onnx.data"));

@@ -28,7 +28,10 @@ static void pb_raw(pb *b, const void *d, size_t n) {
     if (b->n + n > b->cap) {
         size_t nc = (b->cap ? b->cap * 2 : 64) + n;
         uint8_t *np = realloc(b->p, nc);
-        if (!np) { perror("realloc"); exit(1); }
+        if (!np) {
+            perror("realloc");
+            exit(1);
+        }
         b->p = np;
         b->cap = nc;
     }
@@ -39,14 +42,24 @@ static void pb_raw(pb *b, const void *d, size_t n) {
 static void pb_varint(pb *b, uint64_t v) {
     uint8_t t[10];
     size_t n = 0;
-    while (v >= 0x80) { t[n++] = (uint8_t)(v | 0x80); v >>= 7; }
+    while (v >= 0x80) {
+        t[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
     t[n++] = (uint8_t)v;
     pb_raw(b, t, n);
 }
 
 static void pb_tag(pb *b, unsigned f, unsigned wt) { pb_varint(b, (uint64_t)f << 3 | wt); }
-static void pb_int(pb *b, unsigned f, int64_t v) { pb_tag(b, f, 0); pb_varint(b, (uint64_t)v); }
-static void pb_bytes(pb *b, unsigned f, const void *d, size_t n) { pb_tag(b, f, 2); pb_varint(b, n); pb_raw(b, d, n); }
+static void pb_int(pb *b, unsigned f, int64_t v) {
+    pb_tag(b, f, 0);
+    pb_varint(b, (uint64_t)v);
+}
+static void pb_bytes(pb *b, unsigned f, const void *d, size_t n) {
+    pb_tag(b, f, 2);
+    pb_varint(b, n);
+    pb_raw(b, d, n);
+}
 static void pb_str(pb *b, unsigned f, const char *s) { pb_bytes(b, f, s, strlen(s)); }
 static void pb_f32(pb *b, unsigned f, float x) {
     uint32_t u;
@@ -61,11 +74,13 @@ static void pb_msg(pb *b, unsigned f, pb *sub) {
     free(sub->p);
     *sub = (pb){0};
 }
-static void pb_free(pb *b) { free(b->p); *b = (pb){0}; }
+static void pb_free(pb *b) {
+    free(b->p);
+    *b = (pb){0};
+}
 
 /* ValueInfoProto: name, float tensor of the given dims (dims NULL: no shape). */
-static void pb_vi(pb *b, unsigned f, const char *name, int elem, int rank, const int64_t *dims,
-                  const char *param0) {
+static void pb_vi(pb *b, unsigned f, const char *name, int elem, int rank, const int64_t *dims, const char *param0) {
     pb vi = {0}, type = {0}, tt = {0}, shape = {0};
     pb_str(&vi, 1, name);
     pb_int(&tt, 1, elem);
@@ -107,8 +122,7 @@ static pb small_model(size_t *top, int *ntop) {
     return m;
 }
 
-static ox_code read_buf(const pb *b, const ox_read_options *o, ox_graph **g, ox_read_info **info,
-                        ox_error *err) {
+static ox_code read_buf(const pb *b, const ox_read_options *o, ox_graph **g, ox_read_info **info, ox_error *err) {
     ox_error_clear(err);
     return ox_model_read(b->p, b->n, o, g, info, err);
 }
@@ -153,7 +167,7 @@ static void test_small_model(void) {
         uint8_t out[512];
         size_t w = 0;
         CHECK_EQ_INT(ox_model_write_buffer(g, &so, out, sizeof out, &w, &err), OX_OK);
-        CHECK_EQ_INT(w, m.n + 2);   /* + an empty field 2 */
+        CHECK_EQ_INT(w, m.n + 2); /* + an empty field 2 */
         CHECK(w >= 2 && memcmp(out, m.p, 2) == 0 && out[2] == 0x12 && out[3] == 0 &&
               memcmp(out + 4, m.p + 2, m.n - 2) == 0);
     }
@@ -163,22 +177,27 @@ static void test_small_model(void) {
 }
 
 static void test_varints(void) {
-    static const struct { uint8_t bytes[12]; size_t n; ox_code code; int64_t value; } cases[] = {
+    static const struct {
+        uint8_t bytes[12];
+        size_t n;
+        ox_code code;
+        int64_t value;
+    } cases[] = {
         {{0x08, 0x00}, 2, OX_OK, 0},
         {{0x08, 0x7f}, 2, OX_OK, 127},
         {{0x08, 0x80, 0x01}, 3, OX_OK, 128},
-        {{0x08, 0x80, 0x00}, 3, OX_OK, 0},                 /* non-canonical but valid */
+        {{0x08, 0x80, 0x00}, 3, OX_OK, 0}, /* non-canonical but valid */
         {{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 11, OX_OK, -1},
         {{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}, 11, OX_EFORMAT, 0}, /* > 64 bits */
         {{0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}, 12, OX_EFORMAT, 0}, /* 11 bytes */
-        {{0x08, 0x80}, 2, OX_EFORMAT, 0},                  /* truncated */
+        {{0x08, 0x80}, 2, OX_EFORMAT, 0}, /* truncated */
         {{0x08}, 1, OX_EFORMAT, 0},
-        {{0x80}, 1, OX_EFORMAT, 0},                        /* truncated tag */
-        {{0x00, 0x00}, 2, OX_EFORMAT, 0},                  /* field number 0 */
-        {{0x80, 0x80, 0x80, 0x80, 0x10, 0x00}, 6, OX_EFORMAT, 0},   /* field number 2^29 */
-        {{0x0b, 0x0c}, 2, OX_EFORMAT, 0},                  /* group wire type */
-        {{0x0e, 0x00}, 2, OX_EFORMAT, 0},                  /* wire type 6 */
-        {{0x3a, 0x05, 0x00}, 3, OX_EFORMAT, 0},            /* graph length past the end */
+        {{0x80}, 1, OX_EFORMAT, 0}, /* truncated tag */
+        {{0x00, 0x00}, 2, OX_EFORMAT, 0}, /* field number 0 */
+        {{0x80, 0x80, 0x80, 0x80, 0x10, 0x00}, 6, OX_EFORMAT, 0}, /* field number 2^29 */
+        {{0x0b, 0x0c}, 2, OX_EFORMAT, 0}, /* group wire type */
+        {{0x0e, 0x00}, 2, OX_EFORMAT, 0}, /* wire type 6 */
+        {{0x3a, 0x05, 0x00}, 3, OX_EFORMAT, 0}, /* graph length past the end */
         {{0x3a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 11, OX_EFORMAT, 0}, /* huge length */
     };
     pb rest = {0}, g = {0};
@@ -211,7 +230,7 @@ static void test_truncation(void) {
     pb m = small_model(top, &ntop);
     int failed = 0;
     for (size_t n = 0; n <= m.n; n++) {
-        uint8_t *copy = malloc(n ? n : 1);   /* exactly n bytes: ASan sees a read past them */
+        uint8_t *copy = malloc(n ? n : 1); /* exactly n bytes: ASan sees a read past them */
         memcpy(copy, m.p, n);
         ox_graph *g = NULL;
         ox_read_info *info = NULL;
@@ -220,7 +239,7 @@ static void test_truncation(void) {
         bool boundary = false;
         for (int k = 0; k < ntop; k++) boundary |= top[k] == n;
         if (rc == OX_OK) {
-            CHECK(boundary && n >= top[1]);   /* a model needs its graph */
+            CHECK(boundary && n >= top[1]); /* a model needs its graph */
         } else {
             failed++;
             CHECK(g == NULL && info == NULL);
@@ -249,15 +268,20 @@ static void test_packed_unpacked(void) {
         } else {
             pb packed = {0};
             for (int i = form == 2 ? 1 : 0; i < 3; i++) pb_varint(&packed, (uint64_t)vals[i]);
-            if (form == 2) pb_int(&attr, 8, vals[0]);   /* one unpacked, then the rest packed */
+            if (form == 2) pb_int(&attr, 8, vals[0]); /* one unpacked, then the rest packed */
             pb_msg(&attr, 8, &packed);
         }
         pb_int(&attr, 20, OX_ATTR_INTS);
         pb_msg(&node, 5, &attr);
         pb_msg(&g, 1, &node);
         /* initializer "w": int64 [3] = {5, -6, 7} */
-        if (form == 0) { pb_int(&t, 1, 3); }
-        else { pb d = {0}; pb_varint(&d, 3); pb_msg(&t, 1, &d); }
+        if (form == 0) {
+            pb_int(&t, 1, 3);
+        } else {
+            pb d = {0};
+            pb_varint(&d, 3);
+            pb_msg(&t, 1, &d);
+        }
         pb_int(&t, 2, OX_INT64);
         int64_t w[3] = {5, -6, 7};
         if (form == 0) {
@@ -301,10 +325,12 @@ static void test_packed_unpacked(void) {
 
 /* Unknown fields of each wire type, at every level: skipped. A group: refused cleanly. */
 static void add_unknown(pb *b) {
-    pb_int(b, 1000, 12345);                       /* varint */
-    pb_tag(b, 1001, 1); pb_raw(b, "\1\2\3\4\5\6\7\10", 8);   /* fixed64 */
-    pb_str(b, 1002, "opaque");                    /* length-delimited */
-    pb_tag(b, 1003, 5); pb_raw(b, "\1\2\3\4", 4); /* fixed32 */
+    pb_int(b, 1000, 12345); /* varint */
+    pb_tag(b, 1001, 1);
+    pb_raw(b, "\1\2\3\4\5\6\7\10", 8); /* fixed64 */
+    pb_str(b, 1002, "opaque"); /* length-delimited */
+    pb_tag(b, 1003, 5);
+    pb_raw(b, "\1\2\3\4", 4); /* fixed32 */
 }
 
 static void test_unknown_fields(void) {
@@ -345,7 +371,7 @@ static void test_unknown_fields(void) {
     ox_graph_free(gr);
     ox_read_info_free(info);
     /* The same with a group (start + end) in the graph. */
-    uint8_t grp[] = {0xa3, 0x3e, 0xa4, 0x3e};   /* field 1000, wire types 3 and 4 */
+    uint8_t grp[] = {0xa3, 0x3e, 0xa4, 0x3e}; /* field 1000, wire types 3 and 4 */
     pb m2 = {0}, g2 = {0};
     pb_raw(&g2, grp, sizeof grp);
     pb_msg(&m2, 7, &g2);
@@ -379,7 +405,7 @@ static void test_deep_nesting(void) {
 
     pb type = {0}, t0 = {0};
     pb_int(&t0, 1, 1);
-    pb_msg(&type, 1, &t0);   /* tensor_type float */
+    pb_msg(&type, 1, &t0); /* tensor_type float */
     for (int i = 0; i < 2000; i++) {
         pb seq = {0}, outer = {0};
         pb_msg(&seq, 1, &type);
@@ -436,7 +462,11 @@ static void test_zero_copy(void) {
             ox_read_info *info = NULL;
             ox_error err = {0};
             CHECK_EQ_INT(read_buf(&m, &o, &g, &info, &err), OX_OK);
-            if (!g) { fprintf(stderr, "zero copy: %s\n", err.msg); pb_free(&m); return; }
+            if (!g) {
+                fprintf(stderr, "zero copy: %s\n", err.msg);
+                pb_free(&m);
+                return;
+            }
             const ox_tensor *t = g->initializers[0]->tensor;
             bool inside = (const uint8_t *)t->data >= m.p && (const uint8_t *)t->data + 16 <= m.p + m.n;
             if (!mis || borrow) {
@@ -463,7 +493,7 @@ static void test_typed_layouts(void) {
     struct {
         ox_dtype dt;
         unsigned field;
-        int kind;                /* 0: varints, 1: doubles, 2: floats */
+        int kind; /* 0: varints, 1: doubles, 2: floats */
         int64_t ivals[2];
         double dvals[2];
         uint8_t want[16];
@@ -530,7 +560,8 @@ static void test_typed_layouts(void) {
     CHECK_EQ_INT(read_buf(&m, NULL, &gr, &info, &err), OX_EFORMAT);
     CHECK(strstr(err.msg, "'w'") != NULL);
     pb_free(&m);
-    g = (pb){0}; t = (pb){0};
+    g = (pb){0};
+    t = (pb){0};
     pb_int(&t, 2, OX_INT64);
     pb_f32(&t, 4, 1.0f);
     pb_str(&t, 8, "w");
@@ -543,7 +574,12 @@ static void test_typed_layouts(void) {
 
 /* Graph-level errors, each with a message naming what is wrong. */
 static void test_graph_errors(void) {
-    struct { const char *what; int kind; ox_code code; const char *needle; } cases[] = {
+    struct {
+        const char *what;
+        int kind;
+        ox_code code;
+        const char *needle;
+    } cases[] = {
         {"undefined input", 0, OX_EFORMAT, "'nowhere'"},
         {"output produced twice", 1, OX_EFORMAT, "'y'"},
         {"graph attribute", 2, OX_EUNSUPPORTED, "'then_branch'"},
@@ -584,12 +620,18 @@ static void test_graph_errors(void) {
             pb_bytes(&t, 9, "\1", 1);
             pb_msg(&g, 5, &t);
         }
-        if (cases[i].kind == 6) pb_bytes(&g, 11, "\x0a\x03" "a\0b", 5);
+        if (cases[i].kind == 6)
+            pb_bytes(&g, 11,
+                     "\x0a\x03"
+                     "a\0b",
+                     5);
         pb_vi(&g, 11, "x", 1, -1, NULL, NULL);
         pb_vi(&g, 12, cases[i].kind == 4 ? "zz" : "y", 1, -1, NULL, NULL);
         pb m = {0};
-        if (cases[i].kind == 7) { pb_int(&m, 1, 8); pb_free(&g); }
-        else m = model_of(&g);
+        if (cases[i].kind == 7) {
+            pb_int(&m, 1, 8);
+            pb_free(&g);
+        } else m = model_of(&g);
         ox_graph *gr = NULL;
         ox_read_info *info = NULL;
         ox_error err = {0};
@@ -598,7 +640,7 @@ static void test_graph_errors(void) {
             fprintf(stderr, "%s: %s: %s\n", cases[i].what, ox_code_name(rc), err.msg);
         CHECK_EQ_INT(rc, cases[i].code);
         CHECK(strstr(err.msg, cases[i].needle) != NULL);
-        if (cases[i].kind == 0) {   /* allowed on request: kept as a named value with no producer */
+        if (cases[i].kind == 0) { /* allowed on request: kept as a named value with no producer */
             ox_read_options o = {.allow_undefined_values = true};
             ox_error_clear(&err);
             CHECK_EQ_INT(read_buf(&m, &o, &gr, &info, &err), OX_OK);
@@ -629,7 +671,10 @@ static void make_tmp_root(void) {
     snprintf(tmp_root, sizeof tmp_root, "%s/proto_read-XXXXXX", base);
     if (!mkdtemp(tmp_root)) {
         snprintf(tmp_root, sizeof tmp_root, "/tmp/proto_read-XXXXXX");
-        if (!mkdtemp(tmp_root)) { perror("mkdtemp"); exit(1); }
+        if (!mkdtemp(tmp_root)) {
+            perror("mkdtemp");
+            exit(1);
+        }
     }
 }
 
@@ -643,7 +688,10 @@ static const char *tmp_path(const char *name) {
 
 static void write_file(const char *path, const void *d, size_t n) {
     FILE *f = fopen(path, "wb");
-    if (!f || fwrite(d, 1, n, f) != n) { perror(path); exit(1); }
+    if (!f || fwrite(d, 1, n, f) != n) {
+        perror(path);
+        exit(1);
+    }
     fclose(f);
 }
 
@@ -708,11 +756,16 @@ static void test_external_data(void) {
     const float *d = NULL;
     CHECK_EQ_INT(read_ext("w.bin", "16", "16", true, &err, &d), OX_OK);
     if (d) CHECK(d[0] == 1 && d[3] == 4);
-    CHECK_EQ_INT(read_ext("sub/w.bin", "16", NULL, true, &err, &d), OX_OK);   /* length: to the end */
+    CHECK_EQ_INT(read_ext("sub/w.bin", "16", NULL, true, &err, &d), OX_OK); /* length: to the end */
     CHECK_EQ_INT(read_ext("./w.bin", "16", "16", true, &err, NULL), OX_OK);
-    CHECK_EQ_INT(read_ext("link_in.bin", "16", "16", true, &err, NULL), OX_OK);   /* a link inside */
+    CHECK_EQ_INT(read_ext("link_in.bin", "16", "16", true, &err, NULL), OX_OK); /* a link inside */
 
-    struct { const char *loc, *off, *len; bool allow; ox_code code; const char *needle; } bad[] = {
+    struct {
+        const char *loc, *off, *len;
+        bool allow;
+        ox_code code;
+        const char *needle;
+    } bad[] = {
         {"w.bin", "16", "16", false, OX_EINVAL, "not allowed"},
         {"../secret.bin", "0", "16", true, OX_EINVAL, ".."},
         {"/etc/passwd", "0", "16", true, OX_EINVAL, "absolute"},
@@ -737,8 +790,8 @@ static void test_external_data(void) {
         ox_code rc = read_ext(bad[i].loc, bad[i].off, bad[i].len, bad[i].allow, &err, NULL);
         bool named = strstr(err.msg, "'w'") != NULL && strstr(err.msg, bad[i].needle) != NULL;
         if (rc != bad[i].code || !named)
-            fprintf(stderr, "location '%s' [%s, %s]: %s: %s\n", bad[i].loc, bad[i].off,
-                    bad[i].len ? bad[i].len : "-", ox_code_name(rc), err.msg);
+            fprintf(stderr, "location '%s' [%s, %s]: %s: %s\n", bad[i].loc, bad[i].off, bad[i].len ? bad[i].len : "-",
+                    ox_code_name(rc), err.msg);
         CHECK_EQ_INT(rc, bad[i].code);
         CHECK(named);
     }
@@ -853,13 +906,15 @@ static void test_writer_round_trip(void) {
     ox_value *ins2[3] = {n->outputs[0], NULL, x};
     ox_node *n2 = ox_graph_add_node(g, "Custom", "com.example", 3, ins2, 2);
     ox_value_set_name(g, n2->outputs[0], "out");
-    n2->outputs[1] = NULL;   /* an omitted optional output, written as "" */
+    n2->outputs[1] = NULL; /* an omitted optional output, written as "" */
     ox_graph_add_output(g, n2->outputs[0]);
     ox_graph_add_metadata(g, "k", "v");
     CHECK(!ox_graph_failed(g));
 
-    ox_save_options so = {.include_initializers = true, .keep_initializers_as_inputs = true,
-                          .producer_name = "test", .producer_version = "1"};
+    ox_save_options so = {.include_initializers = true,
+                          .keep_initializers_as_inputs = true,
+                          .producer_name = "test",
+                          .producer_version = "1"};
     ox_error err = {0};
     size_t n1 = ox_model_size(g, &so), w1 = 0;
     uint8_t *b1 = malloc(n1);

@@ -66,15 +66,15 @@ static void test_bf16(void) {
         if (isnan(v) ? (back & 0x7f80) != 0x7f80 || !(back & 0x7f) : back != h) bad++;
     }
     CHECK_EQ_INT(bad, 0);
-    CHECK_EQ_INT(ox_bf16_from_double(1 + ldexp(1, -8)), 0x3f80);             /* tie to even: 1 */
-    CHECK_EQ_INT(ox_bf16_from_double(1 + 3 * ldexp(1, -8)), 0x3f82);         /* tie to even: up */
-    CHECK_EQ_INT(ox_bf16_from_double(1 + ldexp(1, -8) + ldexp(1, -30)), 0x3f81);   /* one rounding */
+    CHECK_EQ_INT(ox_bf16_from_double(1 + ldexp(1, -8)), 0x3f80); /* tie to even: 1 */
+    CHECK_EQ_INT(ox_bf16_from_double(1 + 3 * ldexp(1, -8)), 0x3f82); /* tie to even: up */
+    CHECK_EQ_INT(ox_bf16_from_double(1 + ldexp(1, -8) + ldexp(1, -30)), 0x3f81); /* one rounding */
     CHECK_EQ_INT(ox_bf16_from_double(-INFINITY), 0xff80);
 }
 
 static void test_elements(void) {
     unsigned char b[8];
-    CHECK(ox_elem_store_double(OX_UINT8, b, -1) && b[0] == 255);        /* wraps, as torch */
+    CHECK(ox_elem_store_double(OX_UINT8, b, -1) && b[0] == 255); /* wraps, as torch */
     CHECK(ox_elem_store_double(OX_INT8, b, 300.7) && (int8_t)b[0] == 44);
     CHECK(ox_elem_store_double(OX_INT32, b, -2.9) && ox_elem_double(OX_INT32, b) == -2);
     CHECK(ox_elem_store_double(OX_INT64, b, 1e300) && ox_elem_load(OX_INT64, b).i == INT64_MAX);
@@ -103,9 +103,12 @@ static void test_tensor_new(ox_graph *g) {
     int64_t d[2] = {3, 4};
     ox_tensor *t = ox_tensor_new(g, OX_FLOAT, 2, d);
     CHECK(t && t->nbytes == 48 && t->storage == OX_DATA_OWNED && t->dims != d);
-    if (t) { const float *f = t->data; CHECK(f[0] == 0 && f[11] == 0); }
+    if (t) {
+        const float *f = t->data;
+        CHECK(f[0] == 0 && f[11] == 0);
+    }
     int64_t big[2] = {INT64_MAX / 2, 4}, neg[1] = {-1};
-    CHECK(ox_tensor_new(g, OX_FLOAT, 2, big) == NULL);     /* byte count overflows */
+    CHECK(ox_tensor_new(g, OX_FLOAT, 2, big) == NULL); /* byte count overflows */
     CHECK(ox_tensor_new(g, OX_FLOAT, 1, neg) == NULL);
     CHECK(ox_tensor_new(g, OX_STRING, 1, d) == NULL);
     CHECK(ox_tensor_new(g, OX_FLOAT, OX_MAX_RANK + 1, NULL) == NULL);
@@ -114,9 +117,9 @@ static void test_tensor_new(ox_graph *g) {
     CHECK(ox_tensor_new(g, OX_INT8, OX_MAX_RANK, ones) != NULL);
     CHECK(ox_tensor_new(g, OX_INT8, OX_MAX_RANK + 1, ones) == NULL);
     int64_t z[2] = {0, INT64_MAX};
-    t = ox_tensor_new(g, OX_DOUBLE, 2, z);                 /* empty, whatever the other dim */
+    t = ox_tensor_new(g, OX_DOUBLE, 2, z); /* empty, whatever the other dim */
     CHECK(t && t->nbytes == 0 && t->data != NULL);
-    int64_t over[1] = {(64 << 20) / 4 + 1};                /* no size policy here: folding has one */
+    int64_t over[1] = {(64 << 20) / 4 + 1}; /* no size policy here: folding has one */
     CHECK(ox_tensor_new(g, OX_FLOAT, 1, over) != NULL);
     CHECK(!ox_graph_failed(g));
 }

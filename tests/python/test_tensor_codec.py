@@ -5,13 +5,14 @@ checks the same conversions against an exact oracle under the sanitizers."""
 import ml_dtypes
 import numpy as np
 import onnx
-
 import pytest
 
 from oxport import _core
 
 # numpy warns when it narrows a value past float16's range to infinity, which is the point here
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast", "ignore:invalid value encountered in cast")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:overflow encountered in cast", "ignore:invalid value encountered in cast"
+)
 
 F16, BF16, F32, F64 = (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT,
                        onnx.TensorProto.DOUBLE)
