@@ -71,9 +71,9 @@ typedef enum ox_storage {
     OX_DATA_BORROWED, /* bytes owned by the caller (a PyTorch tensor) */
     OX_DATA_OWNED, /* bytes in the graph's arena (a constant made by lowering or folding) */
     OX_DATA_PERMUTED, /* the bytes of `base` transposed by `perm`: produced while writing,
-                           * never stored, so folding Transpose into a weight copies nothing */
+                       * never stored, so folding Transpose into a weight copies nothing */
     OX_DATA_SCALED, /* float32 `base` with element e multiplied by scale[e / run], rounded to
-                           * float: BatchNorm folded into a Conv weight, computed while writing */
+                     * float: BatchNorm folded into a Conv weight, computed while writing */
 } ox_storage;
 
 /* PERMUTED and SCALED tensors are views: their bytes are computed from `base` when read. */
@@ -89,9 +89,9 @@ typedef struct ox_tensor {
     size_t nbytes;
     ox_storage storage;
     bool consumed; /* a pass read these bytes into other constants (fold, fusion, dedup):
-                           * replacing them afterwards would leave those stale */
+                    * replacing them afterwards would leave those stale */
     bool weight; /* model weights (ox_graph_add_initializer), or bytes computed from them
-                           * (folds, fusions): what save(include_initializers=False) leaves out */
+                  * (folds, fusions): what save(include_initializers=False) leaves out */
     const struct ox_tensor *base; /* views only; never itself a view */
     const int64_t *perm; /* PERMUTED only: output dim i is base dim perm[i] */
     const double *scale; /* SCALED only: numel / run factors */

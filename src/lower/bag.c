@@ -81,8 +81,8 @@ static int embedding_bag(ox_lower *L, bool wrap_padding) {
     }
     ox_value *off = ox_cast(L, offsets, OX_INT64), *end = NULL;
     if (last) { /* the last offset ends the last bag: indices from it on are not summed, but
-                   * torch's kernel counts them in the last bag's size and, in max mode, takes
-                   * them in that bag's max */
+                 * torch's kernel counts them in the last bag's size and, in max mode, takes
+                 * them in that bag's max */
         int64_t s = 0, e = -1, a = 0;
         ox_node *g = ox_op(L, "Gather", 2, off, ox_const_scalar(L, OX_INT64, -1));
         end = ox_typed(ox_out(g), OX_INT64);

@@ -126,7 +126,7 @@
 
 typedef struct ox_save_options {
     bool include_initializers; /* false: the weights and what was computed from them
-                                       * (ox_tensor_is_weight) are left out; other constants stay */
+                                * (ox_tensor_is_weight) are left out; other constants stay */
     bool keep_initializers_as_inputs; /* true: every initializer also appears in graph.input (with its
                                          ValueInfo), after the real inputs */
     bool external_data; /* true: tensor bytes go to one external data file */
