@@ -4,7 +4,9 @@
 #define OX_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int check_failures;
 
@@ -34,5 +36,19 @@ static int check_failures;
     } while (0)
 
 #define CHECK_DONE() (check_failures ? (fprintf(stderr, "%d check(s) failed\n", check_failures), 1) : 0)
+
+/* A fresh folder <$OX_TEST_TMP or /tmp>/<name>-XXXXXX into root[n] (CTest sets OX_TEST_TMP to a
+ * folder of the build tree); /tmp when that fails. Exits when neither can be made. */
+static inline void check_tmp_dir(char *root, size_t n, const char *name) {
+    const char *base = getenv("OX_TEST_TMP");
+    if (!base || !*base) base = "/tmp";
+    mkdir(base, 0777);
+    snprintf(root, n, "%s/%s-XXXXXX", base, name);
+    if (mkdtemp(root)) return;
+    snprintf(root, n, "/tmp/%s-XXXXXX", name);
+    if (mkdtemp(root)) return;
+    perror("mkdtemp");
+    exit(1);
+}
 
 #endif

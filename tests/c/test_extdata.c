@@ -196,17 +196,7 @@ static void write_file(const char *p, const char *text) {
 }
 
 static void make_tree(void) {
-    const char *base = getenv("OX_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    mkdir(base, 0777);
-    snprintf(root, sizeof root, "%s/extdata-XXXXXX", base);
-    if (!mkdtemp(root)) {
-        snprintf(root, sizeof root, "/tmp/extdata-XXXXXX");
-        if (!mkdtemp(root)) {
-            perror("mkdtemp");
-            exit(1);
-        }
-    }
+    check_tmp_dir(root, sizeof root, "extdata");
     /* model/            the base folder
      *   w.bin, sub/w.bin, sub/deeper/w.bin
      *   in_link -> w.bin, sub_link -> sub           (stay inside: allowed)

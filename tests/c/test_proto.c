@@ -205,19 +205,7 @@ static msg graph_of(msg model) { return sub(model, 7, 0); }
 
 static char tmp_root[512];
 
-static void make_tmp_root(void) {
-    const char *base = getenv("OX_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    mkdir(base, 0777); /* CTest's folder may not exist yet */
-    snprintf(tmp_root, sizeof tmp_root, "%s/proto-XXXXXX", base);
-    if (!mkdtemp(tmp_root)) {
-        snprintf(tmp_root, sizeof tmp_root, "/tmp/proto-XXXXXX");
-        if (!mkdtemp(tmp_root)) {
-            perror("mkdtemp");
-            exit(1);
-        }
-    }
-}
+static void make_tmp_root(void) { check_tmp_dir(tmp_root, sizeof tmp_root, "proto"); }
 
 /* A path in the test folder, in a static buffer reused after 4 calls: copy what must last. */
 static const char *tmp_path(const char *name) {

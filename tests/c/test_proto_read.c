@@ -664,19 +664,7 @@ static void test_graph_errors(void) {
 
 static char tmp_root[512];
 
-static void make_tmp_root(void) {
-    const char *base = getenv("OX_TEST_TMP");
-    if (!base || !*base) base = "/tmp";
-    mkdir(base, 0777);
-    snprintf(tmp_root, sizeof tmp_root, "%s/proto_read-XXXXXX", base);
-    if (!mkdtemp(tmp_root)) {
-        snprintf(tmp_root, sizeof tmp_root, "/tmp/proto_read-XXXXXX");
-        if (!mkdtemp(tmp_root)) {
-            perror("mkdtemp");
-            exit(1);
-        }
-    }
-}
+static void make_tmp_root(void) { check_tmp_dir(tmp_root, sizeof tmp_root, "proto_read"); }
 
 static const char *tmp_path(const char *name) {
     static char buf[4][700];
