@@ -329,7 +329,7 @@ def _hostile_model(tmp_path, duplicate=False):
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("dom" + HOSTILE, 1)],
                               producer_name="prod" + HOSTILE)
     path = tmp_path / "hostile.onnx"
-    # A name that is not UTF-8 (onnx refuses to build one): same length, so the protobuf stays valid.
+    # A name that is not UTF-8 (onnx cannot build one): same length, so the protobuf stays valid.
     path.write_bytes(model.SerializeToString().replace(b"BADUTF8X", b"bad\xff\xc3(\xe2\x82"))
     return path
 
@@ -341,8 +341,10 @@ def test_names_printed_escaped(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode("utf-8")              # what it prints is valid UTF-8, whatever the file held
     assert not any(c in out for c in "\x1b\x07\r\x9b\u202e"), out
-    for shown in ("producer: prod" + HOSTILE_SHOWN, "graph: graph" + HOSTILE_SHOWN + "bad\\xFF\\xC3(\\xE2\\x82\n",
-                  "  " + HOSTILE_SHOWN + "  float32  [d" + HOSTILE_SHOWN + "]\n", "dom" + HOSTILE_SHOWN + ":Op" + HOSTILE_SHOWN,
+    for shown in ("producer: prod" + HOSTILE_SHOWN,
+                  "graph: graph" + HOSTILE_SHOWN + "bad\\xFF\\xC3(\\xE2\\x82\n",
+                  "  " + HOSTILE_SHOWN + "  float32  [d" + HOSTILE_SHOWN + "]\n",
+                  "dom" + HOSTILE_SHOWN + ":Op" + HOSTILE_SHOWN,
                   "opset_import: ai.onnx 20, dom" + HOSTILE_SHOWN + " 1\n"):
         assert shown in out, (shown, out)
     # The reader's messages quote names too: stderr is escaped alike.
