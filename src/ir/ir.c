@@ -1,8 +1,16 @@
 #include "ir/ir.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ir/hash.h"
 
 /* ---- dtypes ---- */
 
@@ -291,23 +299,108 @@ static bool grow(ox_graph *g, void *arrp, uint32_t *cap, uint32_t n, size_t elem
 #define PUSH(g, arr, n, cap, item) \
     (grow((g), &(arr), &(cap), (n), sizeof *(arr)) ? ((arr)[(n)++] = (item), true) : false)
 
+/* ---- the keyed hash (ir/hash.h): SipHash-1-3 ---- */
+
+static uint64_t hash_key[2];
+static atomic_int hash_state; /* 0: no key yet, 1: being drawn, 2: ready */
+
+static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer: spreads the fallback's weak bits */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* Draws the key once; a thread that loses the race waits for the winner's key, so that every
+ * table in the process hashes alike. */
+static void hash_seed(void) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&hash_state, &expected, 1)) {
+        while (atomic_load_explicit(&hash_state, memory_order_acquire) != 2) sched_yield();
+        return;
+    }
+    uint64_t k[2] = {0, 0};
+    size_t got = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        while (got < sizeof k) {
+            ssize_t r = read(fd, (unsigned char *)k + got, sizeof k - got);
+            if (r > 0) got += (size_t)r;
+            else if (r < 0 && errno == EINTR) continue;
+            else break;
+        }
+        close(fd);
+    }
+    if (got < sizeof k) {
+        struct timespec ts = {0, 0};
+        clock_gettime(CLOCK_REALTIME, &ts);
+        k[0] = mix64((uint64_t)ts.tv_sec ^ ((uint64_t)ts.tv_nsec << 20) ^ ((uint64_t)getpid() << 44));
+        k[1] = mix64(k[0] ^ (uint64_t)(uintptr_t)&fd ^ ((uint64_t)(uintptr_t)&hash_state << 13));
+    }
+    hash_key[0] = k[0];
+    hash_key[1] = k[1];
+    atomic_store_explicit(&hash_state, 2, memory_order_release);
+}
+
+#define SIP_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND() \
+    do { \
+        v0 += v1; \
+        v1 = SIP_ROTL(v1, 13); \
+        v1 ^= v0; \
+        v0 = SIP_ROTL(v0, 32); \
+        v2 += v3; \
+        v3 = SIP_ROTL(v3, 16); \
+        v3 ^= v2; \
+        v0 += v3; \
+        v3 = SIP_ROTL(v3, 21); \
+        v3 ^= v0; \
+        v2 += v1; \
+        v1 = SIP_ROTL(v1, 17); \
+        v1 ^= v2; \
+        v2 = SIP_ROTL(v2, 32); \
+    } while (0)
+
+uint64_t ox_hash_bytes(const void *p, size_t n) {
+    if (atomic_load_explicit(&hash_state, memory_order_acquire) != 2) hash_seed();
+    const unsigned char *s = p;
+    uint64_t v0 = 0x736f6d6570736575ull ^ hash_key[0], v1 = 0x646f72616e646f6dull ^ hash_key[1];
+    uint64_t v2 = 0x6c7967656e657261ull ^ hash_key[0], v3 = 0x7465646279746573ull ^ hash_key[1];
+    size_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t m = 0;
+        for (int j = 0; j < 8; j++) m |= (uint64_t)s[i + j] << (8 * j);
+        v3 ^= m;
+        SIP_ROUND();
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)n << 56;
+    for (int j = 0; i + (size_t)j < n; j++) b |= (uint64_t)s[i + (size_t)j] << (8 * j);
+    v3 ^= b;
+    SIP_ROUND();
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIP_ROUND();
+    SIP_ROUND();
+    SIP_ROUND();
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+#undef SIP_ROUND
+#undef SIP_ROTL
+
 /* ---- name table: open addressing over interned strings ----
  * Each entry remembers the next suffix to try for names derived from it, so that a thousand
- * values all hinted "_const" cost a thousand probes, not half a million. */
+ * values all hinted "_const" cost a thousand probes, not half a million. The hash is keyed
+ * (ir/hash.h): names come from files, and an unkeyed one let a model choose colliding names. */
 
 struct ox_name_entry {
     const char *name;
     uint32_t next_suffix;
 };
 
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    while (*s) {
-        h ^= (unsigned char)*s++;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+static uint64_t hash_str(const char *s) { return ox_hash_bytes(s, strlen(s)); }
 
 static struct ox_name_entry *names_find(const ox_name_table *t, const char *s) {
     if (!t->cap) return NULL;

@@ -82,8 +82,37 @@ ox_code ox_extdata_check_range(size_t file_len, uint64_t off, bool has_len, uint
 
 /* ---- files ---- */
 
+/* What a file that is not regular is, for messages. */
+static const char *file_kind(mode_t m) {
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISDIR(m)) return "a folder";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISLNK(m)) return "a symbolic link";
+    return "not a regular file";
+}
+
+/* Opens for reading without blocking: O_NONBLOCK because open() of a FIFO (or of some devices)
+ * waits for a writer forever, and the regular-file check can only come after open returns. It is
+ * cleared again once fstat says the file is regular (it means nothing to a regular file's reads
+ * or mmap, but the descriptor then behaves as any other). -1 with errno set. */
+static int open_nonblock(int dirfd, const char *name, int flags) {
+    return openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | flags);
+}
+
+/* fstat's fd into *st: 0 when it is a regular file (its O_NONBLOCK then cleared), 1 when it is
+ * not (*st says what it is), -1 with errno set when fstat or fcntl failed. */
+static int require_regular(int fd, struct stat *st) {
+    if (fstat(fd, st) != 0) return -1;
+    if (!S_ISREG(st->st_mode)) return 1;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) return -1;
+    return 0;
+}
+
 /* Opens rel (no symlinks expected: it was realpath'd) one component at a time below dirfd with
- * O_NOFOLLOW. -1 with errno set. */
+ * O_NOFOLLOW, the last one without blocking (open_nonblock). -1 with errno set. */
 static int open_below(int dirfd, const char *rel) {
     char comp[NAME_MAX + 1];
     int cur = dirfd;
@@ -98,7 +127,8 @@ static int open_below(int dirfd, const char *rel) {
         }
         memcpy(comp, p, n);
         comp[n] = 0;
-        int fd = openat(cur, comp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (e ? O_DIRECTORY : 0));
+        int fd = e ? openat(cur, comp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_DIRECTORY) :
+                     open_nonblock(cur, comp, O_NOFOLLOW);
         int saved = errno;
         if (cur != dirfd) close(cur);
         if (fd < 0) {
@@ -173,12 +203,33 @@ ox_code ox_extdata_open(ox_extdata_dir *d, const char *base_dir, const char *loc
                             "folder: %s%s",
                             tname, loc, strerror(oerr),
                             oerr == ELOOP ? " (a symbolic link appeared while reading)" : "");
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    int reg = require_regular(fd, st);
+    if (reg != 0) {
+        int serr = errno;
         close(fd);
+        if (reg < 0)
+            return ox_error_set(err, OX_EIO, where, "tensor '%s': cannot check external data location '%s': %s", tname,
+                                loc, strerror(serr));
         return ox_error_set(err, OX_EINVAL, where,
                             "tensor '%s': external data location '%s' is not a "
-                            "regular file",
-                            tname, loc);
+                            "regular file (%s)",
+                            tname, loc, file_kind(st->st_mode));
+    }
+    *fd_out = fd;
+    return OX_OK;
+}
+
+ox_code ox_extdata_open_model(const char *path, ox_error *err, int *fd_out, struct stat *st) {
+    *fd_out = -1;
+    /* No O_NOFOLLOW: the model path is the caller's own, and a symlinked model is ordinary. */
+    int fd = open_nonblock(AT_FDCWD, path, 0);
+    if (fd < 0) return ox_error_set(err, OX_EIO, path, "cannot open '%s': %s", path, strerror(errno));
+    int reg = require_regular(fd, st);
+    if (reg != 0) {
+        int serr = errno;
+        close(fd);
+        if (reg < 0) return ox_error_set(err, OX_EIO, path, "cannot check '%s': %s", path, strerror(serr));
+        return ox_error_set(err, OX_EIO, path, "'%s' is not a regular file (%s)", path, file_kind(st->st_mode));
     }
     *fd_out = fd;
     return OX_OK;

@@ -99,11 +99,17 @@ typedef struct ox_extdata_dir {
  * ox_extdata_location_problem (OX_EINVAL); base_dir realpath'd and opened once into *d (OX_EIO);
  * base/loc realpath'd and required to lie strictly inside the folder (OX_EINVAL; OX_EIO when it
  * does not exist); the resolved path opened one component at a time from the folder's descriptor
- * with O_NOFOLLOW (a symbolic link met then means the tree changed under us: OX_EINVAL); the file
- * fstat'd and required to be regular (OX_EINVAL). On OX_OK, *fd is the caller's to close and *st
- * describes it. */
+ * with O_NOFOLLOW (a symbolic link met then means the tree changed under us: OX_EINVAL), the file
+ * itself with O_NONBLOCK, so that a FIFO or a device cannot block the read; the file fstat'd and
+ * required to be regular (OX_EINVAL, naming what it is instead). On OX_OK, *fd is the caller's to
+ * close (O_NONBLOCK cleared) and *st describes it. */
 ox_code ox_extdata_open(ox_extdata_dir *d, const char *base_dir, const char *loc, const char *tname, ox_error *err,
                         const char *where, int *fd, struct stat *st);
+
+/* Opens the model file itself, path as the caller gave it (symbolic links followed), the same way:
+ * without blocking, and refused unless regular. OX_EIO, the message naming path, when it cannot be
+ * opened or is not a regular file. On OX_OK, *fd is the caller's to close and *st describes it. */
+ox_code ox_extdata_open_model(const char *path, ox_error *err, int *fd, struct stat *st);
 
 /* Closes and frees what *d holds; it may be opened again. */
 void ox_extdata_dir_close(ox_extdata_dir *d);

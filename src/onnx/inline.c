@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ir/hash.h"
+
 /* The chain of calls being inlined: recursion check and messages. */
 typedef struct frame {
     const ox_function *fn;
@@ -108,11 +110,8 @@ typedef struct vmap {
     uint32_t cap;
 } vmap;
 
-static uint32_t hash(const char *s) {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
+/* Keyed (ir/hash.h): body names come from FunctionProtos a model or a translation supplies. */
+static uint32_t hash(const char *s) { return (uint32_t)ox_hash_bytes(s, strlen(s)); }
 
 static bool vmap_init(ctx *c, vmap *m, size_t n) {
     uint32_t cap = 16;

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ir/hash.h"
 #include "onnx/extdata.h"
 #include "onnx/read_internal.h"
 #include "onnx/wire.h"
@@ -830,14 +831,9 @@ typedef struct vmap {
     uint32_t cap, count;
 } vmap;
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+/* Keyed (ir/hash.h): the names are the file's, and an unkeyed hash let a model choose names that
+ * all land in one run of slots, making the read quadratic. */
+static uint64_t hash_bytes(const uint8_t *p, size_t n) { return ox_hash_bytes(p, n); }
 
 static ox_value *vmap_get(const vmap *m, const uint8_t *p, size_t n) {
     if (!m->cap) return NULL;
@@ -1488,13 +1484,10 @@ ox_code ox_model_read_file(const char *path, const ox_read_options *o, ox_graph 
     if (info) *info = NULL;
     if (!path || !out || !info)
         return ox_error_set(err, OX_EINVAL, NULL, "ox_model_read_file: path, out and info are required");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ox_error_set(err, OX_EIO, path, "cannot open '%s': %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return ox_error_set(err, OX_EIO, path, "'%s' is not a regular file", path);
-    }
+    ox_code orc = ox_extdata_open_model(path, err, &fd, &st);
+    if (orc != OX_OK) return orc;
     if ((uint64_t)st.st_size > SIZE_MAX) {
         close(fd);
         return ox_error_set(err, OX_EIO, path, "'%s' is too large to map", path);

@@ -2,7 +2,7 @@
  * every threshold and at the 64-bit edge, the location rules as strings, offset/length parsing and
  * range checks with overflowing values, and ox_extdata_open on a real tree: absolute paths, "..",
  * symbolic links out of the folder (file and directory), links that stay inside, non-regular
- * files, and a symbolic link met while opening (the O_NOFOLLOW step, with a folder descriptor that
+ * files (a FIFO refused without blocking, as location and as model path), and a symbolic link met while opening (the O_NOFOLLOW step, with a folder descriptor that
  * no longer matches its path, as when the tree changes under the reader). Run by CTest under
  * ASan/UBSan; the reader's use of all this is tested through models in test_proto_read.c. */
 #include "onnx/extdata.h"
@@ -371,6 +371,44 @@ static void test_map(void) {
     CHECK(addr == NULL);
 }
 
+/* A FIFO opened with a blocking open() waits for a writer forever (issue 15, item 7): as an
+ * external data location and as the model path, it is refused at once, naming what it is. The
+ * alarm turns a hang into a failed test (SIGALRM ends the process) instead of a stuck suite. */
+static void test_fifo_refused(void) {
+    CHECK(mkfifo(path("model/fifo.bin"), 0600) == 0);
+    alarm(30);
+    ox_extdata_dir d = OX_EXTDATA_DIR_INIT;
+    ox_error err = {0};
+    char got[17];
+    CHECK_EQ_INT(try_open(&d, path("model"), "fifo.bin", &err, got), OX_EINVAL);
+    CHECK(strstr(err.msg, "'fifo.bin' is not a regular file (a FIFO)") != NULL);
+    ox_extdata_dir_close(&d);
+
+    int fd = -2;
+    struct stat st;
+    ox_error_clear(&err);
+    CHECK_EQ_INT(ox_extdata_open_model(path("model/fifo.bin"), &err, &fd, &st), OX_EIO);
+    CHECK_EQ_INT(fd, -1);
+    CHECK(strstr(err.msg, "fifo.bin' is not a regular file (a FIFO)") != NULL);
+    ox_error_clear(&err);
+    CHECK_EQ_INT(ox_extdata_open_model(path("model/sub"), &err, &fd, &st), OX_EIO);
+    CHECK(strstr(err.msg, "is not a regular file (a folder)") != NULL);
+    ox_error_clear(&err);
+    CHECK_EQ_INT(ox_extdata_open_model(path("model/missing.onnx"), &err, &fd, &st), OX_EIO);
+    CHECK(strstr(err.msg, "cannot open") != NULL && strstr(err.msg, "missing.onnx") != NULL);
+    alarm(0);
+
+    /* A regular file (through a symbolic link: the model path is the caller's) opens, blocking again. */
+    ox_error_clear(&err);
+    CHECK_EQ_INT(ox_extdata_open_model(path("model/in_link"), &err, &fd, &st), OX_OK);
+    CHECK(fd >= 0 && S_ISREG(st.st_mode));
+    if (fd >= 0) {
+        CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+        close(fd);
+    }
+    unlink(path("model/fifo.bin"));
+}
+
 static void remove_tree(void) {
     const char *links[] = {"model/in_link",          "model/sub_link",     "model/out_link",    "model/out_dir",
                            "model/abs_link",         "model/self",         "model/prefix_link", "model_link",
@@ -393,6 +431,7 @@ int main(void) {
     test_open();
     test_nofollow();
     test_map();
+    test_fifo_refused();
     remove_tree();
     return CHECK_DONE();
 }

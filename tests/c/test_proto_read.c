@@ -11,10 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "ir/hash.h"
 #include "onnx/write.h"
 
 /* ---- a protobuf builder ---- */
@@ -136,6 +141,137 @@ static pb model_of(pb *gb) {
     pb_int(&op, 2, 17);
     pb_msg(&m, 8, &op);
     return m;
+}
+
+/* ---- a flood of colliding names (issue 15, item 5) ---- */
+
+#define FLOOD_N 120000
+#define FLOOD_BITS 18 /* 120,000 names fill tables of up to 2^18 slots */
+#define FNV_PRIME 1099511628211ull
+
+/* Names whose unkeyed FNV-1a hashes (the reader's and the IR's hash before it was keyed) agree in
+ * their low FLOOD_BITS bits, so they took one run of slots in every table: "c<i>_" then two
+ * printable bytes searched for and a last byte solved for. NUL-separated in one malloc'd block;
+ * *ptrs the n names. */
+static char *colliding_names(uint32_t n, const char ***ptrs) {
+    const uint64_t mask = (1ull << FLOOD_BITS) - 1, target = 0x2a5a5 & mask;
+    uint64_t inv = FNV_PRIME; /* the prime's inverse mod 2^64, by Newton's iteration */
+    for (int i = 0; i < 6; i++) inv *= 2 - FNV_PRIME * inv;
+    const uint64_t want = (target * inv) & mask; /* (state ^ last) must equal this before the last multiply */
+    char *buf = malloc((size_t)n * 16);
+    const char **v = malloc(n * sizeof *v);
+    if (!buf || !v) {
+        perror("malloc");
+        exit(1);
+    }
+    size_t used = 0;
+    uint32_t got = 0;
+    for (uint32_t i = 0; got < n; i++) {
+        char pre[12];
+        int pl = snprintf(pre, sizeof pre, "c%u_", i);
+        uint64_t h = 1469598103934665603ull;
+        for (int k = 0; k < pl; k++) h = (h ^ (unsigned char)pre[k]) * FNV_PRIME;
+        int per_prefix = 0;
+        for (unsigned a = 0x21; a < 0x7f && got < n && per_prefix < 8; a++) {
+            uint64_t h1 = (h ^ a) * FNV_PRIME;
+            for (unsigned b = 0x21; b < 0x7f && got < n && per_prefix < 8; b++) {
+                uint64_t h2 = (h1 ^ b) * FNV_PRIME;
+                if (((h2 ^ want) & mask & ~0xffull) != 0) continue;
+                unsigned c = (unsigned)((h2 ^ want) & 0xff);
+                if (c == 0) continue;
+                char *name = buf + used;
+                memcpy(name, pre, (size_t)pl);
+                name[pl] = (char)a;
+                name[pl + 1] = (char)b;
+                name[pl + 2] = (char)c;
+                name[pl + 3] = 0;
+                used += (size_t)pl + 4;
+                v[got++] = name;
+                per_prefix++;
+            }
+        }
+    }
+    *ptrs = v;
+    return buf;
+}
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * FNV_PRIME;
+    return h;
+}
+
+/* How many distinct slots of a 2^FLOOD_BITS table the names take under hash h. */
+static uint32_t slots_taken(const char **names, uint32_t n, bool keyed) {
+    uint8_t *seen = calloc((size_t)1 << FLOOD_BITS, 1);
+    if (!seen) exit(1);
+    uint32_t d = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t h = keyed ? ox_hash_bytes(names[i], strlen(names[i])) : fnv1a(names[i]);
+        uint32_t k = (uint32_t)(h & ((1u << FLOOD_BITS) - 1));
+        if (!seen[k]) d++;
+        seen[k] = 1;
+    }
+    free(seen);
+    return d;
+}
+
+/* The model: FLOOD_N float scalar initializers with colliding names, the first one the output. */
+static pb flood_model(const char **names) {
+    pb g = {0};
+    float one = 1;
+    for (uint32_t i = 0; i < FLOOD_N; i++) {
+        pb t = {0};
+        pb_int(&t, 2, OX_FLOAT);
+        pb_str(&t, 8, names[i]);
+        pb_bytes(&t, 9, &one, sizeof one);
+        pb_msg(&g, 5, &t);
+    }
+    pb_vi(&g, 12, names[0], 1, 0, NULL, NULL);
+    return model_of(&g);
+}
+
+/* Work, not time, is what the fix bounds: the colliding names must spread over the table's
+ * slots under the keyed hash (120,000 names into 2^18 slots take ~96,000 of them; unkeyed, they
+ * took 1). Then the whole read, in a child held to 20 s of CPU by RLIMIT_CPU (a CPU limit, so a
+ * loaded machine cannot make it flake): the unkeyed tables took ~151 s without sanitizers, the
+ * keyed ones well under a second. */
+static void test_colliding_names(void) {
+    const char **names = NULL;
+    char *buf = colliding_names(FLOOD_N, &names);
+    CHECK_EQ_INT(slots_taken(names, FLOOD_N, false), 1); /* the names do collide, unkeyed */
+    uint32_t keyed = slots_taken(names, FLOOD_N, true);
+    if (keyed < 80000) fprintf(stderr, "colliding names take %u slots under the keyed hash\n", keyed);
+    CHECK(keyed >= 80000);
+
+    pb m = flood_model(names);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct rlimit lim = {20, 25};
+        setrlimit(RLIMIT_CPU, &lim);
+        clock_t t0 = clock();
+        ox_graph *g = NULL;
+        ox_read_info *info = NULL;
+        ox_error err = {0};
+        ox_code rc = read_buf(&m, &(ox_read_options){0}, &g, &info, &err);
+        double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
+        bool ok = rc == OX_OK && g && g->ninitializers == FLOOD_N && g->noutputs == 1;
+        fprintf(stderr, "read %d colliding names in %.2f s of CPU: %s %s\n", FLOOD_N, cpu, ox_code_name(rc), err.msg);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    if (pid > 0) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
+        if (WIFSIGNALED(status))
+            fprintf(stderr, "reading %d colliding names: killed by signal %d (past its 20 s CPU limit)\n", FLOOD_N,
+                    WTERMSIG(status));
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    pb_free(&m);
+    free(names);
+    free(buf);
 }
 
 /* ---- tests ---- */
@@ -809,6 +945,19 @@ static void test_external_data(void) {
     ox_graph_free(g);
     ox_read_info_free(info);
     CHECK_EQ_INT(ox_model_read_file(tmp_path("model/none.onnx"), &o, &g, &info, &err), OX_EIO);
+
+    /* A FIFO, as external data and as the model (issue 15, item 7): refused at once; a blocking
+     * open() waited for a writer forever, and the alarm makes that a failure, not a stuck suite. */
+    CHECK(mkfifo(tmp_path("model/fifo.bin"), 0600) == 0);
+    CHECK(mkfifo(tmp_path("model/fifo.onnx"), 0600) == 0);
+    alarm(30);
+    CHECK_EQ_INT(read_ext("fifo.bin", "0", "16", true, &err, NULL), OX_EINVAL);
+    CHECK(strstr(err.msg, "'w'") && strstr(err.msg, "'fifo.bin' is not a regular file (a FIFO)"));
+    ox_error_clear(&err);
+    CHECK_EQ_INT(ox_model_read_file(tmp_path("model/fifo.onnx"), &o, &g, &info, &err), OX_EIO);
+    CHECK(strstr(err.msg, "fifo.onnx' is not a regular file (a FIFO)") != NULL);
+    CHECK(g == NULL && info == NULL);
+    alarm(0);
     pb_free(&m);
 }
 
@@ -1055,5 +1204,6 @@ int main(void) {
     test_metadata_only();
     test_writer_round_trip();
     test_function();
+    test_colliding_names();
     return CHECK_DONE();
 }

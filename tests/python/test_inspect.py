@@ -271,3 +271,84 @@ def test_missing_file_and_usage(tmp_path):
     assert r.returncode == 1 and "not a regular file" in r.stderr
     r = subprocess.run([INSPECT], capture_output=True, text=True)
     assert r.returncode == 64 and "usage" in r.stderr
+
+
+def _cpu_limited(seconds):
+    """A preexec_fn holding the child to `seconds` of CPU (RLIMIT_CPU): a bound on work, which a
+    loaded machine cannot make flake as a wall-clock bound could."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+    return limit
+
+
+def test_many_op_types_inspect_in_linear_time(tmp_path):
+    """Issue 15, item 6: 200,000 distinct op types took 111 s (a linear scan per node); now a sort.
+    Held to 10 s of CPU, which the quadratic histogram missed by 10x."""
+    n = 200_000
+    g = onnx.GraphProto(name="g")
+    for i in range(n):
+        g.node.add(op_type=f"Op{i}", domain="x.ops", output=[f"v{i}"])
+    g.output.add(name="v0")
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("x.ops", 1)])
+    path = tmp_path / "ops.onnx"
+    path.write_bytes(model.SerializeToString())
+    r = subprocess.run([INSPECT, str(path)], capture_output=True, text=True, timeout=300,
+                       preexec_fn=_cpu_limited(10))
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert f"nodes: {n} ({n} op types)" in r.stdout
+    got = parse(r.stdout)["ops"]
+    assert len(got) == n and set(got.values()) == {1} and got["x.ops:Op123456"] == 1
+
+
+def test_fifo_model_and_external_data_refused_at_once(tmp_path):
+    """Issue 15, item 7: open() of a FIFO waits for a writer forever; the reader opens without
+    blocking and refuses what is not a regular file (the timeout turns a hang into a failure)."""
+    os.mkfifo(tmp_path / "fifo.onnx")
+    r = subprocess.run([INSPECT, str(tmp_path / "fifo.onnx")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "is not a regular file (a FIFO)" in r.stderr, r.stderr
+    path = _external_model(tmp_path, "fifo.data", 4)
+    os.mkfifo(tmp_path / "fifo.data")
+    r = subprocess.run([INSPECT, str(path)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert "'w'" in r.stderr and "'fifo.data' is not a regular file (a FIFO)" in r.stderr, r.stderr
+
+
+HOSTILE = "t\x1b]0;owned\x07\r\x1b[2J\x9b6n\u202eevil\\"
+HOSTILE_SHOWN = "t\\x1B]0;owned\\x07\\x0D\\x1B[2J\\u009B6n\\u202Eevil\\\\"
+
+
+def _hostile_model(tmp_path, duplicate=False):
+    x = helper.make_tensor_value_info(HOSTILE, onnx.TensorProto.FLOAT, ["d" + HOSTILE])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(np.zeros(1, np.float32), "BADUTF8X")
+    inits = [w, numpy_helper.from_array(np.zeros(1, np.float32), "BADUTF8X")] if duplicate else [w]
+    node = helper.make_node("Op" + HOSTILE, [HOSTILE, "BADUTF8X"], ["y"], domain="dom" + HOSTILE)
+    g = helper.make_graph([node], "graph" + HOSTILE + "BADUTF8X", [x], [y], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("dom" + HOSTILE, 1)],
+                              producer_name="prod" + HOSTILE)
+    path = tmp_path / "hostile.onnx"
+    # A name that is not UTF-8 (onnx cannot build one): same length, so the protobuf stays valid.
+    path.write_bytes(model.SerializeToString().replace(b"BADUTF8X", b"bad\xff\xc3(\xe2\x82"))
+    return path
+
+
+def test_names_printed_escaped(tmp_path):
+    """Issue 15, item 11: names from the file could retitle or clear the terminal. Control bytes
+    (ESC, BEL, CR), C1 and bidi controls, invalid UTF-8 and the backslash come out escaped."""
+    r = subprocess.run([INSPECT, str(_hostile_model(tmp_path))], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode("utf-8")              # what it prints is valid UTF-8, whatever the file held
+    assert not any(c in out for c in "\x1b\x07\r\x9b\u202e"), out
+    for shown in ("producer: prod" + HOSTILE_SHOWN,
+                  "graph: graph" + HOSTILE_SHOWN + "bad\\xFF\\xC3(\\xE2\\x82\n",
+                  "  " + HOSTILE_SHOWN + "  float32  [d" + HOSTILE_SHOWN + "]\n",
+                  "dom" + HOSTILE_SHOWN + ":Op" + HOSTILE_SHOWN,
+                  "opset_import: ai.onnx 20, dom" + HOSTILE_SHOWN + " 1\n"):
+        assert shown in out, (shown, out)
+    # The reader's messages quote names too: stderr is escaped alike.
+    r = subprocess.run([INSPECT, str(_hostile_model(tmp_path, duplicate=True))], capture_output=True, timeout=60)
+    err = r.stderr.decode("utf-8")
+    assert r.returncode == 1 and "bad\\xFF\\xC3(\\xE2\\x82" in err and "given twice" in err, err
+    assert "\x1b" not in err and "\xff" not in err
