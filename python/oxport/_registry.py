@@ -175,9 +175,12 @@ def _check_utf8(data: bytes, fn: Any) -> None:
 
     def bad(msg: Any, path: str) -> str | None:
         for field, value in msg.ListFields():
-            values = list(value) if field.label == FieldDescriptor.LABEL_REPEATED else [value]
+            # is_repeated in protobuf 6, label before it
+            repeated = bool(getattr(field, "is_repeated", None)
+                            or getattr(field, "label", None) == FieldDescriptor.LABEL_REPEATED)
+            values = list(value) if repeated else [value]
             for i, v in enumerate(values):
-                where = f"{path}.{field.name}" + (f"[{i}]" if field.label == FieldDescriptor.LABEL_REPEATED else "")
+                where = f"{path}.{field.name}" + (f"[{i}]" if repeated else "")
                 if field.type == FieldDescriptor.TYPE_STRING and not isinstance(v, str):
                     return f"{where} = {v!r}"
                 if field.type == FieldDescriptor.TYPE_MESSAGE:
