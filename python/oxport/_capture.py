@@ -46,8 +46,8 @@ DRAFT_EXPORT_ENV = "TORCH_ONNX_ENABLE_DRAFT_EXPORT"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # torch.export's closing advice names its own API; oxport's hint replaces it
-_TORCH_DRAFT_HINT = re.compile(r"\s*The error above occurred when calling torch\.export\.export\..*?draft_export\(\)`\.",
-                               re.S)
+_TORCH_DRAFT_HINT = re.compile(
+    r"\s*The error above occurred when calling torch\.export\.export\..*?draft_export\(\)`\.", re.S)
 _DRAFT_HINT = ("oxport.export(..., draft_export=True) exports it anyway, unsoundly, with a warning "
                "that says what it assumed.")
 

@@ -124,7 +124,7 @@ def _check_axes(spec: Any, value: Any, where: str, param: str) -> None:
     out-of-range one, and the dim the user meant dynamic would come out static."""
     if isinstance(value, torch.Tensor):
         if isinstance(spec, dict) and all(isinstance(k, int) for k in spec):
-            axes = [a for a in spec]
+            axes = list(spec)
         elif isinstance(spec, (list, tuple)) and all(_is_axis_spec(d) for d in spec):
             axes = [a for a, d in enumerate(spec) if d is not None]
         else:

@@ -320,7 +320,8 @@ class ONNXProgram:
 
     def _call_signature(self) -> tuple[list[str], int, list[str]] | None:
         """(forward's argument names, how many the export gave by position, the export's kwargs
-        names in order), or None when the program does not say (forward(*args) names them args_0...)."""
+        names in order), or None when the program does not say (forward(*args) names them
+        args_0, args_1...)."""
         try:
             sig = self.exported_program.module_call_graph[0].signature
             names = list(sig.forward_arg_names) if sig is not None and sig.forward_arg_names else None

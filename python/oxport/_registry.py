@@ -171,19 +171,18 @@ def _check_utf8(data: bytes, fn: Any) -> None:
     the graph, and a name that is not would fail far from its cause (decoding the model's op types
     or names). onnx.proto is proto2, so parsing does not check it: a bad string reads as bytes."""
     import onnx
-    from google.protobuf.descriptor import FieldDescriptor
 
     def bad(msg: Any, path: str) -> str | None:
         for field, value in msg.ListFields():
             # is_repeated in protobuf 6, label before it
             repeated = bool(getattr(field, "is_repeated", None)
-                            or getattr(field, "label", None) == FieldDescriptor.LABEL_REPEATED)
+                            or getattr(field, "label", None) == field.LABEL_REPEATED)
             values = list(value) if repeated else [value]
             for i, v in enumerate(values):
                 where = f"{path}.{field.name}" + (f"[{i}]" if repeated else "")
-                if field.type == FieldDescriptor.TYPE_STRING and not isinstance(v, str):
+                if field.type == field.TYPE_STRING and not isinstance(v, str):
                     return f"{where} = {v!r}"
-                if field.type == FieldDescriptor.TYPE_MESSAGE:
+                if field.type == field.TYPE_MESSAGE:
                     found = bad(v, where)
                     if found:
                         return found
@@ -198,7 +197,7 @@ def _check_utf8(data: bytes, fn: Any) -> None:
     found = bad(proto, "FunctionProto")
     if found:
         raise OnnxExporterError(f"custom translation {getattr(fn, 'name', fn)!r}: FunctionProto "
-                                f"{proto.name if isinstance(proto.name, str) else proto.name!r} holds a "
+                                f"{proto.name!r} holds a "
                                 f"string that is not valid UTF-8, which ONNX requires: {found}")
 
 
