@@ -304,10 +304,8 @@ class ONNXProgram:
         kwargs = dict(kwargs)
         positional = list(args)
         for name in names[len(args):npos]:
-            if name not in kwargs:
-                raise TypeError(f"missing argument {name!r}: the model was exported with it given "
-                                f"positionally ({', '.join(names[:npos])})")
-            positional.append(kwargs.pop(name))
+            # one left out was None at export, or is missing: the input count check says which
+            positional.append(kwargs.pop(name, None))
         given = [n for n in names[:len(args)] if n in kwargs]
         if given:
             raise TypeError(f"argument {given[0]!r} given both by position and by name")
