@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import operator
+import os
+import re
+import traceback
+import warnings
 from collections.abc import Callable, Collection
 from typing import Any, cast
 
 import torch
 from torch.export import ExportedProgram
+from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 from . import _core
-from ._errors import CaptureError
+from ._errors import CaptureError, OnnxExporterWarning
 from ._target import target_name
 
 
@@ -30,27 +35,126 @@ def _draft(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 
 _Strategy = Callable[[torch.nn.Module, tuple[Any, ...], dict[str, Any] | None, Any], ExportedProgram]
 
+DRAFT_EXPORT = "torch.export.draft_export"
 STRATEGIES: tuple[tuple[str, _Strategy], ...] = (
     ("torch.export(strict=False)", _nonstrict), ("torch.export(strict=True)", _strict),
-    ("torch.export.draft_export", _draft))
+    (DRAFT_EXPORT, _draft))
+
+# torch.onnx enables draft_export with this environment variable (torch/onnx/_flags.py); oxport
+# reads it when export(draft_export=None), and at each export, not at import.
+DRAFT_EXPORT_ENV = "TORCH_ONNX_ENABLE_DRAFT_EXPORT"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# torch.export's closing advice names its own API; oxport's hint replaces it
+_TORCH_DRAFT_HINT = re.compile(
+    r"\s*The error above occurred when calling torch\.export\.export\..*?draft_export\(\)`\.", re.S)
+_DRAFT_HINT = ("oxport.export(..., draft_export=True) exports it anyway, unsoundly, with a warning "
+               "that says what it assumed.")
+
+
+def draft_export_requested(draft_export: bool | None) -> bool:
+    """draft_export as given, or (None) whether TORCH_ONNX_ENABLE_DRAFT_EXPORT=1, as torch.onnx."""
+    if draft_export is None:
+        return os.environ.get(DRAFT_EXPORT_ENV) == "1"
+    if not isinstance(draft_export, bool):
+        raise TypeError(f"draft_export must be a bool or None, got {type(draft_export).__name__}")
+    return draft_export
 
 
 def capture(model: torch.nn.Module | ExportedProgram, args: tuple[Any, ...],
             kwargs: dict[str, Any] | None, dynamic_shapes: Any = None,
-            attempts: list[tuple[str, str]] | None = None) -> tuple[ExportedProgram, str]:
-    """Tries each strategy in turn (non-strict, strict, draft_export). Returns the ExportedProgram
-    and the strategy that produced it; every failure is appended to `attempts` as
-    (strategy, error text) and kept in the CaptureError when all fail."""
+            attempts: list[tuple[str, str]] | None = None,
+            draft_export: bool = False) -> tuple[ExportedProgram, str]:
+    """Tries non-strict then strict torch.export, and draft_export only when `draft_export` is
+    true: its program holds whatever the example inputs did (a data-dependent branch taken, a
+    dynamic dim fixed), so it is used only when asked for, and then warns what it assumed.
+    Returns the ExportedProgram and the strategy that produced it; every failure is appended to
+    `attempts` as (strategy, error text). When all fail, a CaptureError says why: a Python
+    branch on tensor data (with its source line), a dynamic dim the model fixes, or each
+    strategy's error."""
     if isinstance(model, ExportedProgram):
         return model, "given"
     failures = attempts if attempts is not None else []
+    errors: list[BaseException] = []
     for name, strategy in STRATEGIES:
+        if name == DRAFT_EXPORT and not draft_export:
+            continue
         try:
-            return strategy(model, args, kwargs, dynamic_shapes), name
+            ep = strategy(model, args, kwargs, dynamic_shapes)
         except Exception as e:   # each strategy's failure is data for the next and the report
             failures.append((name, f"{type(e).__name__}: {e}"))
+            errors.append(e)
+            continue
+        if name == DRAFT_EXPORT:
+            _warn_draft(ep, failures)
+        return ep, name
     lines = "\n".join(f"  - {name}: {text.splitlines()[0] if text else ''}" for name, text in failures)
-    raise CaptureError(f"torch.export could not capture the model; every strategy failed:\n{lines}")
+    reason = _explain(errors)
+    if reason is not None:
+        raise CaptureError(f"{reason}\nThe capture strategies tried:\n{lines}")
+    hint = "" if draft_export else f"\n{_DRAFT_HINT}"
+    raise CaptureError(f"torch.export could not capture the model; every strategy failed:\n{lines}{hint}")
+
+
+def _warn_draft(ep: ExportedProgram, failures: list[tuple[str, str]]) -> None:
+    """The loud warning of a draft_export capture: what torch.export refused, what draft_export
+    assumed instead (its report, whole)."""
+    report = getattr(ep, "_report", None)
+    found = list(getattr(report, "failures", []) or [])
+    assumed = _ANSI.sub("", str(report)).strip() if found else \
+        "draft_export reported no assumption; the strict captures failed for the reasons above."
+    refused = "\n".join(f"  - {name}: {text.splitlines()[0] if text else ''}" for name, text in failures)
+    warnings.warn(
+        f"draft_export=True: the model was captured with torch.export.draft_export, which is NOT "
+        f"sound: the ONNX model does what the example inputs did, and may be wrong for other "
+        f"inputs (a data-dependent branch fixed to the one taken, a dynamic dim fixed to its "
+        f"example size).\ntorch.export refused it:\n{refused}\nWhat draft_export assumed:\n{assumed}",
+        OnnxExporterWarning, stacklevel=4)
+
+
+def _user_frame(e: BaseException) -> tuple[str, str, str] | None:
+    """(file, line, code) of the user's source line where a capture failed, from torch's text
+    ("The following call raised this error:" in non-strict, "# File ..., code:" in strict), or
+    else the innermost traceback frame outside torch."""
+    text = str(e)
+    m = re.search(r'The following call raised this error:\n\s*File "([^"]+)", line (\d+), in \S+\n\s*(.+)', text)
+    if m is None:
+        m = re.search(r'# File "([^"]+)", line (\d+), in \S+, code: (.+)', text)
+    if m is not None:
+        return m.group(1), m.group(2), m.group(3).strip()
+    torch_dir = os.path.dirname(torch.__file__)
+    found = None
+    for frame in traceback.extract_tb(e.__traceback__):
+        if not frame.filename.startswith(torch_dir) and not frame.filename.startswith(os.path.dirname(__file__)):
+            found = (frame.filename, str(frame.lineno), (frame.line or "").strip())
+    return found
+
+
+def _explain(errors: list[BaseException]) -> str | None:
+    """Why the capture failed, for the two failures the user must fix in the model or the
+    dynamic_shapes: a dim declared dynamic that the model fixes, a Python branch on data."""
+    for e in errors:
+        text = _ANSI.sub("", str(e))
+        if "Constraints violated" in text:
+            dims = re.findall(r"L\['([^']+)'\]((?:\[[^\]]+\])*)\.size\(\)\[(\d+)\]", text)
+            named = ", ".join(dict.fromkeys(f"axis {axis} of input {name!r}{path}" for name, path, axis in dims))
+            explanation = _TORCH_DRAFT_HINT.sub("", text).strip()
+            return (f"dynamic_shapes: {named or 'a dim'} is declared dynamic, but the model fixes it. "
+                    f"torch.export explains:\n{explanation}\nDeclare that axis static (an int, None "
+                    f"or Dim.STATIC), or Dim.AUTO to let torch.export decide. {_DRAFT_HINT}")
+    for e in errors:
+        text = _ANSI.sub("", str(e))
+        data_dependent = (isinstance(e, GuardOnDataDependentSymNode) or "Data-dependent branching" in text
+                          or "Could not guard on data-dependent expression" in text)
+        if data_dependent:
+            frame = _user_frame(e)
+            where = f'File "{frame[0]}", line {frame[1]}: `{frame[2]}`' if frame else "a line torch.export did not name"
+            first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+            return (f"the model's Python code depends on a tensor's value at {where}. torch.export "
+                    f"fixes such a choice at capture, so the ONNX model would do what the example "
+                    f"inputs did for every input. A branch on data must be written with torch.cond "
+                    f"(torch.where for an elementwise choice). torch.export: {first}\n{_DRAFT_HINT}")
+    return None
 
 
 def _aliases(node: torch.fx.Node) -> bool:

@@ -109,7 +109,38 @@ def prepare(model: _Model, args: tuple[Any, ...], kwargs: dict[str, Any],
                                     for i, v in enumerate(dynamic_shapes))
     else:
         raise TypeError(f"dynamic_shapes must be a dict or a tuple, got {type(dynamic_shapes).__name__}")
+    if isinstance(model, torch.nn.Module):
+        combined = _combine_args(model, args, kwargs)
+        keyed = isinstance(dynamic_shapes, dict)
+        for i, (param, value) in enumerate(combined.items()):
+            key = param if keyed else i
+            if (keyed and key in dynamic_shapes) or (not keyed and i < len(dynamic_shapes)):
+                _check_axes(dynamic_shapes[key], value, f"[{key!r}]", param)
     return spec, names
+
+
+def _check_axes(spec: Any, value: Any, where: str, param: str) -> None:
+    """An axis the spec names must exist in the input it describes: torch.export ignores an
+    out-of-range one, and the dim the user meant dynamic would come out static."""
+    if isinstance(value, torch.Tensor):
+        if isinstance(spec, dict) and all(isinstance(k, int) for k in spec):
+            axes = list(spec)
+        elif isinstance(spec, (list, tuple)) and all(_is_axis_spec(d) for d in spec):
+            axes = [a for a, d in enumerate(spec) if d is not None]
+        else:
+            return
+        for axis in axes:
+            if isinstance(axis, bool) or not 0 <= axis < value.dim():
+                raise ValueError(f"dynamic_shapes{where}: input {param!r} has {value.dim()} "
+                                 f"dim{'s' if value.dim() != 1 else ''} (shape {list(value.shape)}), so it "
+                                 f"has no axis {axis}; axes are 0 to {value.dim() - 1}")
+    elif isinstance(spec, dict) and isinstance(value, dict):
+        for k, v in spec.items():
+            if k in value:
+                _check_axes(v, value[k], f"{where}[{k!r}]", param)
+    elif isinstance(spec, (list, tuple)) and isinstance(value, (list, tuple)):
+        for i, (v, x) in enumerate(zip(spec, value)):
+            _check_axes(v, x, f"{where}[{i}]", param)
 
 
 def dim_names(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],

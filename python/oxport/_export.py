@@ -15,7 +15,7 @@ from torch.export import ExportedProgram
 from torch.utils import _pytree
 
 from . import _core, _dynamic, _fake, _registry
-from ._capture import capture, decompose, functionalize_inplace, needs_decomposition
+from ._capture import capture, decompose, draft_export_requested, functionalize_inplace, needs_decomposition
 from ._dtypes import TORCH_TO_ONNX
 from ._errors import LoweringError, OnnxExporterError, OnnxExporterWarning, UnsupportedOpError, format_unsupported
 from ._options import DiagnosticOptions
@@ -94,11 +94,19 @@ def _check_arguments(model: Any, args: Any, kwargs: Any, f: Any, input_names: An
             raise TypeError(f"{arg_name} must be a list of non-empty strings, got {names!r}")
         if len(set(names)) != len(names):
             raise ValueError(f"{arg_name} holds a name twice: {list(names)}")
-    leaves = _pytree.tree_leaves((args, kwargs or {}))
-    for i, leaf in enumerate(leaves):
-        if isinstance(leaf, torch.Tensor) and leaf.dtype not in TORCH_TO_ONNX:
-            raise TypeError(f"input {i} (in args/kwargs order) has dtype {leaf.dtype}, which ONNX "
-                            f"cannot carry")
+    with_paths, _ = _pytree.tree_flatten_with_path((args, kwargs or {}))
+    leaves = [leaf for _, leaf in with_paths]
+    for i, (path, leaf) in enumerate(with_paths):
+        if not isinstance(leaf, torch.Tensor):
+            continue
+        where = ("args" if path[0] == _pytree.SequenceKey(0) else "kwargs") + _pytree.keystr(path[1:])
+        if leaf.layout != torch.strided:
+            raise TypeError(f"input {i} (in args/kwargs order), {where}, is a {leaf.layout} tensor: "
+                            f"ONNX inputs are dense tensors. Pass it dense ({where}.to_dense()), "
+                            f"or export a model that takes the dense tensor")
+        if leaf.dtype not in TORCH_TO_ONNX:
+            raise TypeError(f"input {i} (in args/kwargs order), {where}, has dtype {leaf.dtype}, "
+                            f"which ONNX cannot carry")
     ntensors = sum(isinstance(leaf, torch.Tensor) for leaf in leaves)
     if input_names is not None and isinstance(model, torch.nn.Module) and len(input_names) > ntensors:
         raise ValueError(f"input_names has {len(input_names)} names but the inputs hold {ntensors} "
@@ -136,6 +144,7 @@ def export(
     profile: bool = False,
     dump_exported_program: bool = False,
     artifacts_dir: str | os.PathLike[str] = ".",
+    draft_export: bool | None = None,
     _translations: dict[str, Callable[..., Any]] | None = None,
     _diagnostics: DiagnosticOptions | None = None,
 ) -> ONNXProgram:
@@ -162,6 +171,10 @@ def export(
             raise TypeError(f"dynamic_axes must be a dict, got {type(dynamic_axes).__name__}")
         dynamic_shapes = _dynamic.from_dynamic_axes(model, args, kwargs, dynamic_axes, input_names)
     torch_shapes, axis_names = _dynamic.prepare(model, args, kwargs, dynamic_shapes)
+    use_draft = draft_export_requested(draft_export)
+    _check_tolerances(verify_atol, verify_rtol)
+    if report or dump_exported_program:
+        _check_artifacts_dir(artifacts_dir)
     translations = dict(_translations or {})
     translations.update(_registry.table_to_translations(custom_translation_table))
     rep = Report(report, artifacts_dir)
@@ -171,7 +184,8 @@ def export(
         export_params=export_params, verbose=verbose, external_data=external_data,
         optimize=optimize, keep_initializers_as_inputs=keep_initializers_as_inputs,
         verify=(verify_atol, verify_rtol) if verify else None,
-        dump_exported_program=dump_exported_program, artifacts_dir=artifacts_dir)
+        dump_exported_program=dump_exported_program, artifacts_dir=artifacts_dir,
+        draft_export=use_draft)
     profiler = None
     if profile:
         import cProfile
@@ -198,8 +212,36 @@ def export(
                 e.add_note(note)
         raise
     if report:
-        program.report_path = rep.write("success")
+        try:
+            program.report_path = rep.write("success")
+        except OSError as e:   # the export succeeded: a report that cannot be written must not lose it
+            warnings.warn(f"export succeeded but its report could not be written to artifacts_dir="
+                          f"{os.fspath(artifacts_dir)!r}: {e}", OnnxExporterWarning, stacklevel=2)
     return program
+
+
+def _check_tolerances(atol: Any, rtol: Any) -> None:
+    for name, value in (("verify_atol", atol), ("verify_rtol", rtol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+        if not value >= 0 or value == float("inf"):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _check_artifacts_dir(artifacts_dir: Any) -> None:
+    """artifacts_dir must be a folder, or a path where one can be made: checked before the export,
+    since the report is written after it."""
+    if not isinstance(artifacts_dir, (str, os.PathLike)):
+        raise TypeError(f"artifacts_dir must be a folder path, got {type(artifacts_dir).__name__}")
+    path = os.fspath(artifacts_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"artifacts_dir={path!r} is a file, not a folder: the report and the "
+                         f"exported program are written into a folder")
+    parent = path
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent.rstrip(os.sep))
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"artifacts_dir={path!r} cannot be made: {parent!r} is a file")
 
 
 def _profile_text(profiler: cProfile.Profile) -> str:
@@ -235,12 +277,13 @@ def _export(model: torch.nn.Module | ExportedProgram, args: tuple[Any, ...], kwa
             output_names: Sequence[str] | None, export_params: bool, verbose: bool | None,
             external_data: bool, optimize: bool, keep_initializers_as_inputs: bool,
             verify: tuple[float, float] | None, dump_exported_program: bool,
-            artifacts_dir: str | os.PathLike[str]) -> ONNXProgram:
+            artifacts_dir: str | os.PathLike[str], draft_export: bool) -> ONNXProgram:
     """The stages, once the arguments are checked. shapes: (as given, for torch.export, names)."""
     dynamic_shapes, torch_shapes, axis_names = shapes
     stages = _Stages(verbose is not False, rep)
 
-    ep, strategy = stages.run("capture", capture, model, args, kwargs, torch_shapes, rep.capture_attempts)
+    ep, strategy = stages.run("capture", capture, model, args, kwargs, torch_shapes, rep.capture_attempts,
+                               draft_export)
     rep.strategy = strategy
     if dump_exported_program:
         os.makedirs(artifacts_dir, exist_ok=True)

@@ -5,6 +5,7 @@ import functools
 import os
 import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,10 @@ class ONNXProgram:
         self._input_names = list(input_names)
         self._proto: onnx.ModelProto | None = None
         self._inference_session: Any = None   # an onnxruntime.InferenceSession
+        # Guards the session and the graph's weights: a call takes the session under it and runs
+        # outside it, so apply_weights in another thread swaps the session between two runs,
+        # never under one.
+        self._session_lock = threading.RLock()
         # the ONNXRuntimeOptions the session was made with
         self._runtime_options: ONNXRuntimeOptions | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -89,8 +94,9 @@ class ONNXProgram:
 
     def optimize(self) -> None:
         """Optimize the graph in place, in the C core."""
-        self.pass_stats = self._graph.optimize()
-        self._changed()
+        with self._session_lock:
+            self.pass_stats = self._graph.optimize()
+            self._changed()
 
     def save(self, destination: str | os.PathLike[str], *, include_initializers: bool = True,
              keep_initializers_as_inputs: bool = False, external_data: bool | None = None) -> None:
@@ -130,16 +136,24 @@ class ONNXProgram:
             index, dtype, shape = entry
             if not isinstance(tensor, torch.Tensor):
                 raise TypeError(f"apply_weights: {name!r} is a {type(tensor).__name__}, not a tensor")
+            if isinstance(tensor, torch._subclasses.FakeTensor) or tensor.device.type == "meta":
+                raise ValueError(f"apply_weights: {name!r} is a {'meta' if tensor.device.type == 'meta' else 'fake'} "
+                                 f"tensor, which holds no data; real weights are needed")
+            if tensor.layout != torch.strided:
+                raise ValueError(f"apply_weights: {name!r} is a {tensor.layout} tensor; ONNX weights are "
+                                 f"dense: pass {name!r}.to_dense()")
+            if tensor.is_quantized:
+                raise ValueError(f"apply_weights: {name!r} is a quantized tensor ({tensor.dtype}); pass "
+                                 f"its dequantized or integer values")
             if tensor.dtype != dtype or tuple(tensor.shape) != shape:
                 raise ValueError(f"apply_weights: {name!r} is {tensor.dtype} {list(tensor.shape)}, the "
                                  f"model's weight is {dtype} {list(shape)}")
             t = tensor.detach().cpu().contiguous()
-            if isinstance(t, torch._subclasses.FakeTensor) or t.device.type == "meta":
-                raise ValueError(f"apply_weights: {name!r} is a fake tensor; real weights are needed")
             checked.append((index, t))
-        for index, t in checked:   # all checked first: a bad entry changes nothing
-            self._graph.set_weight(index, t.data_ptr(), t.numel() * t.element_size(), t)
-        self._changed()
+        with self._session_lock:
+            for index, t in checked:   # all checked first: a bad entry changes nothing
+                self._graph.set_weight(index, t.data_ptr(), t.numel() * t.element_size(), t)
+            self._changed()
 
     def compute_values(self, value_names: Sequence[str], args: tuple[Any, ...] = (),
                        kwargs: dict[str, Any] | None = None) -> list[torch.Tensor]:
@@ -152,6 +166,16 @@ class ONNXProgram:
 
         if isinstance(value_names, str):
             value_names = [value_names]
+        if not isinstance(value_names, Sequence) or not all(isinstance(v, str) for v in value_names):
+            bad = value_names if not isinstance(value_names, Sequence) else \
+                next(v for v in value_names if not isinstance(v, str))
+            raise TypeError(f"compute_values: value_names must be a list of value names (str), got "
+                            f"{type(bad).__name__} {bad!r}")
+        if not isinstance(args, (tuple, list)):
+            raise TypeError(f"compute_values: args must be a tuple of the model's inputs, got {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise TypeError(f"compute_values: kwargs must be a dict, got {type(kwargs).__name__}")
+        feeds = self._feeds(tuple(args), dict(kwargs or {}))
         model = onnx.ModelProto()
         model.CopyFrom(self.model_proto)
         graph = model.graph
@@ -173,7 +197,7 @@ class ONNXProgram:
                 graph.output.append(info if info is not None else onnx.ValueInfoProto(name=name))
                 outputs.add(name)
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        results = session.run_with_ort_values(list(value_names), self._feeds(args, kwargs or {}))
+        results = session.run_with_ort_values(list(value_names), feeds)
         return [_from_ort_value(r) for r in results]
 
     def rename_axes(self, rename_mapping: dict[Any, str]) -> None:
@@ -205,8 +229,9 @@ class ONNXProgram:
             if new != name:
                 exact[name] = new
         if exact:
-            self._graph.rename_dim_params(exact)
-            self._changed()
+            with self._session_lock:
+                self._graph.rename_dim_params(exact)
+                self._changed()
 
     # ---- running ----
 
@@ -223,6 +248,10 @@ class ONNXProgram:
             if initializer is not _ort_session_initializer:
                 raise ValueError("options configure the default session: pass options or initializer, not both")
             initializer = functools.partial(_ort_session_initializer, options=options)
+        with self._session_lock:
+            self._initialize(initializer, options)
+
+    def _initialize(self, initializer: Callable[[str | bytes], Any], options: ONNXRuntimeOptions | None) -> None:
         self.release()
         try:
             if self._graph.stats()["initializer_bytes"] > _LARGE_MODEL:
@@ -247,37 +276,101 @@ class ONNXProgram:
         options = None
         if isinstance(kwargs.get("options"), ONNXRuntimeOptions):
             options = kwargs.pop("options")
-        if self._inference_session is None or (options is not None and options is not self._runtime_options):
-            self.initialize_inference_session(options=options)
         feeds = self._feeds(args, kwargs)
+        with self._session_lock:
+            if self._inference_session is None or (options is not None and options is not self._runtime_options):
+                self.initialize_inference_session(options=options)
+            session = self._inference_session
         try:
-            outputs = self._inference_session.run_with_ort_values(None, feeds)
+            outputs = session.run_with_ort_values(None, feeds)
         except Exception as e:
             if type(e).__module__.startswith("onnxruntime"):
                 raise OnnxRuntimeError(f"ONNX Runtime failed running the exported model: {e}") from e
             raise
         return tuple(_from_ort_value(o) for o in outputs)
 
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The call's arguments in the order of the export's: keyword arguments bound by name to
+        forward's parameters, as eager binds them (`p(y=b, x=a)` is `p(a, b)`), the rest in the
+        order the export's kwargs had. Flattening then gives the ONNX inputs' order."""
+        if not kwargs:
+            return args, kwargs
+        signature = self._call_signature()
+        if signature is None:
+            return args, kwargs
+        names, npos, keys = signature
+        if len(args) > npos:
+            return args, kwargs   # more positional arguments than exported: let the count check say so
+        kwargs = dict(kwargs)
+        positional = list(args)
+        for name in names[len(args):npos]:
+            # one left out was None at export, or is missing: the input count check says which
+            positional.append(kwargs.pop(name, None))
+        given = [n for n in names[:len(args)] if n in kwargs]
+        if given:
+            raise TypeError(f"argument {given[0]!r} given both by position and by name")
+        bound = {k: kwargs.pop(k) for k in keys if k in kwargs}
+        unknown = [k for k, v in kwargs.items() if v is not None]
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}: the model was exported with "
+                            f"arguments {names}")
+        return tuple(positional), bound
+
+    def _call_signature(self) -> tuple[list[str], int, list[str]] | None:
+        """(forward's argument names, how many the export gave by position, the export's kwargs
+        names in order), or None when the program does not say (forward(*args) names them
+        args_0, args_1...)."""
+        try:
+            sig = self.exported_program.module_call_graph[0].signature
+            names = list(sig.forward_arg_names) if sig is not None and sig.forward_arg_names else None
+            spec = self.exported_program.call_spec.in_spec
+            if names is None or spec is None:
+                return None
+            npos = spec.child(0).num_children
+            keys = list(spec.child(1).context)
+        except (AttributeError, IndexError, TypeError):
+            return None
+        if len(names) != npos + len(keys) or names[npos:] != keys:
+            return None
+        return names, npos, keys
+
     def _feeds(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        args, kwargs = self._bind(args, kwargs)
         flat = [a for a in _pytree.tree_leaves((args, kwargs)) if a is not None]
         tensors = [a for a in flat if isinstance(a, torch.Tensor)]
         if len(tensors) != len(self._input_names):
             raise ValueError(f"the model takes {len(self._input_names)} tensor inputs "
                              f"({', '.join(self._input_names)}), got {len(tensors)}")
+        for name, t in zip(self._input_names, tensors):
+            _check_input(name, t)
         return {name: _to_ort_value(t) for name, t in zip(self._input_names, tensors)}
 
     def release(self) -> None:
         """Drop the ONNX Runtime session and any temporary files it needed."""
-        self._inference_session = None
-        self._runtime_options = None
-        if self._tempdir is not None:
-            self._tempdir.cleanup()
-            self._tempdir = None
+        with self._session_lock:
+            self._inference_session = None
+            self._runtime_options = None
+            if self._tempdir is not None:
+                self._tempdir.cleanup()
+                self._tempdir = None
 
     def __repr__(self) -> str:
         s = self._graph.stats()
         return (f"ONNXProgram(opset={s['opset']}, nodes={s['nodes']}, "
                 f"initializers={s['initializers']}, inputs={self._input_names})")
+
+
+def _check_input(name: str, t: torch.Tensor) -> None:
+    """A tensor ONNX Runtime cannot be given fails naming the input, before the run."""
+    if isinstance(t, torch._subclasses.FakeTensor) or t.device.type == "meta":
+        raise ValueError(f"input {name!r} is a {'meta' if t.device.type == 'meta' else 'fake'} tensor, "
+                         f"which holds no data; running the model needs real tensors")
+    if t.layout != torch.strided:
+        raise TypeError(f"input {name!r} is a {t.layout} tensor; the ONNX model takes dense "
+                        f"tensors: pass {name}.to_dense()")
+    if t.is_quantized:
+        raise TypeError(f"input {name!r} is a quantized tensor ({t.dtype}), which ONNX Runtime cannot "
+                        f"be given; pass {name}.dequantize() or its integer values (int_repr())")
 
 
 def _to_ort_value(t: torch.Tensor) -> Any:

@@ -32,6 +32,7 @@ import torch
 
 from . import _core
 from ._dtypes import TORCH_TO_ONNX
+from ._errors import OnnxExporterError
 from ._target import target_name
 
 CUSTOM_TARGET = "oxport::custom_nodes.default"
@@ -159,8 +160,45 @@ def _function_protos(fn: Any) -> tuple[Any, list[bytes]]:
         # functions with required attributes).
         called = fn.function_ir.get_called_functions().values()
         protos = (fp, [fp.SerializeToString()] + [f.to_function_proto().SerializeToString() for f in called])
+        for data in protos[1]:
+            _check_utf8(data, fn)
         _protos_cache[fn] = protos
     return protos
+
+
+def _check_utf8(data: bytes, fn: Any) -> None:
+    """Every string of a FunctionProto must be UTF-8, as ONNX requires: the C core copies them into
+    the graph, and a name that is not would fail far from its cause (decoding the model's op types
+    or names). onnx.proto is proto2, so parsing does not check it: a bad string reads as bytes."""
+    import onnx
+
+    def bad(msg: Any, path: str) -> str | None:
+        for field, value in msg.ListFields():
+            # is_repeated in protobuf 6, label before it
+            repeated = bool(getattr(field, "is_repeated", None)
+                            or getattr(field, "label", None) == field.LABEL_REPEATED)
+            values = list(value) if repeated else [value]
+            for i, v in enumerate(values):
+                where = f"{path}.{field.name}" + (f"[{i}]" if repeated else "")
+                if field.type == field.TYPE_STRING and not isinstance(v, str):
+                    return f"{where} = {v!r}"
+                if field.type == field.TYPE_MESSAGE:
+                    found = bad(v, where)
+                    if found:
+                        return found
+        return None
+
+    proto = onnx.FunctionProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as e:  # protobuf's DecodeError: not a FunctionProto at all
+        raise OnnxExporterError(f"custom translation {getattr(fn, 'name', fn)!r}: its FunctionProto cannot "
+                                f"be read: {e}") from None
+    found = bad(proto, "FunctionProto")
+    if found:
+        raise OnnxExporterError(f"custom translation {getattr(fn, 'name', fn)!r}: FunctionProto "
+                                f"{proto.name!r} holds a "
+                                f"string that is not valid UTF-8, which ONNX requires: {found}")
 
 
 def _call_onnxscript(rec: _Recorder, fn: Any, args: Sequence[Any],

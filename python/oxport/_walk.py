@@ -19,7 +19,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 
 from . import _core, _registry
 from ._dtypes import TORCH_TO_ONNX, onnx_dtype
-from ._errors import LoweringError, OnnxExporterWarning
+from ._errors import LoweringError, OnnxExporterError, OnnxExporterWarning
 from ._target import target_name
 
 _INT64 = TORCH_TO_ONNX[torch.int64]
@@ -273,7 +273,12 @@ def walk(ep: ExportedProgram, input_names: list[str] | None = None,
             continue
         out_id = ids.get(o) if isinstance(o, torch.fx.Node) else None
         if out_id is None or isinstance(out_id, tuple):
-            raise NotImplementedError(f"output {getattr(o, 'name', o)!r}: only tensor outputs are exported")
+            position = len(w.outputs)   # among the user's outputs
+            what = (f"a {type(o).__name__} ({o!r})" if not isinstance(o, torch.fx.Node)
+                    else f"the non-tensor value {o.name!r}")
+            raise OnnxExporterError(f"forward's output {position} (from 0) is {what}, not a tensor: the outputs "
+                                    f"of an ONNX model are tensors. Return only tensors from the exported "
+                                    f"forward (e.g. wrap the model and drop the {type(o).__name__})")
         w.outputs.append(out_id)
         w.output_names.append(o.name)
     if w.dropped_mutations:

@@ -147,5 +147,10 @@ def test_all_capture_strategies_fail(monkeypatch):
         raise RuntimeError("nope")
     monkeypatch.setattr(cap, "STRATEGIES", tuple((n, broken) for n, _ in cap.STRATEGIES))
     with pytest.raises(oxport.CaptureError, match="every strategy failed") as info:
-        oxport.export(NeedsStrict(), (torch.randn(2),), verbose=False)
+        oxport.export(NeedsStrict(), (torch.randn(2),), verbose=False, draft_export=False)
+    # draft_export is tried only when asked for (issue 15, item 2): the two sound strategies
+    assert str(info.value).count("RuntimeError: nope") == 2
+    assert "draft_export=True" in str(info.value)
+    with pytest.raises(oxport.CaptureError, match="every strategy failed") as info:
+        oxport.export(NeedsStrict(), (torch.randn(2),), verbose=False, draft_export=True)
     assert str(info.value).count("RuntimeError: nope") == 3
