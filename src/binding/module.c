@@ -638,7 +638,7 @@ static PyObject *graph_serialize(PyObject *self, PyObject *args, PyObject *kwds)
 }
 
 /* save(path, *, include_initializers, keep_initializers_as_inputs, external_data, data_location).
- * Returns None (new reference). */
+ * data_location None: the writer names the data file (ox_model_save). Returns None (new reference). */
 static PyObject *graph_save(PyObject *self, PyObject *args, PyObject *kwds) {
     GraphObject *go = graph_check(self);
     ox_save_options o;
@@ -646,7 +646,6 @@ static PyObject *graph_save(PyObject *self, PyObject *args, PyObject *kwds) {
     if (!go) return NULL;
     if (PyTuple_GET_SIZE(args)) return PyErr_Format(PyExc_TypeError, "save takes keyword arguments only");
     if (save_options(kwds, &o, &path, 1) < 0) return NULL;
-    if (o.external_data && !o.data_location) return PyErr_Format(PyExc_ValueError, "external_data needs data_location");
     ox_error err = {0};
     ox_code rc;
     Py_BEGIN_ALLOW_THREADS rc = ox_model_save(go->g, &o, path, &err);
