@@ -604,6 +604,7 @@ static int save_options(PyObject *kwds, ox_save_options *o, const char **path, i
     o->keep_initializers_as_inputs = keep;
     o->external_data = ext;
     o->data_location = loc;
+    o->choose_data_location = loc == NULL; /* the writer names the data file (atomic saves) */
     /* Small tensors (shapes, axes, scalars) stay inline, as onnx's own external-data conversion
      * does: shape inference and readers then see them without opening the data file. */
     o->external_min_bytes = OX_EXTERNAL_MIN_BYTES_DEFAULT;

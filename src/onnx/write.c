@@ -670,8 +670,8 @@ static enum scan_kind scan_child(enum scan_kind k, uint64_t field) {
         return field == OX_ModelProto_graph ? S_GRAPH : field == OX_ModelProto_functions ? S_FUNCTION : S_SKIP;
     case S_FUNCTION: return field == OX_FunctionProto_node ? S_NODE : S_SKIP;
     case S_GRAPH:
-        return field == OX_GraphProto_node    ? S_NODE :
-            field == OX_GraphProto_initializer ? S_TENSOR :
+        return field == OX_GraphProto_node            ? S_NODE :
+            field == OX_GraphProto_initializer        ? S_TENSOR :
             field == OX_GraphProto_sparse_initializer ? S_SPARSE :
                                                         S_SKIP;
     case S_NODE: return field == OX_NodeProto_attribute ? S_ATTR : S_SKIP;
@@ -830,7 +830,8 @@ static char *choose_data_name(int dfd, const char *base, old_state old, const na
     if (!name) return NULL;
     snprintf(name, bl + 6, "%s.data", base);
     struct stat st;
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ? errno == ENOENT :
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ?
+            errno == ENOENT :
             S_ISREG(st.st_mode) && old != OLD_UNKNOWN && !names_has(refs, name, strlen(name)))
         return name;
     for (int i = 0; i < 64; i++) {
@@ -895,8 +896,7 @@ static ox_code tmp_finish(tmpfile_ *f, ox_error *err) {
 
 static ox_code tmp_commit(tmpfile_ *f, ox_error *err) {
     if (renameat(f->dfd, f->tmp, f->dfd, f->target) != 0)
-        return ox_error_set(err, OX_EIO, f->shown, "cannot rename '%s' to '%s': %s", f->tmp, f->shown,
-                            strerror(errno));
+        return ox_error_set(err, OX_EIO, f->shown, "cannot rename '%s' to '%s': %s", f->tmp, f->shown, strerror(errno));
     free(f->tmp);
     f->tmp = NULL;
     return OX_OK;
@@ -951,11 +951,12 @@ ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, o
     if (path_exists && S_ISDIR(pst.st_mode))
         return ox_error_set(err, OX_EIO, path, "cannot save to '%s': %s", path, strerror(EISDIR));
     mode_t mode = path_exists ? (pst.st_mode & 07777) : (0666 & ~process_umask());
-    if (o && o->external_data && o->data_location && !ox_extdata_bare_name(o->data_location))
+    bool choose = o && o->external_data && o->choose_data_location && !o->data_location;
+    if (o && o->external_data && !choose && !ox_extdata_bare_name(o->data_location))
         return ox_error_set(err, OX_EINVAL, o->data_location,
                             "external data location '%s' must be a bare file name (no '/', not '.' or '..')",
-                            o->data_location);
-    if (o && o->external_data && o->data_location && strcmp(o->data_location, base) == 0)
+                            o->data_location ? o->data_location : "(null)");
+    if (o && o->external_data && !choose && strcmp(o->data_location, base) == 0)
         return ox_error_set(err, OX_EINVAL, path, "external data location '%s' is the model file itself",
                             o->data_location);
 

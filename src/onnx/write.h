@@ -132,7 +132,9 @@ typedef struct ox_save_options {
     bool external_data; /* true: tensor bytes go to one external data file */
     const char *data_location; /* bare file name written in TensorProto.external_data
                                          "location", e.g. "model.onnx.data"; required when
-                                         external_data */
+                                         external_data, unless choose_data_location */
+    bool choose_data_location; /* ox_model_save with data_location NULL: the writer names the
+                                  data file so that the save is atomic (see ox_model_save) */
     size_t external_min_bytes; /* tensors smaller than this stay inline even with
                                          external_data (0 = all external; the binding's default
                                          is OX_EXTERNAL_MIN_BYTES_DEFAULT) */
