@@ -922,12 +922,6 @@ static ox_code write_data_file(const ctx *c, sink *s) {
     return s->failed ? s->err->code : OX_OK;
 }
 
-static bool any_external(const ctx *c) {
-    for (uint32_t i = 0; c->ext_off && i < c->g->ninitializers; i++)
-        if (c->ext_off[i] != EXT_INLINE) return true;
-    return false;
-}
-
 /* The order of ox_model_save, and why each step is where it is (see write.h for the contract):
  *   1. refuse a path that is a folder, open the folder and take its lock (flock: one oxport save
  *      at a time per folder, so the leftovers of step 3 are really left over);
@@ -1017,9 +1011,9 @@ ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, o
         goto unlock;
     }
 
-    /* An explicit data_location is always written (even empty), as before; a chosen name only
-     * when a tensor goes to it. */
-    if (data_name && (o->data_location || any_external(&c))) {
+    /* The data file is written even when no tensor goes to it (empty): with external_data the
+     * caller finds one beside the model, as with an earlier save. */
+    if (data_name) {
         if ((rc = tmp_open(&data, dfd, base, data_name, data_shown, mode, err)) != OX_OK) goto unlock;
         sink s = {.buf = buf, .cap = SINK_BUF, .fd = data.fd, .path = data_shown, .err = err};
         if ((rc = write_data_file(&c, &s)) != OX_OK) goto unlock;
