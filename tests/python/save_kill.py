@@ -30,11 +30,11 @@ with torch.no_grad():
     m.bias.fill_(version / 10)
 p = oxport.export(m, (torch.rand(2, 64),), verbose=False)
 try:
-    os.stat(%r)                                  # where the save begins, in strace's log
+    os.stat(MARKER)                              # where the save begins, in strace's log
 except OSError:
     pass
 p.save(path, external_data=ext)
-""" % MARKER
+""".replace("MARKER", repr(MARKER))
 
 
 def program(version: int) -> Any:
@@ -59,27 +59,30 @@ def run_child(path: str, version: int, ext: bool, strace_args: list[str] | None 
     return subprocess.run(cmd, capture_output=True, env=env, timeout=300)
 
 
-def save_calls(folder: str, ext: bool) -> tuple[int, int, int, int]:
-    """(renames before the save, renames in it, fsyncs before, fsyncs in it), from a traced run."""
+CALLS = {"rename": RENAMES, "fsync": FSYNCS, "write": "write,pwrite64,writev"}
+
+
+def save_calls(folder: str, ext: bool) -> dict[str, tuple[int, int]]:
+    """Per kind of call in CALLS: (how many the child makes before its save, how many in it),
+    from a traced run with no injection."""
     path = os.path.join(folder, "model.onnx")
     log = os.path.join(folder, "strace.log")
-    r = run_child(path, 1, ext, ["-e", f"trace={RENAMES},{FSYNCS},stat,newfstatat,statx"], log)
+    traced = ",".join(CALLS.values())
+    r = run_child(path, 1, ext, ["-e", f"trace={traced},stat,newfstatat,statx"], log)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
-    counts = [0, 0, 0, 0]
+    counts = {k: [0, 0] for k in CALLS}
     seen = False
     with open(log) as f:
         for line in f:
             if MARKER in line:
                 seen = True
-            call = line.split(None, 1)[-1]
-            if call.startswith(("rename(", "renameat(", "renameat2(")):
-                counts[1 if seen else 0] += 1
-            elif call.startswith(("fsync(", "fdatasync(")):
-                counts[3 if seen else 2] += 1
-    os.remove(log)
+            call = line.split(None, 1)[-1].split("(", 1)[0]
+            for kind, names in CALLS.items():
+                if call in names.split(","):
+                    counts[kind][1 if seen else 0] += 1
     shutil.rmtree(folder)
     os.mkdir(folder)
-    return counts[0], counts[1], counts[2], counts[3]
+    return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
 def initializers(path: str) -> dict[str, Any]:
@@ -101,18 +104,19 @@ def referenced(path: str) -> set[str]:
 
 
 def trial(folder: str, ext: bool, call: str, n: int, action: str, programs: dict[int, Any],
-          expected: dict[int, dict[str, Any]]) -> str:
-    """One trial in an empty `folder`: '' when it survived, else what went wrong. `programs` are
+          expected: dict[int, dict[str, Any]], before: int = 0) -> str:
+    """One trial in an empty `folder`, the n-th `call` of the save (the child makes `before` such
+    calls before it) killed or failed: '' when it survived, else what went wrong. `programs` are
     versions 1 (the old model), 3 (the next save) of program(); `expected` maps 1, 2 (the child's
     new model) and 3 to their initializers."""
     path = os.path.join(folder, "model.onnx")
     programs[1].save(path, external_data=ext)
     how = "signal=SIGKILL" if action == "kill" else "error=EIO"
-    syscalls = RENAMES if call == "rename" else FSYNCS
-    run_child(path, 2, ext, ["-e", f"trace={syscalls}", "-e", f"inject={syscalls}:{how}:when={n}"])
+    syscalls = CALLS[call]
+    run_child(path, 2, ext, ["-e", f"trace={syscalls}", "-e", f"inject={syscalls}:{how}:when={before + n}"])
     try:
         got = initializers(path)
-    except Exception as e:   # noqa: BLE001 - any failure to load is the finding
+    except Exception as e:   # any failure to load is the finding
         return f"{call} #{n} {action}: the model does not load: {e}"
     if not (same(got, expected[1]) or same(got, expected[2])):
         return f"{call} #{n} {action}: the model is neither the old one nor the new one"

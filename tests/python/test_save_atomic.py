@@ -2,6 +2,7 @@
 leaves the old model and data or the new ones, onnx loads either with its external data, and the
 next save leaves no temporary file and no unreferenced data file of the model. The trials kill
 or fail the saving child process with strace's fault injection (tests/python/save_kill.py)."""
+import itertools
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import save_kill  # noqa: E402
+import save_kill
 
 needs_strace = pytest.mark.skipif(save_kill.STRACE is None, reason="strace is not installed: the kill and "
                                   "fault-injection trials need it")
@@ -26,17 +27,18 @@ def test_kill_or_fail_at_every_rename_and_fsync(tmp_path, programs, ext):
     folder = str(tmp_path / "m")
     os.mkdir(folder)
     expected = save_kill.expected_models(folder, ext, programs)
-    _, renames, _, fsyncs = save_kill.save_calls(folder, ext)
-    assert renames >= 1 and fsyncs >= 1
+    calls = save_kill.save_calls(folder, ext)
+    assert calls["rename"][1] >= 1 and calls["fsync"][1] >= 1
     failures = []
     # injected errors inline as well are in `make stress` (tools/stress_save.py): each trial is a
     # child process exporting a model, which is slow on a loaded machine
     actions = ("kill", "error") if ext else ("kill",)
-    for call, count in (("rename", renames), ("fsync", fsyncs)):
+    for call in ("rename", "fsync"):
+        before, count = calls[call]
         for n in range(1, count + 1):
             for action in actions:
                 os.makedirs(folder, exist_ok=True)
-                why = save_kill.trial(folder, ext, call, n, action, programs, expected)
+                why = save_kill.trial(folder, ext, call, n, action, programs, expected, before)
                 if why:
                     failures.append(why)
                 for f in os.listdir(folder):
@@ -80,7 +82,7 @@ def test_resave_switches_data_with_the_model(tmp_path, programs):
         assert sorted(os.listdir(tmp_path)) == sorted(["model.onnx", loc])
         seen.append(loc)
     assert seen[0] == "model.onnx.data"                    # torch.onnx's name when it is free
-    assert all(a != b for a, b in zip(seen, seen[1:]))
+    assert all(a != b for a, b in itertools.pairwise(seen))
     programs[2].save(path, external_data=False)             # inline: the old data goes too
     assert os.listdir(tmp_path) == ["model.onnx"]
 
@@ -90,7 +92,7 @@ def test_save_to_a_folder_changes_nothing(tmp_path, programs):
     os.mkdir(path)
     with open(str(path) + ".data", "wb") as f:
         f.write(b"someone's data")
-    with pytest.raises(OSError, match="m.onnx"):
+    with pytest.raises(OSError, match=r"m\.onnx"):
         programs[1].save(path, external_data=True)
     with open(str(path) + ".data", "rb") as f:
         assert f.read() == b"someone's data"
