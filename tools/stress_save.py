@@ -1,9 +1,10 @@
 """make stress (issue 15): ONNXProgram.save killed (SIGKILL) or failed (EIO) by strace's fault
-injection at a rename, an fsync or a write of the save, --trials times with external data and
---trials times without; each trial checks that the model loads with its data and equals the old
-or the new one, and that the next save leaves no temporary or unreferenced data file
-(tests/python/save_kill.py has the trial). Prints survived/corrupted per mode; exit status 1 when
-any trial did not survive. Not in CI: a trial is a child process exporting a model (~5-15 s)."""
+injection at a rename, an fsync, a write, an unlink or an open of the save, --trials times with
+external data and --trials times without; each trial checks that the model loads with its data and
+equals the old or the new one, and that the next save leaves no temporary or unreferenced data
+file (tests/python/save_kill.py has the trial). Prints survived/corrupted per mode; exit status 1
+when any trial did not survive. Not in CI: each trial is a child process exporting a model
+(~5-15 s)."""
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,14 @@ import save_kill
 
 
 def points(calls: dict[str, tuple[int, int]], trials: int, rng: random.Random) -> list[tuple[str, int, str]]:
-    """Every rename and fsync of the save, killed and failed, then writes chosen at random."""
+    """Every rename and fsync of the save, killed and failed, then writes, unlinks and opens of
+    the save chosen at random."""
     out = [(call, n, action) for call in ("rename", "fsync") for n in range(1, calls[call][1] + 1)
            for action in ("kill", "error")]
+    others = [c for c in ("write", "unlink", "openat") if calls[c][1]]
     while len(out) < trials:
-        out.append(("write", rng.randint(1, max(1, calls["write"][1])), rng.choice(("kill", "error"))))
+        call = rng.choice(others)
+        out.append((call, rng.randint(1, calls[call][1]), rng.choice(("kill", "error"))))
     return out[:trials]
 
 
@@ -57,7 +61,8 @@ def main() -> int:
                       flush=True)
             print(f"{mode}: {survived}/{args.trials} survived, {len(failures)} corrupted or left files "
                   f"({time.time() - t0:.0f} s; the save makes {calls['rename'][1]} renames, "
-                  f"{calls['fsync'][1]} fsyncs, {calls['write'][1]} writes)", flush=True)
+                  f"{calls['fsync'][1]} fsyncs, {calls['write'][1]} writes, {calls['unlink'][1]} unlinks, "
+                  f"{calls['openat'][1]} opens)", flush=True)
             for why in failures:
                 print("    " + why)
             bad += len(failures)

@@ -59,7 +59,8 @@ def run_child(path: str, version: int, ext: bool, strace_args: list[str] | None 
     return subprocess.run(cmd, capture_output=True, env=env, timeout=300)
 
 
-CALLS = {"rename": RENAMES, "fsync": FSYNCS, "write": "write,pwrite64,writev"}
+CALLS = {"rename": RENAMES, "fsync": FSYNCS, "write": "write,pwrite64,writev", "unlink": "unlink,unlinkat",
+         "openat": "open,openat"}
 
 
 def save_calls(folder: str, ext: bool) -> dict[str, tuple[int, int]]:
