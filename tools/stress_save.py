@@ -47,7 +47,7 @@ def main() -> int:
             os.makedirs(folder, exist_ok=True)
             mode = "external data" if ext else "inline"
             expected = save_kill.expected_models(folder, ext, programs)
-            calls = save_kill.save_calls(folder, ext)
+            calls = save_kill.save_calls(folder, ext, programs[1])
             survived, failures, t0 = 0, [], time.time()
             for i, (call, n, action) in enumerate(points(calls, args.trials, rng)):
                 why = save_kill.trial(folder, ext, call, n, action, programs, expected, calls[call][0])

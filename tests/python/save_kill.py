@@ -63,10 +63,13 @@ CALLS = {"rename": RENAMES, "fsync": FSYNCS, "write": "write,pwrite64,writev", "
          "openat": "open,openat"}
 
 
-def save_calls(folder: str, ext: bool) -> dict[str, tuple[int, int]]:
+def save_calls(folder: str, ext: bool, old: Any = None) -> dict[str, tuple[int, int]]:
     """Per kind of call in CALLS: (how many the child makes before its save, how many in it),
-    from a traced run with no injection."""
+    from a traced run with no injection; over a model saved by program `old` first, as in a
+    trial, when given (the save then also removes the old data)."""
     path = os.path.join(folder, "model.onnx")
+    if old is not None:
+        old.save(path, external_data=ext)
     log = os.path.join(folder, "strace.log")
     traced = ",".join(CALLS.values())
     r = run_child(path, 1, ext, ["-e", f"trace={traced},stat,newfstatat,statx"], log)

@@ -27,7 +27,7 @@ def test_kill_or_fail_at_every_rename_and_fsync(tmp_path, programs, ext):
     folder = str(tmp_path / "m")
     os.mkdir(folder)
     expected = save_kill.expected_models(folder, ext, programs)
-    calls = save_kill.save_calls(folder, ext)
+    calls = save_kill.save_calls(folder, ext, programs[1])
     assert calls["rename"][1] >= 1 and calls["fsync"][1] >= 1
     failures = []
     # injected errors inline as well are in `make stress` (tools/stress_save.py): each trial is a
