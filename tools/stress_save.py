@@ -2,9 +2,9 @@
 injection at a rename, an fsync, a write, an unlink or an open of the save, --trials times with
 external data and --trials times without; each trial checks that the model loads with its data and
 equals the old or the new one, and that the next save leaves no temporary or unreferenced data
-file (tests/python/save_kill.py has the trial). Prints survived/corrupted per mode; exit status 1
-when any trial did not survive. Not in CI: each trial is a child process exporting a model
-(~5-15 s)."""
+file (tests/python/test_save_atomic.py has the trial). Prints survived/corrupted per mode; exit
+status 1 when any trial did not survive. Not in CI: each trial is a child process exporting a
+model (~5-15 s)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
-import save_kill
+import test_save_atomic as save_kill
 
 
 def points(calls: dict[str, tuple[int, int]], trials: int, rng: random.Random) -> list[tuple[str, int, str]]:
