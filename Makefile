@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 BUILD   := build
 JOBS    ?= 2
 
-.PHONY: demo test build ctest pytest lint clean bench fuzz coverage coverage-oxport coverage-ci core-aten large models
+.PHONY: demo test build ctest pytest lint clean bench fuzz coverage coverage-oxport coverage-ci core-aten large models stress
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -89,3 +89,9 @@ coverage-ci: build
 # on 2 cores). MODELS_ARGS="--quick" for a short run into build/models/.
 models: build
 	nice -n 19 $(PY) tools/models.py --jobs $(JOBS) $(MODELS_ARGS)
+
+# Saves killed or failed by strace's fault injection (issue 15): STRESS_ARGS="--trials N" trials
+# per mode (default 50), with and without external data; survived/corrupted counts. Not in CI
+# (~10-25 minutes on 2 cores).
+stress: build
+	nice -n 19 $(PY) tools/stress_save.py $(STRESS_ARGS)

@@ -100,11 +100,15 @@ class ONNXProgram:
 
     def save(self, destination: str | os.PathLike[str], *, include_initializers: bool = True,
              keep_initializers_as_inputs: bool = False, external_data: bool | None = None) -> None:
-        """Save the model to `destination`, atomically (a failed save leaves the old file).
+        """Save the model to `destination`, atomically: a save that fails or is killed leaves the
+        old model and its data as they were, a save that returns has replaced both.
 
-        Weights go to one `<file name>.data` file beside the model when `external_data` is true,
-        or when it is None and the weights exceed 2 GB. The four initializer modes are those of
-        torch.onnx.ONNXProgram.save.
+        Weights go to one data file beside the model when `external_data` is true, or when it is
+        None and the weights exceed 2 GB: `<file name>.data`, torch.onnx's name, unless the model
+        being replaced uses that file; then `<file name>.<8 hex digits>.data`, so that the old
+        model keeps its data until the new one is in place. The old model's data file and the
+        leftovers of earlier killed saves of this model are removed. The four initializer modes
+        are those of torch.onnx.ONNXProgram.save.
         """
         if not isinstance(destination, (str, os.PathLike)):
             raise TypeError(f"save: destination must be a path, got {type(destination).__name__}")
@@ -114,8 +118,7 @@ class ONNXProgram:
                              and self._graph.stats()["initializer_bytes"] > _LARGE_MODEL)
         self._graph.save(path=path, include_initializers=bool(include_initializers),
                          keep_initializers_as_inputs=bool(keep_initializers_as_inputs),
-                         external_data=bool(external_data),
-                         data_location=os.path.basename(path) + ".data" if external_data else None)
+                         external_data=bool(external_data))
 
     def apply_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Replace weights by name (fake ones included) with the tensors of `state_dict`.

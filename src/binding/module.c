@@ -604,6 +604,7 @@ static int save_options(PyObject *kwds, ox_save_options *o, const char **path, i
     o->keep_initializers_as_inputs = keep;
     o->external_data = ext;
     o->data_location = loc;
+    o->choose_data_location = loc == NULL; /* the writer names the data file (atomic saves) */
     /* Small tensors (shapes, axes, scalars) stay inline, as onnx's own external-data conversion
      * does: shape inference and readers then see them without opening the data file. */
     o->external_min_bytes = OX_EXTERNAL_MIN_BYTES_DEFAULT;
@@ -638,7 +639,7 @@ static PyObject *graph_serialize(PyObject *self, PyObject *args, PyObject *kwds)
 }
 
 /* save(path, *, include_initializers, keep_initializers_as_inputs, external_data, data_location).
- * Returns None (new reference). */
+ * data_location None: the writer names the data file (ox_model_save). Returns None (new reference). */
 static PyObject *graph_save(PyObject *self, PyObject *args, PyObject *kwds) {
     GraphObject *go = graph_check(self);
     ox_save_options o;
@@ -646,7 +647,6 @@ static PyObject *graph_save(PyObject *self, PyObject *args, PyObject *kwds) {
     if (!go) return NULL;
     if (PyTuple_GET_SIZE(args)) return PyErr_Format(PyExc_TypeError, "save takes keyword arguments only");
     if (save_options(kwds, &o, &path, 1) < 0) return NULL;
-    if (o.external_data && !o.data_location) return PyErr_Format(PyExc_ValueError, "external_data needs data_location");
     ox_error err = {0};
     ox_code rc;
     Py_BEGIN_ALLOW_THREADS rc = ox_model_save(go->g, &o, path, &err);

@@ -13,7 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "onnx/extdata.h"
@@ -613,30 +618,265 @@ static mode_t process_umask(void) {
     return m;
 }
 
+/* ---- the files beside the model: names, the old model's data, leftovers ---- */
+
+/* A set of names (the external-data locations a model references); few, so a list. */
+typedef struct names {
+    char **v;
+    size_t n, cap;
+    bool oom;
+} names;
+
+static bool names_has(const names *s, const char *p, size_t len) {
+    for (size_t i = 0; i < s->n; i++)
+        if (strlen(s->v[i]) == len && memcmp(s->v[i], p, len) == 0) return true;
+    return false;
+}
+
+static void names_add(names *s, const char *p, size_t len) {
+    if (s->oom || names_has(s, p, len)) return;
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 4;
+        char **nv = realloc(s->v, ncap * sizeof *nv);
+        if (!nv) {
+            s->oom = true;
+            return;
+        }
+        s->v = nv;
+        s->cap = ncap;
+    }
+    char *c = malloc(len + 1);
+    if (!c) {
+        s->oom = true;
+        return;
+    }
+    memcpy(c, p, len);
+    c[len] = 0;
+    s->v[s->n++] = c;
+}
+
+static void names_free(names *s) {
+    for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* The messages that can hold a TensorProto, for the location scan. */
+enum scan_kind { S_MODEL, S_FUNCTION, S_GRAPH, S_NODE, S_ATTR, S_SPARSE, S_TENSOR, S_ENTRY, S_SKIP };
+
+static enum scan_kind scan_child(enum scan_kind k, uint64_t field) {
+    switch (k) {
+    case S_MODEL:
+        return field == OX_ModelProto_graph ? S_GRAPH : field == OX_ModelProto_functions ? S_FUNCTION : S_SKIP;
+    case S_FUNCTION: return field == OX_FunctionProto_node ? S_NODE : S_SKIP;
+    case S_GRAPH:
+        return field == OX_GraphProto_node            ? S_NODE :
+            field == OX_GraphProto_initializer        ? S_TENSOR :
+            field == OX_GraphProto_sparse_initializer ? S_SPARSE :
+                                                        S_SKIP;
+    case S_NODE: return field == OX_NodeProto_attribute ? S_ATTR : S_SKIP;
+    case S_ATTR:
+        if (field == OX_AttributeProto_t || field == OX_AttributeProto_tensors) return S_TENSOR;
+        if (field == OX_AttributeProto_g || field == OX_AttributeProto_graphs) return S_GRAPH;
+        if (field == OX_AttributeProto_sparse_tensor || field == OX_AttributeProto_sparse_tensors) return S_SPARSE;
+        return S_SKIP;
+    case S_SPARSE: return field == 1 || field == 2 ? S_TENSOR : S_SKIP; /* SparseTensorProto values, indices */
+    case S_TENSOR: return field == OX_TensorProto_external_data ? S_ENTRY : S_SKIP;
+    default: return S_SKIP;
+    }
+}
+
+/* Adds to *out every external_data "location" of the message [p, end) of kind k. False when the
+ * bytes are not a well-formed message (as far as the scan reads them) or nest deeper than 64. */
+static bool scan_locations(const uint8_t *p, const uint8_t *end, enum scan_kind k, int depth, names *found) {
+    const uint8_t *key = NULL, *value = NULL;
+    size_t key_len = 0, value_len = 0;
+    if (depth > 64) return false;
+    while (p < end) {
+        uint64_t tag, v;
+        if (!ox_varint_decode(&p, end, &tag)) return false;
+        switch (ox_wire_type(tag)) {
+        case OX_WIRE_VARINT:
+            if (!ox_varint_decode(&p, end, &v)) return false;
+            break;
+        case OX_WIRE_I64:
+            if (end - p < 8) return false;
+            p += 8;
+            break;
+        case OX_WIRE_I32:
+            if (end - p < 4) return false;
+            p += 4;
+            break;
+        case OX_WIRE_LEN: {
+            if (!ox_varint_decode(&p, end, &v) || v > (uint64_t)(end - p)) return false;
+            enum scan_kind c = scan_child(k, ox_wire_field(tag));
+            if (k == S_ENTRY && ox_wire_field(tag) == OX_StringStringEntryProto_key) key = p, key_len = (size_t)v;
+            else if (k == S_ENTRY && ox_wire_field(tag) == OX_StringStringEntryProto_value)
+                value = p, value_len = (size_t)v;
+            else if (c != S_SKIP && !scan_locations(p, p + v, c, depth + 1, found)) return false;
+            p += v;
+            break;
+        }
+        default: return false; /* groups are not in onnx.proto */
+        }
+    }
+    if (k == S_ENTRY && key && key_len == 8 && memcmp(key, "location", 8) == 0 && value)
+        names_add(found, (const char *)value, value_len);
+    return !found->oom;
+}
+
+/* What the model file now at `path` references. */
+typedef enum { OLD_NONE, OLD_KNOWN, OLD_UNKNOWN } old_state;
+
+/* OLD_NONE: no file at path; OLD_KNOWN: its locations are in *refs; OLD_UNKNOWN: it could not
+ * be read or parsed, so nothing beside it may be assumed unreferenced. O_NONBLOCK: a FIFO at
+ * path must not stall the save (it is then not regular, hence OLD_UNKNOWN). */
+static old_state read_old_locations(const char *path, names *refs) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return errno == ENOENT ? OLD_NONE : OLD_UNKNOWN;
+    struct stat st;
+    old_state r = OLD_UNKNOWN;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= SIZE_MAX) {
+        size_t len = (size_t)st.st_size;
+        void *addr = NULL;
+        if (len == 0) r = OLD_KNOWN;
+        else if (ox_extdata_map(fd, len, &addr) == 0) {
+            r = scan_locations(addr, (const uint8_t *)addr + len, S_MODEL, 0, refs) ? OLD_KNOWN : OLD_UNKNOWN;
+            ox_extdata_unmap(addr, len);
+        }
+    }
+    close(fd);
+    return r;
+}
+
+/* Temporary files are ".<model>.oxport-tmp-<pid>-<n>": hidden, named after their model and
+ * their writer, so a later save of that model can tell a leftover from a save in progress. */
+static const char TMP_MARK[] = ".oxport-tmp-";
+
+/* The pid in name when it is a temporary file of model `base`, else 0. */
+static long tmp_owner(const char *name, const char *base) {
+    size_t bl = strlen(base);
+    if (name[0] != '.' || strncmp(name + 1, base, bl) != 0 || strncmp(name + 1 + bl, TMP_MARK, sizeof TMP_MARK - 1))
+        return 0;
+    const char *p = name + 1 + bl + sizeof TMP_MARK - 1;
+    char *e;
+    long pid = strtol(p, &e, 10);
+    if (e == p || *e != '-' || pid <= 0) return 0;
+    return pid;
+}
+
+/* Whether name is one of the names the writer gives model `base`'s data files when it chooses:
+ * "<base>.data" or "<base>.<8 hex digits>.data". */
+static bool own_data_name(const char *name, const char *base) {
+    size_t bl = strlen(base), nl = strlen(name);
+    if (nl < bl + 6 || strncmp(name, base, bl) != 0 || name[bl] != '.' || strcmp(name + nl - 5, ".data") != 0)
+        return false;
+    if (nl == bl + 5) return true; /* <base>.data */
+    if (nl != bl + 1 + 8 + 5) return false;
+    for (size_t i = bl + 1; i < bl + 9; i++)
+        if (!strchr("0123456789abcdef", name[i])) return false;
+    return true;
+}
+
+/* Removes from the folder (open as dfd) the leftovers of earlier saves of `base`: temporary files
+ * whose writer is gone (any but ours while we hold the folder's lock: no other saver is then
+ * writing in it), and, when `keep` is known (the model now in place references exactly these),
+ * this model's data files that it does not reference. Returns how many were removed. */
+static int remove_leftovers(int dfd, const char *base, bool locked, const names *keep) {
+    int fd2 = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd2 < 0) return 0;
+    DIR *d = fdopendir(fd2);
+    if (!d) {
+        close(fd2);
+        return 0;
+    }
+    int removed = 0;
+    long me = (long)getpid();
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = tmp_owner(e->d_name, base);
+        bool stale = false;
+        if (pid) stale = pid != me && (locked || (kill((pid_t)pid, 0) != 0 && errno == ESRCH));
+        else if (keep && locked && own_data_name(e->d_name, base))
+            stale = !names_has(keep, e->d_name, strlen(e->d_name));
+        struct stat st;
+        if (stale && fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            unlinkat(dfd, e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+/* Four random bytes as 8 hex digits: the token of a data file name chosen per save. */
+static void random_token(char tok[9]) {
+    static unsigned counter;
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() << 12 ^ __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+    }
+    snprintf(tok, 9, "%08" PRIx32, r);
+}
+
+/* The data file's name when the caller gave none: "<base>.data" (torch.onnx's name) unless the
+ * model now in place may reference that file or something other than a regular file has the
+ * name; then "<base>.<token>.data", a name no file has. NULL on out of memory or when no free
+ * name was found. malloc'd. */
+static char *choose_data_name(int dfd, const char *base, old_state old, const names *refs) {
+    size_t bl = strlen(base);
+    char *name = malloc(bl + 1 + 8 + 5 + 1);
+    if (!name) return NULL;
+    snprintf(name, bl + 6, "%s.data", base);
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ?
+            errno == ENOENT :
+            S_ISREG(st.st_mode) && old != OLD_UNKNOWN && !names_has(refs, name, strlen(name)))
+        return name;
+    for (int i = 0; i < 64; i++) {
+        char tok[9];
+        random_token(tok);
+        snprintf(name, bl + 15, "%s.%s.data", base, tok);
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) return name;
+    }
+    free(name);
+    return NULL;
+}
+
+/* ---- writing a file under a temporary name ---- */
+
 typedef struct tmpfile_ {
-    char *tmp; /* temporary name, NULL once renamed or removed */
-    const char *target;
-    int fd;
+    char *tmp; /* temporary name in the folder, NULL once renamed or removed */
+    const char *target; /* final name in the folder */
+    const char *shown; /* the target as the caller named it, for messages */
+    int dfd, fd;
 } tmpfile_;
 
-/* A temporary file in `dir` (a prefix ending in '/', or ""), with the mode `target` will have. */
-static ox_code tmp_open(tmpfile_ *f, const char *dir, size_t dirlen, const char *target, ox_error *err) {
-    static const char tail[] = ".oxport-tmp-XXXXXX";
+/* Creates ".<base>.oxport-tmp-<pid>-<n>" in the folder dfd, with the mode `mode`. */
+static ox_code tmp_open(tmpfile_ *f, int dfd, const char *base, const char *target, const char *shown, mode_t mode,
+                        ox_error *err) {
+    static unsigned counter;
     f->target = target;
+    f->shown = shown;
+    f->dfd = dfd;
     f->fd = -1;
-    f->tmp = malloc(dirlen + sizeof tail);
-    if (!f->tmp) return ox_error_set(err, OX_ENOMEM, target, "out of memory saving '%s'", target);
-    memcpy(f->tmp, dir, dirlen);
-    memcpy(f->tmp + dirlen, tail, sizeof tail);
-    f->fd = mkstemp(f->tmp);
+    size_t cap = strlen(base) + sizeof TMP_MARK + 48;
+    f->tmp = malloc(cap);
+    if (!f->tmp) return ox_error_set(err, OX_ENOMEM, shown, "out of memory saving '%s'", shown);
+    int e = 0;
+    for (int i = 0; i < 100 && f->fd < 0; i++) {
+        snprintf(f->tmp, cap, ".%s%s%ld-%u", base, TMP_MARK, (long)getpid(),
+                 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+        f->fd = openat(dfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        e = errno;
+        if (f->fd < 0 && e != EEXIST) break;
+    }
     if (f->fd < 0) {
-        int e = errno;
         free(f->tmp);
         f->tmp = NULL;
-        return ox_error_set(err, OX_EIO, target, "cannot create a temporary file beside '%s': %s", target, strerror(e));
+        return ox_error_set(err, OX_EIO, shown, "cannot create a temporary file beside '%s': %s", shown, strerror(e));
     }
-    struct stat st;
-    mode_t mode = stat(target, &st) == 0 ? (st.st_mode & 07777) : (0666 & ~process_umask());
     (void)fchmod(f->fd, mode); /* best effort: some file systems refuse modes */
     return OX_OK;
 }
@@ -650,14 +890,13 @@ static ox_code tmp_finish(tmpfile_ *f, ox_error *err) {
         e = errno;
     }
     f->fd = -1;
-    if (rc != 0) return ox_error_set(err, OX_EIO, f->target, "cannot sync '%s': %s", f->target, strerror(e));
+    if (rc != 0) return ox_error_set(err, OX_EIO, f->shown, "cannot sync '%s': %s", f->shown, strerror(e));
     return OX_OK;
 }
 
 static ox_code tmp_commit(tmpfile_ *f, ox_error *err) {
-    if (rename(f->tmp, f->target) != 0)
-        return ox_error_set(err, OX_EIO, f->target, "cannot rename '%s' to '%s': %s", f->tmp, f->target,
-                            strerror(errno));
+    if (renameat(f->dfd, f->tmp, f->dfd, f->target) != 0)
+        return ox_error_set(err, OX_EIO, f->shown, "cannot rename '%s' to '%s': %s", f->tmp, f->shown, strerror(errno));
     free(f->tmp);
     f->tmp = NULL;
     return OX_OK;
@@ -665,7 +904,7 @@ static ox_code tmp_commit(tmpfile_ *f, ox_error *err) {
 
 static void tmp_discard(tmpfile_ *f) {
     if (f->fd >= 0) close(f->fd);
-    if (f->tmp) unlink(f->tmp);
+    if (f->tmp) unlinkat(f->dfd, f->tmp, 0);
     free(f->tmp);
     f->fd = -1;
     f->tmp = NULL;
@@ -683,6 +922,16 @@ static ox_code write_data_file(const ctx *c, sink *s) {
     return s->failed ? s->err->code : OX_OK;
 }
 
+/* The order of ox_model_save, and why each step is where it is (see write.h for the contract):
+ *   1. refuse a path that is a folder, open the folder and take its lock (flock: one oxport save
+ *      at a time per folder, so the leftovers of step 3 are really left over);
+ *   2. read which data files the model now in place references (its "old" data);
+ *   3. remove leftover temporary files of this model;
+ *   4. choose the data file's name: one the old model does not reference;
+ *   5. data to a temporary file, fsync, rename to its name (nothing references it yet);
+ *   6. model to a temporary file, fsync, rename over the model: the commit point;
+ *   7. fsync the folder; remove the old data (and this model's unreferenced data files).
+ * Before 6, a failure removes what this save made; the old files are untouched throughout. */
 ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, ox_error *err) {
     ox_error local = {0};
     if (!err) err = &local; /* the sink needs somewhere to put its messages */
@@ -691,93 +940,143 @@ ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, o
     size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
     const char *base = path + dirlen;
     if (!*base) return ox_error_set(err, OX_EINVAL, path, "model path '%s' names a folder", path);
+    struct stat pst;
+    bool path_exists = stat(path, &pst) == 0;
+    if (path_exists && S_ISDIR(pst.st_mode))
+        return ox_error_set(err, OX_EIO, path, "cannot save to '%s': %s", path, strerror(EISDIR));
+    mode_t mode = path_exists ? (pst.st_mode & 07777) : (0666 & ~process_umask());
+    bool choose = o && o->external_data && o->choose_data_location && !o->data_location;
+    if (o && o->external_data && !choose && !ox_extdata_bare_name(o->data_location))
+        return ox_error_set(err, OX_EINVAL, o->data_location,
+                            "external data location '%s' must be a bare file name (no '/', not '.' or '..')",
+                            o->data_location ? o->data_location : "(null)");
+    if (o && o->external_data && !choose && strcmp(o->data_location, base) == 0)
+        return ox_error_set(err, OX_EINVAL, path, "external data location '%s' is the model file itself",
+                            o->data_location);
 
     ctx c;
+    memset(&c, 0, sizeof c);
+    ox_code rc = OX_OK;
     size_t size = 0;
-    ox_code rc = plan(&c, g, o, err);
-    if (rc == OX_OK) rc = plan_size(&c, &size, err);
-    if (rc != OX_OK) {
-        ctx_free(&c);
-        return rc;
-    }
-
-    char *data_path = NULL;
+    names old = {0}, keep = {0};
+    char *dir = NULL, *data_name = NULL, *data_shown = NULL;
     unsigned char *buf = NULL;
     tmpfile_ data = {.fd = -1}, model = {.fd = -1};
-    if (c.o.external_data) {
-        if (strcmp(c.o.data_location, base) == 0) {
-            rc = ox_error_set(err, OX_EINVAL, path,
-                              "external data location '%s' is the model file "
-                              "itself",
-                              c.o.data_location);
-            goto done;
-        }
-        size_t ln = strlen(c.o.data_location);
-        data_path = malloc(dirlen + ln + 1);
-        if (!data_path) {
-            rc = ox_error_set(err, OX_ENOMEM, path, "out of memory saving '%s'", path);
-            goto done;
-        }
-        memcpy(data_path, path, dirlen);
-        memcpy(data_path + dirlen, c.o.data_location, ln + 1);
-    }
-    buf = malloc(SINK_BUF);
-    if (!buf) {
+    bool data_placed = false;
+    int dfd = -1;
+
+    dir = malloc(dirlen + 2);
+    if (!dir) {
         rc = ox_error_set(err, OX_ENOMEM, path, "out of memory saving '%s'", path);
         goto done;
     }
+    if (dirlen) {
+        memcpy(dir, path, dirlen);
+        dir[dirlen] = 0;
+    } else strcpy(dir, ".");
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        rc = ox_error_set(err, OX_EIO, path, "cannot save '%s': cannot open its folder: %s", path, strerror(errno));
+        goto done;
+    }
+    data.dfd = model.dfd = dfd;
+    /* Released when dfd is closed, or when the process dies. Best effort: without it (a file
+     * system without flock) only leftovers whose writer is dead are removed. */
+    bool locked = flock(dfd, LOCK_EX) == 0;
 
-    if (data_path) {
-        if ((rc = tmp_open(&data, path, dirlen, data_path, err)) != OX_OK) goto done;
-        sink s = {.buf = buf, .cap = SINK_BUF, .fd = data.fd, .path = data_path, .err = err};
-        if ((rc = write_data_file(&c, &s)) != OX_OK) goto done;
-        if (s.pos != c.data_size) {
-            rc = ox_error_set(err, OX_EINVAL, data_path,
-                              "internal error: wrote %" PRIu64 " bytes of external data, planned %" PRIu64, s.pos,
-                              c.data_size);
-            goto done;
+    old_state st = read_old_locations(path, &old);
+    remove_leftovers(dfd, base, locked, NULL);
+
+    ox_save_options opts = {.include_initializers = true};
+    if (o) opts = *o;
+    if (opts.external_data) {
+        data_name = opts.data_location ? strdup(opts.data_location) : choose_data_name(dfd, base, st, &old);
+        data_shown = data_name ? malloc(dirlen + strlen(data_name) + 1) : NULL;
+        if (!data_shown) {
+            rc = data_name ? ox_error_set(err, OX_ENOMEM, path, "out of memory saving '%s'", path) :
+                             ox_error_set(err, OX_EIO, path, "no free name for the external data of '%s'", path);
+            goto unlock;
         }
-        if ((rc = tmp_finish(&data, err)) != OX_OK) goto done;
+        memcpy(data_shown, path, dirlen);
+        strcpy(data_shown + dirlen, data_name);
+        opts.data_location = data_name;
+    }
+    rc = plan(&c, g, &opts, err);
+    if (rc == OX_OK) rc = plan_size(&c, &size, err);
+    if (rc != OX_OK) goto unlock;
+
+    buf = malloc(SINK_BUF);
+    if (!buf) {
+        rc = ox_error_set(err, OX_ENOMEM, path, "out of memory saving '%s'", path);
+        goto unlock;
     }
 
-    if ((rc = tmp_open(&model, path, dirlen, path, err)) != OX_OK) goto done;
+    /* The data file is written even when no tensor goes to it (empty): with external_data the
+     * caller finds one beside the model, as with an earlier save. */
+    if (data_name) {
+        if ((rc = tmp_open(&data, dfd, base, data_name, data_shown, mode, err)) != OX_OK) goto unlock;
+        sink s = {.buf = buf, .cap = SINK_BUF, .fd = data.fd, .path = data_shown, .err = err};
+        if ((rc = write_data_file(&c, &s)) != OX_OK) goto unlock;
+        if (s.pos != c.data_size) {
+            rc = ox_error_set(err, OX_EINVAL, data_shown,
+                              "internal error: wrote %" PRIu64 " bytes of external data, planned %" PRIu64, s.pos,
+                              c.data_size);
+            goto unlock;
+        }
+        if ((rc = tmp_finish(&data, err)) != OX_OK) goto unlock;
+        if ((rc = tmp_commit(&data, err)) != OX_OK) goto unlock;
+        data_placed = true;
+        names_add(&keep, data_name, strlen(data_name));
+    }
+
+    if ((rc = tmp_open(&model, dfd, base, base, path, mode, err)) != OX_OK) goto unlock;
     sink s = {.buf = buf, .cap = SINK_BUF, .fd = model.fd, .path = path, .err = err};
     out w = {&s, 0};
     model_msg(&c, &w, NULL);
     sink_flush(&s);
     if (s.failed) {
         rc = err->code;
-        goto done;
+        goto unlock;
     }
     if (s.pos != size) {
         rc = ox_error_set(err, OX_EINVAL, path, "internal error: wrote %" PRIu64 " bytes, computed %zu", s.pos, size);
-        goto done;
+        goto unlock;
     }
-    if ((rc = tmp_finish(&model, err)) != OX_OK) goto done;
-
-    if (data_path && (rc = tmp_commit(&data, err)) != OX_OK) goto done;
-    if ((rc = tmp_commit(&model, err)) != OX_OK) goto done;
+    if ((rc = tmp_finish(&model, err)) != OX_OK) goto unlock;
+    if ((rc = tmp_commit(&model, err)) != OX_OK) goto unlock; /* the commit point */
+    data_placed = false; /* the data file is now the model's */
 
     /* Make the renames durable; they have happened, so a failure here is not reported. */
-    char *dir = malloc(dirlen + 2);
-    if (dir) {
-        if (dirlen) {
-            memcpy(dir, path, dirlen);
-            dir[dirlen] = 0;
-        } else strcpy(dir, ".");
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
+    (void)fsync(dfd);
+    /* The old model's data, now unreferenced: only files named after this model ("<base>." ...),
+     * so that a data file another model shares is never removed. */
+    int removed = 0;
+    for (size_t i = 0; st == OLD_KNOWN && i < old.n; i++) {
+        const char *n = old.v[i];
+        struct stat fst;
+        if (strchr(n, '/') || strncmp(n, base, strlen(base)) != 0 || n[strlen(base)] != '.' ||
+            names_has(&keep, n, strlen(n)))
+            continue;
+        if (fstatat(dfd, n, &fst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(fst.st_mode) && unlinkat(dfd, n, 0) == 0)
+            removed++;
     }
+    if (!keep.oom) removed += remove_leftovers(dfd, base, locked, &keep);
+    if (removed) (void)fsync(dfd);
 
-done:
+unlock:
+    /* Before the commit point: the data file this save placed is referenced by nothing (its name
+     * was chosen so, or, given explicitly, it replaced a file the old model did not use). */
+    if (data_placed && !names_has(&old, data_name, strlen(data_name))) unlinkat(dfd, data_name, 0);
     tmp_discard(&data);
     tmp_discard(&model);
+    close(dfd); /* releases the lock */
+done:
     free(buf);
-    free(data_path);
+    free(dir);
+    free(data_name);
+    free(data_shown);
+    names_free(&old);
+    names_free(&keep);
     ctx_free(&c);
     return rc;
 }

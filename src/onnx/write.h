@@ -3,10 +3,10 @@
  * with an optional external data file.
  *
  *     ox_save_options o = {.include_initializers = true, .external_data = true,
- *                          .data_location = "model.onnx.data",
+ *                          .choose_data_location = true,       // atomic: see ox_model_save
  *                          .external_min_bytes = OX_EXTERNAL_MIN_BYTES_DEFAULT};
  *     ox_error err = {0};
- *     if (ox_model_save(g, &o, "out/model.onnx", &err) != OX_OK)   // also out/model.onnx.data
+ *     if (ox_model_save(g, &o, "out/model.onnx", &err) != OX_OK)   // also out/model.onnx[.<token>].data
  *         fprintf(stderr, "%s\n", err.msg);
  *
  *     ox_save_options m = {.include_initializers = true};
@@ -99,9 +99,9 @@
  * of 64 KiB (so a reader can mmap it page-aligned); a smaller one at a multiple of 16 (so any dtype,
  * complex128 included, is aligned when mapped): ox_extdata_place, with the constants of
  * onnx/extdata.h, which the reader shares. Gaps are zeros; the file ends at the last tensor's last
- * byte. The data file is written even when no tensor goes to it, so that a stale file of an earlier
- * save is not left behind. data_location must be a bare file name (no '/', not "." or "..":
- * ox_extdata_bare_name).
+ * byte. The data file is written even when no tensor goes to it (empty), so that a caller who asked
+ * for external data always finds the file. data_location must be a bare file name (no '/', not "." or "..":
+ * ox_extdata_bare_name); ox_model_save can choose it (choose_data_location).
  *
  * Weights are never copied to a temporary: in memory, raw_data is one memcpy into the caller's
  * buffer; in a file, tensor bytes of 256 KiB and more go straight from tensor->data to write(2),
@@ -132,7 +132,9 @@ typedef struct ox_save_options {
     bool external_data; /* true: tensor bytes go to one external data file */
     const char *data_location; /* bare file name written in TensorProto.external_data
                                          "location", e.g. "model.onnx.data"; required when
-                                         external_data */
+                                         external_data, unless choose_data_location */
+    bool choose_data_location; /* ox_model_save with data_location NULL: the writer names the
+                                  data file so that the save is atomic (see ox_model_save) */
     size_t external_min_bytes; /* tensors smaller than this stay inline even with
                                          external_data (0 = all external; the binding's default
                                          is OX_EXTERNAL_MIN_BYTES_DEFAULT) */
@@ -148,13 +150,30 @@ size_t ox_model_size(ox_graph *g, const ox_save_options *o);
 ox_code ox_model_write_buffer(ox_graph *g, const ox_save_options *o, void *buf, size_t cap, size_t *written,
                               ox_error *err);
 
-/* Write the model to `path`; with external_data, also `<folder of path>/<data_location>`. Each file
- * is written to a temporary file (mkstemp) in the destination folder, fsync'd, then renamed over
- * its target: the data file first, the model second; the folder is then fsync'd (best effort). On
- * any failure the temporary files are removed and existing files are left untouched. A new file
- * gets mode 0666 & ~umask; a replaced file keeps its mode. The pair is not one atomic unit: were the
- * model's rename to fail after the data file's succeeded, the old model would sit beside the new
- * data (both renames are in one folder, so that takes a failing file system). */
+/* Write the model to `path`; with external_data, also a data file beside it. Atomic, external data
+ * included: at every instant the folder holds the old model with the old data it references, or
+ * the new model with its new data, whatever fails and wherever the process is killed.
+ *
+ * The data file's name: data_location when given (kept exactly, as asked: then the save is atomic
+ * only when the model in place does not use that name); with choose_data_location and
+ * data_location NULL, "<base>.data" (torch.onnx's name) unless the model in place may reference
+ * it (or it is not a regular file), else "<base>.<8 hex digits>.data", a name no file has. The
+ * old model's locations are read from it first; a model that cannot be parsed is assumed to use
+ * every file.
+ *
+ * Order: the path refused when it is a folder (OX_EIO, EISDIR) before any file is touched; the
+ * folder opened and flock'd (one oxport save at a time per folder; best effort); data written to
+ * ".<base>.oxport-tmp-<pid>-<n>", fsync'd, renamed to its name; the model the same way, renamed
+ * over `path` last: the commit point; the folder fsync'd (best effort). Only then are removed: the
+ * data files the old model referenced that are named after the model ("<base>." ...) and that the
+ * new one does not use, and this model's leftovers: temporary files of earlier saves (any but
+ * ours while the lock is held, else those whose writer pid is dead) and, with the lock,
+ * "<base>.data" / "<base>.<8 hex>.data" files the new model does not reference. A data file not
+ * named after the model (shared with another, say) is never removed.
+ *
+ * On any failure before the commit point, what this save created is removed and the old files are
+ * untouched. A new file gets mode 0666 & ~umask; a replaced model keeps its mode, and its data file
+ * gets the same. */
 ox_code ox_model_save(ox_graph *g, const ox_save_options *o, const char *path, ox_error *err);
 
 #endif
