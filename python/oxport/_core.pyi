@@ -5,7 +5,7 @@ method tables: a function added to or renamed in the binding is added or renamed
     from oxport import _core
     graph = _core.lower(20, inputs, initializers, nodes, outputs, None, nvalues, {})
     graph.optimize()
-    graph.save(path="model.onnx", external_data=True, data_location="model.onnx.data")
+    graph.save(path="model.onnx", external_data=True)   # model.onnx.data beside it
 """
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias, TypedDict, final
@@ -96,8 +96,9 @@ class Graph:
     def save(self, *, path: str, include_initializers: bool = True,
              keep_initializers_as_inputs: bool = False, external_data: bool = False,
              data_location: str | None = None) -> None:
-        """Write the model (and its external data, a file named data_location beside it)
-        atomically. external_data needs data_location."""
+        """Write the model (and its external data, a file beside it) atomically. data_location
+        None: the writer names the data file (`<model>.data`, or `<model>.<hex>.data` while the
+        old model still uses that name)."""
 
     def stats(self) -> _GraphStats: ...
     def initializer_names(self) -> list[str]: ...
