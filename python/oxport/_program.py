@@ -139,13 +139,14 @@ class ONNXProgram:
             index, dtype, shape = entry
             if not isinstance(tensor, torch.Tensor):
                 raise TypeError(f"apply_weights: {name!r} is a {type(tensor).__name__}, not a tensor")
-            if isinstance(tensor, torch._subclasses.FakeTensor) or tensor.device.type == "meta":
-                raise ValueError(f"apply_weights: {name!r} is a {'meta' if tensor.device.type == 'meta' else 'fake'} "
-                                 f"tensor, which holds no data; real weights are needed")
-            if tensor.layout != torch.strided:
+            kind = _unrunnable(tensor)
+            if kind in ("meta", "fake"):
+                raise ValueError(f"apply_weights: {name!r} is a {kind} tensor, which holds no data; real "
+                                 f"weights are needed")
+            if kind == "sparse":
                 raise ValueError(f"apply_weights: {name!r} is a {tensor.layout} tensor; ONNX weights are "
                                  f"dense: pass {name!r}.to_dense()")
-            if tensor.is_quantized:
+            if kind == "quantized":
                 raise ValueError(f"apply_weights: {name!r} is a quantized tensor ({tensor.dtype}); pass "
                                  f"its dequantized or integer values")
             if tensor.dtype != dtype or tuple(tensor.shape) != shape:
@@ -363,15 +364,28 @@ class ONNXProgram:
                 f"initializers={s['initializers']}, inputs={self._input_names})")
 
 
+def _unrunnable(t: torch.Tensor) -> str | None:
+    """Why t's values cannot go to ONNX Runtime or into a weight: "meta" or "fake" (no data),
+    "sparse" (not strided), "quantized"; None when they can."""
+    if t.device.type == "meta":
+        return "meta"
+    if isinstance(t, torch._subclasses.FakeTensor):
+        return "fake"
+    if t.layout != torch.strided:
+        return "sparse"
+    return "quantized" if t.is_quantized else None
+
+
 def _check_input(name: str, t: torch.Tensor) -> None:
     """A tensor ONNX Runtime cannot be given fails naming the input, before the run."""
-    if isinstance(t, torch._subclasses.FakeTensor) or t.device.type == "meta":
-        raise ValueError(f"input {name!r} is a {'meta' if t.device.type == 'meta' else 'fake'} tensor, "
-                         f"which holds no data; running the model needs real tensors")
-    if t.layout != torch.strided:
+    kind = _unrunnable(t)
+    if kind in ("meta", "fake"):
+        raise ValueError(f"input {name!r} is a {kind} tensor, which holds no data; running the model "
+                         f"needs real tensors")
+    if kind == "sparse":
         raise TypeError(f"input {name!r} is a {t.layout} tensor; the ONNX model takes dense "
                         f"tensors: pass {name}.to_dense()")
-    if t.is_quantized:
+    if kind == "quantized":
         raise TypeError(f"input {name!r} is a quantized tensor ({t.dtype}), which ONNX Runtime cannot "
                         f"be given; pass {name}.dequantize() or its integer values (int_repr())")
 
